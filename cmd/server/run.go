@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authly/authly/internal/config"
+	"github.com/authly/authly/internal/database"
+	"github.com/authly/authly/internal/pgcluster"
+	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/token"
+)
+
+const usage = `Usage: server [command]
+
+Commands:
+  serve                 serve the API (the default)
+  migrate up            apply every pending migration
+  migrate down N        roll back N migrations
+  migrate version       print the applied migration version
+
+Configuration comes from the environment; see README.md.
+`
+
+// run is the whole program, testable: it takes its arguments, environment and streams
+// instead of reading globals, and returns when ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	args = fs.Args()
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, getenv, stderr, nil)
+	case "migrate":
+		return migrateCmd(ctx, args, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// environment is a configured, migrated database, ready to serve.
+type environment struct {
+	cfg     config.Config
+	log     *slog.Logger
+	url     string
+	cluster *pgcluster.Cluster
+}
+
+// close stops the embedded cluster when this process started it.
+func (e *environment) close() {
+	if e.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.cluster.Stop(ctx); err != nil {
+		e.log.Error("stopping embedded postgres", "err", err)
+	}
+}
+
+// prepare loads the configuration and finds the database: DATABASE_URL, or the embedded
+// default cluster under AUTHLY_DATA_DIR/pg, with development secrets when none are set.
+func prepare(ctx context.Context, getenv func(string) string, stderr io.Writer) (*environment, error) {
+	cfg, err := config.Load(ctx, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	env := &environment{cfg: cfg, log: newLogger(cfg, stderr), url: cfg.DatabaseURL}
+	if !cfg.Embedded() {
+		return env, nil
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLY_DATA_DIR: %w", err)
+	}
+	// 0711: the embedded cluster below runs as the postgres account when Authly runs as root,
+	// so the directory must be traversable; it need not be listable.
+	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+		return nil, fmt.Errorf("AUTHLY_DATA_DIR: %w", err)
+	}
+	if cfg.JWTSecret == nil {
+		s, created, err := config.LoadOrCreateDevSecrets(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		env.cfg.JWTSecret, env.cfg.JWTRefreshSecret = s.Access, s.Refresh
+		if created {
+			env.log.Warn("generated development JWT secrets; set JWT_SECRET_KEY and JWT_REFRESH_SECRET_KEY in production",
+				"file", filepath.Join(dataDir, "secrets.json"))
+		} else {
+			env.log.Warn("using development JWT secrets from the data directory", "file", filepath.Join(dataDir, "secrets.json"))
+		}
+	}
+	env.log.Info("starting the embedded PostgreSQL cluster; set DATABASE_URL to use your own", "data_dir", filepath.Join(dataDir, "pg"))
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dataDir, "pg"), Logger: env.log})
+	if err != nil {
+		return nil, err
+	}
+	env.cluster = cluster
+	env.url = cluster.URL(pgcluster.DefaultDatabase)
+	return env, nil
+}
+
+// serve runs the API until ctx ends. When ready is not nil it receives the bound address.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	env, err := prepare(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	cfg, log := env.cfg, env.log
+
+	if err := database.MigrateUp(env.url); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, env.url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	svc, err := newService(cfg, pool, log)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminUsername != "" {
+		created, err := svc.EnsureAdmin(ctx, service.NewUser{Username: cfg.AdminUsername, Email: cfg.AdminEmail, Password: cfg.AdminPassword})
+		if err != nil {
+			return fmt.Errorf("bootstrapping the admin from AUTHLY_ADMIN_*: %w", err)
+		}
+		if created {
+			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
+		}
+	}
+	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("AUTHLY_LISTEN_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*service.Service, error) {
+	issuer, err := token.NewIssuer(token.Config{
+		Algorithm:  cfg.JWTAlgorithm,
+		AccessKey:  cfg.JWTSecret,
+		RefreshKey: cfg.JWTRefreshSecret,
+		Issuer:     cfg.Issuer,
+		AccessTTL:  cfg.AccessTokenTTL,
+		RefreshTTL: cfg.RefreshTokenTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: cfg.BcryptCost, Logger: log})
+}
+
+func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("migrate needs up, down N or version")
+	}
+	env, err := prepare(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	switch args[0] {
+	case "up":
+		if err := database.MigrateUp(env.url); err != nil {
+			return err
+		}
+	case "down":
+		if len(args) != 2 {
+			return errors.New("usage: migrate down N")
+		}
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n <= 0 {
+			return fmt.Errorf("migrate down: N must be a positive number, got %q", args[1])
+		}
+		if err := database.MigrateDown(env.url, n); err != nil {
+			return err
+		}
+	case "version":
+	default:
+		return fmt.Errorf("migrate: unknown action %q (want up, down N or version)", args[0])
+	}
+	v, dirty, err := database.Version(env.url)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "version %d", v)
+	if dirty {
+		fmt.Fprint(stdout, " (dirty)")
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}

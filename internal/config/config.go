@@ -1,0 +1,398 @@
+// Package config loads and validates Authly's configuration and resolves its secrets.
+//
+// Configuration comes from environment variables, read once at start through a getenv function
+// so that tests never touch the process environment. The names inherited from the original API
+// (JWT_SECRET_KEY, JWT_REFRESH_SECRET_KEY, JWT_ALGORITHM, ACCESS_TOKEN_EXPIRE_MINUTES,
+// REFRESH_TOKEN_EXPIRE_DAYS, DATABASE_URL) are kept; everything else is AUTHLY_*. An empty
+// variable counts as unset.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variable names.
+const (
+	envDatabaseURL        = "DATABASE_URL"
+	envJWTSecret          = "JWT_SECRET_KEY"
+	envJWTRefreshSecret   = "JWT_REFRESH_SECRET_KEY"
+	envJWTAlgorithm       = "JWT_ALGORITHM"
+	envAccessTokenMinutes = "ACCESS_TOKEN_EXPIRE_MINUTES"
+	envRefreshTokenDays   = "REFRESH_TOKEN_EXPIRE_DAYS"
+	envListenAddr         = "AUTHLY_LISTEN_ADDR"
+	envDataDir            = "AUTHLY_DATA_DIR"
+	envBcryptCost         = "AUTHLY_BCRYPT_COST"
+	envIssuer             = "AUTHLY_ISSUER"
+	envLogLevel           = "AUTHLY_LOG_LEVEL"
+	envLogFormat          = "AUTHLY_LOG_FORMAT"
+	envAdminUsername      = "AUTHLY_ADMIN_USERNAME"
+	envAdminEmail         = "AUTHLY_ADMIN_EMAIL"
+	envAdminPassword      = "AUTHLY_ADMIN_PASSWORD"
+	envSecretsProvider    = "AUTHLY_SECRETS_PROVIDER"
+	envSecretsFile        = "AUTHLY_SECRETS_FILE"
+)
+
+// Bounds for AUTHLY_BCRYPT_COST. They equal bcrypt.MinCost and bcrypt.MaxCost from
+// golang.org/x/crypto/bcrypt, repeated here so this package needs only the standard library.
+const (
+	minBcryptCost = 4
+	maxBcryptCost = 31
+)
+
+// Config is Authly's validated configuration. Build it with Load.
+//
+// Config implements slog.LogValuer and fmt.Stringer, so logging or printing it never shows the
+// JWT secrets, the admin password or the database password.
+type Config struct {
+	DatabaseURL      string        // DATABASE_URL; empty means the embedded default database
+	JWTSecret        []byte        // JWT_SECRET_KEY, through the secret provider
+	JWTRefreshSecret []byte        // JWT_REFRESH_SECRET_KEY, through the secret provider
+	JWTAlgorithm     string        // JWT_ALGORITHM: HS256 (default), HS384 or HS512
+	AccessTokenTTL   time.Duration // ACCESS_TOKEN_EXPIRE_MINUTES: whole minutes, 1..1440, default 30
+	RefreshTokenTTL  time.Duration // REFRESH_TOKEN_EXPIRE_DAYS: whole days, 1..365, default 7
+	ListenAddr       string        // AUTHLY_LISTEN_ADDR: host:port, default 127.0.0.1:8000
+	DataDir          string        // AUTHLY_DATA_DIR: default ./.authly
+	BcryptCost       int           // AUTHLY_BCRYPT_COST: 4..31, default 12
+	Issuer           string        // AUTHLY_ISSUER: the JWT "iss" claim, default "authly"
+	LogLevel         slog.Level    // AUTHLY_LOG_LEVEL: debug, info (default), warn or error
+	LogFormat        string        // AUTHLY_LOG_FORMAT: json (default) or text
+
+	// The first administrator, created at start when all three are set. Setting only some of
+	// them is an error.
+	AdminUsername string // AUTHLY_ADMIN_USERNAME
+	AdminEmail    string // AUTHLY_ADMIN_EMAIL
+	AdminPassword string // AUTHLY_ADMIN_PASSWORD
+
+	SecretsProvider string // AUTHLY_SECRETS_PROVIDER: env (default) or file; "static" only through WithSecretProvider
+	SecretsFile     string // AUTHLY_SECRETS_FILE: the JSON secrets file, required when SecretsProvider is file
+}
+
+// Embedded reports whether Authly uses its embedded default database, which it does when
+// DATABASE_URL is unset.
+func (c Config) Embedded() bool { return c.DatabaseURL == "" }
+
+// Option changes how Load works.
+type Option func(*loadOptions)
+
+type loadOptions struct {
+	secretProvider SecretProvider
+}
+
+// WithSecretProvider makes Load take the JWT secrets from p, ignoring AUTHLY_SECRETS_PROVIDER
+// and AUTHLY_SECRETS_FILE. Programs that embed Authly and tests use it, typically with
+// StaticSecrets.
+func WithSecretProvider(p SecretProvider) Option {
+	return func(o *loadOptions) { o.secretProvider = p }
+}
+
+// Load reads every variable through getenv (usually os.Getenv), resolves the JWT secrets and
+// validates the result. It reports every problem at once, joined with errors.Join, one per
+// line; each line starts with the variable to fix. Messages never contain a secret.
+//
+// With DATABASE_URL unset (embedded mode), both JWT secrets may be absent: Load then leaves
+// them nil and the caller is expected to use LoadOrCreateDevSecrets. Secrets that are present
+// are always validated.
+func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Config, error) {
+	var o loadOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	e := &env{getenv: getenv}
+
+	c := Config{
+		DatabaseURL:     e.raw(envDatabaseURL),
+		JWTAlgorithm:    e.oneOf(envJWTAlgorithm, "HS256", "HS256", "HS384", "HS512"),
+		AccessTokenTTL:  time.Duration(e.intRange(envAccessTokenMinutes, 30, 1, 1440, "minutes")) * time.Minute,
+		RefreshTokenTTL: time.Duration(e.intRange(envRefreshTokenDays, 7, 1, 365, "days")) * 24 * time.Hour,
+		ListenAddr:      e.hostPort(envListenAddr, "127.0.0.1:8000"),
+		DataDir:         e.string(envDataDir, "./.authly"),
+		BcryptCost:      e.intRange(envBcryptCost, 12, minBcryptCost, maxBcryptCost, ""),
+		Issuer:          e.string(envIssuer, "authly"),
+		LogLevel:        e.logLevel(envLogLevel),
+		LogFormat:       e.oneOf(envLogFormat, "json", "json", "text"),
+		AdminUsername:   e.string(envAdminUsername, ""),
+		AdminEmail:      e.string(envAdminEmail, ""),
+		// Passwords are taken byte for byte: trimming would silently change them.
+		AdminPassword: e.raw(envAdminPassword),
+	}
+	e.allOrNone(envAdminUsername, envAdminEmail, envAdminPassword)
+
+	provider := e.secretProvider(&c, o.secretProvider)
+	if provider != nil {
+		s, err := provider.Secrets(ctx)
+		switch {
+		case err != nil && c.SecretsProvider == "file":
+			e.errs = append(e.errs, fmt.Errorf("%s: %w", envSecretsFile, err))
+		case err != nil:
+			e.errs = append(e.errs, fmt.Errorf("%s secrets provider: %w", c.SecretsProvider, err))
+		default:
+			e.errs = append(e.errs, checkLoadedSecrets(s, c.Embedded(), c.SecretsFile)...)
+			c.JWTSecret, c.JWTRefreshSecret = s.Access, s.Refresh
+		}
+	}
+
+	if err := errors.Join(e.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// secretProvider picks the provider named by AUTHLY_SECRETS_PROVIDER unless override is set,
+// and records the choice in c. It returns nil when the choice is invalid; the problem is then
+// already recorded.
+func (e *env) secretProvider(c *Config, override SecretProvider) SecretProvider {
+	if override != nil {
+		c.SecretsProvider = providerName(override)
+		if f, ok := override.(FileSecrets); ok {
+			c.SecretsFile = f.Path
+		}
+		return override
+	}
+
+	c.SecretsProvider = e.string(envSecretsProvider, "env")
+	c.SecretsFile = e.string(envSecretsFile, "")
+	switch strings.ToLower(c.SecretsProvider) {
+	case "env":
+		c.SecretsProvider = "env"
+		if c.SecretsFile != "" {
+			// Without this, a forgotten AUTHLY_SECRETS_PROVIDER=file in embedded mode would
+			// silently fall back to generated development secrets.
+			e.fail(envSecretsFile, "is only read when %s=file (it is %q)", envSecretsProvider, c.SecretsProvider)
+			return nil
+		}
+		return EnvSecrets{Getenv: e.getenv}
+	case "file":
+		c.SecretsProvider = "file"
+		if c.SecretsFile == "" {
+			e.fail(envSecretsFile, "must be set when %s=file", envSecretsProvider)
+			return nil
+		}
+		return FileSecrets{Path: c.SecretsFile}
+	case "static":
+		e.fail(envSecretsProvider, `"static" is only available to programs that embed Authly; use env or file`)
+		return nil
+	case "":
+		return nil // blank; already reported
+	default:
+		e.fail(envSecretsProvider, "must be env or file (got %q)", c.SecretsProvider)
+		return nil
+	}
+}
+
+func providerName(p SecretProvider) string {
+	switch p.(type) {
+	case EnvSecrets, *EnvSecrets:
+		return "env"
+	case FileSecrets:
+		return "file"
+	case StaticSecrets, *StaticSecrets:
+		return "static"
+	default:
+		return "custom"
+	}
+}
+
+// checkLoadedSecrets applies the secret rules to what a provider returned. file, when set, is
+// the secrets file the values came from, so that messages point at it.
+func checkLoadedSecrets(s Secrets, embedded bool, file string) []error {
+	where := ""
+	if file != "" {
+		where = " in " + file
+	}
+	missing := func(string) string { return "must be set when " + envDatabaseURL + " is set" }
+	if embedded {
+		if s.Access == nil && s.Refresh == nil {
+			return nil // the caller generates development secrets
+		}
+		missing = func(name string) string {
+			other := envJWTSecret
+			if name == envJWTSecret {
+				other = envJWTRefreshSecret
+			}
+			return "must be set when " + other + " is set (set both, or neither to use generated development secrets)"
+		}
+	}
+	return secretProblems(s, where, missing)
+}
+
+// env reads variables and collects every problem, so that Load can report them all at once.
+// To add a setting, read it in Load with the helper matching its type.
+type env struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *env) fail(name, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+// raw returns the variable exactly as set. Use it for secrets and passwords.
+func (e *env) raw(name string) string { return e.getenv(name) }
+
+// string returns the variable without surrounding spaces, or def when it is unset. A variable
+// made only of spaces is an error rather than silently the default.
+func (e *env) string(name, def string) string {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		e.fail(name, "must not be blank")
+	}
+	return v
+}
+
+// oneOf returns the allowed value matching the variable, ignoring case, or def when it is
+// unset.
+func (e *env) oneOf(name, def string, allowed ...string) string {
+	v := e.string(name, def)
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	if v != "" {
+		e.fail(name, "must be one of %s (got %q)", strings.Join(allowed, ", "), v)
+	}
+	return def
+}
+
+// intRange returns the variable as an integer within [lo, hi], or def when it is unset. unit,
+// if not empty, names what the number counts in messages.
+func (e *env) intRange(name string, def, lo, hi int, unit string) int {
+	v := e.string(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		if unit != "" {
+			unit = " " + unit
+		}
+		e.fail(name, "must be a whole number from %d to %d%s (got %q)", lo, hi, unit, v)
+		return def
+	}
+	return n
+}
+
+// hostPort returns the variable as a host:port listen address, or def when it is unset. The
+// host may be empty to listen on every interface, and port 0 picks a free port.
+func (e *env) hostPort(name, def string) string {
+	v := e.string(name, def)
+	_, port, err := net.SplitHostPort(v)
+	if err == nil {
+		n, perr := strconv.Atoi(port)
+		if perr != nil || n < 0 || n > 65535 {
+			err = errors.New("bad port")
+		}
+	}
+	if err != nil && v != "" {
+		e.fail(name, "must be host:port with a port from 0 to 65535, such as 127.0.0.1:8000 (got %q)", v)
+	}
+	return v
+}
+
+func (e *env) logLevel(name string) slog.Level {
+	levels := map[string]slog.Level{
+		"debug": slog.LevelDebug,
+		"info":  slog.LevelInfo,
+		"warn":  slog.LevelWarn,
+		"error": slog.LevelError,
+	}
+	return levels[e.oneOf(name, "info", "debug", "info", "warn", "error")]
+}
+
+// allOrNone reports each unset variable of names when at least one of them is set.
+func (e *env) allOrNone(names ...string) {
+	var set, unset []string
+	for _, n := range names {
+		if e.getenv(n) == "" {
+			unset = append(unset, n)
+		} else {
+			set = append(set, n)
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	verb := "is"
+	if len(set) > 1 {
+		verb = "are"
+	}
+	for _, n := range unset {
+		e.fail(n, "must be set when %s %s set (set all of %s, or none)",
+			strings.Join(set, " and "), verb, strings.Join(names, ", "))
+	}
+}
+
+// LogValue renders the configuration for logs with the JWT secrets and the admin password
+// replaced by a marker and the database password masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", redactDatabaseURL(c.DatabaseURL)),
+		slog.Bool("embedded", c.Embedded()),
+		slog.String("jwt_secret", redacted(len(c.JWTSecret) > 0)),
+		slog.String("jwt_refresh_secret", redacted(len(c.JWTRefreshSecret) > 0)),
+		slog.String("jwt_algorithm", c.JWTAlgorithm),
+		slog.Duration("access_token_ttl", c.AccessTokenTTL),
+		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
+		slog.String("listen_addr", c.ListenAddr),
+		slog.String("data_dir", c.DataDir),
+		slog.Int("bcrypt_cost", c.BcryptCost),
+		slog.String("issuer", c.Issuer),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", c.LogFormat),
+		slog.String("admin_username", c.AdminUsername),
+		slog.String("admin_email", c.AdminEmail),
+		slog.String("admin_password", redacted(c.AdminPassword != "")),
+		slog.String("secrets_provider", c.SecretsProvider),
+		slog.String("secrets_file", c.SecretsFile),
+	)
+}
+
+// String renders the configuration like LogValue, so that fmt's %v and %+v are safe too.
+func (c Config) String() string { return c.LogValue().String() }
+
+// GoString renders the configuration like LogValue, so that fmt's %#v is safe too.
+func (c Config) GoString() string { return "config.Config" + c.String() }
+
+func redacted(set bool) string {
+	if set {
+		return "[redacted]"
+	}
+	return ""
+}
+
+// redactDatabaseURL masks the password of a PostgreSQL connection string, in the URL form
+// (in the user info or a password query parameter) or the keyword/value form.
+func redactDatabaseURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Opaque != "":
+		return "[redacted]" // unparsable, so the password cannot be located
+	case u.Scheme == "":
+		// The keyword/value form ("host=db password=…") allows quoting that is not worth
+		// parsing here, so anything that might hold a password is hidden whole.
+		if strings.Contains(strings.ToLower(raw), "password") {
+			return "[redacted]"
+		}
+		return raw
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,107 @@
+// Package database opens Authly's PostgreSQL connection pool and applies the migrations
+// embedded from sql/schema.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers the pgx5:// driver
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authly/authly/sql/schema"
+)
+
+// Open connects a pool to url and waits until the database answers, up to the context's
+// deadline.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The parse error can echo the URL, password included, so it is not wrapped.
+		return nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: creating pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: cannot reach PostgreSQL: %w", err)
+	}
+	return pool, nil
+}
+
+// newMigrate opens golang-migrate on the embedded migrations. golang-migrate serialises
+// concurrent runs with an advisory lock, so several instances may start at once.
+func newMigrate(url string) (*migrate.Migrate, error) {
+	src, err := iofs.New(schema.FS, ".")
+	if err != nil {
+		return nil, fmt.Errorf("database: reading embedded migrations: %w", err)
+	}
+	m, err := migrate.NewWithSourceInstance("iofs", src, migrateURL(url))
+	if err != nil {
+		return nil, fmt.Errorf("database: opening migrations: %w", err)
+	}
+	return m, nil
+}
+
+// migrateURL points golang-migrate's pgx v5 driver at the same database.
+func migrateURL(url string) string {
+	for _, prefix := range []string{"postgresql://", "postgres://"} {
+		if rest, ok := strings.CutPrefix(url, prefix); ok {
+			return "pgx5://" + rest
+		}
+	}
+	return url
+}
+
+func closeMigrate(m *migrate.Migrate, err error) error {
+	srcErr, dbErr := m.Close()
+	return errors.Join(err, srcErr, dbErr)
+}
+
+// MigrateUp applies every pending migration.
+func MigrateUp(url string) error {
+	m, err := newMigrate(url)
+	if err != nil {
+		return err
+	}
+	err = m.Up()
+	if errors.Is(err, migrate.ErrNoChange) {
+		err = nil
+	}
+	return closeMigrate(m, err)
+}
+
+// MigrateDown rolls back n migrations.
+func MigrateDown(url string, n int) error {
+	if n <= 0 {
+		return errors.New("database: the number of migrations to roll back must be positive")
+	}
+	m, err := newMigrate(url)
+	if err != nil {
+		return err
+	}
+	return closeMigrate(m, m.Steps(-n))
+}
+
+// Version reports the applied migration version and whether a failed migration left the
+// schema dirty. Version 0 means no migration is applied.
+func Version(url string) (version uint, dirty bool, err error) {
+	m, err := newMigrate(url)
+	if err != nil {
+		return 0, false, err
+	}
+	version, dirty, err = m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		version, dirty, err = 0, false, nil
+	}
+	return version, dirty, closeMigrate(m, err)
+}

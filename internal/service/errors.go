@@ -1,0 +1,182 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Kind is the closed set of error categories. Each maps to exactly one HTTP status, in
+// statusOf (http.go).
+type Kind int
+
+const (
+	KindInternal Kind = iota
+	KindInvalid
+	KindUnauthenticated
+	KindForbidden
+	KindNotFound
+	KindConflict
+	KindTooLarge
+	KindUnsupportedMedia
+	KindMethodNotAllowed
+	KindRateLimited
+	KindUnavailable
+)
+
+// Stable machine codes. Every one is declared in the ErrorCode enum of openapi.yaml, so
+// clients can switch on them; a test keeps the two lists equal.
+const (
+	CodeInvalidRequest      = "invalid_request"
+	CodeUsernameTaken       = "username_taken"
+	CodeEmailTaken          = "email_taken"
+	CodeInvalidCredentials  = "invalid_credentials"
+	CodeInvalidToken        = "invalid_token"
+	CodeAccountInactive     = "account_inactive"
+	CodeAccountUnverified   = "account_unverified"
+	CodeForbidden           = "forbidden"
+	CodeNotFound            = "not_found"
+	CodeMethodNotAllowed    = "method_not_allowed"
+	CodePayloadTooLarge     = "payload_too_large"
+	CodeUnsupportedMedia    = "unsupported_media_type"
+	CodeInternal            = "internal_error"
+	CodeDatabaseUnavailable = "database_unavailable"
+)
+
+// Codes lists every code the service can produce.
+var Codes = []string{
+	CodeInvalidRequest, CodeUsernameTaken, CodeEmailTaken,
+	CodeInvalidCredentials, CodeInvalidToken, CodeAccountInactive, CodeAccountUnverified,
+	CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnsupportedMedia,
+	CodeInternal, CodeDatabaseUnavailable,
+}
+
+// FieldError names one invalid request field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+// Error is the service's one error type. Message is safe to show to a client; Cause is for
+// logs only and never leaves the server.
+type Error struct {
+	Kind       Kind
+	Code       string
+	Message    string
+	Fields     []FieldError
+	RetryAfter time.Duration
+	Cause      error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Cause)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Errorf builds an Error of the given kind and code with a public message.
+func Errorf(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// invalidFields is a 400 invalid_request that lists the offending fields.
+func invalidFields(fields ...FieldError) *Error {
+	return &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: "The request is invalid.", Fields: fields}
+}
+
+// internal wraps an unexpected failure; the cause is logged where the error is mapped.
+func internal(cause error) *Error {
+	return &Error{Kind: KindInternal, Code: CodeInternal, Message: "An internal error occurred.", Cause: cause}
+}
+
+// errInvalidCredentials is shared by every failed password check, so the answer never tells
+// whether the account exists.
+func errInvalidCredentials() *Error {
+	return Errorf(KindUnauthenticated, CodeInvalidCredentials, "Invalid username or password.")
+}
+
+func errInvalidToken(cause error) *Error {
+	e := Errorf(KindUnauthenticated, CodeInvalidToken, "A valid bearer token is required.")
+	e.Cause = cause
+	return e
+}
+
+func errNotFound() *Error {
+	return Errorf(KindNotFound, CodeNotFound, "The resource was not found.")
+}
+
+func errForbidden(msg string) *Error {
+	return Errorf(KindForbidden, CodeForbidden, "%s", msg)
+}
+
+// AsError returns err as an *Error, treating anything else as internal.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return internal(err)
+}
+
+// constraintErrors maps unique constraints to the conflict they mean.
+var constraintErrors = map[string]func() *Error{
+	"users_username_key": func() *Error {
+		return &Error{Kind: KindConflict, Code: CodeUsernameTaken, Message: "The username is already taken.",
+			Fields: []FieldError{{Field: "username", Message: "is already taken"}}}
+	},
+	"users_email_key": func() *Error {
+		return &Error{Kind: KindConflict, Code: CodeEmailTaken, Message: "The email is already registered.",
+			Fields: []FieldError{{Field: "email", Message: "is already registered"}}}
+	},
+}
+
+// dbError translates a database error in one place: no rows is not found, a known unique
+// violation is its conflict (chosen by constraint name, never by message text), a lost
+// connection is unavailable, and anything else is internal.
+func dbError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound()
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if pgErr.Code == "23505" {
+			if mk, ok := constraintErrors[pgErr.ConstraintName]; ok {
+				return mk()
+			}
+		}
+		// Class 08 is a connection failure; 57P01-57P03 mean the server is shutting down
+		// or not yet accepting connections.
+		if len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:4] == "57P0") {
+			return unavailable(err)
+		}
+		return internal(err)
+	}
+	if pgconn.SafeToRetry(err) || isConnError(err) {
+		return unavailable(err)
+	}
+	return internal(err)
+}
+
+func unavailable(cause error) *Error {
+	return &Error{Kind: KindUnavailable, Code: CodeDatabaseUnavailable, Message: "The database is unavailable.",
+		RetryAfter: time.Second, Cause: cause}
+}
+
+// isConnError reports whether err comes from failing to reach the database.
+func isConnError(err error) bool {
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || pgconn.Timeout(err)
+}

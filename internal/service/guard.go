@@ -1,0 +1,273 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/authly/authly/internal/gen/api"
+)
+
+// route is one operation of openapi.yaml, keyed by the ServeMux pattern the generated server
+// registers for it ("GET /api/v1/users/{user_id}").
+type route struct {
+	route        *routers.Route
+	auth         bool
+	contentTypes map[string]bool
+}
+
+func loadRoutes() (map[string]*route, error) {
+	spec, err := api.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("service: loading embedded openapi.yaml: %w", err)
+	}
+	routes := map[string]*route{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			security := spec.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			rt := &route{
+				route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				auth:  len(security) > 0,
+			}
+			if op.RequestBody != nil && op.RequestBody.Value != nil {
+				rt.contentTypes = map[string]bool{}
+				for ct := range op.RequestBody.Value.Content {
+					rt.contentTypes[ct] = true
+				}
+			}
+			routes[method+" "+path] = rt
+		}
+	}
+	return routes, nil
+}
+
+type principalKey struct{}
+type clientKey struct{}
+
+// principalFrom returns the authenticated caller that guard stored.
+func principalFrom(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}
+
+func clientFrom(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}
+
+// guard runs inside every generated route, after routing and before the strict handler: it
+// authenticates bearer operations, then enforces the body's size, media type, encoding and
+// schema, so that the handler only ever sees requests that match openapi.yaml.
+func (s *server) guard(next http.Handler) http.Handler {
+	validation := &openapi3filter.Options{
+		MultiError: true,
+		// Authentication is done here, before validation, not by the validator.
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt := s.routes[r.Pattern]
+		if rt == nil {
+			s.problems.write(w, r, internal(fmt.Errorf("no contract route for %q", r.Pattern)))
+			return
+		}
+		ctx := context.WithValue(r.Context(), clientKey{}, Client{IP: remoteIP(r), UserAgent: r.UserAgent()})
+		if rt.auth {
+			p, err := s.svc.Authenticate(ctx, bearerToken(r))
+			if err != nil {
+				s.problems.write(w, r, err)
+				return
+			}
+			ctx = context.WithValue(ctx, principalKey{}, p)
+		}
+		r = r.WithContext(ctx)
+		if err := s.checkBody(w, r, rt); err != nil {
+			s.problems.write(w, r, err)
+			return
+		}
+		params := map[string]string{}
+		for _, p := range rt.route.Operation.Parameters {
+			if p.Value != nil && p.Value.In == openapi3.ParameterInPath {
+				params[p.Value.Name] = r.PathValue(p.Value.Name)
+			}
+		}
+		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: rt.route, Options: validation}
+		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+			s.problems.write(w, r, schemaError(err))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header. Tokens anywhere else,
+// such as the query string, are ignored (RFC 6750 §5.3).
+func bearerToken(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// checkBody reads a capped body and rejects a wrong media type (415), an oversized body
+// (413), invalid UTF-8, control characters, malformed JSON and trailing data (400). The
+// body is then put back for the validator and the generated decoder.
+func (s *server) checkBody(w http.ResponseWriter, r *http.Request, rt *route) error {
+	if rt.contentTypes == nil {
+		return nil
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !rt.contentTypes[mediaType] {
+		return Errorf(KindUnsupportedMedia, CodeUnsupportedMedia, "The request body's content type is not accepted here.")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return Errorf(KindTooLarge, CodePayloadTooLarge, "The request body is too large.")
+		}
+		return &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: "The request body could not be read.", Cause: err}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if !utf8.Valid(body) {
+		return invalidFields(FieldError{Field: "body", Message: "must be valid UTF-8"})
+	}
+	switch mediaType {
+	case "application/json":
+		return checkJSON(body)
+	case "application/x-www-form-urlencoded":
+		values, err := url.ParseQuery(string(body))
+		if err != nil {
+			return invalidFields(FieldError{Field: "body", Message: "is not a valid form"})
+		}
+		for name, vs := range values {
+			for _, v := range vs {
+				if fe := checkText(name, v); fe != nil {
+					return invalidFields(*fe)
+				}
+			}
+			if len(vs) > 1 {
+				return invalidFields(FieldError{Field: name, Message: "must appear once"})
+			}
+		}
+	}
+	return nil
+}
+
+// checkJSON accepts exactly one JSON value whose strings hold no control characters.
+// encoding/json bounds nesting depth itself, so deep documents fail fast here.
+func checkJSON(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return invalidFields(FieldError{Field: "body", Message: "is not valid JSON"})
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalidFields(FieldError{Field: "body", Message: "must hold a single JSON value"})
+	}
+	if field, ok := findControl(v, ""); ok {
+		if field == "" {
+			field = "body"
+		}
+		return invalidFields(FieldError{Field: field, Message: "must not contain control characters"})
+	}
+	return nil
+}
+
+// findControl walks a decoded JSON value and returns the path of the first string, key
+// included, that contains a control character.
+func findControl(v any, path string) (string, bool) {
+	switch t := v.(type) {
+	case string:
+		return path, strings.IndexFunc(t, unicode.IsControl) >= 0
+	case []any:
+		for i, e := range t {
+			if p, ok := findControl(e, fmt.Sprintf("%s/%d", path, i)); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for k, e := range t {
+			p := strings.TrimPrefix(path+"/"+k, "/")
+			if strings.IndexFunc(k, unicode.IsControl) >= 0 {
+				return p, true
+			}
+			if p, ok := findControl(e, p); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// schemaError turns a validator error into field errors. Only the schema's reason and the
+// field's location are kept: never the offending value, which may be a password.
+func schemaError(err error) error {
+	var fields []FieldError
+	var visit func(error)
+	visit = func(err error) {
+		// A RequestError is checked first: it unwraps to the MultiError of its own schema
+		// errors, which must keep the request error's location.
+		if reqErr, ok := err.(*openapi3filter.RequestError); ok {
+			field := "body"
+			if reqErr.Parameter != nil {
+				field = reqErr.Parameter.Name
+			}
+			var inner openapi3.MultiError
+			if errors.As(reqErr.Err, &inner) {
+				for _, e := range inner {
+					addSchemaField(&fields, field, e, reqErr.Reason)
+				}
+				return
+			}
+			addSchemaField(&fields, field, reqErr.Err, reqErr.Reason)
+			return
+		}
+		if multi, ok := err.(openapi3.MultiError); ok {
+			for _, e := range multi {
+				visit(e)
+			}
+			return
+		}
+		fields = append(fields, FieldError{Field: "body", Message: "is invalid"})
+	}
+	visit(err)
+	e := invalidFields(fields...)
+	e.Cause = err
+	return e
+}
+
+func addSchemaField(fields *[]FieldError, field string, err error, reason string) {
+	var se *openapi3.SchemaError
+	if errors.As(err, &se) {
+		if ptr := se.JSONPointer(); len(ptr) > 0 {
+			if field == "body" {
+				field = strings.Join(ptr, ".")
+			}
+		}
+		*fields = append(*fields, FieldError{Field: field, Message: se.Reason})
+		return
+	}
+	if reason == "" {
+		reason = "is invalid"
+	}
+	*fields = append(*fields, FieldError{Field: field, Message: reason})
+}

@@ -1,0 +1,269 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/testdb"
+	"github.com/authly/authly/internal/token"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+var (
+	accessKey  = []byte("test-access-secret-0123456789abcdef0123456789")
+	refreshKey = []byte("test-refresh-secret-0123456789abcdef012345678")
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// env is one test's Authly: a fresh database, the real handler from NewServer behind
+// httptest, and a generated client whose every response is checked against openapi.yaml.
+type env struct {
+	t      *testing.T
+	pool   *pgxpool.Pool
+	svc    *service.Service
+	srv    *httptest.Server
+	client *api.ClientWithResponses
+	clock  *clock
+	issuer *token.Issuer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pool := testdb.Pool(t)
+	clk := &clock{now: time.Now()}
+	issuer, err := token.NewIssuer(token.Config{
+		Algorithm: "HS256", AccessKey: accessKey, RefreshKey: refreshKey, Issuer: "authly-test",
+		AccessTTL: 30 * time.Minute, RefreshTTL: 7 * 24 * time.Hour, Now: clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: bcrypt.MinCost, Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := service.NewServer(svc, service.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	client, err := api.NewClientWithResponses(srv.URL, api.WithHTTPClient(&http.Client{
+		Transport: &contractChecker{t: t, next: http.DefaultTransport},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, pool: pool, svc: svc, srv: srv, client: client, clock: clk, issuer: issuer}
+}
+
+var (
+	specOnce   sync.Once
+	specRouter routers.Router
+	specErr    error
+)
+
+func contractRouter() (routers.Router, error) {
+	specOnce.Do(func() {
+		var spec *openapi3.T
+		spec, specErr = api.GetSwagger()
+		if specErr != nil {
+			return
+		}
+		// Route by path only: the test server's address differs from servers[].
+		spec.Servers = nil
+		specRouter, specErr = legacy.NewRouter(spec)
+	})
+	return specRouter, specErr
+}
+
+// contractChecker validates every response against openapi.yaml: its status must be
+// declared for the operation, and its headers and body must match the declared schema.
+type contractChecker struct {
+	t    *testing.T
+	next http.RoundTripper
+}
+
+func (c *contractChecker) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := c.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err := checkContract(req, reqBody, resp, body); err != nil {
+		c.t.Errorf("response to %s %s breaks the contract: %v", req.Method, req.URL.Path, err)
+	}
+	return resp, nil
+}
+
+func checkContract(req *http.Request, reqBody []byte, resp *http.Response, body []byte) error {
+	router, err := contractRouter()
+	if err != nil {
+		return err
+	}
+	probe := req.Clone(context.Background())
+	probe.Body = io.NopCloser(bytes.NewReader(reqBody))
+	route, params, err := router.FindRoute(probe)
+	if err != nil {
+		// Unrouted requests must still answer with a problem document.
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			return fmt.Errorf("unrouted request answered with %q", ct)
+		}
+		return nil
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: probe, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		},
+		Status:  resp.StatusCode,
+		Header:  resp.Header,
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	return openapi3filter.ValidateResponse(context.Background(), in)
+}
+
+// bearer adds an Authorization header to a generated client call.
+func bearer(tok string) api.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return nil
+	}
+}
+
+const testPassword = "correct horse battery staple"
+
+// register creates a user through the API and returns it.
+func (e *env) register(username string) api.User {
+	e.t.Helper()
+	resp, err := e.client.CreateUserWithResponse(context.Background(), api.UserCreate{
+		Username: username, Email: strings.ToLower(username) + "@example.com", Password: testPassword,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if resp.JSON201 == nil {
+		e.t.Fatalf("register %s: status %d: %s", username, resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON201
+}
+
+// admin bootstraps an admin and returns its access token.
+func (e *env) admin() string {
+	e.t.Helper()
+	if _, err := e.svc.EnsureAdmin(context.Background(), service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.login("root", testPassword).AccessToken
+}
+
+// verifiedUser registers a user, has the admin verify it, and logs it in.
+func (e *env) verifiedUser(username string) (api.User, api.TokenResponse) {
+	e.t.Helper()
+	u := e.register(username)
+	resp, err := e.client.VerifyUserWithResponse(context.Background(), u.Id, bearer(e.admin()))
+	if err != nil || resp.JSON200 == nil {
+		e.t.Fatalf("verify %s: %v %d %s", username, err, resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON200, e.login(username, testPassword)
+}
+
+func (e *env) login(username, password string) api.TokenResponse {
+	e.t.Helper()
+	resp := e.tryLogin(username, password)
+	if resp.JSON200 == nil {
+		e.t.Fatalf("login %s: status %d: %s", username, resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON200
+}
+
+func (e *env) tryLogin(username, password string) *api.CreateTokenResponse {
+	e.t.Helper()
+	resp, err := e.client.CreateTokenWithResponse(context.Background(), api.TokenRequest{
+		GrantType: api.TokenRequestGrantTypePassword, Username: &username, Password: &password,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp
+}
+
+// raw sends a hand-made request, for bodies the generated client cannot produce.
+func (e *env) raw(method, path, contentType, body string, headers ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := (&http.Client{Transport: &contractChecker{t: e.t, next: http.DefaultTransport}}).Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// problemCode extracts the code of a problem document.
+func problemCode(t *testing.T, body []byte) string {
+	t.Helper()
+	var p api.Problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("not a problem document: %s", body)
+	}
+	return string(p.Code)
+}

@@ -1,0 +1,286 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authly/authly/internal/gen/api"
+)
+
+// ServerOptions configure the HTTP side of Authly.
+type ServerOptions struct {
+	Logger       *slog.Logger
+	MaxBodyBytes int64 // request body cap; 64 KiB when zero
+}
+
+const defaultMaxBodyBytes = 64 << 10
+
+// statusOf is the one table that maps an error kind to an HTTP status. Duplicates answer
+// 400, not 409, as the contract in DESIGN.md §2 specifies.
+var statusOf = map[Kind]int{
+	KindInternal:         http.StatusInternalServerError,
+	KindInvalid:          http.StatusBadRequest,
+	KindUnauthenticated:  http.StatusUnauthorized,
+	KindForbidden:        http.StatusForbidden,
+	KindNotFound:         http.StatusNotFound,
+	KindConflict:         http.StatusBadRequest,
+	KindTooLarge:         http.StatusRequestEntityTooLarge,
+	KindUnsupportedMedia: http.StatusUnsupportedMediaType,
+	KindMethodNotAllowed: http.StatusMethodNotAllowed,
+	KindRateLimited:      http.StatusTooManyRequests,
+	KindUnavailable:      http.StatusServiceUnavailable,
+}
+
+// server holds what the HTTP middleware needs.
+type server struct {
+	svc      *Service
+	log      *slog.Logger
+	maxBody  int64
+	routes   map[string]*route
+	mux      *http.ServeMux
+	problems *problemWriter
+}
+
+// NewServer builds Authly's whole HTTP handler. Every route comes from openapi.yaml through
+// the generated std-http server; this is the one place they are mounted.
+func NewServer(svc *Service, opts ServerOptions) (http.Handler, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	routes, err := loadRoutes()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		svc:      svc,
+		log:      opts.Logger,
+		maxBody:  opts.MaxBodyBytes,
+		routes:   routes,
+		mux:      http.NewServeMux(),
+		problems: &problemWriter{log: opts.Logger},
+	}
+	strict := api.NewStrictHandlerWithOptions(&API{svc: svc}, nil, api.StrictHTTPServerOptions{
+		// The generated defaults write err.Error() to the client; these never do.
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.problems.write(w, r, &Error{Kind: KindInvalid, Code: CodeInvalidRequest,
+				Message: "The request body could not be decoded.", Cause: err})
+		},
+		ResponseErrorHandlerFunc: s.problems.write,
+	})
+	api.HandlerWithOptions(strict, api.StdHTTPServerOptions{
+		BaseRouter:  s.mux,
+		Middlewares: []api.MiddlewareFunc{s.guard},
+		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.problems.write(w, r, &Error{Kind: KindInvalid, Code: CodeInvalidRequest,
+				Message: "A request parameter is invalid.", Cause: err,
+				Fields: paramFieldErrors(err)})
+		},
+	})
+	// Anything the contract does not route lands here: 405 when the path exists with
+	// another method, 404 otherwise.
+	s.mux.HandleFunc("/", s.notRouted)
+	return s.recoverer(s.logRequests(securityHeaders(s.mux))), nil
+}
+
+// paramFieldErrors names the parameter of a generated binding error.
+func paramFieldErrors(err error) []FieldError {
+	var pe *api.InvalidParamFormatError
+	if errors.As(err, &pe) {
+		return []FieldError{{Field: pe.ParamName, Message: "is malformed"}}
+	}
+	var qe *api.RequiredParamError
+	if errors.As(err, &qe) {
+		return []FieldError{{Field: qe.ParamName, Message: "is required"}}
+	}
+	return nil
+}
+
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+func (s *server) notRouted(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		s.problems.write(w, r, Errorf(KindMethodNotAllowed, CodeMethodNotAllowed, "The method is not allowed on this resource."))
+		return
+	}
+	s.problems.write(w, r, errNotFound())
+}
+
+// securityHeaders sets the headers every response carries (OWASP Secure Headers).
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		// Current OWASP advice: turn the legacy XSS auditor off; CSP does the job.
+		h.Set("X-XSS-Protection", "0")
+		// Tokens and user data must never be cached by a browser or a proxy.
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requestIDPattern is what an incoming X-Request-ID must look like to be reused; anything
+// else is replaced, so the header cannot inject into logs.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+type loggerKey struct{}
+
+// loggerFrom returns the request-scoped logger.
+func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests gives each request an id and a logger carrying it, and logs one line when the
+// request ends. Only the route template is logged, never the raw path or query.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-ID")
+		if !requestIDPattern.MatchString(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-ID", id)
+		log := s.log.With("request_id", id)
+		r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, log))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("route", route),
+			slog.Int("status", sw.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("client_ip", remoteIP(r)),
+		)
+	})
+}
+
+// recoverer turns a panic into a logged 500 without leaking the panic value.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.problems.write(w, r, internal(errors.New("panic: "+string(debug.Stack()))))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// remoteIP is the peer address of the connection.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// problemWriter is the one writer of application/problem+json (RFC 9457).
+type problemWriter struct {
+	log *slog.Logger
+}
+
+func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
+	e := AsError(err)
+	status, ok := statusOf[e.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		// A 5xx is logged once, here, with its cause. A 4xx is the client's business.
+		loggerFrom(r.Context(), p.log).LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("code", e.Code), slog.Int("status", status), slog.Any("cause", e.Cause))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	if e.Kind == KindUnauthenticated && e.Code == CodeInvalidToken {
+		h.Set("WWW-Authenticate", `Bearer realm="authly", error="invalid_token"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	body := api.Problem{
+		Type:   "about:blank",
+		Title:  http.StatusText(status),
+		Status: status,
+		Code:   api.ErrorCode(e.Code),
+	}
+	if e.Message != "" {
+		body.Detail = &e.Message
+	}
+	if len(e.Fields) > 0 {
+		fields := make([]api.FieldError, len(e.Fields))
+		for i, f := range e.Fields {
+			fields[i] = api.FieldError{Field: f.Field, Message: f.Message}
+		}
+		body.Errors = &fields
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,112 @@
+// Package service is Authly's hand-written layer between the generated HTTP contract and the
+// generated queries: password hashing, token issuance and verification, and the rules of the
+// user and role model. The domain side speaks Go; api.go adapts it to the strict server.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/token"
+)
+
+// Deps are what a Service needs. Clock and BcryptCost are fields, not globals, so tests can
+// control them.
+type Deps struct {
+	Pool       *pgxpool.Pool
+	Tokens     *token.Issuer
+	BcryptCost int
+	Clock      func() time.Time
+	Logger     *slog.Logger
+}
+
+// Service implements Authly's use cases.
+type Service struct {
+	pool       *pgxpool.Pool
+	q          *db.Queries
+	tokens     *token.Issuer
+	bcryptCost int
+	now        func() time.Time
+	log        *slog.Logger
+	// dummyHash is compared against when a login names no account, so that an unknown name
+	// costs the same bcrypt work as a known one.
+	dummyHash []byte
+}
+
+// New builds a Service.
+func New(d Deps) (*Service, error) {
+	if d.Pool == nil || d.Tokens == nil {
+		return nil, errors.New("service: pool and token issuer are required")
+	}
+	if d.BcryptCost == 0 {
+		d.BcryptCost = bcrypt.DefaultCost
+	}
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("authly-dummy-password-for-unknown-users"), d.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("service: computing dummy hash: %w", err)
+	}
+	return &Service{
+		pool:       d.Pool,
+		q:          db.New(d.Pool),
+		tokens:     d.Tokens,
+		bcryptCost: d.BcryptCost,
+		now:        d.Clock,
+		log:        d.Logger,
+		dummyHash:  dummy,
+	}, nil
+}
+
+// inTx runs fn in one transaction: it commits when fn returns nil and rolls back otherwise.
+func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return dbError(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return dbError(err)
+	}
+	return dbError(tx.Commit(ctx))
+}
+
+// Health pings the database. It returns an unavailable error when the ping fails.
+func (s *Service) Health(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func (s *Service) hashPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), s.bcryptCost)
+	if err != nil {
+		return "", internal(err)
+	}
+	return string(h), nil
+}
+
+// checkPassword compares a password with a stored hash; a nil hash compares against the
+// dummy hash and always fails.
+func (s *Service) checkPassword(hash []byte, password string) bool {
+	if hash == nil {
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+}

@@ -1,0 +1,14 @@
+-- name: CreateSessionWithTokens :exec
+-- One round trip for a login: the session (a refresh-token family), its first access and
+-- refresh token, and the user's last_login. Foreign keys are checked at the end of the
+-- statement, so the tokens may reference the session inserted beside them.
+WITH new_session AS (
+    INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
+    VALUES (@session_id, @user_id, @now, @now, @session_expires_at, @user_agent, @ip)
+),
+new_tokens AS (
+    INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)
+    VALUES (@access_jti, 'access', @user_id, @session_id, @now, @access_expires_at),
+           (@refresh_jti, 'refresh', @user_id, @session_id, @now, @refresh_expires_at)
+)
+UPDATE users SET last_login = sqlc.arg(now)::timestamptz WHERE users.id = @user_id;
