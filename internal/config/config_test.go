@@ -716,14 +716,14 @@ func TestConfigRedaction(t *testing.T) {
 		"%v":              func() string { return fmt.Sprintf("%v", c) },
 		"%+v":             func() string { return fmt.Sprintf("%+v", c) },
 		"%#v":             func() string { return fmt.Sprintf("%#v", c) },
-		"%s of a pointer": func() string { return fmt.Sprintf("%s", &c) },
+		"%s of a pointer": func() string { return fmt.Sprintf("%s", &c) }, //nolint:staticcheck // the fmt path is what is under test
 	}
 	for name, fn := range render {
 		t.Run(name+" hides every secret", func(t *testing.T) {
 			out := fn()
 			for _, secret := range []string{
 				accessSecret, refreshSecret, adminPassword, dbPassword,
-				fmt.Sprint([]byte(accessSecret)), fmt.Sprint([]byte(refreshSecret)), // as %v prints a []byte
+				fmt.Sprint([]byte(accessSecret)), fmt.Sprint([]byte(refreshSecret)), //nolint:staticcheck // as %v prints a []byte
 				base64.StdEncoding.EncodeToString([]byte(accessSecret)), // as JSON encodes a []byte
 			} {
 				if strings.Contains(out, secret) {

@@ -257,7 +257,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	// Make the rename itself durable. Not every platform can sync a directory, and the file is
 	// complete either way, so a failure here is ignored.
 	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		dir.Sync()
+		_ = dir.Sync()
 		dir.Close()
 	}
 	return nil

@@ -485,7 +485,7 @@ func (c *Cluster) ensureDatabase(ctx context.Context, dbname string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // best-effort close of a one-off admin connection
 
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", dbname).Scan(&exists); err != nil {

@@ -293,7 +293,7 @@ func TestUnroutedRequestsAreProblems(t *testing.T) {
 }
 
 func TestEveryErrorCodeIsInTheContract(t *testing.T) {
-	spec, err := api.GetSwagger()
+	spec, err := api.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

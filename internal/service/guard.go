@@ -30,7 +30,7 @@ type route struct {
 }
 
 func loadRoutes() (map[string]*route, error) {
-	spec, err := api.GetSwagger()
+	spec, err := api.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("service: loading embedded openapi.yaml: %w", err)
 	}

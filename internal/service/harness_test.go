@@ -103,7 +103,7 @@ var (
 func contractRouter() (routers.Router, error) {
 	specOnce.Do(func() {
 		var spec *openapi3.T
-		spec, specErr = api.GetSwagger()
+		spec, specErr = api.GetSpec()
 		if specErr != nil {
 			return
 		}
