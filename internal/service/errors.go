@@ -43,6 +43,8 @@ const (
 	CodePayloadTooLarge     = "payload_too_large"
 	CodeUnsupportedMedia    = "unsupported_media_type"
 	CodeInternal            = "internal_error"
+	CodeLastAdmin           = "last_admin"
+	CodeRefreshTokenReused  = "refresh_token_reused"
 	CodeDatabaseUnavailable = "database_unavailable"
 )
 
@@ -51,7 +53,7 @@ var Codes = []string{
 	CodeInvalidRequest, CodeUsernameTaken, CodeEmailTaken,
 	CodeInvalidCredentials, CodeInvalidToken, CodeAccountInactive, CodeAccountUnverified,
 	CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnsupportedMedia,
-	CodeInternal, CodeDatabaseUnavailable,
+	CodeInternal, CodeDatabaseUnavailable, CodeLastAdmin, CodeRefreshTokenReused,
 }
 
 // FieldError names one invalid request field.

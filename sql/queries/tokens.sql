@@ -8,3 +8,9 @@ WHERE t.token_jti = @jti
   AND t.token_type = 'access'
   AND t.invalidated_at IS NULL
   AND users.is_active;
+
+-- name: InvalidateUserTokens :execrows
+-- Kills every live token of a user, in every session. The count is what this call
+-- invalidated, not what was already dead.
+UPDATE tokens SET invalidated_at = sqlc.arg(now)::timestamptz
+WHERE user_id = sqlc.arg(user_id) AND invalidated_at IS NULL;

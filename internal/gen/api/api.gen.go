@@ -35,9 +35,11 @@ const (
 	ErrorCodeInvalidCredentials   ErrorCode = "invalid_credentials"
 	ErrorCodeInvalidRequest       ErrorCode = "invalid_request"
 	ErrorCodeInvalidToken         ErrorCode = "invalid_token"
+	ErrorCodeLastAdmin            ErrorCode = "last_admin"
 	ErrorCodeMethodNotAllowed     ErrorCode = "method_not_allowed"
 	ErrorCodeNotFound             ErrorCode = "not_found"
 	ErrorCodePayloadTooLarge      ErrorCode = "payload_too_large"
+	ErrorCodeRefreshTokenReused   ErrorCode = "refresh_token_reused"
 	ErrorCodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	ErrorCodeUsernameTaken        ErrorCode = "username_taken"
 )
@@ -63,11 +65,15 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeInvalidToken:
 		return true
+	case ErrorCodeLastAdmin:
+		return true
 	case ErrorCodeMethodNotAllowed:
 		return true
 	case ErrorCodeNotFound:
 		return true
 	case ErrorCodePayloadTooLarge:
+		return true
+	case ErrorCodeRefreshTokenReused:
 		return true
 	case ErrorCodeUnsupportedMediaType:
 		return true
@@ -2891,63 +2897,63 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"5Ftrc9s21v4rGL6dcTLVhfIlcdQvr+PGXXlTJ+PLZqdxVobIIxENCbAAaEX16L/vHAAkQYmSnTqXzuw3",
-	"iwSBg+fcnnMA3wWRyHLBgWsVDO+CBGgM0vx5Ji60kIB/xqAiyXLNBA+GwTmoXHAFikRUygXjM6LFR+CK",
-	"CEkKBZLEVFNCJRAOtyBJRKME4l7QCVSUQEZxSvhEszyFYBhw0VVmoU6gFzk+UVoyPguWy2UnyKmkGWgn",
-	"05UCOfp5XaTLBMzKO4ows1A9fTg5iPbjAXQPpyHt7k8Oofsi2qPd3emz+Dkc0heTQRh0AobT5FQnQSfg",
-	"NMMvccIxi4NOIOGPgkmIg6GWBfjbmAqZUY2DCzOyZQeyhAvHH0WRKLg+E/pK0Ulq0I0E18A1/knzPGUR",
-	"xV31cykmKWQ//q5wix5i+EWMq1A72bjgtyDZlAFKEIOmLHWYuBEkoYpwockEgJNysFGIprpQwXA/3OsE",
-	"mmkD2YmQExbHwOsN0Yko9HCSUv4xWPoA/CBhGgyD/+vXdtS3b1X/rd2BhWFdYaVwTBHGaaTZLaAFoZwL",
-	"0J6Yy07wksbn8EcBSj8KMcZvacrisXRzrcDlHluJzEhjS1IKNL/3d8GUQRo70zBW0gkyUIrOcPKsUIgw",
-	"2SNakIOQRAmVNDKmu/zgQx3WUL+kMTmvhPmKYHtby2iKZgsxoj2lLFXE7NWAaNCuDeAxYE89M6pgPooz",
-	"xolks0QrEyJK3/re1hjRNAVJMrowFhgLohOmDBwjrlHd6Ss0hEfan51pbGyqgQsn5UtiXhIRRYVcAebA",
-	"t51SLHIBEsPsKzfnVwLpiJOCw6ccIg2xlbFHfjbyW02mYjaDuOOCvgRdSO7cd2S96VhCDFwzmqov4saR",
-	"N5+HpVuNlF6Kdp5TpeZCrpjZoEbzitNCJ0KyPyH+upbWJhb65VwKPjNwnQl9IgoePwokLvR4amZZi3JK",
-	"FDICMndZwYxqArNfA3MmNDlx83wlVM4EUUWUVJJ1bB7gQHTTMxWAAegtXaSCxpdCvKZy9rgsmtu5xlqI",
-	"cWpm25AVJiJeoJ60EMQMbEA28EKWE49cCkFeuym/QWwvBTTCSaITyi2Agk/ZrJAQk5RlTBsIrb2j90RU",
-	"Q/xF/NHQwEZUs5mFTIBKlAjfo4TtQf+7eOOqaBlTivFZp2QAHQKfcpQVbVLCrfhoxfaY8rt377pHHpjt",
-	"/NSDmwlOjHiAVKFQsIkbvzTCtfFKq8FbytJH00hk6xOqYFx4E674QDkGEfKGNXOT5wGYklgE5Kox5VdU",
-	"Y1NACTRKcFETSdAHlM2RTBFxCxK9c02N56Dlons01SDXNXgBkeAxOj+ZU4Y8byoMe9GmAmoq0O0TE/oM",
-	"ZKUuVeS5kBriXyFm9NIMeoTeinrCcYYzjs26K5ozQaGkpv4COHEzgh34/lfNTYy05NLO/Y3C2I4iDheC",
-	"K6LeMFPRKIIcZUpAYiaoljYKfJWZbd+tExfAN4TGsQSliJgSqkkmlCa7B/tkstCgesRUuzFJxRxkN6IK",
-	"4p9IwdkfBTQLSpqyCP7f/e5FIsMigH56DXymk2C4e7DfCTLGy997a87bCQxTOzZaXBOWKG0NN6NRwjh0",
-	"JdAYnzhaiMo3AvEiC4bvW0qakl+MNbXh2Oy++tVOnlZDeFlblpWZ96hRbvok32ccGehExGN8RFPEFB+2",
-	"pdqNVrzOldvi1IcWeE+wSqvIOo1jhuDS9K0UOUjNsBSf0lRBJ8i9R1V5d7fFOM2QDqGKUHJ68eaMlEzO",
-	"/cyFkbsXtMhVlYp3a/Hc7zG8d3LUH9SbFJPfIdI42T+Apmhfn7XBEsL1Pb5LQCdgY2UVSylXc0CnoCR3",
-	"Qa40O/HR6K4KtK2KKEPL6mJvbkHSNCX2fcu02/S7gpVbozaPVrTeOp7d4nCapECVJodewU4oj6sY8XzX",
-	"hgjy5Gx0cUku3pLDMOw+23v5tEdG2sbWmE2nIMlUigwhvOYVyceZXPjhsR1sOzGEkluQCxKJLBO8LlCu",
-	"uXUr21cqHzeDzPPdRow5bMG+DLZt4fD85Ji82D94TlySIbGIigy4RlU0LSZyUWpbXK/D2bJOPnfrIpWN",
-	"lLuAacjUfdN6brysE4+UdIG/GVea8ghaV6oNbzUVVymu5SvtMvJqRL46HxEJU5DAIyxJqCbMhM4pA2U8",
-	"psQRZ2hx/RWTdQHOCtKpLdhg3Wa9lxiUvf7XZ3j8TFKux+07w7j2Bokr2e2FxIz0fbEyvTbXzjc61Lnb",
-	"KZk66lXVuNUK91j3INxt5tBBiwBVC25jM7iMzLruNe4o64s98gAptyT1wX0q9mDfolDbGL5Xox71QwKk",
-	"lMvSwwAWp8nkl4i9Yaejqz9HgzM2UiN+fhAdj56NspPwn7v5Xnx8+qIHe2Ev2k35JDsJ43+fpobRYFmj",
-	"xowHw8FhGOIGphJU8rDZ+enW2c0czu7KMma5apzN3aw73um7SyTcCjAaK3Jz5GpCQ2CHxE5Lrosw3IvM",
-	"JOZPuGnNvv5+N7H7gmuWlgaDVNGWhe7TBg+0kK2HlxUQN2wKY4iYaMo4EgkOc7dSTlk7d/DxvKtc1AF7",
-	"b5JsAL0qY2PyBk5tpnulQH6OxUYSKHI74++74e6zbjjohruXg4NhuD8MD34rCeoGas3izzjEUWPHVt1B",
-	"DT6IM9S4E4ypcUVey2cpVXqcihkO40WadoIij++VuY4/Vux16/Z37p0U4dRdzTJoNdJsU/Jk8QPOmxoQ",
-	"VJNMhEiB8vK1BWTD2xqdtgE+VBu2hAjaloRVwXrg9sB9KCx+sN9u6QYV73jGAtrxldEQobEnH74mGh5y",
-	"m5zi2Kzwmem50vdWfmUGrSTdrYV2OW4Fum3fXJXjVhFtAbOFGTSxaE/M5cHY0cXxaERS0Ei1OyRmM6ZV",
-	"h+z0djpkZ7yDOXunu9MjV6b6JhJmVMapq9yxMm8pyJv5+iBcrcFziquhFP95f9T9jXb/DLsveuPuhx9/",
-	"aOVrCqJCMr24MG06oyvbKcQcVP86Kc339N1l0HJi0kgjpjq4efvm4pL0ac76t4M+LXTSN29vqhaS8bmV",
-	"xl+idW77JoxPRUtaKXSSmuYvJQrSaTcRSmPh1mw6YgliZVG2QdcjR3VLSCHUTGmwx/iqc83hU5RQPsNi",
-	"paJUT4S0LOqpma8iTlNTBatESN1N2S3EJtU1EDBl1TVPBZ+BdINcMrIjOrZKopzOLIlTZM50Qignxvv6",
-	"5n6BFCmQTMSQ9q75NX9l6ijbHkEEthQ45MnNpibbzVO3lOvAXPO1DswNMvQbW6Gh0Tny5tLAryM0gUKm",
-	"Tl9q2O+LHLg90+gJOeu7j1Qfx9a1SKm+o7ejoBPcglRWq2Fv0AtxHE5Dc4Y+1At7e8YFdWKsct2S8Gku",
-	"bKXQtJJXTptqVZ0tFLlNubxVmw0Fkid1RVEdNIk5B7nCsJ/2SN2epAssiE0DRchr3tDRp+58Pu9inugW",
-	"MgWOOohv7Nf+8VmUQPQR4rIz29jSNRaLGjpECdyFf92g7mb5FxIETxdEguuAIgcVGQgOZJ4I8pGLubrm",
-	"TKuVqh0juxF6hKTFJoTLinOZ8u2liBdbur4t3V6/gvMLpjoZBJGQEiJNEiEVkIkJdQs049wUmG1U5WEd",
-	"20bhidHnXsX8fYVfrt7jWb2bsxuGD9DMZ63tCry2hre9McWUKtYOIo5plED3WHAtxUZy4Mb3y2taZo19",
-	"u4W28dVW+95dGvPJ4P5PWs7vzad793+6duMJPxw84MPVM17z3cH937Wesyw7wcFDsGle9TBf7T1kybph",
-	"achDkWVULoJh8FrMCONlYvEcQNOZMpUZ0okP+FEZyE3W2xzDbVQpI3gZs3rkDOblD3sdw4W4SWEbjmWU",
-	"+6nKpeUjdc11ApkXOBckopykRvYeORcp2I7oNKUzhe9cB1OBticxG6OfqRYfEfy2VYbfIoZ4xP5BEWTw",
-	"xSKIQW7LDRJze8NVNd81fvzP+PJ5SY6t63lObF123Yv7tgqagW5rk+pCcuXzFNsW0vWlhAbbmgDSZvzV",
-	"W3O2X0AfF1IC15XDfaXEts0s7UWdHVUFpS9nloMHKa5xoeUbm4mrF801Ub9SfP/BXP70rIjG3rWmGq2H",
-	"2NOdu5O87JvYbYJpXrRY169UfmzaFlVVCjA02B5j6EakN5czLfldt7F/mRWdffnXst+3Y1UP6btr2wjE",
-	"dzHMiuEjfH97stViyA9iWvVFWfPF/v1fVPcM/6a+Yk2upDpPDGt5usFPkuo8fEO4xTSiyNw753Y9EHMh",
-	"reCc8ZlhOeUQ5xzmiJtgsVeeMLfGX3ce/5cs3CM89Qm9PQsvTzLx14NZi5NlgzeU28a9+tsyrNHCuOh5",
-	"yv1LwvtXA7xd+Ef7X2g7G25+9dayNxpAtfmkVFdpS+7Bh6W1UHlbxrbmiq9FRFMSwy2kIjcdJTu20fkZ",
-	"9vuD3ee9sBf2BsPDMAxN6HMr3bVVgqYQpDwytlVSVfSJZWd1/JVH+y0tl0jQe81/XFEtX75mt8CRUOBH",
-	"FWwOMZYyvfAmcXgsPyz/GwAA//8=",
+	"5Ftrc9s21v4rGL6dcTLVhfIlcdQvr+PGXXlTJ+PLZqdxVobIIxENCbAAKEX16L/vHAAkQYmynTqXzuw3",
+	"iwSBg+fcnnMA3waRyHLBgWsVDG+DBGgM0vx5Ji60kIB/xqAiyXLNBA+GwTmoXHAFikRUyiXjM6LFR+CK",
+	"CEkKBZLEVFNCJRAOc5AkolECcS/oBCpKIKM4JXyiWZ5CMAy46CqzUCfQyxyfKC0ZnwWr1aoT5FTSDLST",
+	"6UqBHP28KdJlAmblHUWYWaiePpwcRPvxALqH05B29yeH0H0R7dHu7vRZ/BwO6YvJIAw6AcNpcqqToBNw",
+	"muGXOOGYxUEnkPBHwSTEwVDLAvxtTIXMqMbBhRnZsgNZwoXjj6JIFFyfCX2l6CQ16EaCa+Aa/6R5nrKI",
+	"4q76uRSTFLIff1e4RQ8x/CLGVaidbFzwOUg2ZYASxKApSx0mbgRJqCJcaDIB4KQcbBSiqS5UMNwP9zqB",
+	"ZtpAdiLkhMUx8HpDdCIKPZyklH8MVj4AP0iYBsPg//q1HfXtW9V/a3dgYdhUWCkcU4RxGmk2B7QglHMJ",
+	"2hNz1Qle0vgc/ihA6UchxvicpiweSzfXGlzusZXIjDS2JKVA83t/G0wZpLEzDWMlnSADpegMJ88KhQiT",
+	"PaIFOQhJlFBJI2O6qw8+1GEN9Usak/NKmK8Itre1jKZothAj2lPKUkXMXg2IBu3aAB4D9tQzowrmozhj",
+	"nEg2S7QyIaL0re9tjRFNU5Ako0tjgbEgOmHKwDHiGtWdvkJDeKT92ZnGxqYauHBSviTmJRFRVMg1YA58",
+	"2ynFIhcgMcy+cnN+JZCOOCk4fMoh0hBbGXvkZyO/1WQqZjOIOy7oS9CF5M59R9abjiXEwDWjqfoibhx5",
+	"83lYutVI6aVo5zlVaiHkmpkNajSvOC10IiT7E+Kva2ltYqFfLqTgMwPXmdAnouDxo0DiQo+nZpaNKKdE",
+	"ISMgC5cVzKgmMPs1MGdCkxM3z1dC5UwQVURJJVnH5gEORDc9UwEYgN7SZSpofCnEaypnj8uiuZ1rrIUY",
+	"p2a2LVlhIuIl6kkLQczABmQDL2Q58cilEOS1m/IbxPZSQCOcJDqh3AIo+JTNCgkxSVnGtIHQ2jt6T0Q1",
+	"xF/EHw0NbEQ1m1nIBKhEifA9Stge9L+LN66LljGlGJ91SgbQIfApR1nRJiXMxUcrtseU37171z3ywGzn",
+	"px7cTHBixAOkCoWCbdz4pRGujVdaDc4pSx9NI5GtT6iCceFNuOYD5RhEyBvWzE2eB2BKYhGQq8aUX1GN",
+	"TQEl0CjBRU0kQR9QNkcyRcQcJHrnhhrPQctl92iqQW5q8AIiwWN0frKgDHneVBj2ok0F1FSg2ycm9BnI",
+	"Sl2qyHMhNcS/QszopRn0CL0V9YTjDGccm3XXNGeCQklN/QVw4mYEO/D9r5qbGGnJpZ37G4WxHUUcLgRX",
+	"RL1hpqJRBDnKlIDETFAtbRT4KjPbvt0kLoBvCI1jCUoRMSVUk0woTXYP9slkqUH1iKl2Y5KKBchuRBXE",
+	"P5GCsz8KaBaUNGUR/L/73YtEhkUA/fQa+EwnwXD3YL8TZIyXv/c2nLcTGKZ2bLS4ISxR2hpuRqOEcehK",
+	"oDE+cbQQlW8E4kUWDN+3lDQlvxhrasOx2X31q508rYfwsrYsKzPvUaPc9Em+zzgy0ImIx/iIpogpPmxL",
+	"tVuteJMrt8eplCo9plhWmEp9KkEldhtjCYWCOPjQooITrOQqQk/jmKECaPpWihykZliuT2mqoBPk3qOq",
+	"BLy9w4DNkA6hilByevHmjJRsz/3MhdlbL2iRqyonbzdivt+HeO/kqD+oNykmv0OkcbJ/AE3RBj9rgyXM",
+	"m3t8l4BOwMbTKt5SrhaAjkNJ7gJhaZrio9FvFYxbFVGGn/XF3sxB0jQl9n3LtLUNbE67hpVbozahVrTe",
+	"Oi7e4pSapECVJodeUU8oj6s48nzXhhHy5Gx0cUku3pLDMOw+23v5tEdG2sbfmE2nIMlUigwhvOZVIYAz",
+	"uRDFYzvYdmsIJXOQSxKJLBO8LmKuuXU923sqHzcD0fPdRhw6bMG+DMhtIfP85Ji82D94TlwiIrGIigy4",
+	"RlU0LSZykeyu2F+HvFWdoG43RSqbLbcB05Cp+6b13HhVJycp6RJ/M6405RG0rlQb3nq6rtJgy1faZe31",
+	"qH11PiISpiCBR1i2UE2YCa9TBsp4TIkjztDi+msm64KgFaRTW7DBus16LzHieT2yz/D4maRcj9t3hnHt",
+	"DZJbstsLiRnp+2Jlem2unW91qHO3UzJ19Kyqg6sV7rHuQbjbzLODFgGqNt3WhnEZmXXdj9xR1hd75AFS",
+	"3pH4B/ep2IP9DoXa5vG9GvXoIZIkpVwmHwawPE0mv0TsDTsdXf05GpyxkRrx84PoePRslJ2E/9zN9+Lj",
+	"0xc92At70W7KJ9lJGP/7NDWsB0sfNWY8GA4Ow3Atwd43Oz+9c3abpN3GXamzWjfO5m42He/03SWScgUY",
+	"jRW5OXJ1oyG5Q2KnJddFGO5FZhLzJ9y0Zl9/v9sqgIJrlpYGg3TSlo7u0wZXtJBthpc1ELdsCmOImGjK",
+	"OBIJDgu3Uk5ZO3fw8bytXNQBe2+SbAC9LmNj8gZObaZ7pUB+jsVGEijyP+Pvu+Hus2446Ia7l4ODYbg/",
+	"DA9+K0nsFvrN4s846FFjx2jdYQ4+MOyxFIypcUVwy2eGZKZihsN4kaadoMjje2Wu448Ve9O6/Z17p0k4",
+	"dVezDFqNNNuWPFn8gDOpBgTVJBMhUqC8fG0B2fK2RqdtgA/Vli0hgrZtYVWwGbg9cB8Kix/s77Z0g4p3",
+	"hGMB7fjKaIjQ2JMPXxMND7ltTnFsVvjM9Fzp+05+ZQatJd07i/Fy3Bp0d31zVY5bR7QFzBZm0MSiPTGX",
+	"h2dHF8ejEUlBI9XukJjNmFYdstPb6ZCd8Q7m7J3uTo9cmQqdSJhRGaeuusfqvaVob+brg3C9Ts8proZS",
+	"/Of9Ufc32v0z7L7ojbsffvyhla8piArJ9PLCtPKMrmw3EXNQ/eukNN/Td5dBy6lKI42Y6uDm7ZuLS9Kn",
+	"OevPB31a6KRv3t5UbSbjc2vNwUTr3PZWGJ+KlrRS6CQ1DWJKFKTTbiKUxsKt2ZjEEsTKomwTr0eO6raR",
+	"QqiZ0mCP+lXnmsOnKKF8hsVKRameCGlZ1FMzX0WcpqYKVomQupuyOcQm1TUQMGXVNU8Fn4F0g1wysiM6",
+	"tkqinM4siVNkwXRCKCfG+/rmDoIUKZBMxJD2rvk1f2XqKNtCQQTuKHDIk5ttjbibp24p16W55htdmhtk",
+	"6De2QkOjc+TNpYFfR2gChUydvtSw3xc5cHvu0RNy1ncfqT6OrWuRUn1Hb0dBJ5iDVFarYW/QC3EcTkNz",
+	"hj7UC3t7xgV1Yqxy05LwaS5spdC0kldOm2pdnS0UuU25vFWbDQWSJ3VFUR1GiQUHucawn/ZI3cKkSyyI",
+	"TQNFyGve0NGn7mKx6GKe6BYyBY46iG/s1/4RW5RA9BHisnvb2NI1FosaOkQJ3IV/JaHuePmXFgRPl0SC",
+	"65IiBxUZCA5kkQjykYuFuuZMq7WqHSO7EXqEpMUmhMuKc5ny7aWIl3d0hls6wn4F5xdMdTIIIiElRJok",
+	"QiogExPqlmjGuSkw26jKw7q6jcITo8+9ivn7Cr9av+uzfn9nNwwfoJnPWtsVeG1NcXuriilVbBxWHNMo",
+	"ge6x4FqKreTAje+XV7nMGvt2C23jq632vfs25pPB/Z+0nPGbT/fu/3TjVhR+OHjAh+vnwOa7g/u/az2L",
+	"WXWCg4dg07wOYr7ae8iSdcPSkIciy6hcBsPgtZgRxsvE4jmApjNlKjOkEx/wozKQm6y3PYbbqFJG8DJm",
+	"9cgZLMof9sqGC3GTwjYcyyj3U5VLy0fqmusEMi9wLklEOUmN7D1yLlKwHdFpSmcK37kOpgJtT2u2Rj9T",
+	"LT4i+N1VGX6LGOIR+wdFkMEXiyAGuTtumZgbHq6q+a7x43/Gl89Lcmxdz3Ni67KbXty3VdAMdFubVBeS",
+	"K5+n2LaQri8uNNjWBJA246/ehrP9Avq4kBK4rhzuKyW2u8zSXubZUVVQ+nJmOXiQ4hqXXr6xmbh60Vwl",
+	"9SvF9x/MBVHPimjsXX2q0XqIPd26e8urvondJpjmRYt1/Urlx6ZtUVWlAEOD7TGGbkR6c4HTkt9NG/uX",
+	"WdHZl391+307VvWQvrvajUB8F8OsGD7C97cnWy2G/CCmVV+mNV/s3/9FdRfxb+or1uRKqvPEsJanW/wk",
+	"qc7Dt4RbTCOKLLxzbtcDMZfWCs4ZnxmWUw5xzmGOuAkWe+UJc2v8defxf8nCPcJTn9Dbs/DyJBN/PZi1",
+	"OFm2eEO5bdyrvy3DGi2My56n3L8kvH81wNuFf7T/hbaz5XZYbyN7owFUm09KdZW25B58WFkLlfMytjVX",
+	"fC0impIY5pCK3HSU7NhG52fY7w92n/fCXtgbDA/DMDShz61021YJmkKQ8sjYVklV0SdWnfXxVx7tt7Rc",
+	"IkHvNf+5RbV8+ZrNgSOhwI8q2BxiLGV66U3i8Fh9WP03AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -47,4 +48,24 @@ func (q *Queries) GetAccessTokenUser(ctx context.Context, jti string) (GetAccess
 		&i.SessionID,
 	)
 	return i, err
+}
+
+const invalidateUserTokens = `-- name: InvalidateUserTokens :execrows
+UPDATE tokens SET invalidated_at = $1::timestamptz
+WHERE user_id = $2 AND invalidated_at IS NULL
+`
+
+type InvalidateUserTokensParams struct {
+	Now    time.Time
+	UserID uuid.UUID
+}
+
+// Kills every live token of a user, in every session. The count is what this call
+// invalidated, not what was already dead.
+func (q *Queries) InvalidateUserTokens(ctx context.Context, arg InvalidateUserTokensParams) (int64, error) {
+	result, err := q.db.Exec(ctx, invalidateUserTokens, arg.Now, arg.UserID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
