@@ -28,3 +28,53 @@ func (a *API) VerifyUser(ctx context.Context, req api.VerifyUserRequestObject) (
 	}
 	return api.VerifyUser200JSONResponse{Body: userResponse(u), Headers: api.VerifyUser200ResponseHeaders{CacheControl: noStore()}}, nil
 }
+
+// ListUsers returns a page of users, newest first.
+func (a *API) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
+	skip, limit := 0, 100
+	if req.Params.Skip != nil {
+		skip = *req.Params.Skip
+	}
+	if req.Params.Limit != nil {
+		limit = *req.Params.Limit
+	}
+	users, err := a.svc.ListUsers(ctx, principalFrom(ctx), skip, limit)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]api.User, len(users))
+	for i, u := range users {
+		body[i] = userResponse(u)
+	}
+	return api.ListUsers200JSONResponse{Body: body, Headers: api.ListUsers200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// GetUser returns one user.
+func (a *API) GetUser(ctx context.Context, req api.GetUserRequestObject) (api.GetUserResponseObject, error) {
+	u, err := a.svc.GetUser(ctx, principalFrom(ctx), req.UserId)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetUser200JSONResponse{Body: userResponse(u), Headers: api.GetUser200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// UpdateUser applies a partial update.
+func (a *API) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
+	b := req.Body
+	u, err := a.svc.UpdateUser(ctx, principalFrom(ctx), req.UserId, UserChanges{
+		Username: b.Username, Email: b.Email, Password: b.Password,
+		IsActive: b.IsActive, IsVerified: b.IsVerified, IsAdmin: b.IsAdmin,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateUser200JSONResponse{Body: userResponse(u), Headers: api.UpdateUser200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// DeleteUser deletes a user.
+func (a *API) DeleteUser(ctx context.Context, req api.DeleteUserRequestObject) (api.DeleteUserResponseObject, error) {
+	if err := a.svc.DeleteUser(ctx, principalFrom(ctx), req.UserId); err != nil {
+		return nil, err
+	}
+	return api.DeleteUser204Response{}, nil
+}

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -26,6 +27,7 @@ import (
 type route struct {
 	route        *routers.Route
 	auth         bool
+	pathParams   []string
 	contentTypes map[string]bool
 }
 
@@ -44,6 +46,12 @@ func loadRoutes() (map[string]*route, error) {
 			rt := &route{
 				route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
 				auth:  len(security) > 0,
+			}
+			// Path parameters may be declared on the path item or on the operation.
+			for _, p := range append(slices.Clone(item.Parameters), op.Parameters...) {
+				if p.Value != nil && p.Value.In == openapi3.ParameterInPath {
+					rt.pathParams = append(rt.pathParams, p.Value.Name)
+				}
 			}
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				rt.contentTypes = map[string]bool{}
@@ -100,11 +108,9 @@ func (s *server) guard(next http.Handler) http.Handler {
 			s.problems.write(w, r, err)
 			return
 		}
-		params := map[string]string{}
-		for _, p := range rt.route.Operation.Parameters {
-			if p.Value != nil && p.Value.In == openapi3.ParameterInPath {
-				params[p.Value.Name] = r.PathValue(p.Value.Name)
-			}
+		params := make(map[string]string, len(rt.pathParams))
+		for _, name := range rt.pathParams {
+			params[name] = r.PathValue(name)
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: rt.route, Options: validation}
 		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {

@@ -71,8 +71,6 @@ func New(d Deps) (*Service, error) {
 }
 
 // inTx runs fn in one transaction: it commits when fn returns nil and rolls back otherwise.
-//
-//nolint:unused // used by the user-management change that follows
 func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -73,4 +74,157 @@ func (s *Service) VerifyUser(ctx context.Context, actor Principal, id uuid.UUID)
 	}
 	u, err := s.q.SetUserVerified(ctx, id)
 	return u, dbError(err)
+}
+
+// ListUsers returns a page of users, newest first. Only admins may.
+//
+// Errors: forbidden; unavailable; internal.
+func (s *Service) ListUsers(ctx context.Context, actor Principal, skip, limit int) ([]db.User, error) {
+	if !actor.User.IsAdmin {
+		return nil, errForbidden("Admin rights are required.")
+	}
+	if skip < 0 || limit < 1 || limit > 100 {
+		return nil, invalidFields(FieldError{Field: "limit", Message: "must be from 1 to 100, with skip at least 0"})
+	}
+	users, err := s.q.ListUsers(ctx, db.ListUsersParams{SkipRows: int32(min(skip, math.MaxInt32)), MaxRows: int32(limit)})
+	return users, dbError(err)
+}
+
+// GetUser returns a user to itself or to an admin. Anyone else gets not found, exactly as
+// for an id that does not exist, so ids cannot be probed.
+//
+// Errors: not found; unavailable; internal.
+func (s *Service) GetUser(ctx context.Context, actor Principal, id uuid.UUID) (db.User, error) {
+	if !canSee(actor, id) {
+		return db.User{}, errNotFound()
+	}
+	u, err := s.q.GetUserByID(ctx, id)
+	return u, dbError(err)
+}
+
+// canSee reports whether actor may see or change user id: itself, or anyone for an admin.
+func canSee(actor Principal, id uuid.UUID) bool {
+	return actor.User.IsAdmin || actor.User.ID == id
+}
+
+// UserChanges is a partial update; nil fields stay as they are.
+type UserChanges struct {
+	Username   *string
+	Email      *string
+	Password   *string
+	IsActive   *bool
+	IsVerified *bool
+	IsAdmin    *bool
+}
+
+func (c UserChanges) privileged() bool {
+	return c.IsActive != nil || c.IsVerified != nil || c.IsAdmin != nil
+}
+
+// UpdateUser applies a partial update. Users may change their own username, email and
+// password; only admins may change the flags, or anyone else. A change of password,
+// is_active or is_admin invalidates every token of the user in the same transaction.
+//
+// Errors: not found (another user's id, for a non-admin); forbidden (flags, for a
+// non-admin); invalid (field errors, last_admin); conflict (username_taken, email_taken);
+// unavailable; internal.
+func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID, c UserChanges) (db.User, error) {
+	if !canSee(actor, id) {
+		return db.User{}, errNotFound()
+	}
+	if c.privileged() && !actor.User.IsAdmin {
+		return db.User{}, errForbidden("Only admins may change is_active, is_verified or is_admin.")
+	}
+	current, err := s.q.GetUserByID(ctx, id)
+	if err != nil {
+		return db.User{}, dbError(err)
+	}
+	params := db.UpdateUserParams{ID: id, Username: c.Username, IsActive: c.IsActive, IsVerified: c.IsVerified, IsAdmin: c.IsAdmin}
+	var fes []*FieldError
+	username, email := current.Username, current.Email
+	if c.Username != nil {
+		fes = append(fes, validateUsername(*c.Username))
+		username = *c.Username
+	}
+	if c.Email != nil {
+		normalized, fe := normalizeEmail(*c.Email)
+		fes = append(fes, fe)
+		params.Email, email = &normalized, normalized
+	}
+	if c.Password != nil {
+		fes = append(fes, validatePassword(*c.Password, username, email))
+	}
+	if err := collect(fes...); err != nil {
+		return db.User{}, err
+	}
+	if c.Password != nil {
+		// Hashed before the transaction, so no row lock waits on bcrypt.
+		hash, err := s.hashPassword(*c.Password)
+		if err != nil {
+			return db.User{}, err
+		}
+		params.PasswordHash = &hash
+	}
+
+	var updated db.User
+	mayRemoveAdmin := (c.IsAdmin != nil && !*c.IsAdmin) || (c.IsActive != nil && !*c.IsActive)
+	err = s.inTx(ctx, func(q *db.Queries) error {
+		// The admin rows are locked before the target row, in id order, so that two admins
+		// demoting each other queue up instead of deadlocking.
+		var admins []uuid.UUID
+		if mayRemoveAdmin {
+			if admins, err = q.LockActiveAdmins(ctx); err != nil {
+				return err
+			}
+		}
+		before, err := q.GetUserByIDForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		if mayRemoveAdmin && before.IsAdmin && before.IsActive && len(admins) <= 1 {
+			return errLastAdmin()
+		}
+		if updated, err = q.UpdateUser(ctx, params); err != nil {
+			return err
+		}
+		// Credentials or rights changed: every token issued under the old ones dies now.
+		if c.Password != nil || updated.IsActive != before.IsActive || updated.IsAdmin != before.IsAdmin {
+			if _, err := q.InvalidateUserTokens(ctx, db.InvalidateUserTokensParams{Now: s.now(), UserID: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return updated, err
+}
+
+func errLastAdmin() *Error {
+	return &Error{Kind: KindInvalid, Code: CodeLastAdmin, Message: "The last active admin cannot be demoted, deactivated or deleted."}
+}
+
+// DeleteUser deletes a user with its sessions and tokens. Users may delete themselves;
+// admins anyone but the last active admin.
+//
+// Errors: not found; invalid (last_admin); unavailable; internal.
+func (s *Service) DeleteUser(ctx context.Context, actor Principal, id uuid.UUID) error {
+	if !canSee(actor, id) {
+		return errNotFound()
+	}
+	return s.inTx(ctx, func(q *db.Queries) error {
+		// Admins first, then the target, in the same order as UpdateUser.
+		admins, err := q.LockActiveAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		target, err := q.GetUserByIDForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		if target.IsAdmin && target.IsActive && len(admins) <= 1 {
+			return errLastAdmin()
+		}
+		// Sessions and tokens go with the user (ON DELETE CASCADE).
+		_, err = q.DeleteUser(ctx, id)
+		return err
+	})
 }

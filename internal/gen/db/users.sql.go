@@ -53,6 +53,18 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 	return i, err
 }
 
+const deleteUser = `-- name: DeleteUser :execrows
+DELETE FROM users WHERE id = $1
+`
+
+func (q *Queries) DeleteUser(ctx context.Context, id uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteUser, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getUserByEmail = `-- name: GetUserByEmail :one
 SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE email = $1
 `
@@ -101,6 +113,30 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 	return i, err
 }
 
+const getUserByIDForUpdate = `-- name: GetUserByIDForUpdate :one
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) GetUserByIDForUpdate(ctx context.Context, id uuid.UUID) (User, error) {
+	row := q.db.QueryRow(ctx, getUserByIDForUpdate, id)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.IsAdmin,
+		&i.FailedLoginAttempts,
+		&i.LockedUntil,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LastLogin,
+	)
+	return i, err
+}
+
 const getUserByUsername = `-- name: GetUserByUsername :one
 SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE username = $1
 `
@@ -125,6 +161,76 @@ func (q *Queries) GetUserByUsername(ctx context.Context, username string) (User,
 	return i, err
 }
 
+const listUsers = `-- name: ListUsers :many
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users
+ORDER BY created_at DESC, id DESC
+LIMIT $2 OFFSET $1
+`
+
+type ListUsersParams struct {
+	SkipRows int32
+	MaxRows  int32
+}
+
+func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, error) {
+	rows, err := q.db.Query(ctx, listUsers, arg.SkipRows, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []User{}
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.ID,
+			&i.Username,
+			&i.Email,
+			&i.PasswordHash,
+			&i.IsActive,
+			&i.IsVerified,
+			&i.IsAdmin,
+			&i.FailedLoginAttempts,
+			&i.LockedUntil,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.LastLogin,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockActiveAdmins = `-- name: LockActiveAdmins :many
+SELECT id FROM users WHERE is_admin AND is_active ORDER BY id FOR UPDATE
+`
+
+// Locks every active admin row, so that two concurrent demotions cannot both see another
+// admin left and remove the last one.
+func (q *Queries) LockActiveAdmins(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockActiveAdmins)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setUserVerified = `-- name: SetUserVerified :one
 UPDATE users SET is_verified = true WHERE id = $1
 RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login
@@ -132,6 +238,56 @@ RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, 
 
 func (q *Queries) SetUserVerified(ctx context.Context, id uuid.UUID) (User, error) {
 	row := q.db.QueryRow(ctx, setUserVerified, id)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.IsAdmin,
+		&i.FailedLoginAttempts,
+		&i.LockedUntil,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LastLogin,
+	)
+	return i, err
+}
+
+const updateUser = `-- name: UpdateUser :one
+UPDATE users SET
+    username      = coalesce($1, username),
+    email         = coalesce(lower($2), email),
+    password_hash = coalesce($3, password_hash),
+    is_active     = coalesce($4, is_active),
+    is_verified   = coalesce($5, is_verified),
+    is_admin      = coalesce($6, is_admin)
+WHERE id = $7
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login
+`
+
+type UpdateUserParams struct {
+	Username     *string
+	Email        *string
+	PasswordHash *string
+	IsActive     *bool
+	IsVerified   *bool
+	IsAdmin      *bool
+	ID           uuid.UUID
+}
+
+func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, error) {
+	row := q.db.QueryRow(ctx, updateUser,
+		arg.Username,
+		arg.Email,
+		arg.PasswordHash,
+		arg.IsActive,
+		arg.IsVerified,
+		arg.IsAdmin,
+		arg.ID,
+	)
 	var i User
 	err := row.Scan(
 		&i.ID,
