@@ -1,10 +1,15 @@
 # Authly. Every tool runs through `go tool`, pinned in go.mod (golangci-lint in its own
 # modfile), so nothing is installed globally.
 SHELL := bash
+# Go 1.26.8's standard library has known vulnerabilities fixed in later releases; builds use
+# this newer toolchain, which the go command fetches from the module proxy on first use.
+export GOTOOLCHAIN := go1.27.3
 GO ?= go
 LINT := $(GO) tool -modfile=tools/golangci-lint.mod golangci-lint
+VULN := $(GO) tool -modfile=tools/vuln.mod
+VULNDB_DIR := .cache/vulndb
 
-.PHONY: all generate generate-check build run test lint
+.PHONY: all generate generate-check build run test lint vuln
 
 all: generate build test
 
@@ -36,3 +41,10 @@ test:
 lint:
 	$(GO) vet ./...
 	$(LINT) run ./...
+
+## vuln: govulncheck against an offline vulnerability database built from the pinned
+## golang.org/x/vulndb module (tools/vuln.mod), since the online one may be unreachable
+vuln:
+	rm -rf $(VULNDB_DIR) && mkdir -p $(VULNDB_DIR)
+	$(VULN) indexdb -vulns "$$($(GO) list -modfile=tools/vuln.mod -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv" -out $(VULNDB_DIR)
+	$(VULN) govulncheck -db "file://$(CURDIR)/$(VULNDB_DIR)" ./...
