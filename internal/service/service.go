@@ -26,6 +26,7 @@ type Deps struct {
 	BcryptCost int
 	Clock      func() time.Time
 	Logger     *slog.Logger
+	Sessions   SessionPolicy // zero fields take their defaults
 }
 
 // Service implements Authly's use cases.
@@ -36,6 +37,7 @@ type Service struct {
 	bcryptCost int
 	now        func() time.Time
 	log        *slog.Logger
+	sessions   SessionPolicy
 	// dummyHash is compared against when a login names no account, so that an unknown name
 	// costs the same bcrypt work as a known one.
 	dummyHash []byte
@@ -66,13 +68,12 @@ func New(d Deps) (*Service, error) {
 		bcryptCost: d.BcryptCost,
 		now:        d.Clock,
 		log:        d.Logger,
+		sessions:   d.Sessions.withDefaults(),
 		dummyHash:  dummy,
 	}, nil
 }
 
 // inTx runs fn in one transaction: it commits when fn returns nil and rolls back otherwise.
-//
-//nolint:unused // used by the user-management change that follows
 func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {

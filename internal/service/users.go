@@ -71,6 +71,13 @@ func (s *Service) VerifyUser(ctx context.Context, actor Principal, id uuid.UUID)
 	if !actor.User.IsAdmin {
 		return db.User{}, errForbidden("Admin rights are required.")
 	}
-	u, err := s.q.SetUserVerified(ctx, id)
-	return u, dbError(err)
+	var u db.User
+	err := s.inTx(ctx, func(q *db.Queries) error {
+		var err error
+		if u, err = q.SetUserVerified(ctx, id); err != nil {
+			return err
+		}
+		return s.auditUserChange(ctx, q, actor, id, map[string]any{"is_verified": true})
+	})
+	return u, err
 }

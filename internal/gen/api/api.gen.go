@@ -33,6 +33,7 @@ const (
 	ErrorCodeForbidden            ErrorCode = "forbidden"
 	ErrorCodeInternalError        ErrorCode = "internal_error"
 	ErrorCodeInvalidCredentials   ErrorCode = "invalid_credentials"
+	ErrorCodeInvalidGrant         ErrorCode = "invalid_grant"
 	ErrorCodeInvalidRequest       ErrorCode = "invalid_request"
 	ErrorCodeInvalidToken         ErrorCode = "invalid_token"
 	ErrorCodeLastAdmin            ErrorCode = "last_admin"
@@ -60,6 +61,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeInternalError:
 		return true
 	case ErrorCodeInvalidCredentials:
+		return true
+	case ErrorCodeInvalidGrant:
 		return true
 	case ErrorCodeInvalidRequest:
 		return true
@@ -120,15 +123,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for RefreshRequestGrantType.
+const (
+	RefreshRequestGrantTypeRefreshToken RefreshRequestGrantType = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the RefreshRequestGrantType enum.
+func (e RefreshRequestGrantType) Valid() bool {
+	switch e {
+	case RefreshRequestGrantTypeRefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenRequestGrantType.
 const (
-	TokenRequestGrantTypePassword TokenRequestGrantType = "password"
+	TokenRequestGrantTypePassword     TokenRequestGrantType = "password"
+	TokenRequestGrantTypeRefreshToken TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
 func (e TokenRequestGrantType) Valid() bool {
 	switch e {
 	case TokenRequestGrantTypePassword:
+		return true
+	case TokenRequestGrantTypeRefreshToken:
 		return true
 	default:
 		return false
@@ -165,6 +186,15 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// ForcedLogoutResult Example: {"invalidated_tokens":6,"revoked_sessions":3}
+type ForcedLogoutResult struct {
+	// InvalidatedTokens How many live tokens this call invalidated.
+	InvalidatedTokens int64 `json:"invalidated_tokens"`
+
+	// RevokedSessions How many live sessions this call revoked.
+	RevokedSessions int64 `json:"revoked_sessions"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	// Database Whether the database answered a ping.
@@ -179,6 +209,13 @@ type HealthDatabase string
 
 // HealthStatus Overall status.
 type HealthStatus string
+
+// LogoutResult Example: {"invalidated_tokens":4,"message":"Logged out of every session."}
+type LogoutResult struct {
+	// InvalidatedTokens How many live tokens this call invalidated.
+	InvalidatedTokens int64  `json:"invalidated_tokens"`
+	Message           string `json:"message"`
+}
 
 // Password At least 8 characters and at most 72 bytes (NIST SP 800-63B). It must differ from the
 // username and email and must not be a very common password.
@@ -198,6 +235,40 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// RefreshRequest defines model for RefreshRequest.
+type RefreshRequest struct {
+	GrantType RefreshRequestGrantType `json:"grant_type"`
+
+	// RefreshToken The refresh token from the last login or refresh.
+	RefreshToken string `json:"refresh_token"`
+}
+
+// RefreshRequestGrantType defines model for RefreshRequest.GrantType.
+type RefreshRequestGrantType string
+
+// Session Example: {"created_at":"2026-01-02T15:04:05Z","current":true,"expires_at":"2026-01-10T09:30:00Z","id":"5e0f3a7c-1d2b-4c6e-8f9a-0b1c2d3e4f50","ip":"203.0.113.7","last_used_at":"2026-01-03T09:30:00Z","user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}
+type Session struct {
+	// CreatedAt When the login that opened the session happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current Whether this is the session of the token used for this request.
+	Current bool `json:"current"`
+
+	// ExpiresAt When the session ends unless it is refreshed before: its refresh token's expiry.
+	// Each refresh moves it forward, but never past the session's absolute lifetime.
+	ExpiresAt time.Time          `json:"expires_at"`
+	Id        openapi_types.UUID `json:"id"`
+
+	// Ip The client address of the login or the latest refresh.
+	Ip string `json:"ip"`
+
+	// LastUsedAt The login or the latest refresh.
+	LastUsedAt time.Time `json:"last_used_at"`
+
+	// UserAgent The User-Agent of the login or the latest refresh, at most 512 bytes.
+	UserAgent string `json:"user_agent"`
+}
+
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
 	// GrantType The OAuth 2.0 grant.
@@ -205,6 +276,9 @@ type TokenRequest struct {
 
 	// Password Required for the password grant.
 	Password *string `json:"password,omitempty"`
+
+	// RefreshToken Required for the refresh_token grant.
+	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// Username The username or the account's email. Required for the password grant.
 	Username *string `json:"username,omitempty"`
@@ -266,6 +340,9 @@ type UserCreate struct {
 // Example: alice
 type Username = string
 
+// SessionID defines model for SessionID.
+type SessionID = openapi_types.UUID
+
 // UserID defines model for UserID.
 type UserID = openapi_types.UUID
 
@@ -278,17 +355,20 @@ type BadRequest = Problem
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
+// GrantRejected An RFC 9457 problem document.
+type GrantRejected = Problem
+
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
-
-// InvalidCredentials An RFC 9457 problem document.
-type InvalidCredentials = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
 // PayloadTooLarge An RFC 9457 problem document.
 type PayloadTooLarge = Problem
+
+// RefreshRejected An RFC 9457 problem document.
+type RefreshRejected = Problem
 
 // Unauthenticated An RFC 9457 problem document.
 type Unauthenticated = Problem
@@ -298,6 +378,9 @@ type Unavailable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
+type RefreshTokenJSONRequestBody = RefreshRequest
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenRequest
@@ -382,6 +465,51 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// Logout Log out everywhere
+	//
+	// Revokes every session of the caller and invalidates every token the caller still
+	// holds, in all sessions and on all devices, including the access token of this request.
+	// `invalidated_tokens` counts only the tokens this call invalidated.
+	//
+	// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefreshTokenWithBody Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefreshToken Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateTokenWithBody Log in with a password
 	//
 	// Exchanges a username (or the account's email) and password for an access token and a
@@ -389,6 +517,10 @@ type ClientInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -403,6 +535,10 @@ type ClientInterface interface {
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
 	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -415,6 +551,10 @@ type ClientInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -448,6 +588,32 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListMySessions List the caller's sessions
+	//
+	// Lists the caller's live sessions, newest first: one per login that has not been
+	// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+	// session of the token used for this request is marked `current`.
+	//
+	// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+	ListMySessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeMySession Revoke one of the caller's sessions
+	//
+	// Revokes one live session of the caller, such as a lost phone, and invalidates its
+	// tokens at once. Revoking the current session logs this client out. A session id that
+	// is unknown, already ended, or someone else's reads as 404.
+	//
+	// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+	RevokeMySession(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeUserSessions Force a user to log out (admin)
+	//
+	// Revokes every session of the user and invalidates every token the user holds. The
+	// user must log in again. Admins only.
+	//
+	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+	RevokeUserSessions(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// VerifyUser Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -463,6 +629,81 @@ type ClientInterface interface {
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
+// Logout Log out everywhere
+//
+// Revokes every session of the caller and invalidates every token the caller still
+// holds, in all sessions and on all devices, including the access token of this request.
+// `invalidated_tokens` counts only the tokens this call invalidated.
+//
+// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshTokenWithBody Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *Client) RefreshTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshToken Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CreateTokenWithBody Log in with a password
 //
 // Exchanges a username (or the account's email) and password for an access token and a
@@ -470,6 +711,10 @@ type ClientInterface interface {
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes any type of body and a specified content type.
 //
@@ -494,6 +739,10 @@ func (c *Client) CreateTokenWithBody(ctx context.Context, contentType string, bo
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
 //
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -516,6 +765,10 @@ func (c *Client) CreateToken(ctx context.Context, body CreateTokenJSONRequestBod
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -589,6 +842,62 @@ func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditor
 	return c.Client.Do(req)
 }
 
+// ListMySessions List the caller's sessions
+//
+// Lists the caller's live sessions, newest first: one per login that has not been
+// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+// session of the token used for this request is marked `current`.
+//
+// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+func (c *Client) ListMySessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMySessionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeMySession Revoke one of the caller's sessions
+//
+// Revokes one live session of the caller, such as a lost phone, and invalidates its
+// tokens at once. Revoking the current session logs this client out. A session id that
+// is unknown, already ended, or someone else's reads as 404.
+//
+// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+func (c *Client) RevokeMySession(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeMySessionRequest(c.Server, sessionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeUserSessions Force a user to log out (admin)
+//
+// Revokes every session of the user and invalidates every token the user holds. The
+// user must log in again. Admins only.
+//
+// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+func (c *Client) RevokeUserSessions(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeUserSessionsRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // VerifyUser Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -621,6 +930,73 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewLogoutRequest constructs an http.Request for the Logout method
+func NewLogoutRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRefreshTokenRequest calls the generic RefreshToken builder with application/json body
+func NewRefreshTokenRequest(server string, body RefreshTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRefreshTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRefreshTokenRequestWithBody constructs an http.Request for the RefreshToken method, with any body, and a specified content type
+func NewRefreshTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewCreateTokenRequest calls the generic CreateToken builder with application/json body
@@ -741,6 +1117,101 @@ func NewGetCurrentUserRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListMySessionsRequest constructs an http.Request for the ListMySessions method
+func NewListMySessionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/sessions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokeMySessionRequest constructs an http.Request for the RevokeMySession method
+func NewRevokeMySessionRequest(server string, sessionId SessionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "session_id", sessionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/sessions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokeUserSessionsRequest constructs an http.Request for the RevokeUserSessions method
+func NewRevokeUserSessionsRequest(server string, userId UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewVerifyUserRequest constructs an http.Request for the VerifyUser method
 func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	var err error
@@ -846,6 +1317,53 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// LogoutWithResponse Log out everywhere
+	//
+	// Revokes every session of the caller and invalidates every token the caller still
+	// holds, in all sessions and on all devices, including the access token of this request.
+	// `invalidated_tokens` counts only the tokens this call invalidated.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RefreshTokenWithBodyWithResponse Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
+
+	// RefreshTokenWithResponse Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
+
 	// CreateTokenWithBodyWithResponse Log in with a password
 	//
 	// Exchanges a username (or the account's email) and password for an access token and a
@@ -853,6 +1371,10 @@ type ClientWithResponsesInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -867,6 +1389,10 @@ type ClientWithResponsesInterface interface {
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
 	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -879,6 +1405,10 @@ type ClientWithResponsesInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -914,6 +1444,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
 
+	// ListMySessionsWithResponse List the caller's sessions
+	//
+	// Lists the caller's live sessions, newest first: one per login that has not been
+	// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+	// session of the token used for this request is marked `current`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+	ListMySessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMySessionsResponse, error)
+
+	// RevokeMySessionWithResponse Revoke one of the caller's sessions
+	//
+	// Revokes one live session of the caller, such as a lost phone, and invalidates its
+	// tokens at once. Revoking the current session logs this client out. A session id that
+	// is unknown, already ended, or someone else's reads as 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+	RevokeMySessionWithResponse(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*RevokeMySessionResponse, error)
+
+	// RevokeUserSessionsWithResponse Force a user to log out (admin)
+	//
+	// Revokes every session of the user and invalidates every token the user holds. The
+	// user must log in again. Admins only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+	RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error)
+
 	// VerifyUserWithResponse Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -931,6 +1493,186 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
+}
+
+// LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
+type LogoutResponse200Headers struct {
+	CacheControl *string
+}
+
+// LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
+type LogoutResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LogoutResult
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogoutResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *LogoutResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LogoutResponse) GetJSON200() *LogoutResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RefreshTokenResponse200Headers the declared response headers of an HTTP 200 response for RefreshToken
+type RefreshTokenResponse200Headers struct {
+	CacheControl *string
+}
+
+// RefreshTokenResponse503Headers the declared response headers of an HTTP 503 response for RefreshToken
+type RefreshTokenResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RefreshTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *RefreshRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RefreshTokenResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RefreshTokenResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RefreshTokenResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON401() *RefreshRejected {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RefreshTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RefreshTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefreshTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefreshTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // CreateTokenResponse200Headers the declared response headers of an HTTP 200 response for CreateToken
@@ -951,7 +1693,7 @@ type CreateTokenResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *InvalidCredentials
+	ApplicationproblemJSON401 *GrantRejected
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *AccountNotUsable
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -979,7 +1721,7 @@ func (r CreateTokenResponse) GetApplicationproblemJSON400() *BadRequest {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON401() *InvalidCredentials {
+func (r CreateTokenResponse) GetApplicationproblemJSON401() *GrantRejected {
 	return r.ApplicationproblemJSON401
 }
 
@@ -1210,6 +1952,276 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
+type ListMySessionsResponse200Headers struct {
+	CacheControl *string
+}
+
+// ListMySessionsResponse401Headers the declared response headers of an HTTP 401 response for ListMySessions
+type ListMySessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListMySessionsResponse503Headers the declared response headers of an HTTP 503 response for ListMySessions
+type ListMySessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListMySessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]Session
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMySessionsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMySessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMySessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMySessionsResponse) GetJSON200() *[]Session {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMySessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMySessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMySessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMySessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeMySessionResponse401Headers the declared response headers of an HTTP 401 response for RevokeMySession
+type RevokeMySessionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokeMySessionResponse503Headers the declared response headers of an HTTP 503 response for RevokeMySession
+type RevokeMySessionResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokeMySessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeMySessionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeMySessionResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeMySessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeMySessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeMySessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeMySessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeUserSessionsResponse200Headers the declared response headers of an HTTP 200 response for RevokeUserSessions
+type RevokeUserSessionsResponse200Headers struct {
+	CacheControl *string
+}
+
+// RevokeUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokeUserSessions
+type RevokeUserSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokeUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for RevokeUserSessions
+type RevokeUserSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokeUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ForcedLogoutResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RevokeUserSessionsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeUserSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeUserSessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeUserSessionsResponse) GetJSON200() *ForcedLogoutResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeUserSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // VerifyUserResponse200Headers the declared response headers of an HTTP 200 response for VerifyUser
 type VerifyUserResponse200Headers struct {
 	CacheControl *string
@@ -1362,6 +2374,71 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// LogoutWithResponse Log out everywhere
+//
+// Revokes every session of the caller and invalidates every token the caller still
+// holds, in all sessions and on all devices, including the access token of this request.
+// `invalidated_tokens` counts only the tokens this call invalidated.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// RefreshTokenWithBodyWithResponse Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *ClientWithResponses) RefreshTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
+	rsp, err := c.RefreshTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshTokenResponse(rsp)
+}
+
+// RefreshTokenWithResponse Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
+	rsp, err := c.RefreshToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshTokenResponse(rsp)
+}
+
 // CreateTokenWithBodyWithResponse Log in with a password
 //
 // Exchanges a username (or the account's email) and password for an access token and a
@@ -1369,6 +2446,10 @@ func (r GetHealthResponse) ContentType() string {
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1389,6 +2470,10 @@ func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Contex
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
 //
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -1407,6 +2492,10 @@ func (c *ClientWithResponses) CreateTokenWithResponse(ctx context.Context, body 
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1466,6 +2555,56 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 	return ParseGetCurrentUserResponse(rsp)
 }
 
+// ListMySessionsWithResponse List the caller's sessions
+//
+// Lists the caller's live sessions, newest first: one per login that has not been
+// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+// session of the token used for this request is marked `current`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+func (c *ClientWithResponses) ListMySessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMySessionsResponse, error) {
+	rsp, err := c.ListMySessions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMySessionsResponse(rsp)
+}
+
+// RevokeMySessionWithResponse Revoke one of the caller's sessions
+//
+// Revokes one live session of the caller, such as a lost phone, and invalidates its
+// tokens at once. Revoking the current session logs this client out. A session id that
+// is unknown, already ended, or someone else's reads as 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+func (c *ClientWithResponses) RevokeMySessionWithResponse(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*RevokeMySessionResponse, error) {
+	rsp, err := c.RevokeMySession(ctx, sessionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeMySessionResponse(rsp)
+}
+
+// RevokeUserSessionsWithResponse Force a user to log out (admin)
+//
+// Revokes every session of the user and invalidates every token the user holds. The
+// user must log in again. Admins only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+func (c *ClientWithResponses) RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error) {
+	rsp, err := c.RevokeUserSessions(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeUserSessionsResponse(rsp)
+}
+
 // VerifyUserWithResponse Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -1494,6 +2633,177 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseGetHealthResponse(rsp)
+}
+
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LogoutResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogoutResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers LogoutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRefreshTokenResponse parses an HTTP response from a RefreshTokenWithResponse call
+func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefreshTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest RefreshRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RefreshTokenResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers RefreshTokenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseCreateTokenResponse parses an HTTP response from a CreateTokenWithResponse call
@@ -1525,7 +2835,7 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest InvalidCredentials
+		var dest GrantRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -1758,6 +3068,267 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	return response, nil
 }
 
+// ParseListMySessionsResponse parses an HTTP response from a ListMySessionsWithResponse call
+func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMySessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []Session
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMySessionsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMySessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMySessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeMySessionResponse parses an HTTP response from a RevokeMySessionWithResponse call
+func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeMySessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeMySessionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeMySessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeUserSessionsResponse parses an HTTP response from a RevokeUserSessionsWithResponse call
+func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ForcedLogoutResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RevokeUserSessionsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RevokeUserSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeUserSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseVerifyUserResponse parses an HTTP response from a VerifyUserWithResponse call
 func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -1894,6 +3465,12 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// Logout Log out everywhere
+	// (POST /api/v1/auth/logout)
+	Logout(w http.ResponseWriter, r *http.Request)
+	// RefreshToken Rotate a refresh token
+	// (POST /api/v1/auth/refresh)
+	RefreshToken(w http.ResponseWriter, r *http.Request)
 	// CreateToken Log in with a password
 	// (POST /api/v1/auth/token)
 	CreateToken(w http.ResponseWriter, r *http.Request)
@@ -1903,6 +3480,15 @@ type ServerInterface interface {
 	// GetCurrentUser Read the caller's account
 	// (GET /api/v1/users/me)
 	GetCurrentUser(w http.ResponseWriter, r *http.Request)
+	// ListMySessions List the caller's sessions
+	// (GET /api/v1/users/me/sessions)
+	ListMySessions(w http.ResponseWriter, r *http.Request)
+	// RevokeMySession Revoke one of the caller's sessions
+	// (DELETE /api/v1/users/me/sessions/{session_id})
+	RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID)
+	// RevokeUserSessions Force a user to log out (admin)
+	// (DELETE /api/v1/users/{user_id}/sessions)
+	RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
@@ -1919,6 +3505,34 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// Logout operation middleware
+func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Logout(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RefreshToken operation middleware
+func (siw *ServerInterfaceWrapper) RefreshToken(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RefreshToken(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // CreateToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateToken(w http.ResponseWriter, r *http.Request) {
@@ -1953,6 +3567,72 @@ func (siw *ServerInterfaceWrapper) GetCurrentUser(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetCurrentUser(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListMySessions operation middleware
+func (siw *ServerInterfaceWrapper) ListMySessions(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMySessions(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeMySession operation middleware
+func (siw *ServerInterfaceWrapper) RevokeMySession(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "session_id" -------------
+	var sessionId SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session_id", r.PathValue("session_id"), &sessionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "session_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeMySession(w, r, sessionId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeUserSessions(w, r, userId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2124,6 +3804,11 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/health", wrapper.GetHealth)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/token", wrapper.CreateToken)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/refresh", wrapper.RefreshToken)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/logout", wrapper.Logout)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/me/sessions", wrapper.ListMySessions)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/api/v1/users/me/sessions/{session_id}", wrapper.RevokeMySession)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/api/v1/users/{user_id}/sessions", wrapper.RevokeUserSessions)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/users", wrapper.CreateUser)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}/verify", wrapper.VerifyUser)
@@ -2137,13 +3822,15 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
-type InternalErrorApplicationProblemPlusJSONResponse Problem
+type GrantRejectedApplicationProblemPlusJSONResponse Problem
 
-type InvalidCredentialsApplicationProblemPlusJSONResponse Problem
+type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
+
+type RefreshRejectedApplicationProblemPlusJSONResponse Problem
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -2164,6 +3851,222 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type LogoutRequestObject struct {
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type Logout200JSONResponse struct {
+	Body    LogoutResult
+	Headers Logout200ResponseHeaders
+}
+
+func (response Logout200JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshTokenRequestObject struct {
+	Body *RefreshTokenJSONRequestBody
+}
+
+type RefreshTokenResponseObject interface {
+	VisitRefreshTokenResponse(w http.ResponseWriter) error
+}
+
+type RefreshToken200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RefreshToken200JSONResponse struct {
+	Body    TokenResponse
+	Headers RefreshToken200ResponseHeaders
+}
+
+func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken401ApplicationProblemPlusJSONResponse struct {
+	RefreshRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken413ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken500ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type CreateTokenRequestObject struct {
 	JSONBody     *CreateTokenJSONRequestBody
@@ -2215,7 +4118,7 @@ func (response CreateToken400ApplicationProblemPlusJSONResponse) VisitCreateToke
 }
 
 type CreateToken401ApplicationProblemPlusJSONResponse struct {
-	InvalidCredentialsApplicationProblemPlusJSONResponse
+	GrantRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken401ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
@@ -2513,6 +4416,327 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type ListMySessionsRequestObject struct {
+}
+
+type ListMySessionsResponseObject interface {
+	VisitListMySessionsResponse(w http.ResponseWriter) error
+}
+
+type ListMySessions200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ListMySessions200JSONResponse struct {
+	Body    []Session
+	Headers ListMySessions200ResponseHeaders
+}
+
+func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions500ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessionRequestObject struct {
+	SessionId SessionID `json:"session_id"`
+}
+
+type RevokeMySessionResponseObject interface {
+	VisitRevokeMySessionResponse(w http.ResponseWriter) error
+}
+
+type RevokeMySession204Response struct {
+}
+
+func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeMySession400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession400ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession404ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession500ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessionsRequestObject struct {
+	UserId UserID `json:"user_id"`
+}
+
+type RevokeUserSessionsResponseObject interface {
+	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type RevokeUserSessions200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RevokeUserSessions200JSONResponse struct {
+	Body    ForcedLogoutResult
+	Headers RevokeUserSessions200ResponseHeaders
+}
+
+func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions403ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions500ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyUserRequestObject struct {
 	UserId UserID `json:"user_id"`
 }
@@ -2684,6 +4908,12 @@ func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseW
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// Logout Log out everywhere
+	// (POST /api/v1/auth/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// RefreshToken Rotate a refresh token
+	// (POST /api/v1/auth/refresh)
+	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
 	// CreateToken Log in with a password
 	// (POST /api/v1/auth/token)
 	CreateToken(ctx context.Context, request CreateTokenRequestObject) (CreateTokenResponseObject, error)
@@ -2693,6 +4923,15 @@ type StrictServerInterface interface {
 	// GetCurrentUser Read the caller's account
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// ListMySessions List the caller's sessions
+	// (GET /api/v1/users/me/sessions)
+	ListMySessions(ctx context.Context, request ListMySessionsRequestObject) (ListMySessionsResponseObject, error)
+	// RevokeMySession Revoke one of the caller's sessions
+	// (DELETE /api/v1/users/me/sessions/{session_id})
+	RevokeMySession(ctx context.Context, request RevokeMySessionRequestObject) (RevokeMySessionResponseObject, error)
+	// RevokeUserSessions Force a user to log out (admin)
+	// (DELETE /api/v1/users/{user_id}/sessions)
+	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
@@ -2738,6 +4977,61 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// Logout operation middleware
+func (sh *strictHandler) Logout(w http.ResponseWriter, r *http.Request) {
+	var request LogoutRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx, request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		if err := validResponse.VisitLogoutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RefreshToken operation middleware
+func (sh *strictHandler) RefreshToken(w http.ResponseWriter, r *http.Request) {
+	var request RefreshTokenRequestObject
+
+	var body RefreshTokenJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RefreshToken(ctx, request.(RefreshTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefreshToken")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RefreshTokenResponseObject); ok {
+		if err := validResponse.VisitRefreshTokenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // CreateToken operation middleware
@@ -2842,6 +5136,82 @@ func (sh *strictHandler) GetCurrentUser(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
+// ListMySessions operation middleware
+func (sh *strictHandler) ListMySessions(w http.ResponseWriter, r *http.Request) {
+	var request ListMySessionsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMySessions(ctx, request.(ListMySessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMySessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMySessionsResponseObject); ok {
+		if err := validResponse.VisitListMySessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeMySession operation middleware
+func (sh *strictHandler) RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID) {
+	var request RevokeMySessionRequestObject
+
+	request.SessionId = sessionId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeMySession(ctx, request.(RevokeMySessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeMySession")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeMySessionResponseObject); ok {
+		if err := validResponse.VisitRevokeMySessionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeUserSessions operation middleware
+func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request RevokeUserSessionsRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeUserSessions(ctx, request.(RevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeUserSessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeUserSessionsResponseObject); ok {
+		if err := validResponse.VisitRevokeUserSessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // VerifyUser operation middleware
 func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID) {
 	var request VerifyUserRequestObject
@@ -2897,63 +5267,93 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"5Ftrc9s21v4rGL6dcTLVhfIlcdQvr+PGXXlTJ+PLZqdxVobIIxENCbAAKEX16L/vHAAkQYmynTqXzuw3",
-	"iwSBg+fcnnMA3waRyHLBgWsVDG+DBGgM0vx5Ji60kIB/xqAiyXLNBA+GwTmoXHAFikRUyiXjM6LFR+CK",
-	"CEkKBZLEVFNCJRAOc5AkolECcS/oBCpKIKM4JXyiWZ5CMAy46CqzUCfQyxyfKC0ZnwWr1aoT5FTSDLST",
-	"6UqBHP28KdJlAmblHUWYWaiePpwcRPvxALqH05B29yeH0H0R7dHu7vRZ/BwO6YvJIAw6AcNpcqqToBNw",
-	"muGXOOGYxUEnkPBHwSTEwVDLAvxtTIXMqMbBhRnZsgNZwoXjj6JIFFyfCX2l6CQ16EaCa+Aa/6R5nrKI",
-	"4q76uRSTFLIff1e4RQ8x/CLGVaidbFzwOUg2ZYASxKApSx0mbgRJqCJcaDIB4KQcbBSiqS5UMNwP9zqB",
-	"ZtpAdiLkhMUx8HpDdCIKPZyklH8MVj4AP0iYBsPg//q1HfXtW9V/a3dgYdhUWCkcU4RxGmk2B7QglHMJ",
-	"2hNz1Qle0vgc/ihA6UchxvicpiweSzfXGlzusZXIjDS2JKVA83t/G0wZpLEzDWMlnSADpegMJ88KhQiT",
-	"PaIFOQhJlFBJI2O6qw8+1GEN9Usak/NKmK8Itre1jKZothAj2lPKUkXMXg2IBu3aAB4D9tQzowrmozhj",
-	"nEg2S7QyIaL0re9tjRFNU5Ako0tjgbEgOmHKwDHiGtWdvkJDeKT92ZnGxqYauHBSviTmJRFRVMg1YA58",
-	"2ynFIhcgMcy+cnN+JZCOOCk4fMoh0hBbGXvkZyO/1WQqZjOIOy7oS9CF5M59R9abjiXEwDWjqfoibhx5",
-	"83lYutVI6aVo5zlVaiHkmpkNajSvOC10IiT7E+Kva2ltYqFfLqTgMwPXmdAnouDxo0DiQo+nZpaNKKdE",
-	"ISMgC5cVzKgmMPs1MGdCkxM3z1dC5UwQVURJJVnH5gEORDc9UwEYgN7SZSpofCnEaypnj8uiuZ1rrIUY",
-	"p2a2LVlhIuIl6kkLQczABmQDL2Q58cilEOS1m/IbxPZSQCOcJDqh3AIo+JTNCgkxSVnGtIHQ2jt6T0Q1",
-	"xF/EHw0NbEQ1m1nIBKhEifA9Stge9L+LN66LljGlGJ91SgbQIfApR1nRJiXMxUcrtseU37171z3ywGzn",
-	"px7cTHBixAOkCoWCbdz4pRGujVdaDc4pSx9NI5GtT6iCceFNuOYD5RhEyBvWzE2eB2BKYhGQq8aUX1GN",
-	"TQEl0CjBRU0kQR9QNkcyRcQcJHrnhhrPQctl92iqQW5q8AIiwWN0frKgDHneVBj2ok0F1FSg2ycm9BnI",
-	"Sl2qyHMhNcS/QszopRn0CL0V9YTjDGccm3XXNGeCQklN/QVw4mYEO/D9r5qbGGnJpZ37G4WxHUUcLgRX",
-	"RL1hpqJRBDnKlIDETFAtbRT4KjPbvt0kLoBvCI1jCUoRMSVUk0woTXYP9slkqUH1iKl2Y5KKBchuRBXE",
-	"P5GCsz8KaBaUNGUR/L/73YtEhkUA/fQa+EwnwXD3YL8TZIyXv/c2nLcTGKZ2bLS4ISxR2hpuRqOEcehK",
-	"oDE+cbQQlW8E4kUWDN+3lDQlvxhrasOx2X31q508rYfwsrYsKzPvUaPc9Em+zzgy0ImIx/iIpogpPmxL",
-	"tVuteJMrt8eplCo9plhWmEp9KkEldhtjCYWCOPjQooITrOQqQk/jmKECaPpWihykZliuT2mqoBPk3qOq",
-	"BLy9w4DNkA6hilByevHmjJRsz/3MhdlbL2iRqyonbzdivt+HeO/kqD+oNykmv0OkcbJ/AE3RBj9rgyXM",
-	"m3t8l4BOwMbTKt5SrhaAjkNJ7gJhaZrio9FvFYxbFVGGn/XF3sxB0jQl9n3LtLUNbE67hpVbozahVrTe",
-	"Oi7e4pSapECVJodeUU8oj6s48nzXhhHy5Gx0cUku3pLDMOw+23v5tEdG2sbfmE2nIMlUigwhvOZVIYAz",
-	"uRDFYzvYdmsIJXOQSxKJLBO8LmKuuXU923sqHzcD0fPdRhw6bMG+DMhtIfP85Ji82D94TlwiIrGIigy4",
-	"RlU0LSZykeyu2F+HvFWdoG43RSqbLbcB05Cp+6b13HhVJycp6RJ/M6405RG0rlQb3nq6rtJgy1faZe31",
-	"qH11PiISpiCBR1i2UE2YCa9TBsp4TIkjztDi+msm64KgFaRTW7DBus16LzHieT2yz/D4maRcj9t3hnHt",
-	"DZJbstsLiRnp+2Jlem2unW91qHO3UzJ19Kyqg6sV7rHuQbjbzLODFgGqNt3WhnEZmXXdj9xR1hd75AFS",
-	"3pH4B/ep2IP9DoXa5vG9GvXoIZIkpVwmHwawPE0mv0TsDTsdXf05GpyxkRrx84PoePRslJ2E/9zN9+Lj",
-	"0xc92At70W7KJ9lJGP/7NDWsB0sfNWY8GA4Ow3Atwd43Oz+9c3abpN3GXamzWjfO5m42He/03SWScgUY",
-	"jRW5OXJ1oyG5Q2KnJddFGO5FZhLzJ9y0Zl9/v9sqgIJrlpYGg3TSlo7u0wZXtJBthpc1ELdsCmOImGjK",
-	"OBIJDgu3Uk5ZO3fw8bytXNQBe2+SbAC9LmNj8gZObaZ7pUB+jsVGEijyP+Pvu+Hus2446Ia7l4ODYbg/",
-	"DA9+K0nsFvrN4s846FFjx2jdYQ4+MOyxFIypcUVwy2eGZKZihsN4kaadoMjje2Wu448Ve9O6/Z17p0k4",
-	"dVezDFqNNNuWPFn8gDOpBgTVJBMhUqC8fG0B2fK2RqdtgA/Vli0hgrZtYVWwGbg9cB8Kix/s77Z0g4p3",
-	"hGMB7fjKaIjQ2JMPXxMND7ltTnFsVvjM9Fzp+05+ZQatJd07i/Fy3Bp0d31zVY5bR7QFzBZm0MSiPTGX",
-	"h2dHF8ejEUlBI9XukJjNmFYdstPb6ZCd8Q7m7J3uTo9cmQqdSJhRGaeuusfqvaVob+brg3C9Ts8proZS",
-	"/Of9Ufc32v0z7L7ojbsffvyhla8piArJ9PLCtPKMrmw3EXNQ/eukNN/Td5dBy6lKI42Y6uDm7ZuLS9Kn",
-	"OevPB31a6KRv3t5UbSbjc2vNwUTr3PZWGJ+KlrRS6CQ1DWJKFKTTbiKUxsKt2ZjEEsTKomwTr0eO6raR",
-	"QqiZ0mCP+lXnmsOnKKF8hsVKRameCGlZ1FMzX0WcpqYKVomQupuyOcQm1TUQMGXVNU8Fn4F0g1wysiM6",
-	"tkqinM4siVNkwXRCKCfG+/rmDoIUKZBMxJD2rvk1f2XqKNtCQQTuKHDIk5ttjbibp24p16W55htdmhtk",
-	"6De2QkOjc+TNpYFfR2gChUydvtSw3xc5cHvu0RNy1ncfqT6OrWuRUn1Hb0dBJ5iDVFarYW/QC3EcTkNz",
-	"hj7UC3t7xgV1Yqxy05LwaS5spdC0kldOm2pdnS0UuU25vFWbDQWSJ3VFUR1GiQUHucawn/ZI3cKkSyyI",
-	"TQNFyGve0NGn7mKx6GKe6BYyBY46iG/s1/4RW5RA9BHisnvb2NI1FosaOkQJ3IV/JaHuePmXFgRPl0SC",
-	"65IiBxUZCA5kkQjykYuFuuZMq7WqHSO7EXqEpMUmhMuKc5ny7aWIl3d0hls6wn4F5xdMdTIIIiElRJok",
-	"QiogExPqlmjGuSkw26jKw7q6jcITo8+9ivn7Cr9av+uzfn9nNwwfoJnPWtsVeG1NcXuriilVbBxWHNMo",
-	"ge6x4FqKreTAje+XV7nMGvt2C23jq632vfs25pPB/Z+0nPGbT/fu/3TjVhR+OHjAh+vnwOa7g/u/az2L",
-	"WXWCg4dg07wOYr7ae8iSdcPSkIciy6hcBsPgtZgRxsvE4jmApjNlKjOkEx/wozKQm6y3PYbbqFJG8DJm",
-	"9cgZLMof9sqGC3GTwjYcyyj3U5VLy0fqmusEMi9wLklEOUmN7D1yLlKwHdFpSmcK37kOpgJtT2u2Rj9T",
-	"LT4i+N1VGX6LGOIR+wdFkMEXiyAGuTtumZgbHq6q+a7x43/Gl89Lcmxdz3Ni67KbXty3VdAMdFubVBeS",
-	"K5+n2LaQri8uNNjWBJA246/ehrP9Avq4kBK4rhzuKyW2u8zSXubZUVVQ+nJmOXiQ4hqXXr6xmbh60Vwl",
-	"9SvF9x/MBVHPimjsXX2q0XqIPd26e8urvondJpjmRYt1/Urlx6ZtUVWlAEOD7TGGbkR6c4HTkt9NG/uX",
-	"WdHZl391+307VvWQvrvajUB8F8OsGD7C97cnWy2G/CCmVV+mNV/s3/9FdRfxb+or1uRKqvPEsJanW/wk",
-	"qc7Dt4RbTCOKLLxzbtcDMZfWCs4ZnxmWUw5xzmGOuAkWe+UJc2v8defxf8nCPcJTn9Dbs/DyJBN/PZi1",
-	"OFm2eEO5bdyrvy3DGi2My56n3L8kvH81wNuFf7T/hbaz5XZYbyN7owFUm09KdZW25B58WFkLlfMytjVX",
-	"fC0impIY5pCK3HSU7NhG52fY7w92n/fCXtgbDA/DMDShz61021YJmkKQ8sjYVklV0SdWnfXxVx7tt7Rc",
-	"IkHvNf+5RbV8+ZrNgSOhwI8q2BxiLGV66U3i8Fh9WP03AAD//w==",
+	"7Fz9cts4kn8VFG+rnNRSFGXL+dDUVZ0nm8w6l8mkHPuytVHOhsiWhA0JaADQjsbl57n3uCe7QgMkwQ/J",
+	"8tjJzu3Mf7YIAo1Gf/66wesgEflKcOBaBZPrYAk0BYl/vhXvtZBg/kxBJZKtNBM8mAQnoFaCK1AkoVKu",
+	"GV8QLT4DV0RIUiiQJKWaEiqBcLgESRKaLCGNgjBQyRJyaqaELzRfZRBMAi4GChcKA71emV+Ulowvgpub",
+	"mzBYUUlz0I6m96AUE/z4L12qTpdAlH28pwhLQzKXIicXP7w8JUO6YsPL0dAQp4Y5DN1AdWGIqkk5hHh+",
+	"QJ8mg1G6PxuMkycweDZ/TgfxbJTspwcwnh/GQRgws96K6mUQBpzmSLKd8JylQRhI+LlgEtJgomUB/q7n",
+	"QuZUB5OgKHBke8NhcKZAbtqeIR/31qQ6nh0m43RkaI3pYDx7BoPnyQEd7M+fpE/hGX0+G22g2kx4X5Jv",
+	"zMtOIMz4oyQRBddvhT5TdJah/CSCa+Da/ElXq4wl1OxquJJilkH+538os0VPJswbqVmF2snOC34Jks0Z",
+	"GApS0JRljiduBFlSRbjQZAbASTkYRU5TXahgMo4PwkAzjSx7JeSMpSnwekN0Jgo9mWWUfw5ufAb8ScI8",
+	"mAT/Nqw1ZWifquE7uwPLhu6BlcQxRRiniWaXYHTE0LkG7ZF5Ewbf0/QEfi5A6XtxjPFLmrH0XLq5Wuxy",
+	"P1uKcCTKkpTCKNjH62DOIEudaKCUhEEOStGFmTwvlOEwOSBakMOYJEsqaYLKefPJZ3Vcs/p7mpKTipiv",
+	"yGxvaznNjNhCarg9pyxTBPeKTERu1wJwH2bPPTGq2HyU5owTyRZLrdAIlrr1z5bGhGYZSJLTNUpgKohe",
+	"MoXs+EFSrk/gH5BoYwPuyhJU/FLyEgkpcM1ohj+rIs+pXAeT4IMUfEFKwTJHs6JKXQlplPqSZkWfHPuz",
+	"eUw+to97Z2vyeVTz+YzTQi+FZL9AuoHVN2G18sLwpLmDM16gTSMS5hLU0vq9LdTbOTo66L3saWJI4MvK",
+	"CIrZjIRL8Rnuuxe31DkudS6hUPZ46y2dNIhxI7ob6p1o676uqCI0k0DTtTml9Duiaw9tdv0QO3wo1cBz",
+	"QpIlzA21EXklJFJcSpUbo50fbgud2dGVEfApf3TRI7wXj78jczelY9TAMqqed6NgTHlXMki9DM5w8dg8",
+	"bHOdPLroO7qLkFCeTjnTyj8SLq7K6R9HU24swzHXZrPZS+Mi7umZ7Ezn6G0aFpOT8iHBh0QkSSFbJvPQ",
+	"9yolWeQ9SBNivnRzfiXzecRJYc4A7aOlMSJ/Qfqtjc/EYgFp6AJeCbqQ3Dn2t0K/EgVP78U8LvT5HGfp",
+	"KJ0ShUwAT96YdRzVVKpxzbe3QpNXbp6vxKu3gqgiWVaUhTbk4YAy7jkhBYAMekfXmaDpqRBvqFzcL2Bc",
+	"2bnOtRDnGc62IQCaiXRtRF4LQXBgg2Ujzzs78sipEOSNm/IbhDElgUicsRuUWwYKPmeLwhiDjOVMIwud",
+	"FX8gD/6H5/v9eL67HEnX5aBuM+1vecq3+Z3HE2J8ztVSZA2W6CWegV2G8rTyswRzjkwsppxxQheUceeZ",
+	"LJeMe03or5L5Hqktpbp2TTZxIDOg0mhhyaX+mP5uZ/hAJ9gmLWdKMb4Ib1MuD+r58OHD4MhjZj/84LHb",
+	"nBqSByYTLBRsAne+R+L6YAN7gpeUZfdGCVKq6YwqOC+8CVsqWo4xHPKGNQMMz+qbuIIlQM4aU37FY2wS",
+	"KIEmS7Moapi1HxjoMEXEJUjjkTrHeAJargdHcw2ye4LvIRE8NQ6PXFFm0vi5wORUI4TXPEC3TxOVLUBW",
+	"x6WK1UpIDemPkDJ6ioPucW5FPeF5bmY8x3VbJ4eOsEQe/AXMxE2vfejrXzU3QWrJqZ37G7nuPUUcX4hZ",
+	"0UbXmtAkgZWhaQnSRD/V0niAL3Pc9nU3+gTzhNA0laAUEXNCNcmF0mT/cExmaw0qIgjXpiQTVyAHCUXP",
+	"U3D2cwFNvJBmLIH/cP9HiciDMMjplzfAF3oZTPYPx2GQM17+f9BR3jDAcPsFnmKHWKK0FdycJkvGYWDc",
+	"AsYONrY3h48E8SIPJh97EKsyvzrX1Jpj3H31Xz800Dbh7UCkhBJLIM77qYEu+piOH3XnoJciPTc/0czw",
+	"2PzYF25ulOpuAtRvtzKq9DlNc8aDDXHMp54jecUgS6ssjaYpMwdCs3dSrEBqZkK8Oc0UhMHK+6lC/K63",
+	"CDQOCYlx8uT1+5/ekjL7df+uBO4tCnroqtDD6x60u4adPzo66hfqTYqZCWsdbJdA+kYsRKFPQBWZvnWz",
+	"ntlxImGiBctPFUyeGCLQJ56XRYFgcnDTZlLfq22O/VVckZzyNcnYJZQlEb1kCpMe4k0RWTmzuDrj+sk4",
+	"QJVjuVGJOOzY3z4ity9fjvMI8Hz/nRZvnVMPK3rI6zu9vwLNjEW5k3iWStLd8Icl6CVY71h5T8rVFRgz",
+	"SMnKubXS0IjPqJ2Va+1Vo9KZtBf76RKkYaJ93jNtrcGfwlsk3a1RG4Bebj2klI99FP8NYhVEFNo4ErgE",
+	"uS7FBZPJ35jk72xAyoFhH819HH5Xws9dJ6ZJBlRp8syrcWBeUvrdp/vW7ZJHb4/fn5L378izOB48Ofj+",
+	"cUSOtY1XUjafg7R1SL0EzIwscGhmci6dp3awLV4RSvA8EpHngteQ9pT7jPNwc89xP91v+O1nPdJdBjB9",
+	"IcbJqxfk+fjwKXGBG0lFUuTAtTmzpkwkzvNvi5XqEOGmDuiuuySVtafrgGnI1W3Tem7upg7mpKTrALF7",
+	"pSlPoHelWrW7QubCxp63tIty21HO2cmxSZ5BAk+A6CXVhGE4MmegLHLs+GhmiILbjIILEiwhYW0jkNd9",
+	"0lthPlXR8A5WFaOi83JvpSlrBBu95rE5YkPQ4CMKpfATE9WYPJ5xm4fioKgpweP4+ZOGDI9u41qTntDf",
+	"Vx/PXP/AXcxpIgHtCCrefrz/ZBCPBvH+6ehwEo8n8eHfzRkVUmIGZIvnNt9WzVdG8Wn8fHIQT+LYvMLS",
+	"O/QbrHCegyiORqOD6GkZI5pYsEXXQWMRrO/TBZIW/Ch+YVlGh4dRTB79bTT6jrxhvPhCvjx7cv5k/Lhr",
+	"+f2d9/heC0faE0XxFyvgkDbAriVd4Y8Ns2/s8kCzHPrCxYqVm709Uw4xqpYRc/zXShzCT7bU4oAaUNrT",
+	"v5kQGVCEkPyD2rjDchEw2XPBM5OAMW1BIBQ+SF0ybbGthvzvKYu+rKMpf0kRFbdPc3EJOM9cyCsq05DM",
+	"Cu3KByujKrrRz0JnSmSFBpKxORjetTzCVp6ydIdGDitmfQqdZMyksV7yWR+8Aycyqk2e4Gl1Z/amxPat",
+	"c8uMu+3VF/m+Rc4UyMGReb7DRsLK3R+OnL+/3ZAjcz3daW29IXXI9AbRtQb02a9TI1MPYfG7jPnpqNBL",
+	"sh/FtiDpR7heuHG7h1htDKpOHJOqOmiztBrdHuGM4v3xLf7hVhfVoaIxviblbm6pBi02t26VSbOuO4OM",
+	"eTBhYER2YM4WjOZWP3mLX3RyZdu47uIdaZKAUiWvA1i/Xs5+SNhP7PXx2S/Ho7fsWB3zk8PkxfGT4/xV",
+	"/J/7q4P0xevnERzEUbKf8Vn+Kk7/9jrz1ILxYDJ6Fsedk9w+O3+9dXaLn7iNO1S64/Gau+nGfK8/nBIt",
+	"iAKTCChyceQgfsQjJ8ROS6ZFHB8kOAn+CRe9BtHf7yawtuCaZaXAGONrhdS92oD1LMv6gIOt6uA2hf57",
+	"pinjilDC4cqttKKsH9bx+VkHkI6xt2bADUaHnSjOm7zBpz7RNQb9oeM5sDhsL1KKgduuLZfq3IGNLjI0",
+	"PyCwVxLG1HmFPZa/obtArxRMeJFlYVCs0ltpru2PJfu2eG43dwr5prxt16CiZsF1TwRWM2TD05o7fQN8",
+	"Vm3YkuGgrTDZI+gabo+513eIMkpjv0M04DVTWoa2AgSPhMaefPY1ueFxbpNSvMAV7hglVOe9NbXHQS1f",
+	"v7VuUo5rsW7bO2fluDZHe5hZ0bGJF/2OuWxjPXr/4viYZKA1SBWSlC2YViHZi/ZCsne+Z3z23mAvImdY",
+	"TCESFlSmmYuFE6r66itNf30Yt0sqK2pWM1T898ejwd/p4Jd48Dw6H3z68596I0wFSSGZXr/HqiuelS38",
+	"Gh9U//eqFN/XH06Dni6mhhuxDfLvfnpfd8jTQi+H+PSiqgiizrXquEutV7YMxvhc9LiVQi8z7F+hREE2",
+	"HyyF0pC2a8hY6UdalK23RuSorvCZXGrBlAZ7rUBhH1yypHwBhNYh1SMhbRT1GOerAqc5FijUUkg9yNgl",
+	"pOjqGhxARG/KM8EXIN2gRv4WWoCOcrqwQZwiV0wvCeUEtQ+vFBApMiC5SCGLpnzKXyKEZ6tdhgNbsDXy",
+	"6GJTzfTisVvKFdSmvFNQu0hEChc2FTRC54I35wZ+PDYiUMjMnZeaDIcmR7dtWZGQi6F7SQ3N2BoGK4/v",
+	"6N1xEAaXIC1oEsTRKIrNODMNXTGjQ1EcHaAK6iVKZUOSMsSwzc8roXRfMH4pPoNqgtBlYuZaxcwB1IBu",
+	"OdaenzdMaZZlU74UWapCwjhBtL6sgphJhP0tBSNoOCbJihSvr7QDLKTAQw+m/KKLKV8QjOEVETxb1wDE",
+	"JuQbT8nYWjzq49Qi8YY9rRsU+3G8paxeltN3q1g3igjb+8KZcl2MWBlALl/ZKnWjyeAFTZYweCG4lmKj",
+	"p3Djh+UdIlx5HI82ja/2P2x39dyEwaHlx/b3mn2q+NbBTqtVZRvfyuJVCN++fvyEFxyq5rE3YtFik7GN",
+	"dKGwvlMVwcycDYVwxmWzRrx0Bs4YzhaSiubMhOYdE9Zq4nK4Fc1hykudeiSFRgEKrTF6Gsfkf/9nHI3G",
+	"0f7jiBxzgh2aknJlAg7BHYQNCrhuW8UpL1u0GqQwpQoEwxRLgTCNnbGeCoT4itmBSSuw2QzfCMuOr4rc",
+	"PWXx4kJBSI7f4XO0tAiSuFsViZAppBE5dZM67bMYmii0LUY1Z+3D0ab8qN3BJ+Rno9bGH72zLDBmwvaw",
+	"0ka7G0G+Gs92RW1DqQ3sppwiRjnXE9x1p+PNVUwrnoDS5Q6sYfL44qqahKkpH8cj0t9bFxGLWV6J0m4p",
+	"ImkC1o0Y4luuDb7QRGdr82jKVZEkAKmy3YoCsVZn37AtvlDQZ8JcFeK0yuRw4e9Fut7BhnlpmQ9PdfLB",
+	"hwMCdm71aVVXbppRqEklbr6i2W7iMX0N6a0cHUXSatN32zTXSJ5auaLeA1n1Hayzd7ltV0fQbmk27412",
+	"MOntbnJ873AXV9DT3faNvU/dm4xGpe0CdnMxFdBzu4NphNA9sGRfQM17I+imkD2qweTqfoK44iBbqOZj",
+	"a7xthx9dkxnYfiIhp7wRF38ZXF1dDUxuPihkBtzEvcbgnfpAqQm6lpB8ruoxzS1NuTJMDYkSZhf+hcy6",
+	"Acy/solhnQTXRKgFUSIHY0avloJ85uJK2Qs0XpF+yj8YW3tRW7N/b9iuC8uvlgG/IIwrDTTFxj7idwlM",
+	"eTl7aByqdTbd2KC05FT15XNu7AVJhYl754a99QnZ8o6yng2hTRthu3tJwro9uwxPsdWrzxFYuOFefgAt",
+	"kY8p1ArxriE3fpt+w3F4ZYN6niARUkKiyVJIBWSGmffaZFUrLLV3kbM+2LRzccC/vrWRoK/oyXa/AtCo",
+	"GpnXblWtPw7lWx/Kbyu8OHWBKAYUv/lQoXl7Gd/awft2PlTwu4owTALLeIkweSpaRhjGczSjC4S/NgcW",
+	"1gGUYUXpSCPy1masLpWQxiOj38V+B1F/BeG7ClQrf1JTrpeQe958TRLKSYa0R+REZGChnXlGF8o8c110",
+	"CrTtsN/oqLBsdI98ZVuJ6D5Wblfz4SH8OxmP0YMZD+TcBigJT96kIq688U81Hb+fbKFEya3qeUpsVbar",
+	"xUNbDllALyarC8mVHzzb2FDXl80aKcAMMsEX5r+oo2w/gH5h+1kqhftKPm2bWFqEc09VRukPSLMLaZ6Y",
+	"BET3cGs3eRr6NxN6BesNU1o1V2hcVQhLGGzOpNITzDtWIP0WQ/8rPybpdBBa+bO76Ghxs8YXgViaAeav",
+	"ttRTX6fGB5rlIAqN+WQNmd7eVWi/NSNNxnnh2rYuenF+pvSP6/clg+6pBTv1SZedrp0m6Vs0pHEif+hJ",
+	"H/TPXHdmxTNVH+x2fKajK8Pr+sNhN1ZjMtCwuVBmdMI/omatLLRfXsB7WplQmqyWgkPYKaExbUIrG+NT",
+	"7YBuXKKshjlprpbJxKKsa9luUFSXoxrQTlFBpxxvr37m4oqHFUQOHMFsISsEBTIFe0aNaIrw8jge94PL",
+	"ZteV5gTNz8F97D/iesiw/lycOcKW0o23fkPOg+gt+7Qq4flWVSMKvmJq06MTY0v59veqj478Zp2NYS2K",
+	"c0OC765N1+4jdjfD5tW47XrUW3C2ecst5WYchFVm5y4aXykg1UcKCH4HzKKIm2XbRC2eX7ibeLtvBfbI",
+	"9sOFVT03LrfF/t+giPwNFW0HDai/3favopp44mUWrwVKtTnMR5ibP76zWmIyj9n1quiJCn+k8nMz2aCq",
+	"wgQQrLd3q3Qj9feVq6Na/4UruoTjt6dS2zKVqg5h2PeH0vy/URorcqXWdFXFT5yW1TXoDfn3Skj8Rk59",
+	"vdl1x2FQUnBuojTjp8ohTjnwZjNGKuXF4t6E3F3D/lUS7iFg9cVsewW6vF5p/tsZxnK0bNCGcttlAFbf",
+	"8pZALBvXkXe4v4p4/0a4twv/RvcDbWfDJ16iDpxjBKDa/LI8rlKW3A+fbLEBPwtjbVsr3RYJxW43yMQq",
+	"t8G8GdvoCZwMh6P9p1EcxdFo8iyOYzR9bqXrvqoAFgWoyRjq7wgjVnwTdiXZ3aKybYB4jGXIlVgzFnU+",
+	"oax6JjrzAGUL+EqR2fsP3peM+958wy6Bg7IvVfx3rGcZ02tvEsfYm083/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
