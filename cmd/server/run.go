@@ -30,6 +30,7 @@ Commands:
   migrate up            apply every pending migration
   migrate down N        roll back N migrations
   migrate version       print the applied migration version
+  cleanup               delete expired tokens and sessions once, and print the counts
 
 Configuration comes from the environment; see README.md.
 `
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, getenv, stderr, nil)
 	case "migrate":
 		return migrateCmd(ctx, args, getenv, stdout, stderr)
+	case "cleanup":
+		return cleanupCmd(ctx, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -171,6 +174,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
+	if cfg.CleanupInterval > 0 {
+		cleanerCtx, stopCleaner := context.WithCancel(ctx)
+		cleanerDone := make(chan struct{})
+		go func() { defer close(cleanerDone); svc.RunCleanup(cleanerCtx, cfg.CleanupInterval) }()
+		// Runs before the pool closes: the cleaner stops and finishes its statement first.
+		defer func() { stopCleaner(); <-cleanerDone }()
+	}
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -220,7 +230,12 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*servi
 	if err != nil {
 		return nil, err
 	}
-	return service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: cfg.BcryptCost, Logger: log})
+	return service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: cfg.BcryptCost, Logger: log,
+		Sessions: service.SessionPolicy{
+			MaxPerUser:  cfg.MaxSessionsPerUser,
+			IdleTimeout: cfg.SessionIdleTimeout,
+			MaxLifetime: cfg.SessionMaxLifetime,
+		}})
 }
 
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -263,4 +278,39 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// cleanupCmd runs one cleanup pass, as the background job does, and prints what it deleted.
+// It suits a cron job beside AUTHLY_CLEANUP_INTERVAL=0.
+func cleanupCmd(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	env, err := prepare(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	if err := database.MigrateUp(env.url); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, env.url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	svc, err := newService(env.cfg, pool, env.log)
+	if err != nil {
+		return err
+	}
+	res, err := svc.Cleanup(ctx)
+	if err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	fmt.Fprintf(stdout, "deleted %s and %s\n", plural(res.Tokens, "expired token"), plural(res.Sessions, "expired session"))
+	return nil
+}
+
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

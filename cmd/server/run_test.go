@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authly/authly/internal/testdb"
+	"github.com/authly/authly/sql/schema"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -56,14 +60,15 @@ func TestMissingSecretsWithADatabaseURLAreAnError(t *testing.T) {
 
 func TestMigrateCommands(t *testing.T) {
 	env := envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB})
+	latest := latestMigration(t)
 	steps := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "version"}, "version 2"},
-		{[]string{"migrate", "down", "1"}, "version 1"},
-		{[]string{"migrate", "down", "1"}, "version 0"},
-		{[]string{"migrate", "up"}, "version 2"},
+		{[]string{"migrate", "version"}, fmt.Sprintf("version %d", latest)},
+		{[]string{"migrate", "down", "1"}, fmt.Sprintf("version %d", latest-1)},
+		{[]string{"migrate", "down", strconv.Itoa(latest - 1)}, "version 0"},
+		{[]string{"migrate", "up"}, fmt.Sprintf("version %d", latest)},
 	}
 	for _, s := range steps {
 		var stdout bytes.Buffer
@@ -173,4 +178,22 @@ func TestServeOnTheEmbeddedDatabase(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// latestMigration is the highest version among the embedded migrations.
+func latestMigration(t *testing.T) int {
+	t.Helper()
+	names, err := fs.Glob(schema.FS, "*.up.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	latest := 0
+	for _, name := range names {
+		v, err := strconv.Atoi(name[:strings.IndexByte(name, '_')])
+		if err != nil {
+			t.Fatalf("migration %s: %v", name, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest
 }

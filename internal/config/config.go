@@ -38,6 +38,10 @@ const (
 	envAdminPassword      = "AUTHLY_ADMIN_PASSWORD"
 	envSecretsProvider    = "AUTHLY_SECRETS_PROVIDER"
 	envSecretsFile        = "AUTHLY_SECRETS_FILE"
+	envMaxSessions        = "AUTHLY_MAX_SESSIONS_PER_USER"
+	envSessionIdle        = "AUTHLY_SESSION_IDLE_TIMEOUT"
+	envSessionLifetime    = "AUTHLY_SESSION_MAX_LIFETIME"
+	envCleanupInterval    = "AUTHLY_CLEANUP_INTERVAL"
 )
 
 // Bounds for AUTHLY_BCRYPT_COST. They equal bcrypt.MinCost and bcrypt.MaxCost from
@@ -73,6 +77,12 @@ type Config struct {
 
 	SecretsProvider string // AUTHLY_SECRETS_PROVIDER: env (default) or file; "static" only through WithSecretProvider
 	SecretsFile     string // AUTHLY_SECRETS_FILE: the JSON secrets file, required when SecretsProvider is file
+
+	// Sessions and their cleanup. Durations are Go durations such as "90m" or "168h".
+	MaxSessionsPerUser int           // AUTHLY_MAX_SESSIONS_PER_USER: 1..1000, default 10
+	SessionIdleTimeout time.Duration // AUTHLY_SESSION_IDLE_TIMEOUT: 1m..8760h, default 168h (7 days)
+	SessionMaxLifetime time.Duration // AUTHLY_SESSION_MAX_LIFETIME: 1m..87600h, default 720h (30 days)
+	CleanupInterval    time.Duration // AUTHLY_CLEANUP_INTERVAL: 1m..24h, or 0 for no background cleanup; default 1h
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -124,6 +134,10 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 		AdminPassword: e.raw(envAdminPassword),
 	}
 	e.allOrNone(envAdminUsername, envAdminEmail, envAdminPassword)
+	c.MaxSessionsPerUser = e.intRange(envMaxSessions, 10, 1, 1000, "sessions")
+	c.SessionIdleTimeout = e.duration(envSessionIdle, 7*24*time.Hour, time.Minute, 365*24*time.Hour, false)
+	c.SessionMaxLifetime = e.duration(envSessionLifetime, 30*24*time.Hour, time.Minute, 10*365*24*time.Hour, false)
+	c.CleanupInterval = e.duration(envCleanupInterval, time.Hour, time.Minute, 24*time.Hour, true)
 
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
@@ -284,6 +298,37 @@ func (e *env) intRange(name string, def, lo, hi int, unit string) int {
 	return n
 }
 
+// duration returns the variable as a Go duration ("90m", "168h") within [lo, hi], or def
+// when it is unset. With offOK, "0" is accepted too and turns the feature off.
+func (e *env) duration(name string, def, lo, hi time.Duration, offOK bool) time.Duration {
+	v := e.string(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err == nil && (d >= lo && d <= hi || offOK && d == 0) {
+		return d
+	}
+	off := ""
+	if offOK {
+		off = ", or 0 for off"
+	}
+	e.fail(name, "must be a duration from %s to %s%s, such as %s (got %q)", shortDuration(lo), shortDuration(hi), off, shortDuration(def), v)
+	return def
+}
+
+// shortDuration writes a duration without trailing zero units: "168h", not "168h0m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // hostPort returns the variable as a host:port listen address, or def when it is unset. The
 // host may be empty to listen on every interface, and port 0 picks a free port.
 func (e *env) hostPort(name, def string) string {
@@ -356,6 +401,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_password", redacted(c.AdminPassword != "")),
 		slog.String("secrets_provider", c.SecretsProvider),
 		slog.String("secrets_file", c.SecretsFile),
+		slog.Int("max_sessions_per_user", c.MaxSessionsPerUser),
+		slog.Duration("session_idle_timeout", c.SessionIdleTimeout),
+		slog.Duration("session_max_lifetime", c.SessionMaxLifetime),
+		slog.Duration("cleanup_interval", c.CleanupInterval),
 	)
 }
 

@@ -55,6 +55,11 @@ func defaults() Config {
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "json",
 		SecretsProvider: "env",
+
+		MaxSessionsPerUser: 10,
+		SessionIdleTimeout: 7 * 24 * time.Hour,
+		SessionMaxLifetime: 30 * 24 * time.Hour,
+		CleanupInterval:    time.Hour,
 	}
 }
 
@@ -142,6 +147,10 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		envAdminEmail, "root@example.com",
 		envAdminPassword, adminPassword,
 		envSecretsProvider, "env",
+		envMaxSessions, "3",
+		envSessionIdle, "36h",
+		envSessionLifetime, "2160h",
+		envCleanupInterval, "15m",
 	))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -163,6 +172,11 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		AdminEmail:       "root@example.com",
 		AdminPassword:    adminPassword,
 		SecretsProvider:  "env",
+
+		MaxSessionsPerUser: 3,
+		SessionIdleTimeout: 36 * time.Hour,
+		SessionMaxLifetime: 90 * 24 * time.Hour,
+		CleanupInterval:    15 * time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
@@ -190,6 +204,11 @@ func TestLoadAcceptsEdgeValues(t *testing.T) {
 		{"an IPv6 host is accepted", envListenAddr, "[::1]:8000", func(c Config) any { return c.ListenAddr }, "[::1]:8000"},
 		{"warn is a log level", envLogLevel, "warn", func(c Config) any { return c.LogLevel }, slog.LevelWarn},
 		{"error is a log level", envLogLevel, "ERROR", func(c Config) any { return c.LogLevel }, slog.LevelError},
+		{"one session per user is allowed", envMaxSessions, "1", func(c Config) any { return c.MaxSessionsPerUser }, 1},
+		{"an idle timeout may use minutes", envSessionIdle, "90m", func(c Config) any { return c.SessionIdleTimeout }, 90 * time.Minute},
+		{"ten years is the longest session lifetime", envSessionLifetime, "87600h", func(c Config) any { return c.SessionMaxLifetime }, 87600 * time.Hour},
+		{"a cleanup interval of 0 turns the background cleanup off", envCleanupInterval, "0", func(c Config) any { return c.CleanupInterval }, time.Duration(0)},
+		{"a minute is the shortest cleanup interval", envCleanupInterval, "1m", func(c Config) any { return c.CleanupInterval }, time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +249,13 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"an unknown log format is refused", envLogFormat, "xml", `AUTHLY_LOG_FORMAT: must be one of json, text (got "xml")`},
 		{"an unknown secrets provider is refused", envSecretsProvider, "vault", `AUTHLY_SECRETS_PROVIDER: must be env or file (got "vault")`},
 		{"the static provider cannot be chosen from the environment", envSecretsProvider, "static", `AUTHLY_SECRETS_PROVIDER: "static" is only available to programs that embed Authly`},
+		{"a session cap of 0 is refused", envMaxSessions, "0", `AUTHLY_MAX_SESSIONS_PER_USER: must be a whole number from 1 to 1000 sessions (got "0")`},
+		{"an idle timeout in days is refused, naming the form", envSessionIdle, "7d", `AUTHLY_SESSION_IDLE_TIMEOUT: must be a duration from 1m to 8760h, such as 168h (got "7d")`},
+		{"an idle timeout without a unit is refused", envSessionIdle, "3600", "AUTHLY_SESSION_IDLE_TIMEOUT: must be a duration from 1m to 8760h"},
+		{"a zero idle timeout is refused", envSessionIdle, "0", "AUTHLY_SESSION_IDLE_TIMEOUT: must be a duration from 1m to 8760h"},
+		{"a session lifetime under a minute is refused", envSessionLifetime, "30s", `AUTHLY_SESSION_MAX_LIFETIME: must be a duration from 1m to 87600h, such as 720h (got "30s")`},
+		{"a negative cleanup interval is refused", envCleanupInterval, "-1h", `AUTHLY_CLEANUP_INTERVAL: must be a duration from 1m to 24h, or 0 for off, such as 1h (got "-1h")`},
+		{"a cleanup interval over a day is refused", envCleanupInterval, "25h", "AUTHLY_CLEANUP_INTERVAL: must be a duration from 1m to 24h, or 0 for off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,8 @@ import (
 	"github.com/authly/authly/internal/gen/api"
 )
 
-// CreateToken logs in with the password grant, from a JSON or a form body.
+// CreateToken logs in with the password grant, or rotates a refresh token with the
+// refresh_token grant, from a JSON or a form body.
 func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject) (api.CreateTokenResponseObject, error) {
 	body := req.JSONBody
 	if body == nil {
@@ -14,6 +15,9 @@ func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject)
 	}
 	if body == nil {
 		return nil, invalidFields(FieldError{Field: "body", Message: "is required"})
+	}
+	if body.GrantType == api.TokenRequestGrantTypeRefreshToken {
+		return a.refreshGrant(ctx, body)
 	}
 	username, password := deref(body.Username), deref(body.Password)
 	var missing []*FieldError
@@ -23,6 +27,9 @@ func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject)
 	if password == "" {
 		missing = append(missing, &FieldError{Field: "password", Message: "is required for the password grant"})
 	}
+	if body.RefreshToken != nil {
+		missing = append(missing, &FieldError{Field: "refresh_token", Message: "is only for the refresh_token grant"})
+	}
 	if err := collect(missing...); err != nil {
 		return nil, err
 	}
@@ -31,4 +38,51 @@ func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject)
 		return nil, err
 	}
 	return api.CreateToken200JSONResponse{Body: tokenResponse(pair), Headers: api.CreateToken200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// refreshGrant is the token endpoint's refresh_token grant: the same rotation as
+// RefreshToken.
+func (a *API) refreshGrant(ctx context.Context, body *api.TokenRequest) (api.CreateTokenResponseObject, error) {
+	var wrong []*FieldError
+	if deref(body.RefreshToken) == "" {
+		wrong = append(wrong, &FieldError{Field: "refresh_token", Message: "is required for the refresh_token grant"})
+	}
+	if body.Username != nil {
+		wrong = append(wrong, &FieldError{Field: "username", Message: "is only for the password grant"})
+	}
+	if body.Password != nil {
+		wrong = append(wrong, &FieldError{Field: "password", Message: "is only for the password grant"})
+	}
+	if err := collect(wrong...); err != nil {
+		return nil, err
+	}
+	pair, err := a.svc.Refresh(ctx, *body.RefreshToken, clientFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateToken200JSONResponse{Body: tokenResponse(pair), Headers: api.CreateToken200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// RefreshToken rotates a refresh token.
+func (a *API) RefreshToken(ctx context.Context, req api.RefreshTokenRequestObject) (api.RefreshTokenResponseObject, error) {
+	if req.Body == nil {
+		return nil, invalidFields(FieldError{Field: "body", Message: "is required"})
+	}
+	pair, err := a.svc.Refresh(ctx, req.Body.RefreshToken, clientFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.RefreshToken200JSONResponse{Body: tokenResponse(pair), Headers: api.RefreshToken200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// Logout logs the caller out of every session.
+func (a *API) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
+	n, err := a.svc.Logout(ctx, principalFrom(ctx), clientFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.Logout200JSONResponse{
+		Body:    api.LogoutResult{Message: "Logged out of every session.", InvalidatedTokens: n},
+		Headers: api.Logout200ResponseHeaders{CacheControl: noStore()},
+	}, nil
 }

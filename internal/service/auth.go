@@ -53,16 +53,30 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 		return TokenPair{}, dbError(err)
 	}
 	if !s.checkPassword(hash, password) {
+		reason := reasonWrongPassword
+		if hash == nil {
+			reason = reasonUnknownUser
+		}
+		s.auditLoginFailure(ctx, user.ID, reason, client)
 		return TokenPair{}, errInvalidCredentials()
 	}
 	// The password is right, so telling the caller about the account's state leaks nothing.
 	if !user.IsActive {
+		s.auditLoginFailure(ctx, user.ID, reasonAccountInactive, client)
 		return TokenPair{}, Errorf(KindForbidden, CodeAccountInactive, "The account is inactive.")
 	}
 	if !user.IsVerified {
+		s.auditLoginFailure(ctx, user.ID, reasonAccountUnverified, client)
 		return TokenPair{}, Errorf(KindForbidden, CodeAccountUnverified, "The account has not been verified.")
 	}
 	return s.openSession(ctx, user.ID, client)
+}
+
+// auditLoginFailure records a failed login. The login name is not recorded: it may be a
+// password typed into the wrong field.
+func (s *Service) auditLoginFailure(ctx context.Context, userID uuid.UUID, reason string, client Client) {
+	s.auditOutsideTx(ctx, auditEvent{Type: AuditLoginFailed, UserID: userID, Client: client,
+		Details: map[string]any{"reason": reason}})
 }
 
 // userByLogin finds a user by email when the login contains '@' (usernames cannot), and by
@@ -74,39 +88,46 @@ func (s *Service) userByLogin(ctx context.Context, login string) (db.User, error
 	return s.q.GetUserByUsername(ctx, login)
 }
 
-// openSession creates a session with its first token pair in one statement.
+// openSession creates a session with its first token pair, revokes the user's oldest
+// sessions beyond the cap and records the login, in one transaction. The session's absolute
+// end is fixed here; no rotation moves it.
 func (s *Service) openSession(ctx context.Context, userID uuid.UUID, client Client) (TokenPair, error) {
 	now := s.now()
 	sessionID := uuid.New()
-	sessionExpiry := now.Add(s.tokens.TTL(token.Refresh))
-	access, err := s.tokens.Issue(token.Access, userID, sessionID, time.Time{})
+	absoluteEnd := now.Add(s.sessions.MaxLifetime)
+	access, refresh, err := s.issuePair(userID, sessionID, now, absoluteEnd)
 	if err != nil {
-		return TokenPair{}, internal(err)
+		return TokenPair{}, err
 	}
-	refresh, err := s.tokens.Issue(token.Refresh, userID, sessionID, sessionExpiry)
-	if err != nil {
-		return TokenPair{}, internal(err)
-	}
-	err = s.q.CreateSessionWithTokens(ctx, db.CreateSessionWithTokensParams{
-		Now:              now,
-		UserID:           userID,
-		SessionID:        sessionID,
-		SessionExpiresAt: sessionExpiry,
-		UserAgent:        truncate(client.UserAgent, maxUserAgent),
-		Ip:               client.IP,
-		AccessJti:        access.ID,
-		AccessExpiresAt:  access.ExpiresAt,
-		RefreshJti:       refresh.ID,
-		RefreshExpiresAt: refresh.ExpiresAt,
+	err = s.inTx(ctx, func(q *db.Queries) error {
+		// This statement also updates the user's row, which locks it for the rest of the
+		// transaction (see LockUserSession).
+		err := q.CreateSessionWithTokens(ctx, db.CreateSessionWithTokensParams{
+			Now:                      now,
+			UserID:                   userID,
+			SessionID:                sessionID,
+			SessionExpiresAt:         refresh.ExpiresAt,
+			SessionAbsoluteExpiresAt: absoluteEnd,
+			UserAgent:                truncate(client.UserAgent, maxUserAgent),
+			Ip:                       client.IP,
+			AccessJti:                access.ID,
+			AccessExpiresAt:          access.ExpiresAt,
+			RefreshJti:               refresh.ID,
+			RefreshExpiresAt:         refresh.ExpiresAt,
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.enforceSessionLimit(ctx, q, userID, now, client); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, auditEvent{Type: AuditLoginSucceeded, UserID: userID, Client: client,
+			Details: map[string]any{"session_id": sessionID}})
 	})
 	if err != nil {
-		return TokenPair{}, dbError(err)
+		return TokenPair{}, err
 	}
-	return TokenPair{
-		AccessToken:  access.Token,
-		RefreshToken: refresh.Token,
-		ExpiresIn:    access.ExpiresAt.Sub(now.Truncate(time.Second)),
-	}, nil
+	return tokenPair(access, refresh, now), nil
 }
 
 // Authenticate verifies a bearer access token: signature and claims first, then one indexed
@@ -118,7 +139,8 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 	if err != nil {
 		return Principal{}, errInvalidToken(err)
 	}
-	row, err := s.q.GetAccessTokenUser(ctx, v.ID)
+	// The stored expiry allows the same leeway as the signed one.
+	row, err := s.q.GetAccessTokenUser(ctx, db.GetAccessTokenUserParams{Jti: v.ID, ExpiredBefore: s.now().Add(-token.Leeway)})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, errInvalidToken(errors.New("token revoked, unknown, or user inactive"))
 	}

@@ -35,6 +35,7 @@ const (
 	CodeEmailTaken          = "email_taken"
 	CodeInvalidCredentials  = "invalid_credentials"
 	CodeInvalidToken        = "invalid_token"
+	CodeInvalidGrant        = "invalid_grant"
 	CodeAccountInactive     = "account_inactive"
 	CodeAccountUnverified   = "account_unverified"
 	CodeForbidden           = "forbidden"
@@ -51,7 +52,7 @@ const (
 // Codes lists every code the service can produce.
 var Codes = []string{
 	CodeInvalidRequest, CodeUsernameTaken, CodeEmailTaken,
-	CodeInvalidCredentials, CodeInvalidToken, CodeAccountInactive, CodeAccountUnverified,
+	CodeInvalidCredentials, CodeInvalidToken, CodeInvalidGrant, CodeAccountInactive, CodeAccountUnverified,
 	CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnsupportedMedia,
 	CodeInternal, CodeDatabaseUnavailable, CodeLastAdmin, CodeRefreshTokenReused,
 }
@@ -107,6 +108,20 @@ func errInvalidToken(cause error) *Error {
 	e := Errorf(KindUnauthenticated, CodeInvalidToken, "A valid bearer token is required.")
 	e.Cause = cause
 	return e
+}
+
+// errInvalidGrant answers every refresh token that cannot be used: malformed, forged,
+// expired, revoked, or of a session that has ended. The cause says which, for logs only.
+func errInvalidGrant(cause error) *Error {
+	e := Errorf(KindUnauthenticated, CodeInvalidGrant, "The refresh token is invalid, expired or revoked.")
+	e.Cause = cause
+	return e
+}
+
+// errRefreshTokenReused answers a refresh token that was already rotated away; by then its
+// session has been revoked (RFC 9700 §4.14.2).
+func errRefreshTokenReused() *Error {
+	return Errorf(KindUnauthenticated, CodeRefreshTokenReused, "The refresh token was already used; the session is revoked.")
 }
 
 func errNotFound() *Error {

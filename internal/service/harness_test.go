@@ -64,18 +64,28 @@ type env struct {
 	issuer *token.Issuer
 }
 
-func newEnv(t *testing.T) *env {
+// envOption changes one test's token configuration or service dependencies before they
+// are built.
+type envOption func(*token.Config, *service.Deps)
+
+func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	pool := testdb.Pool(t)
 	clk := &clock{now: time.Now()}
-	issuer, err := token.NewIssuer(token.Config{
+	tokenConfig := token.Config{
 		Algorithm: "HS256", AccessKey: accessKey, RefreshKey: refreshKey, Issuer: "authly-test",
 		AccessTTL: 30 * time.Minute, RefreshTTL: 7 * 24 * time.Hour, Now: clk.Now,
-	})
+	}
+	deps := service.Deps{Pool: pool, BcryptCost: bcrypt.MinCost, Clock: clk.Now}
+	for _, opt := range opts {
+		opt(&tokenConfig, &deps)
+	}
+	issuer, err := token.NewIssuer(tokenConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: bcrypt.MinCost, Clock: clk.Now})
+	deps.Tokens = issuer
+	svc, err := service.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

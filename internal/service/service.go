@@ -26,6 +26,7 @@ type Deps struct {
 	BcryptCost int
 	Clock      func() time.Time
 	Logger     *slog.Logger
+	Sessions   SessionPolicy // zero fields take their defaults
 }
 
 // Service implements Authly's use cases.
@@ -36,6 +37,7 @@ type Service struct {
 	bcryptCost int
 	now        func() time.Time
 	log        *slog.Logger
+	sessions   SessionPolicy
 	// dummyHash is compared against when a login names no account, so that an unknown name
 	// costs the same bcrypt work as a known one.
 	dummyHash []byte
@@ -66,6 +68,7 @@ func New(d Deps) (*Service, error) {
 		bcryptCost: d.BcryptCost,
 		now:        d.Clock,
 		log:        d.Logger,
+		sessions:   d.Sessions.withDefaults(),
 		dummyHash:  dummy,
 	}, nil
 }

@@ -72,8 +72,15 @@ func (s *Service) VerifyUser(ctx context.Context, actor Principal, id uuid.UUID)
 	if !actor.User.IsAdmin {
 		return db.User{}, errForbidden("Admin rights are required.")
 	}
-	u, err := s.q.SetUserVerified(ctx, id)
-	return u, dbError(err)
+	var u db.User
+	err := s.inTx(ctx, func(q *db.Queries) error {
+		var err error
+		if u, err = q.SetUserVerified(ctx, id); err != nil {
+			return err
+		}
+		return s.auditUserChange(ctx, q, actor, id, map[string]any{"is_verified": true})
+	})
+	return u, err
 }
 
 // ListUsers returns a page of users, newest first. Only admins may.
@@ -115,6 +122,27 @@ type UserChanges struct {
 	IsActive   *bool
 	IsVerified *bool
 	IsAdmin    *bool
+}
+
+// auditDetails names the changed fields with their new values; a new password is only
+// noted, never recorded.
+func (c UserChanges) auditDetails() map[string]any {
+	d := map[string]any{}
+	if c.Username != nil {
+		d["username"] = *c.Username
+	}
+	if c.Email != nil {
+		d["email"] = *c.Email
+	}
+	if c.Password != nil {
+		d["password"] = "changed"
+	}
+	for name, v := range map[string]*bool{"is_active": c.IsActive, "is_verified": c.IsVerified, "is_admin": c.IsAdmin} {
+		if v != nil {
+			d[name] = *v
+		}
+	}
+	return d
 }
 
 func (c UserChanges) privileged() bool {
@@ -193,6 +221,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID,
 				return err
 			}
 		}
+		if actor.User.IsAdmin {
+			return s.auditUserChange(ctx, q, actor, id, c.auditDetails())
+		}
 		return nil
 	})
 	return updated, err
@@ -224,7 +255,14 @@ func (s *Service) DeleteUser(ctx context.Context, actor Principal, id uuid.UUID)
 			return errLastAdmin()
 		}
 		// Sessions and tokens go with the user (ON DELETE CASCADE).
-		_, err = q.DeleteUser(ctx, id)
-		return err
+		if _, err = q.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		if actor.User.IsAdmin {
+			// The event outlives the user: audit_events.user_id is set to NULL, so the id is
+			// kept in the details too.
+			return s.auditUserChange(ctx, q, actor, uuid.Nil, map[string]any{"deleted_user_id": id, "username": target.Username})
+		}
+		return nil
 	})
 }

@@ -438,3 +438,36 @@ func TestRegistrationBodiesAreStrict(t *testing.T) {
 		t.Fatalf("%d users were created from refused bodies", n)
 	}
 }
+
+func TestAdminChangesAreAudited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	u := e.register("nina")
+	admin := e.admin()
+	if r, _ := e.client.UpdateUserWithResponse(ctx, u.Id, api.UserUpdate{IsAdmin: ptr(true), Password: ptr("nina's new passphrase")}, bearer(admin)); r.JSON200 == nil {
+		t.Fatalf("update: %d %s", r.StatusCode(), r.Body)
+	}
+	if r, _ := e.client.DeleteUserWithResponse(ctx, u.Id, bearer(admin)); r.StatusCode() != http.StatusNoContent {
+		t.Fatalf("delete: %d", r.StatusCode())
+	}
+	rows, err := e.pool.Query(ctx, "SELECT details::text FROM audit_events WHERE event_type = 'user_changed' ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for rows.Next() {
+		var d string
+		_ = rows.Scan(&d)
+		details = append(details, d)
+	}
+	if len(details) != 2 {
+		t.Fatalf("audit events: %v", details)
+	}
+	if !strings.Contains(details[0], `"is_admin": true`) || !strings.Contains(details[0], `"password": "changed"`) || strings.Contains(details[0], "passphrase") {
+		t.Fatalf("update event: %s", details[0])
+	}
+	if !strings.Contains(details[1], u.Id.String()) {
+		t.Fatalf("delete event: %s", details[1])
+	}
+}

@@ -3,8 +3,8 @@
 -- refresh token, and the user's last_login. Foreign keys are checked at the end of the
 -- statement, so the tokens may reference the session inserted beside them.
 WITH new_session AS (
-    INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
-    VALUES (@session_id, @user_id, @now, @now, @session_expires_at, @user_agent, @ip)
+    INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip)
+    VALUES (@session_id, @user_id, @now, @now, @session_expires_at, @session_absolute_expires_at, @user_agent, @ip)
 ),
 new_tokens AS (
     INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)

@@ -1,12 +1,14 @@
 -- name: GetAccessTokenUser :one
 -- The bearer check: one indexed lookup that the token was issued, is an access token, has
--- not been invalidated, and belongs to a user who still exists and is active.
+-- not been invalidated, has not expired as issued (so a re-signed exp cannot stretch it),
+-- and belongs to a user who still exists and is active.
 SELECT sqlc.embed(users), t.session_id
 FROM tokens t
 JOIN users ON users.id = t.user_id
 WHERE t.token_jti = @jti
   AND t.token_type = 'access'
   AND t.invalidated_at IS NULL
+  AND t.expires_at > sqlc.arg(expired_before)::timestamptz
   AND users.is_active;
 
 -- name: InvalidateUserTokens :execrows

@@ -34,6 +34,7 @@ const (
 	ErrorCodeForbidden            ErrorCode = "forbidden"
 	ErrorCodeInternalError        ErrorCode = "internal_error"
 	ErrorCodeInvalidCredentials   ErrorCode = "invalid_credentials"
+	ErrorCodeInvalidGrant         ErrorCode = "invalid_grant"
 	ErrorCodeInvalidRequest       ErrorCode = "invalid_request"
 	ErrorCodeInvalidToken         ErrorCode = "invalid_token"
 	ErrorCodeLastAdmin            ErrorCode = "last_admin"
@@ -61,6 +62,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeInternalError:
 		return true
 	case ErrorCodeInvalidCredentials:
+		return true
+	case ErrorCodeInvalidGrant:
 		return true
 	case ErrorCodeInvalidRequest:
 		return true
@@ -121,15 +124,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for RefreshRequestGrantType.
+const (
+	RefreshRequestGrantTypeRefreshToken RefreshRequestGrantType = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the RefreshRequestGrantType enum.
+func (e RefreshRequestGrantType) Valid() bool {
+	switch e {
+	case RefreshRequestGrantTypeRefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenRequestGrantType.
 const (
-	TokenRequestGrantTypePassword TokenRequestGrantType = "password"
+	TokenRequestGrantTypePassword     TokenRequestGrantType = "password"
+	TokenRequestGrantTypeRefreshToken TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
 func (e TokenRequestGrantType) Valid() bool {
 	switch e {
 	case TokenRequestGrantTypePassword:
+		return true
+	case TokenRequestGrantTypeRefreshToken:
 		return true
 	default:
 		return false
@@ -166,6 +187,15 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// ForcedLogoutResult Example: {"invalidated_tokens":6,"revoked_sessions":3}
+type ForcedLogoutResult struct {
+	// InvalidatedTokens How many live tokens this call invalidated.
+	InvalidatedTokens int64 `json:"invalidated_tokens"`
+
+	// RevokedSessions How many live sessions this call revoked.
+	RevokedSessions int64 `json:"revoked_sessions"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	// Database Whether the database answered a ping.
@@ -180,6 +210,13 @@ type HealthDatabase string
 
 // HealthStatus Overall status.
 type HealthStatus string
+
+// LogoutResult Example: {"invalidated_tokens":4,"message":"Logged out of every session."}
+type LogoutResult struct {
+	// InvalidatedTokens How many live tokens this call invalidated.
+	InvalidatedTokens int64  `json:"invalidated_tokens"`
+	Message           string `json:"message"`
+}
 
 // Password At least 8 characters and at most 72 bytes (NIST SP 800-63B). It must differ from the
 // username and email and must not be a very common password.
@@ -199,6 +236,40 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// RefreshRequest defines model for RefreshRequest.
+type RefreshRequest struct {
+	GrantType RefreshRequestGrantType `json:"grant_type"`
+
+	// RefreshToken The refresh token from the last login or refresh.
+	RefreshToken string `json:"refresh_token"`
+}
+
+// RefreshRequestGrantType defines model for RefreshRequest.GrantType.
+type RefreshRequestGrantType string
+
+// Session Example: {"created_at":"2026-01-02T15:04:05Z","current":true,"expires_at":"2026-01-10T09:30:00Z","id":"5e0f3a7c-1d2b-4c6e-8f9a-0b1c2d3e4f50","ip":"203.0.113.7","last_used_at":"2026-01-03T09:30:00Z","user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}
+type Session struct {
+	// CreatedAt When the login that opened the session happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current Whether this is the session of the token used for this request.
+	Current bool `json:"current"`
+
+	// ExpiresAt When the session ends unless it is refreshed before: its refresh token's expiry.
+	// Each refresh moves it forward, but never past the session's absolute lifetime.
+	ExpiresAt time.Time          `json:"expires_at"`
+	Id        openapi_types.UUID `json:"id"`
+
+	// Ip The client address of the login or the latest refresh.
+	Ip string `json:"ip"`
+
+	// LastUsedAt The login or the latest refresh.
+	LastUsedAt time.Time `json:"last_used_at"`
+
+	// UserAgent The User-Agent of the login or the latest refresh, at most 512 bytes.
+	UserAgent string `json:"user_agent"`
+}
+
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
 	// GrantType The OAuth 2.0 grant.
@@ -206,6 +277,9 @@ type TokenRequest struct {
 
 	// Password Required for the password grant.
 	Password *string `json:"password,omitempty"`
+
+	// RefreshToken Required for the refresh_token grant.
+	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// Username The username or the account's email. Required for the password grant.
 	Username *string `json:"username,omitempty"`
@@ -293,6 +367,9 @@ type UserUpdate struct {
 // Example: alice
 type Username = string
 
+// SessionID defines model for SessionID.
+type SessionID = openapi_types.UUID
+
 // UserID defines model for UserID.
 type UserID = openapi_types.UUID
 
@@ -305,17 +382,20 @@ type BadRequest = Problem
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
+// GrantRejected An RFC 9457 problem document.
+type GrantRejected = Problem
+
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
-
-// InvalidCredentials An RFC 9457 problem document.
-type InvalidCredentials = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
 // PayloadTooLarge An RFC 9457 problem document.
 type PayloadTooLarge = Problem
+
+// RefreshRejected An RFC 9457 problem document.
+type RefreshRejected = Problem
 
 // Unauthenticated An RFC 9457 problem document.
 type Unauthenticated = Problem
@@ -334,6 +414,9 @@ type ListUsersParams struct {
 	// Limit How many users to return, from 1 to 100.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
+type RefreshTokenJSONRequestBody = RefreshRequest
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenRequest
@@ -421,6 +504,51 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// Logout Log out everywhere
+	//
+	// Revokes every session of the caller and invalidates every token the caller still
+	// holds, in all sessions and on all devices, including the access token of this request.
+	// `invalidated_tokens` counts only the tokens this call invalidated.
+	//
+	// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefreshTokenWithBody Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefreshToken Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateTokenWithBody Log in with a password
 	//
 	// Exchanges a username (or the account's email) and password for an access token and a
@@ -428,6 +556,10 @@ type ClientInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -442,6 +574,10 @@ type ClientInterface interface {
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
 	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -454,6 +590,10 @@ type ClientInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -493,6 +633,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMySessions List the caller's sessions
+	//
+	// Lists the caller's live sessions, newest first: one per login that has not been
+	// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+	// session of the token used for this request is marked `current`.
+	//
+	// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+	ListMySessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeMySession Revoke one of the caller's sessions
+	//
+	// Revokes one live session of the caller, such as a lost phone, and invalidates its
+	// tokens at once. Revoking the current session logs this client out. A session id that
+	// is unknown, already ended, or someone else's reads as 404.
+	//
+	// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+	RevokeMySession(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteUser Delete a user
 	//
@@ -536,6 +694,14 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/users/{user_id} (the `UpdateUser` operationId).
 	UpdateUser(ctx context.Context, userId UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevokeUserSessions Force a user to log out (admin)
+	//
+	// Revokes every session of the user and invalidates every token the user holds. The
+	// user must log in again. Admins only.
+	//
+	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+	RevokeUserSessions(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// VerifyUser Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -551,6 +717,81 @@ type ClientInterface interface {
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
+// Logout Log out everywhere
+//
+// Revokes every session of the caller and invalidates every token the caller still
+// holds, in all sessions and on all devices, including the access token of this request.
+// `invalidated_tokens` counts only the tokens this call invalidated.
+//
+// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshTokenWithBody Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *Client) RefreshTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshToken Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CreateTokenWithBody Log in with a password
 //
 // Exchanges a username (or the account's email) and password for an access token and a
@@ -558,6 +799,10 @@ type ClientInterface interface {
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes any type of body and a specified content type.
 //
@@ -582,6 +827,10 @@ func (c *Client) CreateTokenWithBody(ctx context.Context, contentType string, bo
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
 //
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -604,6 +853,10 @@ func (c *Client) CreateToken(ctx context.Context, body CreateTokenJSONRequestBod
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -684,6 +937,44 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCurrentUserRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMySessions List the caller's sessions
+//
+// Lists the caller's live sessions, newest first: one per login that has not been
+// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+// session of the token used for this request is marked `current`.
+//
+// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+func (c *Client) ListMySessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMySessionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeMySession Revoke one of the caller's sessions
+//
+// Revokes one live session of the caller, such as a lost phone, and invalidates its
+// tokens at once. Revoking the current session logs this client out. A session id that
+// is unknown, already ended, or someone else's reads as 404.
+//
+// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+func (c *Client) RevokeMySession(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeMySessionRequest(c.Server, sessionId)
 	if err != nil {
 		return nil, err
 	}
@@ -776,6 +1067,24 @@ func (c *Client) UpdateUser(ctx context.Context, userId UserID, body UpdateUserJ
 	return c.Client.Do(req)
 }
 
+// RevokeUserSessions Force a user to log out (admin)
+//
+// Revokes every session of the user and invalidates every token the user holds. The
+// user must log in again. Admins only.
+//
+// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+func (c *Client) RevokeUserSessions(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeUserSessionsRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // VerifyUser Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -808,6 +1117,73 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewLogoutRequest constructs an http.Request for the Logout method
+func NewLogoutRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRefreshTokenRequest calls the generic RefreshToken builder with application/json body
+func NewRefreshTokenRequest(server string, body RefreshTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRefreshTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRefreshTokenRequestWithBody constructs an http.Request for the RefreshToken method, with any body, and a specified content type
+func NewRefreshTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewCreateTokenRequest calls the generic CreateToken builder with application/json body
@@ -994,6 +1370,67 @@ func NewGetCurrentUserRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListMySessionsRequest constructs an http.Request for the ListMySessions method
+func NewListMySessionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/sessions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokeMySessionRequest constructs an http.Request for the RevokeMySession method
+func NewRevokeMySessionRequest(server string, sessionId SessionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "session_id", sessionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/sessions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewDeleteUserRequest constructs an http.Request for the DeleteUser method
 func NewDeleteUserRequest(server string, userId UserID) (*http.Request, error) {
 	var err error
@@ -1109,6 +1546,40 @@ func NewUpdateUserRequestWithBody(server string, userId UserID, contentType stri
 	return req, nil
 }
 
+// NewRevokeUserSessionsRequest constructs an http.Request for the RevokeUserSessions method
+func NewRevokeUserSessionsRequest(server string, userId UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewVerifyUserRequest constructs an http.Request for the VerifyUser method
 func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	var err error
@@ -1214,6 +1685,53 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// LogoutWithResponse Log out everywhere
+	//
+	// Revokes every session of the caller and invalidates every token the caller still
+	// holds, in all sessions and on all devices, including the access token of this request.
+	// `invalidated_tokens` counts only the tokens this call invalidated.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RefreshTokenWithBodyWithResponse Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
+
+	// RefreshTokenWithResponse Rotate a refresh token
+	//
+	// Exchanges a refresh token for a new access token and refresh token in the same
+	// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+	// and the access token issued beside it are invalidated, the new pair is issued, and the
+	// session's last use, IP and user agent are recorded. The new tokens never outlive the
+	// session's absolute lifetime.
+	//
+	// A refresh token works once. Presenting one that was already rotated away is treated
+	// as theft: the whole session is revoked, the newest tokens included, and the answer is
+	// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+	// succeeds; the other counts as reuse.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
+
 	// CreateTokenWithBodyWithResponse Log in with a password
 	//
 	// Exchanges a username (or the account's email) and password for an access token and a
@@ -1221,6 +1739,10 @@ type ClientWithResponsesInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1235,6 +1757,10 @@ type ClientWithResponsesInterface interface {
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
 	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -1247,6 +1773,10 @@ type ClientWithResponsesInterface interface {
 	// `application/x-www-form-urlencoded`. The password is checked before the account's
 	// state, so an inactive or unverified account is only reported to someone who knows
 	// its password.
+	//
+	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1290,6 +1820,28 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
+
+	// ListMySessionsWithResponse List the caller's sessions
+	//
+	// Lists the caller's live sessions, newest first: one per login that has not been
+	// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+	// session of the token used for this request is marked `current`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+	ListMySessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMySessionsResponse, error)
+
+	// RevokeMySessionWithResponse Revoke one of the caller's sessions
+	//
+	// Revokes one live session of the caller, such as a lost phone, and invalidates its
+	// tokens at once. Revoking the current session logs this client out. A session id that
+	// is unknown, already ended, or someone else's reads as 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+	RevokeMySessionWithResponse(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*RevokeMySessionResponse, error)
 
 	// DeleteUserWithResponse Delete a user
 	//
@@ -1337,6 +1889,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/users/{user_id} (the `UpdateUser` operationId).
 	UpdateUserWithResponse(ctx context.Context, userId UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUserResponse, error)
 
+	// RevokeUserSessionsWithResponse Force a user to log out (admin)
+	//
+	// Revokes every session of the user and invalidates every token the user holds. The
+	// user must log in again. Admins only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+	RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error)
+
 	// VerifyUserWithResponse Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -1354,6 +1916,186 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
+}
+
+// LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
+type LogoutResponse200Headers struct {
+	CacheControl *string
+}
+
+// LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
+type LogoutResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LogoutResult
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogoutResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *LogoutResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LogoutResponse) GetJSON200() *LogoutResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RefreshTokenResponse200Headers the declared response headers of an HTTP 200 response for RefreshToken
+type RefreshTokenResponse200Headers struct {
+	CacheControl *string
+}
+
+// RefreshTokenResponse503Headers the declared response headers of an HTTP 503 response for RefreshToken
+type RefreshTokenResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RefreshTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *RefreshRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RefreshTokenResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RefreshTokenResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RefreshTokenResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON401() *RefreshRejected {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RefreshTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RefreshTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefreshTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefreshTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // CreateTokenResponse200Headers the declared response headers of an HTTP 200 response for CreateToken
@@ -1374,7 +2116,7 @@ type CreateTokenResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *InvalidCredentials
+	ApplicationproblemJSON401 *GrantRejected
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *AccountNotUsable
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -1402,7 +2144,7 @@ func (r CreateTokenResponse) GetApplicationproblemJSON400() *BadRequest {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON401() *InvalidCredentials {
+func (r CreateTokenResponse) GetApplicationproblemJSON401() *GrantRejected {
 	return r.ApplicationproblemJSON401
 }
 
@@ -1730,6 +2472,172 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
+type ListMySessionsResponse200Headers struct {
+	CacheControl *string
+}
+
+// ListMySessionsResponse401Headers the declared response headers of an HTTP 401 response for ListMySessions
+type ListMySessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListMySessionsResponse503Headers the declared response headers of an HTTP 503 response for ListMySessions
+type ListMySessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListMySessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]Session
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMySessionsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMySessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMySessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMySessionsResponse) GetJSON200() *[]Session {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMySessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMySessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMySessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMySessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeMySessionResponse401Headers the declared response headers of an HTTP 401 response for RevokeMySession
+type RevokeMySessionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokeMySessionResponse503Headers the declared response headers of an HTTP 503 response for RevokeMySession
+type RevokeMySessionResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokeMySessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeMySessionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeMySessionResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeMySessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeMySessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeMySessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeMySessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // DeleteUserResponse401Headers the declared response headers of an HTTP 401 response for DeleteUser
 type DeleteUserResponse401Headers struct {
 	WWWAuthenticate *string
@@ -2028,6 +2936,110 @@ func (r UpdateUserResponse) ContentType() string {
 	return ""
 }
 
+// RevokeUserSessionsResponse200Headers the declared response headers of an HTTP 200 response for RevokeUserSessions
+type RevokeUserSessionsResponse200Headers struct {
+	CacheControl *string
+}
+
+// RevokeUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokeUserSessions
+type RevokeUserSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokeUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for RevokeUserSessions
+type RevokeUserSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokeUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ForcedLogoutResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RevokeUserSessionsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeUserSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeUserSessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeUserSessionsResponse) GetJSON200() *ForcedLogoutResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeUserSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // VerifyUserResponse200Headers the declared response headers of an HTTP 200 response for VerifyUser
 type VerifyUserResponse200Headers struct {
 	CacheControl *string
@@ -2180,6 +3192,71 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// LogoutWithResponse Log out everywhere
+//
+// Revokes every session of the caller and invalidates every token the caller still
+// holds, in all sessions and on all devices, including the access token of this request.
+// `invalidated_tokens` counts only the tokens this call invalidated.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// RefreshTokenWithBodyWithResponse Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *ClientWithResponses) RefreshTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
+	rsp, err := c.RefreshTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshTokenResponse(rsp)
+}
+
+// RefreshTokenWithResponse Rotate a refresh token
+//
+// Exchanges a refresh token for a new access token and refresh token in the same
+// session (rotation, RFC 9700 §4.14.2). In one transaction the presented refresh token
+// and the access token issued beside it are invalidated, the new pair is issued, and the
+// session's last use, IP and user agent are recorded. The new tokens never outlive the
+// session's absolute lifetime.
+//
+// A refresh token works once. Presenting one that was already rotated away is treated
+// as theft: the whole session is revoked, the newest tokens included, and the answer is
+// 401 `refresh_token_reused`. When two requests race with one refresh token, exactly one
+// succeeds; the other counts as reuse.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/refresh (the `RefreshToken` operationId).
+func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
+	rsp, err := c.RefreshToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshTokenResponse(rsp)
+}
+
 // CreateTokenWithBodyWithResponse Log in with a password
 //
 // Exchanges a username (or the account's email) and password for an access token and a
@@ -2187,6 +3264,10 @@ func (r GetHealthResponse) ContentType() string {
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2207,6 +3288,10 @@ func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Contex
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
 //
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -2225,6 +3310,10 @@ func (c *ClientWithResponses) CreateTokenWithResponse(ctx context.Context, body 
 // `application/x-www-form-urlencoded`. The password is checked before the account's
 // state, so an inactive or unverified account is only reported to someone who knows
 // its password.
+//
+// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
+// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
+// OAuth 2.0 clients that send every grant to one token endpoint.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2299,6 +3388,40 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 	return ParseGetCurrentUserResponse(rsp)
 }
 
+// ListMySessionsWithResponse List the caller's sessions
+//
+// Lists the caller's live sessions, newest first: one per login that has not been
+// revoked, has not expired, and has not been idle for longer than the idle timeout. The
+// session of the token used for this request is marked `current`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/users/me/sessions (the `ListMySessions` operationId).
+func (c *ClientWithResponses) ListMySessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMySessionsResponse, error) {
+	rsp, err := c.ListMySessions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMySessionsResponse(rsp)
+}
+
+// RevokeMySessionWithResponse Revoke one of the caller's sessions
+//
+// Revokes one live session of the caller, such as a lost phone, and invalidates its
+// tokens at once. Revoking the current session logs this client out. A session id that
+// is unknown, already ended, or someone else's reads as 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/users/me/sessions/{session_id} (the `RevokeMySession` operationId).
+func (c *ClientWithResponses) RevokeMySessionWithResponse(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*RevokeMySessionResponse, error) {
+	rsp, err := c.RevokeMySession(ctx, sessionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeMySessionResponse(rsp)
+}
+
 // DeleteUserWithResponse Delete a user
 //
 // Deletes a user with all of its sessions and tokens. Users may delete themselves;
@@ -2369,6 +3492,22 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, userId
 	return ParseUpdateUserResponse(rsp)
 }
 
+// RevokeUserSessionsWithResponse Force a user to log out (admin)
+//
+// Revokes every session of the user and invalidates every token the user holds. The
+// user must log in again. Admins only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
+func (c *ClientWithResponses) RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error) {
+	rsp, err := c.RevokeUserSessions(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeUserSessionsResponse(rsp)
+}
+
 // VerifyUserWithResponse Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -2397,6 +3536,177 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseGetHealthResponse(rsp)
+}
+
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LogoutResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogoutResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers LogoutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRefreshTokenResponse parses an HTTP response from a RefreshTokenWithResponse call
+func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefreshTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest RefreshRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RefreshTokenResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers RefreshTokenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseCreateTokenResponse parses an HTTP response from a CreateTokenWithResponse call
@@ -2428,7 +3738,7 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest InvalidCredentials
+		var dest GrantRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2755,6 +4065,166 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	return response, nil
 }
 
+// ParseListMySessionsResponse parses an HTTP response from a ListMySessionsWithResponse call
+func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMySessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []Session
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMySessionsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMySessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMySessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeMySessionResponse parses an HTTP response from a RevokeMySessionWithResponse call
+func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeMySessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeMySessionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeMySessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseDeleteUserResponse parses an HTTP response from a DeleteUserWithResponse call
 func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3044,6 +4514,107 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 	return response, nil
 }
 
+// ParseRevokeUserSessionsResponse parses an HTTP response from a RevokeUserSessionsWithResponse call
+func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ForcedLogoutResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RevokeUserSessionsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RevokeUserSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeUserSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseVerifyUserResponse parses an HTTP response from a VerifyUserWithResponse call
 func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3180,6 +4751,12 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// Logout Log out everywhere
+	// (POST /api/v1/auth/logout)
+	Logout(w http.ResponseWriter, r *http.Request)
+	// RefreshToken Rotate a refresh token
+	// (POST /api/v1/auth/refresh)
+	RefreshToken(w http.ResponseWriter, r *http.Request)
 	// CreateToken Log in with a password
 	// (POST /api/v1/auth/token)
 	CreateToken(w http.ResponseWriter, r *http.Request)
@@ -3192,6 +4769,12 @@ type ServerInterface interface {
 	// GetCurrentUser Read the caller's account
 	// (GET /api/v1/users/me)
 	GetCurrentUser(w http.ResponseWriter, r *http.Request)
+	// ListMySessions List the caller's sessions
+	// (GET /api/v1/users/me/sessions)
+	ListMySessions(w http.ResponseWriter, r *http.Request)
+	// RevokeMySession Revoke one of the caller's sessions
+	// (DELETE /api/v1/users/me/sessions/{session_id})
+	RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID)
 	// DeleteUser Delete a user
 	// (DELETE /api/v1/users/{user_id})
 	DeleteUser(w http.ResponseWriter, r *http.Request, userId UserID)
@@ -3201,6 +4784,9 @@ type ServerInterface interface {
 	// UpdateUser Update a user
 	// (PUT /api/v1/users/{user_id})
 	UpdateUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// RevokeUserSessions Force a user to log out (admin)
+	// (DELETE /api/v1/users/{user_id}/sessions)
+	RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
@@ -3217,6 +4803,34 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// Logout operation middleware
+func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Logout(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RefreshToken operation middleware
+func (siw *ServerInterfaceWrapper) RefreshToken(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RefreshToken(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // CreateToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateToken(w http.ResponseWriter, r *http.Request) {
@@ -3306,6 +4920,46 @@ func (siw *ServerInterfaceWrapper) GetCurrentUser(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// ListMySessions operation middleware
+func (siw *ServerInterfaceWrapper) ListMySessions(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMySessions(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeMySession operation middleware
+func (siw *ServerInterfaceWrapper) RevokeMySession(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "session_id" -------------
+	var sessionId SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session_id", r.PathValue("session_id"), &sessionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "session_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeMySession(w, r, sessionId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // DeleteUser operation middleware
 func (siw *ServerInterfaceWrapper) DeleteUser(w http.ResponseWriter, r *http.Request) {
 
@@ -3375,6 +5029,32 @@ func (siw *ServerInterfaceWrapper) UpdateUser(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeUserSessions(w, r, userId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3546,6 +5226,11 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/health", wrapper.GetHealth)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/token", wrapper.CreateToken)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/refresh", wrapper.RefreshToken)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/logout", wrapper.Logout)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/me/sessions", wrapper.ListMySessions)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/api/v1/users/me/sessions/{session_id}", wrapper.RevokeMySession)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/api/v1/users/{user_id}/sessions", wrapper.RevokeUserSessions)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users", wrapper.ListUsers)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/users", wrapper.CreateUser)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser)
@@ -3563,13 +5248,15 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
-type InternalErrorApplicationProblemPlusJSONResponse Problem
+type GrantRejectedApplicationProblemPlusJSONResponse Problem
 
-type InvalidCredentialsApplicationProblemPlusJSONResponse Problem
+type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
+
+type RefreshRejectedApplicationProblemPlusJSONResponse Problem
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -3590,6 +5277,222 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type LogoutRequestObject struct {
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type Logout200JSONResponse struct {
+	Body    LogoutResult
+	Headers Logout200ResponseHeaders
+}
+
+func (response Logout200JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshTokenRequestObject struct {
+	Body *RefreshTokenJSONRequestBody
+}
+
+type RefreshTokenResponseObject interface {
+	VisitRefreshTokenResponse(w http.ResponseWriter) error
+}
+
+type RefreshToken200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RefreshToken200JSONResponse struct {
+	Body    TokenResponse
+	Headers RefreshToken200ResponseHeaders
+}
+
+func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken401ApplicationProblemPlusJSONResponse struct {
+	RefreshRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken413ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken500ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type CreateTokenRequestObject struct {
 	JSONBody     *CreateTokenJSONRequestBody
@@ -3641,7 +5544,7 @@ func (response CreateToken400ApplicationProblemPlusJSONResponse) VisitCreateToke
 }
 
 type CreateToken401ApplicationProblemPlusJSONResponse struct {
-	InvalidCredentialsApplicationProblemPlusJSONResponse
+	GrantRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken401ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
@@ -4057,6 +5960,193 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type ListMySessionsRequestObject struct {
+}
+
+type ListMySessionsResponseObject interface {
+	VisitListMySessionsResponse(w http.ResponseWriter) error
+}
+
+type ListMySessions200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ListMySessions200JSONResponse struct {
+	Body    []Session
+	Headers ListMySessions200ResponseHeaders
+}
+
+func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions500ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessionRequestObject struct {
+	SessionId SessionID `json:"session_id"`
+}
+
+type RevokeMySessionResponseObject interface {
+	VisitRevokeMySessionResponse(w http.ResponseWriter) error
+}
+
+type RevokeMySession204Response struct {
+}
+
+func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeMySession400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession400ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession404ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession500ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteUserRequestObject struct {
 	UserId UserID `json:"user_id"`
 }
@@ -4444,6 +6534,140 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type RevokeUserSessionsRequestObject struct {
+	UserId UserID `json:"user_id"`
+}
+
+type RevokeUserSessionsResponseObject interface {
+	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type RevokeUserSessions200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RevokeUserSessions200JSONResponse struct {
+	Body    ForcedLogoutResult
+	Headers RevokeUserSessions200ResponseHeaders
+}
+
+func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions403ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions500ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyUserRequestObject struct {
 	UserId UserID `json:"user_id"`
 }
@@ -4615,6 +6839,12 @@ func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseW
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// Logout Log out everywhere
+	// (POST /api/v1/auth/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// RefreshToken Rotate a refresh token
+	// (POST /api/v1/auth/refresh)
+	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
 	// CreateToken Log in with a password
 	// (POST /api/v1/auth/token)
 	CreateToken(ctx context.Context, request CreateTokenRequestObject) (CreateTokenResponseObject, error)
@@ -4627,6 +6857,12 @@ type StrictServerInterface interface {
 	// GetCurrentUser Read the caller's account
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// ListMySessions List the caller's sessions
+	// (GET /api/v1/users/me/sessions)
+	ListMySessions(ctx context.Context, request ListMySessionsRequestObject) (ListMySessionsResponseObject, error)
+	// RevokeMySession Revoke one of the caller's sessions
+	// (DELETE /api/v1/users/me/sessions/{session_id})
+	RevokeMySession(ctx context.Context, request RevokeMySessionRequestObject) (RevokeMySessionResponseObject, error)
 	// DeleteUser Delete a user
 	// (DELETE /api/v1/users/{user_id})
 	DeleteUser(ctx context.Context, request DeleteUserRequestObject) (DeleteUserResponseObject, error)
@@ -4636,6 +6872,9 @@ type StrictServerInterface interface {
 	// UpdateUser Update a user
 	// (PUT /api/v1/users/{user_id})
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// RevokeUserSessions Force a user to log out (admin)
+	// (DELETE /api/v1/users/{user_id}/sessions)
+	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
@@ -4681,6 +6920,61 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// Logout operation middleware
+func (sh *strictHandler) Logout(w http.ResponseWriter, r *http.Request) {
+	var request LogoutRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx, request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		if err := validResponse.VisitLogoutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RefreshToken operation middleware
+func (sh *strictHandler) RefreshToken(w http.ResponseWriter, r *http.Request) {
+	var request RefreshTokenRequestObject
+
+	var body RefreshTokenJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RefreshToken(ctx, request.(RefreshTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefreshToken")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RefreshTokenResponseObject); ok {
+		if err := validResponse.VisitRefreshTokenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // CreateToken operation middleware
@@ -4811,6 +7105,56 @@ func (sh *strictHandler) GetCurrentUser(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
+// ListMySessions operation middleware
+func (sh *strictHandler) ListMySessions(w http.ResponseWriter, r *http.Request) {
+	var request ListMySessionsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMySessions(ctx, request.(ListMySessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMySessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMySessionsResponseObject); ok {
+		if err := validResponse.VisitListMySessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeMySession operation middleware
+func (sh *strictHandler) RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID) {
+	var request RevokeMySessionRequestObject
+
+	request.SessionId = sessionId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeMySession(ctx, request.(RevokeMySessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeMySession")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeMySessionResponseObject); ok {
+		if err := validResponse.VisitRevokeMySessionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // DeleteUser operation middleware
 func (sh *strictHandler) DeleteUser(w http.ResponseWriter, r *http.Request, userId UserID) {
 	var request DeleteUserRequestObject
@@ -4896,6 +7240,32 @@ func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, user
 	}
 }
 
+// RevokeUserSessions operation middleware
+func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request RevokeUserSessionsRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeUserSessions(ctx, request.(RevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeUserSessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeUserSessionsResponseObject); ok {
+		if err := validResponse.VisitRevokeUserSessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // VerifyUser operation middleware
 func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID) {
 	var request VerifyUserRequestObject
@@ -4951,73 +7321,102 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Htrc9u4kvZfQfE9VU7qUBLlSy7Kl9fxJHOczSQpx95sncgrQ2RLxAkJcADQssal/77VAEiCEuVLnMvM",
-	"2f0mkrg0+vp0o3UdxCIvBAeuVTC6DlKgCUjz8534qIUE/JmAiiUrNBM8GAUnoArBFSgSUymXjM+JFl+A",
-	"KyIkKRVIklBNCZVAOFyCJDGNU0j6QRioOIWc4pJwRfMig2AUcNFTZqMw0MsC3ygtGZ8Hq9UqDAoqaQ7a",
-	"0XSmQB7/sknSaQpm5x1FmNmoWT6aHsT7yRB6z2YR7e1Pn0HvebxHe7uzJ8lTeEafT4dREAYMlymoToMw",
-	"4DTHmbjghCVBGEj4vWQSkmCkZQn+MWZC5lTj4JIl3SeQFbtw/GEci5Lrd0KfKTrNDHdjwTVwjT9pUWQs",
-	"pniqQSHFNIP87/9Sgrc4hjMS3IXaxSYlvwTJZgyQggQ0ZZnjiRtBUqoIF5pMATipBhuBaKpLFYz2o70w",
-	"0Ewblr0WcsqSBHhzIDoVpR5NM8q/BCufAX+TMAtGwf8bNHo0sF/V4IM9gWXDpsAq4pgijNNYs0tADUI6",
-	"l6A9Mldh8JImJ/B7CUo/iGOMX9KMJRPp1lpjl3ttKTIjjS5JKVD9Pl8HMwZZ4lTDaEkY5KAUnePieamQ",
-	"w2SPaEEOIhKnVNLYqO7q3Gd11LD6JU3ISU3Md2S2d7ScZqi2kCC3Z5RlipizGiYabjcK8BBmzzw1qtl8",
-	"mOSME8nmqVbGRVS29bO1MaZZBpLkdGk0MBFEp0wZdhxzjeLOXqEiPFD/7EoTo1MtvnBSfSTmIxFxXMo1",
-	"xhz4ulORRT6CRDf7yq35nZh0yEnJ4aqAWENiaeyTXwz9VpKZmM8hCZ3Tl6BLyZ35HltrOpKQANeMZuqb",
-	"mHHsrefx0u1GKitFPS+oUgsh19Rs2HDzjNNSp0KyPyD5vprWRRba5UIKPjfseif0a1Hy5EFM4kJPZmaV",
-	"DS+nRCljIAsXFcyoNmP2G8a8E5q8dut8J668E0SVcVpTFto4wIHotmUqAMOgD3SZCZqcCvGWyvnDomhh",
-	"15poISaZWW1LVJiKZIly0kIQM7DFsqHnshx55FQI8tYt+QN8e0WgIU4SnVJuGSj4jM1LCQnJWM60YaHV",
-	"d7SemGpIvok9GhjY8mo2spApUIkU4XeksNvp/xRrXCctZ0oxPg8rBBASuCqQVtRJCZfiiyXbQ8qfPn3q",
-	"HXrM7ManHruZ4MSQBwgVSgXbsPFLQ1wXrrQSvKQsezCMTKimU6pgUnoLrtlANQY55A1rxybPAjAksRjI",
-	"WWvJ7yjGNoESaJzipsaToA0oGyOZIuISJFrnhhhPQMtl73CmQW5K8CPEgido/GRBGeK8mTDoRZsMqC1A",
-	"d04M6HOQtbhUWRRCakh+g4TR02XhpPCVciubBSc5rjgx+65JzjiFCpr6G+DCbQ924NtfvTYx1JJTu/YP",
-	"cmM7iji+ENyRMBupaBxDgTSlIDES1FsbAb7KzbGvN4EL4BdCk0SCUkTMCNUkF0qT3YN9Ml1qUH1ist2E",
-	"ZGIBshdTBckLUnL2ewnthJJmLIb/7577scgxCaBXb4HPdRqMdg/2wyBnvHre2zDeMDBI7chIcYNYorRV",
-	"3JzGKePQk0ATfONgIQrfEMTLPBh97khpKnwx0dS6Y3P6+qkbPK278Cq3rDKzIOxON32Q7yOOHHQqkgm+",
-	"ohnyFF92hdqtWryJlbv9VEaVnlBMK0ymPpOgUnuMiYRSQRKcd4jgNWZyNaCnScJQADT7IEUBUjNQwWhG",
-	"MwVhUHiv6hTw+gYFNkNCQhWh5M3H9+9IhfbcYyHM2fpBB111Onm9/m3l1yE+OzqaCc0hxfRfEGtc7B9A",
-	"M53e84AVmzfP+CkFnYL1p9UoQrlaABoOJYVzhJVqii9GvrUz7hRE5X7WN3t/CZJmGbHfO5ZtdOA8vIVX",
-	"bo9GhTq59cFh8Q6j1CQDqjR55iX1hPKk9iNPd60bIY/eHX88JR8/kGdR1Huy9/Jxnxxr638TNpuBJDMp",
-	"cmThmNeJAK7kXBRP7GBbrSEUyyBLEos8F7xJYsY8CJvaU/W67Yie7rb80LMO3lcOuctlnrw+Is/3D54S",
-	"F4hIIuIyB677wbrGxM6T3eT7G5e3agLU9SZJVbHlOmAacnXbsp4Zr5rgJCVd4jPjSlMeQ+dOjeKth+s6",
-	"DHbM0i5qr3vts5NjImEGEniMaQvVhBn3OmOgjMVUfMQV+sFtKuucoCUkbDTY8LpLe0/R43k1sntY/FxS",
-	"rifdJ0O/9h7BLdntR8SM9G2xVr0u0y62GtSJOymZOXhWDW12uEW7h9FuO84OOwioDGx7wbjyzLqpR+4o",
-	"a4t9cgcqbwj8w9tE7LH9BoHa4vGtEvXgIYIkpVwkHwWwfJNOf43Ze/bm+OyP4+E7dqyO+clBfHT85Dh/",
-	"Hf3HbrGXHL153oe9qB/vZnyav46S/3qTGdSDqY+aMB6Mhs+iaC3A3rY6f3Pj6jZIu4O7VGe1rpzt02wa",
-	"3ptPpwjKFaA3VuTi0OWNBuSOiF2WjMso2ovNIuYnXHRGX/+82zKAkmuWVQoDSrnU0U1tYUXLsk33ssbE",
-	"LYdCHyKmmjKOQILDwu1UUNaNHXx+Xtcm6hh7a5BsMXqdxtbiLT51qS5e09xHY2MJFPGfsffdaPdJLxr2",
-	"ot3T4cEo2h9FB/+sQOwW+M2Se1z0qIlDtO4yhymHHivCmJrUALd6Z0BmJuY4jJdZFgZlkdxKc+N/LNmb",
-	"2u2f3LtNwqV7muXQqaT5tuDJkjvcSbVYUC8yFSIDyoOVz5AtXxvudA3wWbXlSMhBW7awIth03B5z78oW",
-	"39nfrOmGK94VjmVo6AujRULrTD772tzwOLfNKI7MDvcMz7W8b8RXZtBa0L0xGa/GrbHupjln1bh1jnYw",
-	"swMZtHlxZhh8Ky8247bJfEwlJk4pn8MLQqcKuK4+KE2XGAp0CktCpQFbOeP+2sOH8bhlQGu+G+WviODZ",
-	"0vPRW6zr/lN907vn7B+mGJ3S7oZh1VXp4cej42OSgdYgVUgSNmdahWSnvxOSnckOIrSd3k6fnJl6DJEw",
-	"pzLJXC0npqqrRNNGZwfRelWmoLgbUvHfnw97/6S9P6Le8/6kd/73v3WicwVxKZlefsQzW62xtWNEHM3T",
-	"68pZvfl0GnTcobVAg8kFLz68/3hKBrRgg8vhAMvEA/P1oi4qGkmulYJTrQtbSWN8Jjr0odRpZq4DKFGQ",
-	"zXqpUBqS9TI0JpyWFmVLtn1y2BQJFbKaKQ22sUOFYw5X1uoIbQD0IyEtZn5s1qth8szUPFQqpO5l7BIS",
-	"A2xaHMDxdMwzwecg3SAHPeyI0AzJKadzC9kVWTCdEsqJsaMBviNSZEBykUDWH/Mxf2WyZlswQw7ckM6S",
-	"Rxfbyq4Xj91WriY35hs1uQvMxy5sPo5K56C6C/q/HaMKlDJz8lKjwUAUwO0tV1/I+cBNUgMc22SelfgO",
-	"PxwHYXAJUlmpRv1hP8JxuAwtGNpQP+rvGYerU6OVm5qEbwuh9KaWvHLSVOvi7EiIuoTLO6XZEiB51OSP",
-	"9dWjWHCQa/nU4z5pCtZ0ieUPUy4TcsxbMrrqLRaLHqKCXikz4CiD5MLO9i9U4xTiL5BUtfrWkcZcaaoh",
-	"JErgKfwGlKa+6beooGMlElxNXAuiRA6CA1mkgnzhYqHGnGm1VqPBGGOIPk6CUWDD/2mNsE2y/lIkyxvu",
-	"ATrq/36+7qfH9c9REAspIdYkFVIBmRpXt0Q1Lkw5oQuY3q2G3yozoPe5VTB/XuJX651d691au1F0B8nc",
-	"a2+7eucViO2hY0qVG1dTRzROoXckuJZiK0xx4wdV457ZYz+Kto2vjzrwuqvMlOHtUzo6OszUvdunbvTA",
-	"4cThHSau3/qbeQe3z+u8eVuFwcFdeNNu/jGz9u6yZVOeNuChzHMql8EoeCvmhPEqsHgGoOlcmTwc4cQ5",
-	"TqocuYl6xnagw4W/ZUorF56xSmBvIKTSfbKGCdvOCOedmZXbXZaf1zf4h1hg/F266Iuu7wsr+lXT5O8l",
-	"yGXTNYnfWpehCcxomelgFBlAxnIsS+wO95/uP9t7sv/UwDL7sqNWsgpvp8Z2GoUWTA3xzTCKtpFnGiC6",
-	"6RtGPoX2qSJt2EHa+QO9xZ0K3CihzdJ2R3cWKRAgiZnly5/ef6y3n9zVeTTdgD/YgB36N/bh4/7P56vz",
-	"ln0zpZ1uPjIA9bFn2+Z9cL4Kt8AxCxAqMFbBjz55B4vqwfbaObQyLe1NUQVYXtSwuHqlxlynkHsYaEli",
-	"yrFZjzDeJyciA3uVNcvoXOE3d/WkQNtr9q1AxujmA3DMTSW9HwEHvIrMncDA8JuBAWvV29sDTWueK0f9",
-	"VFP+XxOWT6o815peh82uB+RBDltj8okJScpPOWw9XzcdZ63EaQqYAePTZqD+FfRRKSVwXRvcd8KoN6ml",
-	"7cLcUbVT+nZq+XXh4s/o/E+AJkR3cOsu+nTt/nCysvqUQVcn4S/mfR0hLIzMMgz8mH0qUMrUbeq6juoT",
-	"g/JMSm1XRQpzBdklqBdjTi1I9D5TvhQcCFzFUFiVzajSVcwx48mj/SgiF03vzcXjrjhhqe1W2/3tt7KY",
-	"b88Ft72+PxSB7N8+r27O/pPq4C9OiNv8WHizy7LzfKWRTqkrlSGexphvVl/65NDpTabA/BFrzG1zkCLY",
-	"UE7gisY6W5KMfQFTc0msT0wE2O4+uGJKm4oMS3wkgjU56Cyo/Ao/1ScaTv0lkfa/gZ4bX3uDlq/ltF1U",
-	"NEMG7p+FuEVRdiFzVyZVIjdZFq3+b2gvnXx7sTeHaDFMYqGzLqyGTZPXmFcA94WtLHo25errF/Ut00Vo",
-	"HiqQf2Gc+0V1kXSBvnhvzIVOQS6YAlsxx2f8a6ZdTT3uE3MEfOW3soT+PkRIb90xd02hJiUBU1K3aEVX",
-	"fjoV5uynnSGiMeAEcqFNB/2YJ2AGoSreMYjYi8Lvk2wIOb9fvmCJ+dHFwxudkKEo+Qs7o/um/fd2X//2",
-	"acxdfabV3nvkODUmHRjvY2yu0z/+RuWXdr5DVV2WMDHd9kTqVvXhxgLlf5odnd1/tTf/KTZZHfz/jPKv",
-	"hSmsylXJ1fb6HdpJWjfXb8HT6BMUWXhN8+6K3fwDruQcYzGG6mqIMw7TL2+yuapdvbMm4Jr7v0rDvbjY",
-	"tPvbxvqqLRqf7hwZHS1brKE6Np7VP5apZFo2LvuecL+KeP9/Bt4p/P8JfKPjbPmrWX+jooQKUB8+rcRV",
-	"6ZJ7cW52UebvaV23L29FTDOSwCVkojANC3Zsq7FgNBgMd5/2o37UH46eRVFkXJ/b6brrotHcM1IeG92q",
-	"yqdoE5s3LmdeKdoWFqTIQHkTrVlsznzLLoGDspNqtjmOsYzppbeI48fqfPU/AwA=",
+	"7H19c9s4kvdXQfHZKie1lEzZcl6UeqrOk0lmnctkUo592dpRzoLJloQNBWgA0I7G5c9z3+M+2VU3QBKU",
+	"qBePk2x2N3/FIkGg0eg3/LqB3ESpms2VBGlNNLiJpsAz0PTnG/XOKg34ZwYm1WJuhZLRIDoFM1fSgGEp",
+	"13oh5IRZ9RGkYUqzwoBmGbeccQ1MwhVolvJ0Clk3iiOTTmHGsUv4xGfzHKJBJFXH0EBxZBdzfGKsFnIS",
+	"3d7extGcaz4D62l6B8YIJU9+XKXqbArMuNd7hoksZmOtZmz004szts/nYv+qt4/Emf0Z7PuGZoRE1aQc",
+	"QTI+5I/TTi87uOz000fQeTJ+yjvJZS89yA6hPz5KojgSON6c22kUR5LPiGTX4YXIojjS8FshNGTRwOoC",
+	"wlmPlZ5xGw2iohBZy4Tj6NyAXjc9JJ/m1qQ6uTxK+1kPaU14p3/5BDpP00PeORg/yh7DE/70sreGauzw",
+	"viTf4sdeILD9cZqqQto3yp4bfpmT/KRKWpAW/+TzeS5SjrPan2t1mcPsz383SjZkAr/IcBTuOrso5BVo",
+	"MRaAFGRgucg9T3wLNuWGSWXZJYBkZWMSOcttYaJBPzmMIyssseyl0pciy0DWE+KXqrCDy5zLj9FtyIA/",
+	"aRhHg+j/7deasu/emv23bgaODasLVhInDBOSp1ZcAeoI0rkAG5B5G0c/8OwUfivA2HtxTMgrnovsQvu+",
+	"ltjlHzuKqCXJktYKFezXm2gsIM+8aJCUxNEMjOET7HxWGOQwO2RWsaOEpVOueUrKefshZHVSs/oHnrHT",
+	"ipgvyOxgajOeo9hChtwec5EbRnMlJhK3awG4D7PHgRhVbD7OZkIyLSZTa8gIlrr1j5bGlOc5aDbjC5LA",
+	"TDE7FYbY8ZPm0p7C3yG1kN2dJaT4peSlGjKQVvCcHptiNuN6EQ2i91rJCSsFC5dmzo25VhqV+ornRZsc",
+	"h70FTD5xr1t7a/K5V/P5XPLCTpUWv0O2htW3cTXyBHnSnMG5LMimMQ1jDWbq/N4G6l0fKzoYfBxoYszg",
+	"0xwFBSej4Up9hPvOxQ91QUNdaCgMZM0pnTaI8S1WJ9Ta0cZ5XXPDeK6BZwtcpewZs7WHxll/jhl+LtWg",
+	"dSKSNYyR2i57qTRRXEqVb2On0Cp0OKNrFPChfDBqEd7Rw2ds7Lv0jOo4RtX9rhWMoVyVDFYPQz2MHuLL",
+	"Za6zB6O2pRvFjMtsKIU14ZJIdV12/7A7lGgZTqTFyeYv0EXc0zO5ni7I2zQspmTlS0YvmUrTQi+ZzKPQ",
+	"q5RksXegMcR84fv8QubzWLIC14Dso6Oxy34k+p2Nz9VkAlnsA14NttDSO/Y3yr5UhczuxTyp7MWYellR",
+	"OqMKnQKtPJp1atVUqn7NtzfKspe+ny/EqzeKmSKdVpTFLuSRwGzTCRkAYtBbvsgVz86Ues315H4B49z1",
+	"dWGVusiptzUB0KXKFijyVilGDRss6wXe2ZPHzpRir32XXyGMKQkk4tBucOkYqORYTAo0BrmYCUss9Fb8",
+	"M3nw757v38fz3WVJVl0O6baw4ZSHcpPfeThg6HOupypvsMROQVbDcJlVfpbRniNXk6EUkvEJF9J7Jscl",
+	"kBZFG7LPsmsqpbp2TW7jwC6Ba9TCkkvtMf3d1vAzreAyaTNhjJCTeJtyBVDP+/fvO8cBM9vhh4DduGpE",
+	"HuBOsDCwDtz5gYhrgw3cCl5xkd8bJUC46ZIbuCiCDpdUtGyDHAqaNQOMwOpjXCFSYOeNLr/gMjYJ1MDT",
+	"KQ5KGubsBwU6wjB1BRo90soynoLVi87x2IJeXcF3kCqZocNj11zgNn6saHNqCcJrLqCfp5AWJqCr5TLF",
+	"fK60hexnyAQ/W8z9KvzBdSvqDi9m2OMFjbu0cuQIS+QhHAA7bnrto1D/qr4ZUcvOXN9fyXXvGeb5wnBE",
+	"F11bRIRgjjRNQWP0Uw1NC/hiRtO+WY0+Ad8wnmUajGFqzLhlM2UsOzjqs8uFBdNlBNdmLFfXoDspJ89T",
+	"SPFbAU28kOcihf/wv7upmkVxNOOfXoOc2Gk0ODjqx9FMyPL34YryxhGF289pFVeIZcY6wZ3xdCokdNAt",
+	"4BMf2+PiE0GymEWDX1sQq3J/dWG5M8c0++pXOzSwbMKXA5ESSiyBuChuRxdDTCeMumdgpyq7wEc8Rx7j",
+	"w7Zwc61Ur26A2u1Wzo294IgiRWvimA8tS/ISgbtql8azTOCC8PytVnPQVoCJBmOeG4ijefCoQvxuNgg0",
+	"NYkZOnn26t0vb1i5+/U/54rm1o1a6KrQw5sWtLuGnX/1dNQf1JNUlxjWetguhey1mqjCnoIpcrt1soHZ",
+	"8SLBcWWInyYaPIoj7xMvyqRANDi8XWZS26fLHPuLumYzLhcsR5zXtSKIjTY9LOiiG8U1ri6kfdSPSOXE",
+	"DFUiiVfsbxuRm4cv2wUEBL7/ToMvrVMLK1rIa1u9vwDP7XTrijU5XyrJ6oTfT8FOwXnHshXj0lwDmkHO",
+	"5t6tlYZGfSTtrFxrqxqVzmR5sF+uQCMT3fuWbmsN/hBvkXQ/Rm0AWrn1OaW8H+ghdjzBaLCw6EjgCvSi",
+	"FBfaTH5jkr+zASkbxm00t3H4bQk/rzoxy3LgxrInQY6D9iWl33184Nwue/Dm5N0Ze/eWPUmSzqPDHx52",
+	"2Yl18UomxmPQLg9ppzCUpWOjnrxLl5lr7JJXjDNaj1TNZkrWkPZQhowLcPPAcT8+aPjtJy3SXQYwbSHG",
+	"6cvn7Gn/6DHzgRvLVFrMQNputCwTqff8m2KlOkS4rQO6m1WSytzTTSQszMy2bgM3d1sHc1rzRUTYvbFc",
+	"ptA6Uq3aq0Lmw8aWr6yPcpejnPPTE9w8gwaZAsIzlgkKR8YCjEOOPR+xh260zSj4IMEREtc2gnjdJr0V",
+	"5lMlDe9gVSkquijnVpqyRrDRah6bLdYEDSGiUAo/y7nbxwvp9qHUqNuU4H7y9FFDhnvbuNakJw7n1cYz",
+	"Xz9wF3OaaiA7Qop3kBw86iS9TnJw1jsaJP1BcvQ3XKNCa9oBueS522+b5ie95Cx5OjhMBkmCn4jsDvUG",
+	"c+rnsJt0e73D7uMyRsRYcImuw8YglN/nEyIt+ln9LvKc7x91E/bgr73eM/ZayOIT+/Tk0cWj/sNVyx/O",
+	"vMX3OjjSrSiJv5qDhKwBdk35nB42zD7a5Y4VM2gLFytWrvf2CFKZxjBqTD+dxBH85FItHqgBYwP9u1Qq",
+	"B04QUrhQa2dYDgK4ey5kDsYg5EV9k/BB5jfTDttqyP+ecejLojuUL3g6rd7O1BVQP2Olr7nOYnZZWJ8+",
+	"mKOq2EY9C780Ki8ssFyMAXm35BE28lRkOxRyODFrU+g0FyBtuPmsF96DEzm3YGyo1Su9NyW2bZwtPe42",
+	"11Dk2wY5N6A7x/h+h4nElbs/6nl/v92QE3MD3VmaekPqiOkNomsNaLNfZyhTn8PirzLmFwQA2UE3cQnJ",
+	"MMINwo3tHmK+Nqg69Uyq8qDN1Gp3e4TTSw76W/zDVhe1QkWjfU3K3dxSDVqsL90qN822rgzaMy4M7LId",
+	"mLMBo9nqJ7f4RS9XrozrLt4R8SxjSl5HsHg1vfwpFb+IVyfnv5/03ogTcyJPj9LnJ49OZi+T/zyYH2bP",
+	"Xz3twmHSTQ9yeTl7mWR/fZUHaiFkNOg9wWTv0kpu7l2+2ti7w0/8xD0qveLxmrNZjflevT9D/NQAbgQM",
+	"Gx17iJ/wyAFz3bJhkSSHKXVCf8Ko1SCG810H1hbSirwUGDDGuzj/aQPWcyxrAw42qoOfFPnvS8uFRIxH",
+	"wrUfac5FO6wT8rMOID1jt+6AG4yOV6K4oPMGn9pEFw36547nwOGwrUipyO5QcmkuPNjoI0NhPLBXEibM",
+	"RYU9ls/IXZBXigayyPM4KubZVppr++PI3hbP7eZOYbZu37ZrUFGz4KYlAqsZsuZtzZ22BiGr1kwJOegy",
+	"TG4JVg13wNybO0QZpbHfIRoo6mJKx9ClACEgoTGnkH1NbgScW6cUz2mEO0YJ1Xpv3NpToyVfvzFvUrZb",
+	"Yt2mb87LdsscbWFmRcc6XpwTg7fyYtVvEyhNSbN0yuUEnmEkDtKWL4zlC3QFdgoLxjXt82dChn337sfj",
+	"hgIt2W5cf8OUzBft+5tQu+7+aah6d/z6qwlG62q3h2Fl0fLxu+cnJywHa0GbmGViIqyJ2V53L2Z7F3sY",
+	"oe119rrsnFJnTMOE6yz3O5+Um7ZsWjM6O0qWE2hzjqMhFf/963Hnb7zze9J52r3ofPjzn1r3EwbSQgu7",
+	"eIdzdlLj0vwYcdS/XpbG6tX7s6ilZq0RNLjjEG9/eVefh8CM/j69HVX5X1rJpaz91Nq5S3oKOVYt8lDY",
+	"aU7VSpwZyMedqTIWsuWKAarrIFqMy6532XGdzzXIamEsuEMkhqoendYxXgfQD5R2MfND6q8Kk8eUjjJT",
+	"pW0HYeiMApsGB7A9H8pcyQlo36ixW6eqSESy+cSF7IZdCztlXDLSIzpAwrTKgc1UBnl3KIfyBQG2LreJ",
+	"HNiApLIHo3UZ8tFDP5RPnw7lSvp0hFDgyG38Ueh8qO6d/s8nKAKFzv16mcH+vpqDdEV4XaUn+/4js49t",
+	"a9CzXL7jtydRHF2BdhBZlHR73QTbYTd8LlCHukn3kAyunZJUNiQpp4wFPp4rY9u2XpgkMs2UQ7kN94WB",
+	"uAA1fF+2desXNDNW5PlQTlWeGax0YZSbKXNe2IlyzzJAQaM2aV5kdFhpOZwmCgKsaChHqxmEEaMdm7N6",
+	"Ndy0Ls9Bq4RWn5b6JHN5F2TP0nmZgyTZUERRFk/sVp/QSBltPgWAlYV1Hoi4fO1qEholJc/x6FbnuZJW",
+	"q7U+y7ffL0+M0cj9pLeufTX//eUarts4OkqS7d81q5Lpq8OdRquSdKGVpYMvoX399QMdZ6lKBV+ryRKb",
+	"ojiyfGIom1elPLHPhkJ447JeI154A4eGcwk3V9pvxFZMWLOh8Cgln8FQljr1QCtLAhQ7Y/Q4Sdj//k+/",
+	"2+t3DzBBJRnV42ouDQYXSvqEBRiQdtkqDmVZkNcgRRhTEPRpRAaIZHINoQrE9AnOADeRVFpIX8RlfV9F",
+	"7p5x2YHCQMxO3tJ7srQEiVG/GlKlseKJnflOvfY5xFQV1qUem722oaZDebxcr6n0R1Rr9EdvHQvQTLiK",
+	"Zd4obmTEV/Rs19yVD7swfihdDDi2A/xntb7R58crnoCx5QycYQr44nPYTJih7Cc91l5J2WUOob5Wpd0y",
+	"TPMUnBtB4pdcG3ziqc0X+GooTZGmAJlxtamKkHVv3+gQBJb0tZgwn3M6q/btNPAPKlvsYMOCTXgIRq7s",
+	"/j8f7LNzYddSLu22ueewuoDbL2i2m+hb2/GDJUSGRNJp07NNmouSZ+Y+hfuZrPoO1jk4yrirI1guYMfv",
+	"ejuY9OWzA/Td0S6uoKWW8St7n7oSnYzKsgvYzcVUsN52B9MIoVtA6LaAWrZG0E0he1CnDqrTKOpagl7C",
+	"sB864+3qOfkCqx2oekzpoWzExZ8619fXHURiOoXOQWLcm43c1+F5q3QK6ccq+9ac0lAaZGrMjMJZhMdv",
+	"63K/8IAuhXUafMmoVcyoGaAZvZ4q9lGqa+OOSwUlGUP5Hm3tqLZm/79hu0aOX0sGfMSENBZ4RmWcLKwJ",
+	"Gcqy9xgdqnM2q7FBacm5advP+bYjlimMe8fI3nqFXDLPOM9GQLaLsP0pNOXcnhtGZlTY1+YIHLh0Lz9A",
+	"ligECmqFeNuQm/BQRsNxBEmiup8oVVpDatlUaQPsknbeC9xVzamwYhUnbQPJV46JhIf11hL0BT3Z7gc+",
+	"GjlC/Gyran1flK+9KN9WeHHmA1EKKL75UKF5Vp2+2sH7rlxL8W8VYeAGVsgSYQpUtIww0HM0owuCv0iZ",
+	"oCWueC2MNR6nK/czY6GN7bIlcHgJAxHGnlPPzatdfl1bUkpjkD/+KObd8h6T3wrQi+D6lY9UR1HrQwZj",
+	"TnWzCSGzrrz0oNd/3H9y+Kj/eFvB83Zq3BFff8lMD5/0kmQdeXRQs52+XhJS6H6VpPVaSPtwT0OxU5El",
+	"rtBqeWXbvmSOSKkaO75886ajBW7ayXjUF3R8qwCVcPCJNuwBIdUPA92m59GH23jNHsHFcuUOoYyJu+wN",
+	"XJc/3CF3H0JToZqqr695VuHj5SMzlHYKsyAwX7CUS0QcmZBddqpycCjtOOcTRE+lL382YN3RqLUxJ8nm",
+	"PaCHTbn9+wQsu0YCQWp2pzig99niAKfV7agwrTyiCj4v/Q9V5X+fjX+Z8HKq16Kzyw55fwZrffIpuSQT",
+	"7oPdNs/Wp4Qbu/lLwFQY/lp11D+Bfe4KESuF+0Lh6SaxdMmKPVPO53t2osX4nwLPmG3h1m7ytB8eKdsQ",
+	"7DVGaJwxa0aAA4IQ5qDD2vDwerahrNDw8rE/oe4g8LAtE1kOBEW5rG19Dwa9sGIGqrAEDdXZj+3l4O6S",
+	"MI3g0cjX245aU3bC2J8X70oGfY3Yyw+2S/h1tnZFvuvJuiCpIcWmXtjNUOuKruzf1Dc+3jqNycHC+pw3",
+	"6kS4RM20d+yuzKEDtrkyls2nSkK8kg0XFkMrt13n1uesaIgyse2luRomV5MyRe3K+Eldjqv3IiMFHUq6",
+	"dgBxThlX2S6QlJdSugJDITewh2rEM8oU9ZN+e54IZ11pzupmr22J6yb79T2fLRue/sbLP4Nsm2OfNWWm",
+	"bSlB2Y2+9lajv/276raob9bZIGtJnNX4Xtp0428f3ag+P9Lzam/iAIw8x7GDu8tMXVpkunTEw1CGwfWK",
+	"VM4M5Fdgng0ld/BE8JrLBYn2pxTmtj6r5nc71J496CcJG9Un80cP28TeUdseMPXXHwxAkZ0oCd8F8g8I",
+	"5I9+EddF0PHmYNl9FwqN9uFUKTIskBh65+Sly47lIjCJAosAKHFPVrHOt+fiI1AKyllaSsv4oEcYSwkq",
+	"kYV7YCwLa68g+gn+odE4ceqfEuP5lzC8KHrrpfxuDtZfM41DzIs2TMhnjdHv13nKPePrnkN9ccXrqDFC",
+	"Y963ymjG9RH3OrH5zCVaA53yJZ6jqtB5FNOPEl5yWdRRWcs8Qlt8OJRUs3ItjI+S8DfGQK4387DLaApl",
+	"WFTnVYNxMLCp+x3KOjZYrTskO03lhi4PveoiagXOYKYs3bc1lBlQIyoa2s2JuFr1LwNzKT25G1LliPna",
+	"GauNRogoyv6JjdFdAec7m69/eQBtV5vppPcO6FoVk+4379nZvLdrrWd2WPqWauYlq+JuCKmuPGTVjYeN",
+	"pNra/RaqTYBV/GGP8MX0uuX6pk149FeoUf5XUvtvUQNpxcvdm1Uk1biYq1mqnbaK+xQUkCtsDVt+5ljK",
+	"GwLg3FR5Kgq13UUttpGO2pix/i8a0bvjb0+lNrnKcuLffeU/l9I4kSu1Zn1CF/VkWt2ptmabi64aL9yt",
+	"70rzh68IKCukxBAZ/VTZxCsHXZNGIEt5S1lrksjf6faHJDwIV8sxooG7T628qwl/7RywelrWaEM57RIU",
+	"rK+M08AcGxfdYHH/EPHh9XLBLMLr4T7TdNbcF9tdSTGiAFSTn5bLVcqSf/CBRjF0x2xbOc5rlXI6TAW5",
+	"ms8cwIxtG0fOBvv7vYPH3QTvKRo8SZKETJ8f6aat6Ixqzjii2HWxDFqBaLUE57S8ksWdMqNlLEOu1Jmx",
+	"7sr/x2RaOjoPihwccKhVDib42OnX6pevxRVIMO6jiv+e9SIXdhF04hl7++H2/wYA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

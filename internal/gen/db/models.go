@@ -10,16 +10,27 @@ import (
 	"github.com/google/uuid"
 )
 
+type AuditEvent struct {
+	ID        int64
+	UserID    *uuid.UUID
+	EventType string
+	Ip        *string
+	UserAgent *string
+	Details   []byte
+	CreatedAt time.Time
+}
+
 type Session struct {
-	ID            uuid.UUID
-	UserID        uuid.UUID
-	CreatedAt     time.Time
-	LastUsedAt    time.Time
-	ExpiresAt     time.Time
-	RevokedAt     *time.Time
-	RevokedReason *string
-	UserAgent     string
-	Ip            string
+	ID                uuid.UUID
+	UserID            uuid.UUID
+	CreatedAt         time.Time
+	LastUsedAt        time.Time
+	ExpiresAt         time.Time
+	RevokedAt         *time.Time
+	RevokedReason     *string
+	UserAgent         string
+	Ip                string
+	AbsoluteExpiresAt time.Time
 }
 
 type Token struct {

@@ -14,28 +14,29 @@ import (
 
 const createSessionWithTokens = `-- name: CreateSessionWithTokens :exec
 WITH new_session AS (
-    INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
-    VALUES ($3, $2, $1, $1, $4, $5, $6)
+    INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip)
+    VALUES ($3, $2, $1, $1, $4, $5, $6, $7)
 ),
 new_tokens AS (
     INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)
-    VALUES ($7, 'access', $2, $3, $1, $8),
-           ($9, 'refresh', $2, $3, $1, $10)
+    VALUES ($8, 'access', $2, $3, $1, $9),
+           ($10, 'refresh', $2, $3, $1, $11)
 )
 UPDATE users SET last_login = $1::timestamptz WHERE users.id = $2
 `
 
 type CreateSessionWithTokensParams struct {
-	Now              time.Time
-	UserID           uuid.UUID
-	SessionID        uuid.UUID
-	SessionExpiresAt time.Time
-	UserAgent        string
-	Ip               string
-	AccessJti        string
-	AccessExpiresAt  time.Time
-	RefreshJti       string
-	RefreshExpiresAt time.Time
+	Now                      time.Time
+	UserID                   uuid.UUID
+	SessionID                uuid.UUID
+	SessionExpiresAt         time.Time
+	SessionAbsoluteExpiresAt time.Time
+	UserAgent                string
+	Ip                       string
+	AccessJti                string
+	AccessExpiresAt          time.Time
+	RefreshJti               string
+	RefreshExpiresAt         time.Time
 }
 
 // One round trip for a login: the session (a refresh-token family), its first access and
@@ -47,6 +48,7 @@ func (q *Queries) CreateSessionWithTokens(ctx context.Context, arg CreateSession
 		arg.UserID,
 		arg.SessionID,
 		arg.SessionExpiresAt,
+		arg.SessionAbsoluteExpiresAt,
 		arg.UserAgent,
 		arg.Ip,
 		arg.AccessJti,

@@ -19,8 +19,14 @@ JOIN users ON users.id = t.user_id
 WHERE t.token_jti = $1
   AND t.token_type = 'access'
   AND t.invalidated_at IS NULL
+  AND t.expires_at > $2::timestamptz
   AND users.is_active
 `
+
+type GetAccessTokenUserParams struct {
+	Jti           string
+	ExpiredBefore time.Time
+}
 
 type GetAccessTokenUserRow struct {
 	User      User
@@ -28,9 +34,10 @@ type GetAccessTokenUserRow struct {
 }
 
 // The bearer check: one indexed lookup that the token was issued, is an access token, has
-// not been invalidated, and belongs to a user who still exists and is active.
-func (q *Queries) GetAccessTokenUser(ctx context.Context, jti string) (GetAccessTokenUserRow, error) {
-	row := q.db.QueryRow(ctx, getAccessTokenUser, jti)
+// not been invalidated, has not expired as issued (so a re-signed exp cannot stretch it),
+// and belongs to a user who still exists and is active.
+func (q *Queries) GetAccessTokenUser(ctx context.Context, arg GetAccessTokenUserParams) (GetAccessTokenUserRow, error) {
+	row := q.db.QueryRow(ctx, getAccessTokenUser, arg.Jti, arg.ExpiredBefore)
 	var i GetAccessTokenUserRow
 	err := row.Scan(
 		&i.User.ID,

@@ -1,0 +1,48 @@
+package service
+
+import (
+	"context"
+
+	"github.com/authly/authly/internal/gen/api"
+)
+
+// ListMySessions lists the caller's live sessions.
+func (a *API) ListMySessions(ctx context.Context, _ api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {
+	sessions, err := a.svc.ListSessions(ctx, principalFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	body := make([]api.Session, len(sessions))
+	for i, s := range sessions {
+		body[i] = api.Session{
+			Id:         s.ID,
+			CreatedAt:  s.CreatedAt,
+			LastUsedAt: s.LastUsedAt,
+			ExpiresAt:  s.ExpiresAt,
+			Ip:         s.IP,
+			UserAgent:  s.UserAgent,
+			Current:    s.Current,
+		}
+	}
+	return api.ListMySessions200JSONResponse{Body: body, Headers: api.ListMySessions200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// RevokeMySession revokes one of the caller's sessions.
+func (a *API) RevokeMySession(ctx context.Context, req api.RevokeMySessionRequestObject) (api.RevokeMySessionResponseObject, error) {
+	if err := a.svc.RevokeSession(ctx, principalFrom(ctx), req.SessionId, clientFrom(ctx)); err != nil {
+		return nil, err
+	}
+	return api.RevokeMySession204Response{}, nil
+}
+
+// RevokeUserSessions logs a user out everywhere (admin).
+func (a *API) RevokeUserSessions(ctx context.Context, req api.RevokeUserSessionsRequestObject) (api.RevokeUserSessionsResponseObject, error) {
+	out, err := a.svc.RevokeUserSessions(ctx, principalFrom(ctx), req.UserId, clientFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.RevokeUserSessions200JSONResponse{
+		Body:    api.ForcedLogoutResult{InvalidatedTokens: out.InvalidatedTokens, RevokedSessions: out.RevokedSessions},
+		Headers: api.RevokeUserSessions200ResponseHeaders{CacheControl: noStore()},
+	}, nil
+}

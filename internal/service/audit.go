@@ -1,0 +1,92 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/google/uuid"
+
+	"github.com/authly/authly/internal/gen/db"
+)
+
+// Audit event types: the event_type of each row in audit_events.
+const (
+	AuditLoginSucceeded      = "login_succeeded"
+	AuditLoginFailed         = "login_failed"
+	AuditRefreshTokenReused  = "refresh_token_reused"
+	AuditLogout              = "logout"
+	AuditSessionRevoked      = "session_revoked"       // one session, by its user or by the session cap
+	AuditUserSessionsRevoked = "user_sessions_revoked" // every session of a user, by an admin
+	AuditUserChanged         = "user_changed"          // an admin changed a user's account
+)
+
+// Reasons, in details.reason of failed logins and in sessions.revoked_reason.
+const (
+	reasonUnknownUser       = "unknown_user"
+	reasonWrongPassword     = "wrong_password"
+	reasonAccountInactive   = "account_inactive"
+	reasonAccountUnverified = "account_unverified"
+	reasonSessionLimit      = "session_limit"
+	reasonRevokedByUser     = "revoked_by_user"
+	reasonRevokedByAdmin    = "revoked_by_admin"
+	reasonLogout            = "logout"
+)
+
+// auditEvent is one security event. Details must never hold a secret: no password, token,
+// token id or hash, only ids, counts and reasons.
+type auditEvent struct {
+	Type    string
+	UserID  uuid.UUID // the user the event is about; uuid.Nil when there is none
+	Client  Client
+	Details map[string]any
+}
+
+// audit records an event with q, inside the caller's transaction, so the event commits or
+// rolls back with the change it describes.
+func (s *Service) audit(ctx context.Context, q *db.Queries, ev auditEvent) error {
+	details := ev.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	raw, err := json.Marshal(details)
+	if err != nil {
+		return err
+	}
+	var userID *uuid.UUID
+	if ev.UserID != uuid.Nil {
+		userID = &ev.UserID
+	}
+	return q.CreateAuditEvent(ctx, db.CreateAuditEventParams{
+		UserID:    userID,
+		EventType: ev.Type,
+		Ip:        optional(ev.Client.IP),
+		UserAgent: optional(truncate(ev.Client.UserAgent, maxUserAgent)),
+		Details:   raw,
+		CreatedAt: s.now(),
+	})
+}
+
+// auditOutsideTx records an event that belongs to no transaction, such as a failed login.
+// A failure is logged, not returned: the answer to the client must not depend on it.
+func (s *Service) auditOutsideTx(ctx context.Context, ev auditEvent) {
+	if err := s.audit(ctx, s.q, ev); err != nil {
+		loggerFrom(ctx, s.log).LogAttrs(ctx, slog.LevelError, "writing an audit event",
+			slog.String("event_type", ev.Type), slog.Any("err", err))
+	}
+}
+
+// auditUserChange records an admin's change to a user's account, in the change's
+// transaction. changes names the fields set and their new values; never a password or hash.
+// The client is the one the request guard stored in ctx.
+func (s *Service) auditUserChange(ctx context.Context, q *db.Queries, actor Principal, target uuid.UUID, changes map[string]any) error {
+	return s.audit(ctx, q, auditEvent{Type: AuditUserChanged, UserID: target, Client: clientFrom(ctx),
+		Details: map[string]any{"actor_id": actor.User.ID, "changes": changes}})
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

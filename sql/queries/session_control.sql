@@ -1,0 +1,79 @@
+-- name: LockUser :one
+-- Locks a user's row for a change to the user's sessions and tokens. Every change to
+-- sessions below runs after it (or after another lock on the user's row, such as the
+-- login's UPDATE of last_login) in the same transaction; see LockUserSession. A session
+-- is live when it is not revoked and not past its expiry, its absolute end or its idle
+-- timeout.
+SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE;
+
+-- name: ListLiveSessions :many
+SELECT id, created_at, last_used_at, expires_at, ip, user_agent
+FROM sessions
+WHERE user_id = @user_id
+  AND revoked_at IS NULL
+  AND expires_at > sqlc.arg(now)::timestamptz
+  AND absolute_expires_at > sqlc.arg(now)::timestamptz
+  AND last_used_at > sqlc.arg(idle_cutoff)::timestamptz
+ORDER BY created_at DESC, id DESC;
+
+-- name: RevokeSession :one
+-- Revokes one live session of a user and invalidates its tokens. No row means the user
+-- has no such live session.
+WITH revoked AS (
+    UPDATE sessions s
+    SET revoked_at = sqlc.arg(now)::timestamptz, revoked_reason = sqlc.arg(reason)::text
+    WHERE s.id = @session_id
+      AND s.user_id = @user_id
+      AND s.revoked_at IS NULL
+      AND s.expires_at > sqlc.arg(now)::timestamptz
+      AND s.absolute_expires_at > sqlc.arg(now)::timestamptz
+      AND s.last_used_at > sqlc.arg(idle_cutoff)::timestamptz
+    RETURNING s.id
+),
+killed AS (
+    UPDATE tokens t
+    SET invalidated_at = sqlc.arg(now)::timestamptz
+    FROM revoked r
+    WHERE t.session_id = r.id AND t.invalidated_at IS NULL
+    RETURNING t.id
+)
+SELECT r.id, (SELECT count(*) FROM killed)::bigint AS invalidated_tokens
+FROM revoked r;
+
+-- name: RevokeUserSessions :execrows
+-- Marks every unexpired session of a user revoked. Their tokens are invalidated beside it
+-- with InvalidateUserTokens. The count is what this call revoked.
+UPDATE sessions
+SET revoked_at = sqlc.arg(now)::timestamptz, revoked_reason = sqlc.arg(reason)::text
+WHERE user_id = @user_id
+  AND revoked_at IS NULL
+  AND expires_at > sqlc.arg(now)::timestamptz;
+
+-- name: RevokeSessionsOverLimit :many
+-- Concurrent session control: keeps a user's newest @max_sessions live sessions, revokes
+-- the older ones and invalidates their tokens. Returns the revoked sessions.
+WITH evicted AS (
+    SELECT live.id
+    FROM sessions live
+    WHERE live.user_id = @user_id
+      AND live.revoked_at IS NULL
+      AND live.expires_at > sqlc.arg(now)::timestamptz
+      AND live.absolute_expires_at > sqlc.arg(now)::timestamptz
+      AND live.last_used_at > sqlc.arg(idle_cutoff)::timestamptz
+    ORDER BY live.created_at DESC, live.id DESC
+    OFFSET @max_sessions
+),
+revoked AS (
+    UPDATE sessions s
+    SET revoked_at = sqlc.arg(now)::timestamptz, revoked_reason = 'session_limit'
+    FROM evicted e
+    WHERE s.id = e.id
+    RETURNING s.id
+),
+killed AS (
+    UPDATE tokens t
+    SET invalidated_at = sqlc.arg(now)::timestamptz
+    FROM revoked r
+    WHERE t.session_id = r.id AND t.invalidated_at IS NULL
+)
+SELECT id FROM revoked;
