@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,61 +12,108 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authly/authly/internal/config"
 	"github.com/authly/authly/internal/database"
+	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/pgcluster"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/token"
 )
 
-const usage = `Usage: server [command]
+const usage = `Usage: server [command] [--help]
 
 Commands:
   serve                 serve the API (the default)
   migrate up            apply every pending migration
   migrate down N        roll back N migrations
   migrate version       print the applied migration version
+  create-admin          create an active, verified admin
   cleanup               delete expired tokens and sessions once, and print the counts
+  version               print the version
 
 Configuration comes from the environment; see README.md.
 `
 
+const createAdminUsage = `Usage: server create-admin --username NAME --email ADDRESS
+
+Creates an active, verified admin. The password is read from AUTHLY_ADMIN_PASSWORD or,
+when that is unset, from the first line of standard input; it is never a flag, so it
+stays out of shell history and process listings. An existing username is left as it is.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// command is one subcommand of the server binary.
+type command struct {
+	usage string
+	run   func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"serve": {
+		usage: "Usage: server serve\n\nServes the API until SIGINT or SIGTERM, then drains in-flight requests.\n",
+		run: func(ctx context.Context, _ []string, getenv func(string) string, _ io.Reader, _, stderr io.Writer) error {
+			return serve(ctx, getenv, stderr, nil)
+		},
+	},
+	"migrate": {
+		usage: "Usage: server migrate up | down N | version\n\nApplies, rolls back or reports the schema migrations embedded in the binary.\n",
+		run: func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+			return migrateCmd(ctx, args, getenv, stdout, stderr)
+		},
+	},
+	"create-admin": {
+		usage: createAdminUsage,
+		run:   createAdminCmd,
+	},
+	"cleanup": {
+		usage: "Usage: server cleanup\n\nDeletes expired tokens and sessions once, as the background job does, and prints the counts.\n",
+		run: func(ctx context.Context, _ []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+			return cleanupCmd(ctx, getenv, stdout, stderr)
+		},
+	},
+	"version": {
+		usage: "Usage: server version\n\nPrints the version of this build.\n",
+		run: func(_ context.Context, _ []string, _ func(string) string, _ io.Reader, stdout, _ io.Writer) error {
+			fmt.Fprintln(stdout, "authly", version)
+			return nil
+		},
+	},
+}
+
 // run is the whole program, testable: it takes its arguments, environment and streams
 // instead of reading globals, and returns when ctx ends.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	args = fs.Args()
-	cmd := "serve"
+	name := "serve"
 	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
 	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, getenv, stderr, nil)
-	case "migrate":
-		return migrateCmd(ctx, args, getenv, stdout, stderr)
-	case "cleanup":
-		return cleanupCmd(ctx, getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	if isHelp(name) {
 		fmt.Fprint(stdout, usage)
 		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
 	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", name)
+	}
+	if slices.ContainsFunc(args, isHelp) {
+		fmt.Fprint(stdout, cmd.usage)
+		return nil
+	}
+	return cmd.run(ctx, args, getenv, stdin, stdout, stderr)
+}
+
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -151,13 +199,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	if err := database.MigrateUp(env.url); err != nil {
 		return err
 	}
-	pool, err := database.Open(ctx, env.url)
+	pool, err := database.Open(ctx, env.url, dbOptions(env.cfg))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	svc, err := newService(cfg, pool, log)
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		m = metrics.New()
+		m.WatchPool(pool)
+	}
+	svc, err := newService(cfg, pool, log, m)
 	if err != nil {
 		return err
 	}
@@ -170,7 +223,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
 		}
 	}
-	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log})
+	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
@@ -196,8 +249,24 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if m != nil {
+		// Metrics get their own listener, never the public one.
+		metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("AUTHLY_METRICS_ADDR: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
+		log.Info("serving metrics", "addr", metricsLn.Addr().String())
+	}
+	svc.MarkServing()
 	log.Info("listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -208,17 +277,30 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Readiness fails first; then the listener closes, in-flight requests finish within
+	// the timeout, and the deferred steps stop the cleaner, close the pool and stop the
+	// embedded cluster, in that order.
+	svc.MarkDraining()
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	if metricsSrv != nil {
+		err = errors.Join(err, metricsSrv.Shutdown(shutdownCtx))
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
 }
 
-func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*service.Service, error) {
+// dbOptions are the pool settings from the configuration.
+func dbOptions(cfg config.Config) database.Options {
+	return database.Options{StatementTimeout: cfg.DBStatementTimeout, ConnectTimeout: max(cfg.DBAcquireTimeout, time.Second)}
+}
+
+func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, m *metrics.Metrics) (*service.Service, error) {
 	issuer, err := token.NewIssuer(token.Config{
 		Algorithm:  cfg.JWTAlgorithm,
 		AccessKey:  cfg.JWTSecret,
@@ -231,6 +313,7 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*servi
 		return nil, err
 	}
 	return service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: cfg.BcryptCost, Logger: log,
+		AcquireTimeout: cfg.DBAcquireTimeout, Metrics: m,
 		Sessions: service.SessionPolicy{
 			MaxPerUser:  cfg.MaxSessionsPerUser,
 			IdleTimeout: cfg.SessionIdleTimeout,
@@ -291,12 +374,12 @@ func cleanupCmd(ctx context.Context, getenv func(string) string, stdout, stderr 
 	if err := database.MigrateUp(env.url); err != nil {
 		return err
 	}
-	pool, err := database.Open(ctx, env.url)
+	pool, err := database.Open(ctx, env.url, dbOptions(env.cfg))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	svc, err := newService(env.cfg, pool, env.log)
+	svc, err := newService(env.cfg, pool, env.log, nil)
 	if err != nil {
 		return err
 	}
@@ -313,4 +396,74 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// createAdminCmd creates an admin from flags and a password that is never a flag.
+func createAdminCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("create-admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	username := fs.String("username", "", "the admin's username")
+	email := fs.String("email", "", "the admin's email")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *username == "" || *email == "" || fs.NArg() > 0 {
+		fmt.Fprint(stderr, createAdminUsage)
+		return errors.New("create-admin needs --username and --email, and no other arguments")
+	}
+	password := getenv("AUTHLY_ADMIN_PASSWORD")
+	if password == "" && stdin != nil {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the password from standard input: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if password == "" {
+		return errors.New("create-admin: give the password in AUTHLY_ADMIN_PASSWORD or on standard input")
+	}
+	// The bootstrap variables would create a second admin here; this command creates one.
+	env, err := prepare(ctx, func(k string) string {
+		if strings.HasPrefix(k, "AUTHLY_ADMIN_") {
+			return ""
+		}
+		return getenv(k)
+	}, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	if err := database.MigrateUp(env.url); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, env.url, dbOptions(env.cfg))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	svc, err := newService(env.cfg, pool, env.log, nil)
+	if err != nil {
+		return err
+	}
+	created, err := svc.EnsureAdmin(ctx, service.NewUser{Username: *username, Email: *email, Password: password})
+	if err != nil {
+		return fmt.Errorf("create-admin: %s", describe(err))
+	}
+	if !created {
+		fmt.Fprintf(stdout, "user %q already exists; nothing changed\n", *username)
+		return nil
+	}
+	fmt.Fprintf(stdout, "created admin %q\n", *username)
+	return nil
+}
+
+// describe renders a service error for a terminal: its message and field errors, never
+// its internal cause.
+func describe(err error) string {
+	e := service.AsError(err)
+	msg := e.Message
+	for _, f := range e.Fields {
+		msg += fmt.Sprintf("; %s %s", f.Field, f.Message)
+	}
+	return msg
 }

@@ -44,6 +44,14 @@ const (
 	envCleanupInterval    = "AUTHLY_CLEANUP_INTERVAL"
 )
 
+// Operations variables.
+const (
+	envMetricsAddr      = "AUTHLY_METRICS_ADDR"
+	envShutdownTimeout  = "AUTHLY_SHUTDOWN_TIMEOUT"
+	envDBAcquireTimeout = "AUTHLY_DB_ACQUIRE_TIMEOUT"
+	envDBStatementTO    = "AUTHLY_DB_STATEMENT_TIMEOUT"
+)
+
 // Bounds for AUTHLY_BCRYPT_COST. They equal bcrypt.MinCost and bcrypt.MaxCost from
 // golang.org/x/crypto/bcrypt, repeated here so this package needs only the standard library.
 const (
@@ -83,6 +91,12 @@ type Config struct {
 	SessionIdleTimeout time.Duration // AUTHLY_SESSION_IDLE_TIMEOUT: 1m..8760h, default 168h (7 days)
 	SessionMaxLifetime time.Duration // AUTHLY_SESSION_MAX_LIFETIME: 1m..87600h, default 720h (30 days)
 	CleanupInterval    time.Duration // AUTHLY_CLEANUP_INTERVAL: 1m..24h, or 0 for no background cleanup; default 1h
+
+	// Operations.
+	MetricsAddr        string        // AUTHLY_METRICS_ADDR: host:port of the Prometheus listener; empty (default) means off
+	ShutdownTimeout    time.Duration // AUTHLY_SHUTDOWN_TIMEOUT: 1s..10m, default 30s, for in-flight requests to finish
+	DBAcquireTimeout   time.Duration // AUTHLY_DB_ACQUIRE_TIMEOUT: 10ms..1m, default 1s, to wait for a pooled connection
+	DBStatementTimeout time.Duration // AUTHLY_DB_STATEMENT_TIMEOUT: 100ms..10m, default 5s, PostgreSQL's statement_timeout
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -138,6 +152,10 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.SessionIdleTimeout = e.duration(envSessionIdle, 7*24*time.Hour, time.Minute, 365*24*time.Hour, false)
 	c.SessionMaxLifetime = e.duration(envSessionLifetime, 30*24*time.Hour, time.Minute, 10*365*24*time.Hour, false)
 	c.CleanupInterval = e.duration(envCleanupInterval, time.Hour, time.Minute, 24*time.Hour, true)
+	c.MetricsAddr = e.hostPort(envMetricsAddr, "")
+	c.ShutdownTimeout = e.duration(envShutdownTimeout, 30*time.Second, time.Second, 10*time.Minute, false)
+	c.DBAcquireTimeout = e.duration(envDBAcquireTimeout, time.Second, 10*time.Millisecond, time.Minute, false)
+	c.DBStatementTimeout = e.duration(envDBStatementTO, 5*time.Second, 100*time.Millisecond, 10*time.Minute, false)
 
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
@@ -405,6 +423,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("session_idle_timeout", c.SessionIdleTimeout),
 		slog.Duration("session_max_lifetime", c.SessionMaxLifetime),
 		slog.Duration("cleanup_interval", c.CleanupInterval),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("db_acquire_timeout", c.DBAcquireTimeout),
+		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
 	)
 }
 

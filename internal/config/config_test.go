@@ -60,6 +60,9 @@ func defaults() Config {
 		SessionIdleTimeout: 7 * 24 * time.Hour,
 		SessionMaxLifetime: 30 * 24 * time.Hour,
 		CleanupInterval:    time.Hour,
+		ShutdownTimeout:    30 * time.Second,
+		DBAcquireTimeout:   time.Second,
+		DBStatementTimeout: 5 * time.Second,
 	}
 }
 
@@ -151,6 +154,10 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		envSessionIdle, "36h",
 		envSessionLifetime, "2160h",
 		envCleanupInterval, "15m",
+		envMetricsAddr, "127.0.0.1:9090",
+		envShutdownTimeout, "10s",
+		envDBAcquireTimeout, "250ms",
+		envDBStatementTO, "2s",
 	))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -177,6 +184,10 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		SessionIdleTimeout: 36 * time.Hour,
 		SessionMaxLifetime: 90 * 24 * time.Hour,
 		CleanupInterval:    15 * time.Minute,
+		MetricsAddr:        "127.0.0.1:9090",
+		ShutdownTimeout:    10 * time.Second,
+		DBAcquireTimeout:   250 * time.Millisecond,
+		DBStatementTimeout: 2 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
@@ -256,6 +267,10 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"a session lifetime under a minute is refused", envSessionLifetime, "30s", `AUTHLY_SESSION_MAX_LIFETIME: must be a duration from 1m to 87600h, such as 720h (got "30s")`},
 		{"a negative cleanup interval is refused", envCleanupInterval, "-1h", `AUTHLY_CLEANUP_INTERVAL: must be a duration from 1m to 24h, or 0 for off, such as 1h (got "-1h")`},
 		{"a cleanup interval over a day is refused", envCleanupInterval, "25h", "AUTHLY_CLEANUP_INTERVAL: must be a duration from 1m to 24h, or 0 for off"},
+		{"a metrics address without a port is refused", envMetricsAddr, "localhost", "AUTHLY_METRICS_ADDR: must be host:port"},
+		{"a zero shutdown timeout is refused", envShutdownTimeout, "0", "AUTHLY_SHUTDOWN_TIMEOUT: must be a duration from 1s to 10m"},
+		{"an acquire timeout under 10ms is refused", envDBAcquireTimeout, "1ms", "AUTHLY_DB_ACQUIRE_TIMEOUT: must be a duration from 10ms to 1m"},
+		{"a statement timeout that is not a duration is refused", envDBStatementTO, "five", "AUTHLY_DB_STATEMENT_TIMEOUT: must be a duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

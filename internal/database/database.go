@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,13 +18,28 @@ import (
 	"github.com/authly/authly/sql/schema"
 )
 
+// Options tune the pool's connections; zero values keep the driver's defaults.
+type Options struct {
+	// StatementTimeout is PostgreSQL's statement_timeout on every connection: a statement
+	// running longer is cancelled by the server.
+	StatementTimeout time.Duration
+	// ConnectTimeout bounds opening one connection, so an unreachable server fails fast.
+	ConnectTimeout time.Duration
+}
+
 // Open connects a pool to url and waits until the database answers, up to the context's
 // deadline.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string, opts Options) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// The parse error can echo the URL, password included, so it is not wrapped.
 		return nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	if opts.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+	}
+	if opts.ConnectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -101,11 +101,19 @@ func (m *Metrics) Handler() http.Handler {
 // Registry exposes the registry, for tests and extra collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
+var standardMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
 // ObserveHTTP records one finished request. route is the route template, never the raw path,
 // so the label set stays bounded.
 func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration) {
 	if m == nil {
 		return
+	}
+	if !standardMethods[method] {
+		method = "OTHER" // clients choose the method, so it must not grow the label set
 	}
 	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())

@@ -34,6 +34,7 @@ func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject)
 		return nil, err
 	}
 	pair, err := a.svc.PasswordLogin(ctx, username, password, clientFrom(ctx))
+	a.svc.metrics.Login(loginOutcome(err))
 	if err != nil {
 		return nil, err
 	}
@@ -85,4 +86,12 @@ func (a *API) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Logout
 		Body:    api.LogoutResult{Message: "Logged out of every session.", InvalidatedTokens: n},
 		Headers: api.Logout200ResponseHeaders{CacheControl: noStore()},
 	}, nil
+}
+
+// loginOutcome labels a login for metrics: "success", or the error's code, a closed set.
+func loginOutcome(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return AsError(err).Code
 }

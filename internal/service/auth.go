@@ -127,6 +127,8 @@ func (s *Service) openSession(ctx context.Context, userID uuid.UUID, client Clie
 	if err != nil {
 		return TokenPair{}, err
 	}
+	s.metrics.TokensIssued("access", 1)
+	s.metrics.TokensIssued("refresh", 1)
 	return tokenPair(access, refresh, now), nil
 }
 

@@ -63,6 +63,7 @@ func (s *Service) RunCleanup(ctx context.Context, interval time.Duration) {
 	defer ticker.Stop()
 	for {
 		res, err := s.Cleanup(ctx)
+		s.metrics.Cleanup(map[string]int64{"tokens": res.Tokens, "sessions": res.Sessions})
 		switch {
 		case ctx.Err() != nil:
 			return

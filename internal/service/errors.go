@@ -175,16 +175,16 @@ func dbError(err error) error {
 			}
 		}
 		// Class 08 is a connection failure; 57P01-57P03 mean the server is shutting down
-		// or not yet accepting connections.
-		if len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:4] == "57P0") {
+		// or not yet accepting connections; 57014 is a statement cut off by statement_timeout.
+		if len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:4] == "57P0" || pgErr.Code == "57014") {
 			return unavailable(err)
 		}
 		return internal(err)
 	}
-	if pgconn.SafeToRetry(err) || isConnError(err) {
-		return unavailable(err)
-	}
-	return internal(err)
+	// Not reported by the server, so it happened on the way there: a refused or dropped
+	// connection, a timed-out acquire, a canceled context. To the client that is the
+	// database being unavailable, never a 500 with driver text.
+	return unavailable(err)
 }
 
 func unavailable(cause error) *Error {
@@ -192,8 +192,3 @@ func unavailable(cause error) *Error {
 		RetryAfter: time.Second, Cause: cause}
 }
 
-// isConnError reports whether err comes from failing to reach the database.
-func isConnError(err error) bool {
-	var connectErr *pgconn.ConnectError
-	return errors.As(err, &connectErr) || pgconn.Timeout(err)
-}

@@ -70,13 +70,19 @@ type envOption func(*token.Config, *service.Deps)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvWithServer(t, service.ServerOptions{}, opts...)
+}
+
+// newEnvWithServer is newEnv with the HTTP side's options, such as a logger or metrics.
+func newEnvWithServer(t *testing.T, serverOpts service.ServerOptions, opts ...envOption) *env {
+	t.Helper()
 	pool := testdb.Pool(t)
 	clk := &clock{now: time.Now()}
 	tokenConfig := token.Config{
 		Algorithm: "HS256", AccessKey: accessKey, RefreshKey: refreshKey, Issuer: "authly-test",
 		AccessTTL: 30 * time.Minute, RefreshTTL: 7 * 24 * time.Hour, Now: clk.Now,
 	}
-	deps := service.Deps{Pool: pool, BcryptCost: bcrypt.MinCost, Clock: clk.Now}
+	deps := service.Deps{Pool: pool, BcryptCost: bcrypt.MinCost, Clock: clk.Now, Metrics: serverOpts.Metrics}
 	for _, opt := range opts {
 		opt(&tokenConfig, &deps)
 	}
@@ -89,7 +95,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := service.NewServer(svc, service.ServerOptions{})
+	h, err := service.NewServer(svc, serverOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

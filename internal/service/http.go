@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/metrics"
 )
 
 // ServerOptions configure the HTTP side of Authly.
 type ServerOptions struct {
 	Logger       *slog.Logger
+	Metrics      *metrics.Metrics // nil turns HTTP metrics off
 	MaxBodyBytes int64 // request body cap; 64 KiB when zero
 }
 
@@ -47,6 +49,7 @@ var statusOf = map[Kind]int{
 type server struct {
 	svc      *Service
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 	maxBody  int64
 	routes   map[string]*route
 	mux      *http.ServeMux
@@ -69,6 +72,7 @@ func NewServer(svc *Service, opts ServerOptions) (http.Handler, error) {
 	s := &server{
 		svc:      svc,
 		log:      opts.Logger,
+		metrics:  opts.Metrics,
 		maxBody:  opts.MaxBodyBytes,
 		routes:   routes,
 		mux:      http.NewServeMux(),
@@ -207,6 +211,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		if route == "" || route == "/" {
 			route = "unmatched"
 		}
+		s.metrics.ObserveHTTP(route, r.Method, sw.status, time.Since(start))
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("route", route),

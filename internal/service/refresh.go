@@ -83,6 +83,8 @@ func (s *Service) Refresh(ctx context.Context, raw string, client Client) (Token
 			return err
 		}
 		refused = errRefreshTokenReused()
+		s.metrics.RefreshReuse()
+		s.metrics.TokensRevoked("reuse", family.InvalidatedTokens)
 		loggerFrom(ctx, s.log).LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: session revoked",
 			slog.String("user_id", presented.UserID.String()), slog.String("session_id", family.SessionID.String()),
 			slog.Int64("invalidated_tokens", family.InvalidatedTokens))
@@ -99,5 +101,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, client Client) (Token
 	if refused != nil {
 		return TokenPair{}, refused
 	}
+	s.metrics.TokensIssued("access", 1)
+	s.metrics.TokensIssued("refresh", 1)
 	return pair, nil
 }

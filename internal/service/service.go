@@ -8,13 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/token"
 )
 
@@ -27,6 +29,10 @@ type Deps struct {
 	Clock      func() time.Time
 	Logger     *slog.Logger
 	Sessions   SessionPolicy // zero fields take their defaults
+	// AcquireTimeout bounds the wait for a pooled connection; zero means the request's own
+	// deadline.
+	AcquireTimeout time.Duration
+	Metrics        *metrics.Metrics // nil turns metrics off
 }
 
 // Service implements Authly's use cases.
@@ -38,6 +44,10 @@ type Service struct {
 	now        func() time.Time
 	log        *slog.Logger
 	sessions   SessionPolicy
+	db         *database.Bounded
+	metrics    *metrics.Metrics
+	// phase is starting, serving or draining; readiness reports it.
+	phase atomic.Int32
 	// dummyHash is compared against when a login names no account, so that an unknown name
 	// costs the same bcrypt work as a known one.
 	dummyHash []byte
@@ -61,9 +71,12 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: computing dummy hash: %w", err)
 	}
+	bounded := &database.Bounded{Pool: d.Pool, AcquireTimeout: d.AcquireTimeout}
 	return &Service{
 		pool:       d.Pool,
-		q:          db.New(d.Pool),
+		db:         bounded,
+		metrics:    d.Metrics,
+		q:          db.New(bounded),
 		tokens:     d.Tokens,
 		bcryptCost: d.BcryptCost,
 		now:        d.Clock,
@@ -75,7 +88,7 @@ func New(d Deps) (*Service, error) {
 
 // inTx runs fn in one transaction: it commits when fn returns nil and rolls back otherwise.
 func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	tx, err := s.db.Begin(ctx)
 	if err != nil {
 		return dbError(err)
 	}
@@ -85,6 +98,25 @@ func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries) error) error 
 	}
 	return dbError(tx.Commit(ctx))
 }
+
+// Lifecycle phases, as readiness reports them.
+const (
+	PhaseStarting = "starting"
+	PhaseServing  = "serving"
+	PhaseDraining = "draining"
+)
+
+var phases = []string{PhaseStarting, PhaseServing, PhaseDraining}
+
+// MarkServing makes readiness answer 200 (while the database answers).
+func (s *Service) MarkServing() { s.phase.Store(1) }
+
+// MarkDraining makes readiness answer 503, so load balancers stop sending traffic while
+// in-flight requests finish.
+func (s *Service) MarkDraining() { s.phase.Store(2) }
+
+// Phase reports the lifecycle phase.
+func (s *Service) Phase() string { return phases[s.phase.Load()] }
 
 // Health pings the database. It returns an unavailable error when the ping fails.
 func (s *Service) Health(ctx context.Context) error {

@@ -154,6 +154,7 @@ func (s *Service) RevokeSession(ctx context.Context, actor Principal, sessionID 
 		if err != nil {
 			return err // no rows: not found
 		}
+		s.metrics.TokensRevoked(reasonRevokedByUser, row.InvalidatedTokens)
 		return s.audit(ctx, q, auditEvent{Type: AuditSessionRevoked, UserID: userID, Client: client,
 			Details: map[string]any{"session_id": row.ID, "reason": reasonRevokedByUser, "invalidated_tokens": row.InvalidatedTokens}})
 	})
@@ -227,5 +228,6 @@ func (s *Service) endUserSessions(ctx context.Context, q *db.Queries, userID uui
 	if err != nil {
 		return 0, 0, err
 	}
+	s.metrics.TokensRevoked(reason, invalidatedTokens)
 	return revokedSessions, invalidatedTokens, nil
 }

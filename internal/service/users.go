@@ -217,9 +217,11 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID,
 		}
 		// Credentials or rights changed: every token issued under the old ones dies now.
 		if c.Password != nil || updated.IsActive != before.IsActive || updated.IsAdmin != before.IsAdmin {
-			if _, err := q.InvalidateUserTokens(ctx, db.InvalidateUserTokensParams{Now: s.now(), UserID: id}); err != nil {
+			n, err := q.InvalidateUserTokens(ctx, db.InvalidateUserTokensParams{Now: s.now(), UserID: id})
+			if err != nil {
 				return err
 			}
+			s.metrics.TokensRevoked("user_changed", n)
 		}
 		if actor.User.IsAdmin {
 			return s.auditUserChange(ctx, q, actor, id, c.auditDetails())

@@ -124,6 +124,63 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for LivenessStatus.
+const (
+	LivenessStatusOk LivenessStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the LivenessStatus enum.
+func (e LivenessStatus) Valid() bool {
+	switch e {
+	case LivenessStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReadinessDatabase.
+const (
+	ReadinessDatabaseOk          ReadinessDatabase = "ok"
+	ReadinessDatabaseUnreachable ReadinessDatabase = "unreachable"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessDatabase enum.
+func (e ReadinessDatabase) Valid() bool {
+	switch e {
+	case ReadinessDatabaseOk:
+		return true
+	case ReadinessDatabaseUnreachable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReadinessStatus.
+const (
+	ReadinessStatusDraining    ReadinessStatus = "draining"
+	ReadinessStatusOk          ReadinessStatus = "ok"
+	ReadinessStatusStarting    ReadinessStatus = "starting"
+	ReadinessStatusUnavailable ReadinessStatus = "unavailable"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case ReadinessStatusDraining:
+		return true
+	case ReadinessStatusOk:
+		return true
+	case ReadinessStatusStarting:
+		return true
+	case ReadinessStatusUnavailable:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RefreshRequestGrantType.
 const (
 	RefreshRequestGrantTypeRefreshToken RefreshRequestGrantType = "refresh_token"
@@ -211,6 +268,14 @@ type HealthDatabase string
 // HealthStatus Overall status.
 type HealthStatus string
 
+// Liveness defines model for Liveness.
+type Liveness struct {
+	Status LivenessStatus `json:"status"`
+}
+
+// LivenessStatus defines model for Liveness.Status.
+type LivenessStatus string
+
 // LogoutResult Example: {"invalidated_tokens":4,"message":"Logged out of every session."}
 type LogoutResult struct {
 	// InvalidatedTokens How many live tokens this call invalidated.
@@ -235,6 +300,20 @@ type Problem struct {
 	// Type A URI reference that identifies the problem type.
 	Type string `json:"type"`
 }
+
+// Readiness defines model for Readiness.
+type Readiness struct {
+	Database ReadinessDatabase `json:"database"`
+
+	// Status ok, or why no traffic should come here.
+	Status ReadinessStatus `json:"status"`
+}
+
+// ReadinessDatabase defines model for Readiness.Database.
+type ReadinessDatabase string
+
+// ReadinessStatus ok, or why no traffic should come here.
+type ReadinessStatus string
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -715,6 +794,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetLiveness Report that the process runs
+	//
+	// Answers 200 while the process runs, whatever the database's state. Use it as a
+	// liveness probe: a failure means the process should be restarted.
+	//
+	// Corresponds with GET /health/live (the `GetLiveness` operationId).
+	GetLiveness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReadiness Report whether to send traffic here
+	//
+	// Answers 200 when the server is serving and its database answers, and 503 while it
+	// starts, while it drains on shutdown, or while the database is unreachable. Use it
+	// as a readiness probe.
+	//
+	// Corresponds with GET /health/ready (the `GetReadiness` operationId).
+	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Logout Log out everywhere
@@ -1109,6 +1205,43 @@ func (c *Client) VerifyUser(ctx context.Context, userId UserID, reqEditors ...Re
 // Corresponds with GET /health (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetHealthRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetLiveness Report that the process runs
+//
+// Answers 200 while the process runs, whatever the database's state. Use it as a
+// liveness probe: a failure means the process should be restarted.
+//
+// Corresponds with GET /health/live (the `GetLiveness` operationId).
+func (c *Client) GetLiveness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetLivenessRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReadiness Report whether to send traffic here
+//
+// Answers 200 when the server is serving and its database answers, and 503 while it
+// starts, while it drains on shutdown, or while the database is unreachable. Use it
+// as a readiness probe.
+//
+// Corresponds with GET /health/ready (the `GetReadiness` operationId).
+func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReadinessRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1641,6 +1774,60 @@ func NewGetHealthRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetLivenessRequest constructs an http.Request for the GetLiveness method
+func NewGetLivenessRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/health/live")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetReadinessRequest constructs an http.Request for the GetReadiness method
+func NewGetReadinessRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/health/ready")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -1916,6 +2103,27 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
+
+	// GetLivenessWithResponse Report that the process runs
+	//
+	// Answers 200 while the process runs, whatever the database's state. Use it as a
+	// liveness probe: a failure means the process should be restarted.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /health/live (the `GetLiveness` operationId).
+	GetLivenessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetLivenessResponse, error)
+
+	// GetReadinessWithResponse Report whether to send traffic here
+	//
+	// Answers 200 when the server is serving and its database answers, and 503 while it
+	// starts, while it drains on shutdown, or while the database is unreachable. Use it
+	// as a readiness probe.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /health/ready (the `GetReadiness` operationId).
+	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 }
 
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
@@ -3192,6 +3400,95 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+type GetLivenessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Liveness
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetLivenessResponse) GetJSON200() *Liveness {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetLivenessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetLivenessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetLivenessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetLivenessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetReadinessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Readiness
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Readiness
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReadinessResponse) GetJSON200() *Readiness {
+	return r.JSON200
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetReadinessResponse) GetJSON503() *Readiness {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReadinessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReadinessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReadinessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutWithResponse Log out everywhere
 //
 // Revokes every session of the caller and invalidates every token the caller still
@@ -3536,6 +3833,39 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseGetHealthResponse(rsp)
+}
+
+// GetLivenessWithResponse Report that the process runs
+//
+// Answers 200 while the process runs, whatever the database's state. Use it as a
+// liveness probe: a failure means the process should be restarted.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /health/live (the `GetLiveness` operationId).
+func (c *ClientWithResponses) GetLivenessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetLivenessResponse, error) {
+	rsp, err := c.GetLiveness(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetLivenessResponse(rsp)
+}
+
+// GetReadinessWithResponse Report whether to send traffic here
+//
+// Answers 200 when the server is serving and its database answers, and 503 while it
+// starts, while it drains on shutdown, or while the database is unreachable. Use it
+// as a readiness probe.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /health/ready (the `GetReadiness` operationId).
+func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error) {
+	rsp, err := c.GetReadiness(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReadinessResponse(rsp)
 }
 
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
@@ -4749,6 +5079,65 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 	return response, nil
 }
 
+// ParseGetLivenessResponse parses an HTTP response from a GetLivenessWithResponse call
+func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetLivenessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Liveness
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetReadinessResponse parses an HTTP response from a GetReadinessWithResponse call
+func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReadinessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Readiness
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Readiness
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// Logout Log out everywhere
@@ -4793,6 +5182,12 @@ type ServerInterface interface {
 	// GetHealth Report service health
 	// (GET /health)
 	GetHealth(w http.ResponseWriter, r *http.Request)
+	// GetLiveness Report that the process runs
+	// (GET /health/live)
+	GetLiveness(w http.ResponseWriter, r *http.Request)
+	// GetReadiness Report whether to send traffic here
+	// (GET /health/ready)
+	GetReadiness(w http.ResponseWriter, r *http.Request)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -5104,6 +5499,34 @@ func (siw *ServerInterfaceWrapper) GetHealth(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// GetLiveness operation middleware
+func (siw *ServerInterfaceWrapper) GetLiveness(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetLiveness(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetReadiness operation middleware
+func (siw *ServerInterfaceWrapper) GetReadiness(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetReadiness(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -5225,6 +5648,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	}
 
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/health", wrapper.GetHealth)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/health/live", wrapper.GetLiveness)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/health/ready", wrapper.GetReadiness)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/token", wrapper.CreateToken)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/refresh", wrapper.RefreshToken)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/logout", wrapper.Logout)
@@ -6837,6 +7262,62 @@ func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	return err
 }
 
+type GetLivenessRequestObject struct {
+}
+
+type GetLivenessResponseObject interface {
+	VisitGetLivenessResponse(w http.ResponseWriter) error
+}
+
+type GetLiveness200JSONResponse Liveness
+
+func (response GetLiveness200JSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReadinessRequestObject struct {
+}
+
+type GetReadinessResponseObject interface {
+	VisitGetReadinessResponse(w http.ResponseWriter) error
+}
+
+type GetReadiness200JSONResponse Readiness
+
+func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReadiness503JSONResponse Readiness
+
+func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Logout Log out everywhere
@@ -6881,6 +7362,12 @@ type StrictServerInterface interface {
 	// GetHealth Report service health
 	// (GET /health)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// GetLiveness Report that the process runs
+	// (GET /health/live)
+	GetLiveness(ctx context.Context, request GetLivenessRequestObject) (GetLivenessResponseObject, error)
+	// GetReadiness Report whether to send traffic here
+	// (GET /health/ready)
+	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -7316,107 +7803,160 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// GetLiveness operation middleware
+func (sh *strictHandler) GetLiveness(w http.ResponseWriter, r *http.Request) {
+	var request GetLivenessRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetLiveness(ctx, request.(GetLivenessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetLiveness")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetLivenessResponseObject); ok {
+		if err := validResponse.VisitGetLivenessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetReadiness operation middleware
+func (sh *strictHandler) GetReadiness(w http.ResponseWriter, r *http.Request) {
+	var request GetReadinessRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetReadiness(ctx, request.(GetReadinessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetReadiness")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetReadinessResponseObject); ok {
+		if err := validResponse.VisitGetReadinessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s4kvdXQfHZKie1lEzZcl6UeqrOk0lmnctkUo592dpRzoLJloQNBWgA0I7G5c9z3+M+2VU3QBKU",
-	"qBePk2x2N3/FIkGg0eg3/LqB3ESpms2VBGlNNLiJpsAz0PTnG/XOKg34ZwYm1WJuhZLRIDoFM1fSgGEp",
-	"13oh5IRZ9RGkYUqzwoBmGbeccQ1MwhVolvJ0Clk3iiOTTmHGsUv4xGfzHKJBJFXH0EBxZBdzfGKsFnIS",
-	"3d7extGcaz4D62l6B8YIJU9+XKXqbArMuNd7hoksZmOtZmz004szts/nYv+qt4/Emf0Z7PuGZoRE1aQc",
-	"QTI+5I/TTi87uOz000fQeTJ+yjvJZS89yA6hPz5KojgSON6c22kUR5LPiGTX4YXIojjS8FshNGTRwOoC",
-	"wlmPlZ5xGw2iohBZy4Tj6NyAXjc9JJ/m1qQ6uTxK+1kPaU14p3/5BDpP00PeORg/yh7DE/70sreGauzw",
-	"viTf4sdeILD9cZqqQto3yp4bfpmT/KRKWpAW/+TzeS5SjrPan2t1mcPsz383SjZkAr/IcBTuOrso5BVo",
-	"MRaAFGRgucg9T3wLNuWGSWXZJYBkZWMSOcttYaJBPzmMIyssseyl0pciy0DWE+KXqrCDy5zLj9FtyIA/",
-	"aRhHg+j/7deasu/emv23bgaODasLVhInDBOSp1ZcAeoI0rkAG5B5G0c/8OwUfivA2HtxTMgrnovsQvu+",
-	"ltjlHzuKqCXJktYKFezXm2gsIM+8aJCUxNEMjOET7HxWGOQwO2RWsaOEpVOueUrKefshZHVSs/oHnrHT",
-	"ipgvyOxgajOeo9hChtwec5EbRnMlJhK3awG4D7PHgRhVbD7OZkIyLSZTa8gIlrr1j5bGlOc5aDbjC5LA",
-	"TDE7FYbY8ZPm0p7C3yG1kN2dJaT4peSlGjKQVvCcHptiNuN6EQ2i91rJCSsFC5dmzo25VhqV+ornRZsc",
-	"h70FTD5xr1t7a/K5V/P5XPLCTpUWv0O2htW3cTXyBHnSnMG5LMimMQ1jDWbq/N4G6l0fKzoYfBxoYszg",
-	"0xwFBSej4Up9hPvOxQ91QUNdaCgMZM0pnTaI8S1WJ9Ta0cZ5XXPDeK6BZwtcpewZs7WHxll/jhl+LtWg",
-	"dSKSNYyR2i57qTRRXEqVb2On0Cp0OKNrFPChfDBqEd7Rw2ds7Lv0jOo4RtX9rhWMoVyVDFYPQz2MHuLL",
-	"Za6zB6O2pRvFjMtsKIU14ZJIdV12/7A7lGgZTqTFyeYv0EXc0zO5ni7I2zQspmTlS0YvmUrTQi+ZzKPQ",
-	"q5RksXegMcR84fv8QubzWLIC14Dso6Oxy34k+p2Nz9VkAlnsA14NttDSO/Y3yr5UhczuxTyp7MWYellR",
-	"OqMKnQKtPJp1atVUqn7NtzfKspe+ny/EqzeKmSKdVpTFLuSRwGzTCRkAYtBbvsgVz86Ues315H4B49z1",
-	"dWGVusiptzUB0KXKFijyVilGDRss6wXe2ZPHzpRir32XXyGMKQkk4tBucOkYqORYTAo0BrmYCUss9Fb8",
-	"M3nw757v38fz3WVJVl0O6baw4ZSHcpPfeThg6HOupypvsMROQVbDcJlVfpbRniNXk6EUkvEJF9J7Jscl",
-	"kBZFG7LPsmsqpbp2TW7jwC6Ba9TCkkvtMf3d1vAzreAyaTNhjJCTeJtyBVDP+/fvO8cBM9vhh4DduGpE",
-	"HuBOsDCwDtz5gYhrgw3cCl5xkd8bJUC46ZIbuCiCDpdUtGyDHAqaNQOMwOpjXCFSYOeNLr/gMjYJ1MDT",
-	"KQ5KGubsBwU6wjB1BRo90soynoLVi87x2IJeXcF3kCqZocNj11zgNn6saHNqCcJrLqCfp5AWJqCr5TLF",
-	"fK60hexnyAQ/W8z9KvzBdSvqDi9m2OMFjbu0cuQIS+QhHAA7bnrto1D/qr4ZUcvOXN9fyXXvGeb5wnBE",
-	"F11bRIRgjjRNQWP0Uw1NC/hiRtO+WY0+Ad8wnmUajGFqzLhlM2UsOzjqs8uFBdNlBNdmLFfXoDspJ89T",
-	"SPFbAU28kOcihf/wv7upmkVxNOOfXoOc2Gk0ODjqx9FMyPL34YryxhGF289pFVeIZcY6wZ3xdCokdNAt",
-	"4BMf2+PiE0GymEWDX1sQq3J/dWG5M8c0++pXOzSwbMKXA5ESSiyBuChuRxdDTCeMumdgpyq7wEc8Rx7j",
-	"w7Zwc61Ur26A2u1Wzo294IgiRWvimA8tS/ISgbtql8azTOCC8PytVnPQVoCJBmOeG4ijefCoQvxuNgg0",
-	"NYkZOnn26t0vb1i5+/U/54rm1o1a6KrQw5sWtLuGnX/1dNQf1JNUlxjWetguhey1mqjCnoIpcrt1soHZ",
-	"8SLBcWWInyYaPIoj7xMvyqRANDi8XWZS26fLHPuLumYzLhcsR5zXtSKIjTY9LOiiG8U1ri6kfdSPSOXE",
-	"DFUiiVfsbxuRm4cv2wUEBL7/ToMvrVMLK1rIa1u9vwDP7XTrijU5XyrJ6oTfT8FOwXnHshXj0lwDmkHO",
-	"5t6tlYZGfSTtrFxrqxqVzmR5sF+uQCMT3fuWbmsN/hBvkXQ/Rm0AWrn1OaW8H+ghdjzBaLCw6EjgCvSi",
-	"FBfaTH5jkr+zASkbxm00t3H4bQk/rzoxy3LgxrInQY6D9iWl33184Nwue/Dm5N0Ze/eWPUmSzqPDHx52",
-	"2Yl18UomxmPQLg9ppzCUpWOjnrxLl5lr7JJXjDNaj1TNZkrWkPZQhowLcPPAcT8+aPjtJy3SXQYwbSHG",
-	"6cvn7Gn/6DHzgRvLVFrMQNputCwTqff8m2KlOkS4rQO6m1WSytzTTSQszMy2bgM3d1sHc1rzRUTYvbFc",
-	"ptA6Uq3aq0Lmw8aWr6yPcpejnPPTE9w8gwaZAsIzlgkKR8YCjEOOPR+xh260zSj4IMEREtc2gnjdJr0V",
-	"5lMlDe9gVSkquijnVpqyRrDRah6bLdYEDSGiUAo/y7nbxwvp9qHUqNuU4H7y9FFDhnvbuNakJw7n1cYz",
-	"Xz9wF3OaaiA7Qop3kBw86iS9TnJw1jsaJP1BcvQ3XKNCa9oBueS522+b5ie95Cx5OjhMBkmCn4jsDvUG",
-	"c+rnsJt0e73D7uMyRsRYcImuw8YglN/nEyIt+ln9LvKc7x91E/bgr73eM/ZayOIT+/Tk0cWj/sNVyx/O",
-	"vMX3OjjSrSiJv5qDhKwBdk35nB42zD7a5Y4VM2gLFytWrvf2CFKZxjBqTD+dxBH85FItHqgBYwP9u1Qq",
-	"B04QUrhQa2dYDgK4ey5kDsYg5EV9k/BB5jfTDttqyP+ecejLojuUL3g6rd7O1BVQP2Olr7nOYnZZWJ8+",
-	"mKOq2EY9C780Ki8ssFyMAXm35BE28lRkOxRyODFrU+g0FyBtuPmsF96DEzm3YGyo1Su9NyW2bZwtPe42",
-	"11Dk2wY5N6A7x/h+h4nElbs/6nl/v92QE3MD3VmaekPqiOkNomsNaLNfZyhTn8PirzLmFwQA2UE3cQnJ",
-	"MMINwo3tHmK+Nqg69Uyq8qDN1Gp3e4TTSw76W/zDVhe1QkWjfU3K3dxSDVqsL90qN822rgzaMy4M7LId",
-	"mLMBo9nqJ7f4RS9XrozrLt4R8SxjSl5HsHg1vfwpFb+IVyfnv5/03ogTcyJPj9LnJ49OZi+T/zyYH2bP",
-	"Xz3twmHSTQ9yeTl7mWR/fZUHaiFkNOg9wWTv0kpu7l2+2ti7w0/8xD0qveLxmrNZjflevT9D/NQAbgQM",
-	"Gx17iJ/wyAFz3bJhkSSHKXVCf8Ko1SCG810H1hbSirwUGDDGuzj/aQPWcyxrAw42qoOfFPnvS8uFRIxH",
-	"wrUfac5FO6wT8rMOID1jt+6AG4yOV6K4oPMGn9pEFw36547nwOGwrUipyO5QcmkuPNjoI0NhPLBXEibM",
-	"RYU9ls/IXZBXigayyPM4KubZVppr++PI3hbP7eZOYbZu37ZrUFGz4KYlAqsZsuZtzZ22BiGr1kwJOegy",
-	"TG4JVg13wNybO0QZpbHfIRoo6mJKx9ClACEgoTGnkH1NbgScW6cUz2mEO0YJ1Xpv3NpToyVfvzFvUrZb",
-	"Yt2mb87LdsscbWFmRcc6XpwTg7fyYtVvEyhNSbN0yuUEnmEkDtKWL4zlC3QFdgoLxjXt82dChn337sfj",
-	"hgIt2W5cf8OUzBft+5tQu+7+aah6d/z6qwlG62q3h2Fl0fLxu+cnJywHa0GbmGViIqyJ2V53L2Z7F3sY",
-	"oe119rrsnFJnTMOE6yz3O5+Um7ZsWjM6O0qWE2hzjqMhFf/963Hnb7zze9J52r3ofPjzn1r3EwbSQgu7",
-	"eIdzdlLj0vwYcdS/XpbG6tX7s6ilZq0RNLjjEG9/eVefh8CM/j69HVX5X1rJpaz91Nq5S3oKOVYt8lDY",
-	"aU7VSpwZyMedqTIWsuWKAarrIFqMy6532XGdzzXIamEsuEMkhqoendYxXgfQD5R2MfND6q8Kk8eUjjJT",
-	"pW0HYeiMApsGB7A9H8pcyQlo36ixW6eqSESy+cSF7IZdCztlXDLSIzpAwrTKgc1UBnl3KIfyBQG2LreJ",
-	"HNiApLIHo3UZ8tFDP5RPnw7lSvp0hFDgyG38Ueh8qO6d/s8nKAKFzv16mcH+vpqDdEV4XaUn+/4js49t",
-	"a9CzXL7jtydRHF2BdhBZlHR73QTbYTd8LlCHukn3kAyunZJUNiQpp4wFPp4rY9u2XpgkMs2UQ7kN94WB",
-	"uAA1fF+2desXNDNW5PlQTlWeGax0YZSbKXNe2IlyzzJAQaM2aV5kdFhpOZwmCgKsaChHqxmEEaMdm7N6",
-	"Ndy0Ls9Bq4RWn5b6JHN5F2TP0nmZgyTZUERRFk/sVp/QSBltPgWAlYV1Hoi4fO1qEholJc/x6FbnuZJW",
-	"q7U+y7ffL0+M0cj9pLeufTX//eUarts4OkqS7d81q5Lpq8OdRquSdKGVpYMvoX399QMdZ6lKBV+ryRKb",
-	"ojiyfGIom1elPLHPhkJ447JeI154A4eGcwk3V9pvxFZMWLOh8Cgln8FQljr1QCtLAhQ7Y/Q4Sdj//k+/",
-	"2+t3DzBBJRnV42ouDQYXSvqEBRiQdtkqDmVZkNcgRRhTEPRpRAaIZHINoQrE9AnOADeRVFpIX8RlfV9F",
-	"7p5x2YHCQMxO3tJ7srQEiVG/GlKlseKJnflOvfY5xFQV1qUem722oaZDebxcr6n0R1Rr9EdvHQvQTLiK",
-	"Zd4obmTEV/Rs19yVD7swfihdDDi2A/xntb7R58crnoCx5QycYQr44nPYTJih7Cc91l5J2WUOob5Wpd0y",
-	"TPMUnBtB4pdcG3ziqc0X+GooTZGmAJlxtamKkHVv3+gQBJb0tZgwn3M6q/btNPAPKlvsYMOCTXgIRq7s",
-	"/j8f7LNzYddSLu22ueewuoDbL2i2m+hb2/GDJUSGRNJp07NNmouSZ+Y+hfuZrPoO1jk4yrirI1guYMfv",
-	"ejuY9OWzA/Td0S6uoKWW8St7n7oSnYzKsgvYzcVUsN52B9MIoVtA6LaAWrZG0E0he1CnDqrTKOpagl7C",
-	"sB864+3qOfkCqx2oekzpoWzExZ8619fXHURiOoXOQWLcm43c1+F5q3QK6ccq+9ac0lAaZGrMjMJZhMdv",
-	"63K/8IAuhXUafMmoVcyoGaAZvZ4q9lGqa+OOSwUlGUP5Hm3tqLZm/79hu0aOX0sGfMSENBZ4RmWcLKwJ",
-	"Gcqy9xgdqnM2q7FBacm5advP+bYjlimMe8fI3nqFXDLPOM9GQLaLsP0pNOXcnhtGZlTY1+YIHLh0Lz9A",
-	"ligECmqFeNuQm/BQRsNxBEmiup8oVVpDatlUaQPsknbeC9xVzamwYhUnbQPJV46JhIf11hL0BT3Z7gc+",
-	"GjlC/Gyran1flK+9KN9WeHHmA1EKKL75UKF5Vp2+2sH7rlxL8W8VYeAGVsgSYQpUtIww0HM0owuCv0iZ",
-	"oCWueC2MNR6nK/czY6GN7bIlcHgJAxHGnlPPzatdfl1bUkpjkD/+KObd8h6T3wrQi+D6lY9UR1HrQwZj",
-	"TnWzCSGzrrz0oNd/3H9y+Kj/eFvB83Zq3BFff8lMD5/0kmQdeXRQs52+XhJS6H6VpPVaSPtwT0OxU5El",
-	"rtBqeWXbvmSOSKkaO75886ajBW7ayXjUF3R8qwCVcPCJNuwBIdUPA92m59GH23jNHsHFcuUOoYyJu+wN",
-	"XJc/3CF3H0JToZqqr695VuHj5SMzlHYKsyAwX7CUS0QcmZBddqpycCjtOOcTRE+lL382YN3RqLUxJ8nm",
-	"PaCHTbn9+wQsu0YCQWp2pzig99niAKfV7agwrTyiCj4v/Q9V5X+fjX+Z8HKq16Kzyw55fwZrffIpuSQT",
-	"7oPdNs/Wp4Qbu/lLwFQY/lp11D+Bfe4KESuF+0Lh6SaxdMmKPVPO53t2osX4nwLPmG3h1m7ytB8eKdsQ",
-	"7DVGaJwxa0aAA4IQ5qDD2vDwerahrNDw8rE/oe4g8LAtE1kOBEW5rG19Dwa9sGIGqrAEDdXZj+3l4O6S",
-	"MI3g0cjX245aU3bC2J8X70oGfY3Yyw+2S/h1tnZFvuvJuiCpIcWmXtjNUOuKruzf1Dc+3jqNycHC+pw3",
-	"6kS4RM20d+yuzKEDtrkyls2nSkK8kg0XFkMrt13n1uesaIgyse2luRomV5MyRe3K+Eldjqv3IiMFHUq6",
-	"dgBxThlX2S6QlJdSugJDITewh2rEM8oU9ZN+e54IZ11pzupmr22J6yb79T2fLRue/sbLP4Nsm2OfNWWm",
-	"bSlB2Y2+9lajv/276raob9bZIGtJnNX4Xtp0428f3ag+P9Lzam/iAIw8x7GDu8tMXVpkunTEw1CGwfWK",
-	"VM4M5Fdgng0ld/BE8JrLBYn2pxTmtj6r5nc71J496CcJG9Un80cP28TeUdseMPXXHwxAkZ0oCd8F8g8I",
-	"5I9+EddF0PHmYNl9FwqN9uFUKTIskBh65+Sly47lIjCJAosAKHFPVrHOt+fiI1AKyllaSsv4oEcYSwkq",
-	"kYV7YCwLa68g+gn+odE4ceqfEuP5lzC8KHrrpfxuDtZfM41DzIs2TMhnjdHv13nKPePrnkN9ccXrqDFC",
-	"Y963ymjG9RH3OrH5zCVaA53yJZ6jqtB5FNOPEl5yWdRRWcs8Qlt8OJRUs3ItjI+S8DfGQK4387DLaApl",
-	"WFTnVYNxMLCp+x3KOjZYrTskO03lhi4PveoiagXOYKYs3bc1lBlQIyoa2s2JuFr1LwNzKT25G1LliPna",
-	"GauNRogoyv6JjdFdAec7m69/eQBtV5vppPcO6FoVk+4379nZvLdrrWd2WPqWauYlq+JuCKmuPGTVjYeN",
-	"pNra/RaqTYBV/GGP8MX0uuX6pk149FeoUf5XUvtvUQNpxcvdm1Uk1biYq1mqnbaK+xQUkCtsDVt+5ljK",
-	"GwLg3FR5Kgq13UUttpGO2pix/i8a0bvjb0+lNrnKcuLffeU/l9I4kSu1Zn1CF/VkWt2ptmabi64aL9yt",
-	"70rzh68IKCukxBAZ/VTZxCsHXZNGIEt5S1lrksjf6faHJDwIV8sxooG7T628qwl/7RywelrWaEM57RIU",
-	"rK+M08AcGxfdYHH/EPHh9XLBLMLr4T7TdNbcF9tdSTGiAFSTn5bLVcqSf/CBRjF0x2xbOc5rlXI6TAW5",
-	"ms8cwIxtG0fOBvv7vYPH3QTvKRo8SZKETJ8f6aat6Ixqzjii2HWxDFqBaLUE57S8ksWdMqNlLEOu1Jmx",
-	"7sr/x2RaOjoPihwccKhVDib42OnX6pevxRVIMO6jiv+e9SIXdhF04hl7++H2/wYA",
+	"7H19c9s4kvdXQfHZKie1lEzZcl6UeqrOk0lmnctkUo5z2dpRzoLJloQNBWgA0I7G5c9z3+M+2VU3QBKU",
+	"qBfHTja7O3/FIkGg0eg3/LqBXEepms2VBGlNNLiOpsAz0PTnG/XOKg34ZwYm1WJuhZLRIDoFM1fSgGEp",
+	"13oh5IRZ9QmkYUqzwoBmGbeccQ1MwiVolvJ0Clk3iiOTTmHGsUv4zGfzHKJBJFXH0EBxZBdzfGKsFnIS",
+	"3dzcxNGcaz4D62l6B8YIJU9+XKXqbArMuNd7hoksZmOtZmz004szts/nYv+yt4/Emf0Z7PuGZoRE1aQc",
+	"QTI+5I/TTi87uOj000fQeTJ+yjvJRS89yA6hPz5KojgSON6c22kUR5LPiGTX4bnIojjS8FshNGTRwOoC",
+	"wlmPlZ5xGw2iohBZy4Tj6L0BvW56SD7NrUl1cnGU9rMe0prwTv/iCXSepoe8czB+lD2GJ/zpRW8N1djh",
+	"XUm+wY+9QGD74zRVhbRvlH1v+EVO8pMqaUFa/JPP57lIOc5qf67VRQ6zP//dKNmQCfwiw1G46+y8kJeg",
+	"xVgAUpCB5SL3PPEt2JQbJpVlFwCSlY1J5Cy3hYkG/eQwjqywxLKXSl+ILANZT4hfqMIOLnIuP0U3IQP+",
+	"pGEcDaL/t19ryr57a/bfuhk4NqwuWEmcMExInlpxCagjSOcCbEDmTRz9wLNT+K0AY+/EMSEveS6yc+37",
+	"WmKXf+woopYkS1orVLBfr6OxgDzzokFSEkczMIZPsPNZYZDD7JBZxY4Slk655ikp583HkNVJzeofeMZO",
+	"K2K+IrODqc14jmILGXJ7zEVuGM2VmEjcrgXgLsweB2JUsfk4mwnJtJhMrSEjWOrWP1oaU57noNmML0gC",
+	"M8XsVBhix0+aS3sKf4fUQnZ7lpDil5KXashAWsFzemyK2YzrRTSIPmglJ6wULFyaOTfmSmlU6kueF21y",
+	"HPYWMPnEvW7trcnnXs3n95IXdqq0+B2yNay+iauRJ8iT5gzey4JsGtMw1mCmzu9toN71saKDwceBJsYM",
+	"Ps9RUHAyGi7VJ7jrXPxQ5zTUuYbCQNac0mmDGN9idUKtHW2c1xU3jOcaeLbAVcqeMVt7aJz1fczwvlSD",
+	"1olI1jBGarvspdJEcSlVvo2dQqvQ4YyuUMCH8sGoRXhHD5+xse/SM6rjGFX3u1YwhnJVMlg9DPUweogv",
+	"l7nOHozalm4UMy6zoRTWhEsi1VXZ/cPuUKJlOJEWJ5u/QBdxR8/kejonb9OwmJKVLxm9ZCpNC71kMo9C",
+	"r1KSxd6BxhDzhe/zK5nPY8kKXAOyj47GLvuR6Hc2PleTCWSxD3g12EJL79jfKPtSFTK7E/Oksudj6mVF",
+	"6YwqdAq08mjWqVVTqfo1394oy176fr4Sr94oZop0WlEWu5BHArNNJ2QAiEFv+SJXPDtT6jXXk7sFjHPX",
+	"17lV6jyn3tYEQBcqW6DIW6UYNWywrBd4Z08eO1OKvfZdfoMwpiSQiEO7waVjoJJjMSnQGORiJiyx0Fvx",
+	"e/Lgf3i+fx/Pd5slWXU5pNvChlMeyk1+5+GAoc+5mqq8wRI7BVkNw2VW+VlGe45cTYZSSMYnXEjvmRyX",
+	"QFoUbcjuZddUSnXtmtzGgV0A16iFJZfaY/rbreE9reAyaTNhjJCTeJtyBVDPhw8fOscBM9vhh4DduGpE",
+	"HuBOsDCwDtz5gYhrgw3cCl5ykd8ZJUC46YIbOC+CDpdUtGyDHAqaNQOMwOpjXCFSYO8bXX7FZWwSqIGn",
+	"UxyUNMzZDwp0hGHqEjR6pJVlPAWrF53jsQW9uoLvIFUyQ4fHrrjAbfxY0ebUEoTXXEA/TyEtTEBXy2WK",
+	"+VxpC9nPkAl+tpj7VfjCdSvqDs9n2OM5jbu0cuQIS+QhHAA7bnrto1D/qr4ZUcvOXN/fyHXvGeb5wnBE",
+	"F11bRIRgjjRNQWP0Uw1NC/hiRtO+Xo0+Ad8wnmUajGFqzLhlM2UsOzjqs4uFBdNlBNdmLFdXoDspJ89T",
+	"SPFbAU28kOcihf/wv7upmkVxNOOfX4Oc2Gk0ODjqx9FMyPL34YryxhGF289pFVeIZcY6wZ3xdCokdNAt",
+	"4BMf2+PiE0GymEWDX1sQq3J/dW65M8c0++pXOzSwbMKXA5ESSiyBuChuRxdDTCeMumdgpyo7x0c8Rx7j",
+	"w7Zwc61Ur26A2u1Wzo0954giRWvimI8tS/ISgbtql8azTOCC8PytVnPQVoCJBmOeG4ijefCoQvyuNwg0",
+	"NYkZOnn26t0vb1i5+/U/54rm1o1a6KrQw+sWtLuGnX/1dNQf1JNUFxjWetguhey1mqjCnoIpcrt1soHZ",
+	"8SLBcWWInyYaPIoj7xPPy6RANDi8WWZS26fLHPuLumIzLhcsR5zXtSKIjTY9LOiiG8U1ri6kfdSPSOXE",
+	"DFUiiVfsbxuRm4cv2wUEBL7/VoMvrVMLK1rIa1u9vwDP7XTrijU5XyrJ6oQ/TMFOwXnHshXj0lwBmkHO",
+	"5t6tlYZGfSLtrFxrqxqVzmR5sF8uQSMT3fuWbmsN/hhvkXQ/Rm0AWrn1WlyCBGNuya96AgGBu5LUSsc9",
+	"als/zCa8JsyEqcKiQ4NL0ItSbGlT+51p4M6GrGwYt9HcxuG3JQy+6kwty4Eby54EuRbaH5X+//GBc//s",
+	"wZuTd2fs3Vv2JEk6jw5/eNhlJ9bFTZkYj0G7fKidwlCWDpZ68qGFzFxjl0RjnNF6pGo2U7KG1ocyZFyA",
+	"3wcBxOODRvzwpEXLykCqLdQ5ffmcPe0fPWY+gGSZSosZSNuNlmUi9RHIppitDlVu6sDyepWkMgd2HQkL",
+	"M7Ot28Dd3tRBpdZ8EVEOwVguU2gdqdbQVSHz4WvLV9ZH28vR1vvTE9zEgwaZAsJElgkKi8YCjEOwPR+x",
+	"h260zRL4YMUREte2injdJr2nwDPxBYYqNOz3YqLVJ9osXU0xv8Ws5uOxSJmZqiLPUJDBB91LpttYri12",
+	"HUeZ5kK6P7+CQa9AuirLewtuURh7XgpBOYFGdNjKrGaLNVFeCAGVVoLl3AEvQjrggBp1m6reT54+aih7",
+	"bxurmvTE4bzaeOYLPm7jd1INZHDJQh0kB486Sa+THJz1jgZJf5Ac/Q2FudCatqyu2sEBJKb5SS85S54O",
+	"DpNBkuAnIrtFgcic+jnsJt1e77D7uAzqMXhfouuwMQgVZPAJkRb9rH4Xec73j7oJe/DXXu8Zey1k8Zl9",
+	"fvLo/FH/4aqLDGfeEiw5/NitKNkJNQcJWQOdnPI5PWz4R3RgHStm0BbfV6xcH54hqmgaw6gx/XQSR3ih",
+	"y415ZA2MDQzVhVI5cML8woVaO8NyEJAZQik5GIMYJfVNwgeZRz8cGNmQ/z3j4LJFdyhf8HRavZ2pS6B+",
+	"xkpfcZ3F7KKwPt8zR1WxjQIkfmFUXlhguRgD8m7JdW7kqch2qLxxYtam0GkuQNoQLagX3qNJObdgbKjV",
+	"K703JbZtnC097jbXUOTbBsGCqM4xvt9hInEVFx31fGC03eMRcwPdWZp6Q+qI6Q2iaw1os19nKFP3YfFX",
+	"GfMLIrbsoJu4DHLo14K4bLuHmK+NPk89k6rEdTMX3t0eCvaSg/4W/7DVRa1Q0Whfk3I7t1SjTOtr7UqU",
+	"w9alXHvGxctdtgNzNoBqW/3kFr/o5crV3d3GOyIAaUzJ6wgWr6YXP6XiF/Hq5P3vJ7034sScyNOj9PnJ",
+	"o5PZy+Q/D+aH2fNXT7twmHTTg1xezF4m2V9f5YFaCBkNek8wO7+0kpt7l6829u4ALz9xn0ZY8XjN2awG",
+	"x68+nCHgbQB3TIaNjn1OhgDkAXPdsmGRJIcpdUJ/wqjVIIbzXYeuF9KKvBQYMMa7OP9pA4d1LGtDejaq",
+	"g58U+e8Ly4VEUE7ClR9pzkU7Dhfysw4gPWO3RrgNRscrUVzQeYNPbaKLBv2+4zlwwHkrtC2yW9TImnOP",
+	"DvvIUBiPxJaECXNegcXlM3IX5JWigSzyPI6KebaV5tr+OLK3xXO7uVOYrdvg7hpU1Cy4bonAaoaseVtz",
+	"p61ByKo1U0IOupSgW4JVwx0w9/oWUUZp7HeIBqrmJUOXAoSAhMacQvY1uRFwbp1SPKcRbhklVOu9EQOh",
+	"Rku+fmOiq2y3xLpN37wv2y1ztIWZFR3rePGeGLyVF6t+m7IIlOVMp1xO4BlG4iBt+cJYvkBXYKewYNzB",
+	"ATMhw757d+NxQ4GWbDeuv2FK5ov2/U2oXbf/NFS9W379zQSjdbXbw7Cyyvz43fOTE5aDtaBNzDIxEdbE",
+	"bK+7F7O98z2M0PY6e132nnKdTMOE6yz3O5+Um7b0ZzM6O0qWM55zjqMhFf/963Hnb7zze9J52j3vfPzz",
+	"n1r3EwbSQgu7eIdzdlLj6jIw4qh/vSyN1asPZ1FLkWEjaHDnV97+8q4+wIIlGPv0dlQl7Gkll8osptbO",
+	"XZZayLFqkYfCTnMqL+PMQD7uTJWxkC2XeFAhDtFiXDlElx3XCXiDrBbGgjv1Y6hM1Wkd43UA/UBpFzM/",
+	"pP6qMHlM+UMzVdp2EK/PKLBpcADb86HMlZyA9o0au3UqY0XIn09cyG7YlbBTxiUjPaITP0yrHNhMZZB3",
+	"h3IoXxCy7ZLRyIENkDN7MFpX0jB66Ify+e6hXMl3jxAzHbmNPwqdD9W90//5BEWg0LlfLzPY31dzkK5q",
+	"sqv0ZN9/ZPaxbY0Ol8t3/PYkiqNL0A4ii5Jur5tgO+yGzwXqUDfpHpLBtVOSyoYk5ZTawcdzZWzb1guz",
+	"eqaZmym34b6SExegznOUbd36Bc2MFXk+lFOVZyZmQjJKppVJSuxEuWcZoKBRmzQvMjpdthxOEwUBVjSU",
+	"o9VUy4jRjs1ZvRpuWpcQolVCq09LfZK5BBWyZ+mA00GSbKh6KatddisoaeTWNh/bwFLQOmFGXL4q8eyg",
+	"Bug5nrXrPFfSarXWZ/n2++URPxq5n/TWta/mv79cdHcTR0dJsv27Zhk5fXW402gVCB9aWTqpFNrXXz/S",
+	"+aOqtvO1miyxKYojyyeG0PoqR419NhTCG5f1GvHCGzg0nEu4udJ+I7ZiwpoNhUcp+QyGstSpB1pZEqDY",
+	"GaPHScL+93/63V6/e4CZPMmogFpzaTC4UNJndsCAtMtWcSjLCsoGKcKYgqBPIzJAJJNrCFUgpk9wBriJ",
+	"pFpQ+iIuCzIrcveMyw4UBmJ28pbek6UlSIz61ZAqjSVq7Mx36rXPIaaqsC5H2+y1DTUdyuPlAlulP6Fa",
+	"oz9661iAZsKVmPNGNSojvqJnu+Ku3tuF8UPpYsCxHeA/qwWpvqCh4gkYW87AGaaAL77ogAkzlP2kx9pL",
+	"X7vMIdRXqrRbhmmegnMjSPySa4PPPLX5Al8NpSnSFCAzrphYEbLu7RudWsEazBYT5nNOZ9W+nQb+QWWL",
+	"HWxYsAkPwciV3f/9wT47V+It5dJumnsOqwu4+Ypmu4m+tZ0XWUJkSCSdNj3bpLkoeWbuc933ZNV3sM7B",
+	"2dNdHcHyiQP8rreDSV8+7EHfHe3iClqKT7+x96mPDpBRWXYBu7mYCtbb7mAaIXQLCN0WUMvWCLopZA/q",
+	"1EF1fEhdSdBLGPZDZ7xdAS5fYFkIlfspPZSNuPhz5+rqqoNITKfQOUiMe7OR+zo8IJdOIf1UZd+aUxpK",
+	"g0yNmVE4i/C8dF2fGZ6oprBOg6/xtYoZNQM0o1dTxT5JdWXc+bagdmUoP6CtHdXW7P83bNfI8WvJgI+Y",
+	"kMYCz6juloXFM0NZ9h6jQ3XOZjU2KC05N237Od92xDIFJsZlHMp6hVwyzzjPRkC2i7D9sUHl3J4bRmZU",
+	"idnmCBy4dCc/QJYoBApqhXjbkJvwFE3DcczrJFHdT5QqrSG1bKq0AXZBO+8F7qrmVIGyipO2geQr53rC",
+	"05VrCfqKnmz3EzqNHCF+tlW1/liUb70o31d4ceYDUQoovvtQoXm5AH21g/dduUfk3yrCwA2skCXCFKho",
+	"GWGg52hGFwR/kTJBS1zxWhhrPE5X7mfGQhvbZUvg8BIGIox9Tz037+L5dW3tLY1B/viTmHfLi2d+K0Av",
+	"gvtyPlEdRa0PGYw5FRgnhMy6OtyDXv9x/8nho/7jbRXq26lxZ7L9rUA9fNJLknXk0cnadvp6SUih+1WS",
+	"1msh7eMdDcVO1ai4Qqt1qG37kjkipWrs+PLdm44WuGkn41HfqPK9AlTCwSfasAeEVD8MdJueRx9v4jV7",
+	"BBfLlTuEMibusjdwVf5wtxL4EJoK1VR939CzCh8vH5mhtFOYBYH5gqVcIuLIhOyyU5WDQ2nHOZ8geip9",
+	"nbgB68pq18acJJt3gB425fbvErDsGgkEqdmd4oDevcUBTqvbUWFaeUQVfF76H6rK/z4b/zLh5VSvRWeX",
+	"HfL+DNb65FNySSbcB7ttnq2PdTd28xeAqTD8teqofwL73BUiVgr3lcLTTWLpkhV7ppzPH9mJFuOPJyaY",
+	"beHWbvK0H54B3BDsNUZoHApsRoADghDmoMPa8PA+vaGs0PDysb9SwEHgYVsmshwIinJZ2/riEnphxQxU",
+	"YQkaqrMf28vB3a1uGsGjka+3HbWm7ISxPy/elQz6FrGXH2yX8Ots7Yr8oSfrgqSGFJt6YTdDrSu6sn9d",
+	"X9F54zQmBwvrc96oE+ESNdPesbvjiE5E58pYNp8qCfFKNlxYDK3cdp1bn7OiIcrEtpfmaphcTcoUtSvj",
+	"J3U5rt6LjBR0KOmeCMQ5ZVxlu0BSXkrpCgyF3MAeqhHPKFPUT/rteSKcdaU5q5u9tiWum+zXF7O2bHj6",
+	"G29rDbJtjn3WlJm2pQRlN/rWW43+9u+q672+W2eDrCVxVuM7adO1vy52o/r8SM+rvYkDMPIcxw4umzN1",
+	"aZHp0hEPQxkG1ytSOTOQX4J5NpTcwRPBay4XJNqfU5jb+qya3+1Qe/agnyRsVF+lMHrYJvaO2vaAqb/+",
+	"YACK7ERJ+EMgv0Agf/SLuC6CjjcHy+67UGi0D6dKkWGBxNA7Jy9ddiwXgUkUWARAiXuyinW+PRefgFJQ",
+	"ztJSWsYHPcJYSlCJLNwDY1lYewXRT/APjcaJU/+UGM+/hOFF0Vsv5bdzsP5ecBxiXrRhQj5rjH6/zlPu",
+	"GV/3HOqLK15HjREa875VRjOu7wKoE5vPXKI10Clf4jmqCp1HMf0o4SWXRR2VtcwjtMWHQ0k1K1fC+CgJ",
+	"f2MM5HozD7uMplCGRXVeNRgHA5u636GsY4PVukOy01Ru6PLQqy6iVuAMZsrSBWlDmQE1oqKh3ZyIq1X/",
+	"OjCX0pPbIVWOmG+dsdpohIii7J/YGN0WcL61+fqXB9B2tZlOem+BrlUx6X7zYqTNe7vWemaHpW+pZl6y",
+	"Ku4qleqOSlZdUdlIqq3db6HaBFjFF3uEr6bXLfdtbcKjv0GN8r+S2n+PGkgrXu7erCKpxsVczVLttFXc",
+	"p6CAXGFr2PIzx1LeEADnpspTUajtbrSxjXTUxoz1f9GI3h1/fyq1yVWWE//DV/5zKY0TuVJr1id0UU+m",
+	"1SV4a7a56KrxhuT6cjt/+IqAskJKDJHRT5VNvHLQpUkEspS3ELUmifwlfF8k4UG4Wo5B9y4Fl7Dir50D",
+	"Vk/LGm0op12CgvUdfxqYY+OiGyzuFxEfXjYVzCK8/umeprPmgt/uSooRBaCa/LRcrlKW/INQmPZzf9q0",
+	"VaKOPcZxkCTsaipyKC8Fo8SiLqSJ2dWUWzqXEd6luEenZS3Q3pHOixg6jefvJXSwx4Bx+h92Cg1sBlya",
+	"Ru/+8q0LYBronq21MEl12+FdBfOLBLEafc3ahdxas2BV4jZsu2XdCLTfceFALl0DjX+VpqCpHu47t80+",
+	"Sg79qgtLJdbamrh6wujGM/SkzEwLm1EyQWn/3m6QWi8TdI6GM13eAeeEYs0a1zfFfRfWpyanZdVPKZ9C",
+	"aUh3kdydLU2T0Oqqufsh952/xC5mZcexq5zHxXLlb+gdwhVdI8eV4/HXpvjps6VDdLU4YycklG1Vga9V",
+	"yulMJ+RqPnN5LmzbOPk62N/vHTzuJnhd2uBJkiQUgfmRrttqX6n0lWMyra7Zo4rI1UrA0/JmKHfYlZSi",
+	"3PmlLprqrvw/fqalo/dBrZXLX2iVgwk+dm5+9cvSutBHlUJ5XRK5sIugE8/Ym483/zcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
