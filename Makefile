@@ -25,9 +25,11 @@ generate-check: generate
 		git status --porcelain -- internal/gen; git --no-pager diff --stat -- internal/gen; exit 1; \
 	fi
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 ## build: compile the server to bin/authly
 build:
-	$(GO) build -o bin/authly ./cmd/server
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/authly ./cmd/server
 
 ## run: serve the API on 127.0.0.1:8000, on the embedded database unless DATABASE_URL is set
 run: build
