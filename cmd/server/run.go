@@ -363,26 +363,39 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// cleanupCmd runs one cleanup pass, as the background job does, and prints what it deleted.
-// It suits a cron job beside AUTHLY_CLEANUP_INTERVAL=0.
-func cleanupCmd(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+// openService prepares a migrated database and a Service on it for a one-off command. The
+// returned function closes the pool and stops an embedded cluster.
+func openService(ctx context.Context, getenv func(string) string, stderr io.Writer) (*service.Service, func(), error) {
 	env, err := prepare(ctx, getenv, stderr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer env.close()
 	if err := database.MigrateUp(env.url); err != nil {
-		return err
+		env.close()
+		return nil, nil, err
 	}
 	pool, err := database.Open(ctx, env.url, dbOptions(env.cfg))
 	if err != nil {
-		return err
+		env.close()
+		return nil, nil, err
 	}
-	defer pool.Close()
+	closeAll := func() { pool.Close(); env.close() }
 	svc, err := newService(env.cfg, pool, env.log, nil)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return svc, closeAll, nil
+}
+
+// cleanupCmd runs one cleanup pass, as the background job does, and prints what it deleted.
+// It suits a cron job beside AUTHLY_CLEANUP_INTERVAL=0.
+func cleanupCmd(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	svc, closeAll, err := openService(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
+	defer closeAll()
 	res, err := svc.Cleanup(ctx)
 	if err != nil {
 		return fmt.Errorf("cleanup: %w", err)
@@ -423,7 +436,7 @@ func createAdminCmd(ctx context.Context, args []string, getenv func(string) stri
 		return errors.New("create-admin: give the password in AUTHLY_ADMIN_PASSWORD or on standard input")
 	}
 	// The bootstrap variables would create a second admin here; this command creates one.
-	env, err := prepare(ctx, func(k string) string {
+	svc, closeAll, err := openService(ctx, func(k string) string {
 		if strings.HasPrefix(k, "AUTHLY_ADMIN_") {
 			return ""
 		}
@@ -432,19 +445,7 @@ func createAdminCmd(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	defer env.close()
-	if err := database.MigrateUp(env.url); err != nil {
-		return err
-	}
-	pool, err := database.Open(ctx, env.url, dbOptions(env.cfg))
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	svc, err := newService(env.cfg, pool, env.log, nil)
-	if err != nil {
-		return err
-	}
+	defer closeAll()
 	created, err := svc.EnsureAdmin(ctx, service.NewUser{Username: *username, Email: *email, Password: password})
 	if err != nil {
 		return fmt.Errorf("create-admin: %s", describe(err))
