@@ -42,6 +42,7 @@ const (
 	envSessionIdle        = "AUTHLY_SESSION_IDLE_TIMEOUT"
 	envSessionLifetime    = "AUTHLY_SESSION_MAX_LIFETIME"
 	envCleanupInterval    = "AUTHLY_CLEANUP_INTERVAL"
+	envDocsEnabled        = "AUTHLY_DOCS_ENABLED"
 )
 
 // Bounds for AUTHLY_BCRYPT_COST. They equal bcrypt.MinCost and bcrypt.MaxCost from
@@ -83,6 +84,8 @@ type Config struct {
 	SessionIdleTimeout time.Duration // AUTHLY_SESSION_IDLE_TIMEOUT: 1m..8760h, default 168h (7 days)
 	SessionMaxLifetime time.Duration // AUTHLY_SESSION_MAX_LIFETIME: 1m..87600h, default 720h (30 days)
 	CleanupInterval    time.Duration // AUTHLY_CLEANUP_INTERVAL: 1m..24h, or 0 for no background cleanup; default 1h
+
+	DocsEnabled bool // AUTHLY_DOCS_ENABLED: serve GET /docs and GET /openapi.yaml; default true
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -138,6 +141,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.SessionIdleTimeout = e.duration(envSessionIdle, 7*24*time.Hour, time.Minute, 365*24*time.Hour, false)
 	c.SessionMaxLifetime = e.duration(envSessionLifetime, 30*24*time.Hour, time.Minute, 10*365*24*time.Hour, false)
 	c.CleanupInterval = e.duration(envCleanupInterval, time.Hour, time.Minute, 24*time.Hour, true)
+	c.DocsEnabled = e.boolean(envDocsEnabled, true)
 
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
@@ -346,6 +350,21 @@ func (e *env) hostPort(name, def string) string {
 	return v
 }
 
+// boolean returns the variable as a boolean (true, false, 1, 0 and the other spellings of
+// strconv.ParseBool), or def when it is unset.
+func (e *env) boolean(name string, def bool) bool {
+	v := e.string(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, "must be true or false (got %q)", v)
+		return def
+	}
+	return b
+}
+
 func (e *env) logLevel(name string) slog.Level {
 	levels := map[string]slog.Level{
 		"debug": slog.LevelDebug,
@@ -405,6 +424,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("session_idle_timeout", c.SessionIdleTimeout),
 		slog.Duration("session_max_lifetime", c.SessionMaxLifetime),
 		slog.Duration("cleanup_interval", c.CleanupInterval),
+		slog.Bool("docs_enabled", c.DocsEnabled),
 	)
 }
 

@@ -60,6 +60,8 @@ func defaults() Config {
 		SessionIdleTimeout: 7 * 24 * time.Hour,
 		SessionMaxLifetime: 30 * 24 * time.Hour,
 		CleanupInterval:    time.Hour,
+
+		DocsEnabled: true,
 	}
 }
 
@@ -151,6 +153,7 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		envSessionIdle, "36h",
 		envSessionLifetime, "2160h",
 		envCleanupInterval, "15m",
+		envDocsEnabled, "false",
 	))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -177,6 +180,8 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		SessionIdleTimeout: 36 * time.Hour,
 		SessionMaxLifetime: 90 * 24 * time.Hour,
 		CleanupInterval:    15 * time.Minute,
+
+		DocsEnabled: false,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
@@ -209,6 +214,8 @@ func TestLoadAcceptsEdgeValues(t *testing.T) {
 		{"ten years is the longest session lifetime", envSessionLifetime, "87600h", func(c Config) any { return c.SessionMaxLifetime }, 87600 * time.Hour},
 		{"a cleanup interval of 0 turns the background cleanup off", envCleanupInterval, "0", func(c Config) any { return c.CleanupInterval }, time.Duration(0)},
 		{"a minute is the shortest cleanup interval", envCleanupInterval, "1m", func(c Config) any { return c.CleanupInterval }, time.Minute},
+		{"docs can be turned off with 0", envDocsEnabled, "0", func(c Config) any { return c.DocsEnabled }, false},
+		{"docs can be turned on explicitly", envDocsEnabled, "TRUE", func(c Config) any { return c.DocsEnabled }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,6 +263,7 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"a session lifetime under a minute is refused", envSessionLifetime, "30s", `AUTHLY_SESSION_MAX_LIFETIME: must be a duration from 1m to 87600h, such as 720h (got "30s")`},
 		{"a negative cleanup interval is refused", envCleanupInterval, "-1h", `AUTHLY_CLEANUP_INTERVAL: must be a duration from 1m to 24h, or 0 for off, such as 1h (got "-1h")`},
 		{"a cleanup interval over a day is refused", envCleanupInterval, "25h", "AUTHLY_CLEANUP_INTERVAL: must be a duration from 1m to 24h, or 0 for off"},
+		{"docs enabled must be a boolean", envDocsEnabled, "sometimes", `AUTHLY_DOCS_ENABLED: must be true or false (got "sometimes")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
@@ -379,6 +381,9 @@ type AccountNotUsable = Problem
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
 
+// DocsDisabled An RFC 9457 problem document.
+type DocsDisabled = Problem
+
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
@@ -397,6 +402,9 @@ type PayloadTooLarge = Problem
 // RefreshRejected An RFC 9457 problem document.
 type RefreshRejected = Problem
 
+// RegistrationRejected An RFC 9457 problem document.
+type RegistrationRejected = Problem
+
 // Unauthenticated An RFC 9457 problem document.
 type Unauthenticated = Problem
 
@@ -405,6 +413,12 @@ type Unavailable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// UserDeleteRejected An RFC 9457 problem document.
+type UserDeleteRejected = Problem
+
+// UserUpdateRejected An RFC 9457 problem document.
+type UserUpdateRejected = Problem
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -709,12 +723,40 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 	VerifyUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetDocs Read the API reference page
+	//
+	// Returns a static HTML page that renders this document with Redoc. The page and its
+	// script are built into the server, so it loads nothing from other sites. Its
+	// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+	// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Corresponds with GET /docs (the `GetDocs` operationId).
+	GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDocsScript Download the reference page's script
+	//
+	// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+	// from the pinned `redoc` npm package. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+	GetDocsScript(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetHealth Report service health
 	//
 	// Reports whether the service is running and whether it can reach its database.
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpenAPISpec Download this OpenAPI document
+	//
+	// Returns this document, byte for byte as it was built into the server, for generating
+	// clients and for the reference page. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+	GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Logout Log out everywhere
@@ -1102,6 +1144,45 @@ func (c *Client) VerifyUser(ctx context.Context, userId UserID, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
+// GetDocs Read the API reference page
+//
+// Returns a static HTML page that renders this document with Redoc. The page and its
+// script are built into the server, so it loads nothing from other sites. Its
+// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+//
+// Corresponds with GET /docs (the `GetDocs` operationId).
+func (c *Client) GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDocsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDocsScript Download the reference page's script
+//
+// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+// from the pinned `redoc` npm package. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+func (c *Client) GetDocsScript(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDocsScriptRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetHealth Report service health
 //
 // Reports whether the service is running and whether it can reach its database.
@@ -1109,6 +1190,25 @@ func (c *Client) VerifyUser(ctx context.Context, userId UserID, reqEditors ...Re
 // Corresponds with GET /health (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetHealthRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenAPISpec Download this OpenAPI document
+//
+// Returns this document, byte for byte as it was built into the server, for generating
+// clients and for the reference page. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+func (c *Client) GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenAPISpecRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1614,6 +1714,60 @@ func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetDocsRequest constructs an http.Request for the GetDocs method
+func NewGetDocsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDocsScriptRequest constructs an http.Request for the GetDocsScript method
+func NewGetDocsScriptRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs/redoc.standalone.js")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetHealthRequest constructs an http.Request for the GetHealth method
 func NewGetHealthRequest(server string) (*http.Request, error) {
 	var err error
@@ -1624,6 +1778,33 @@ func NewGetHealthRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/health")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenAPISpecRequest constructs an http.Request for the GetOpenAPISpec method
+func NewGetOpenAPISpecRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/openapi.yaml")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1908,6 +2089,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 	VerifyUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*VerifyUserResponse, error)
 
+	// GetDocsWithResponse Read the API reference page
+	//
+	// Returns a static HTML page that renders this document with Redoc. The page and its
+	// script are built into the server, so it loads nothing from other sites. Its
+	// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+	// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs (the `GetDocs` operationId).
+	GetDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsResponse, error)
+
+	// GetDocsScriptWithResponse Download the reference page's script
+	//
+	// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+	// from the pinned `redoc` npm package. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+	GetDocsScriptWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsScriptResponse, error)
+
 	// GetHealthWithResponse Report service health
 	//
 	// Reports whether the service is running and whether it can reach its database.
@@ -1916,6 +2120,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
+
+	// GetOpenAPISpecWithResponse Download this OpenAPI document
+	//
+	// Returns this document, byte for byte as it was built into the server, for generating
+	// clients and for the reference page. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+	GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error)
 }
 
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
@@ -2315,7 +2530,7 @@ type CreateUserResponse struct {
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *User
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *RegistrationRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -2336,7 +2551,7 @@ func (r CreateUserResponse) GetJSON201() *User {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r CreateUserResponse) GetApplicationproblemJSON400() *RegistrationRejected {
 	return r.ApplicationproblemJSON400
 }
 
@@ -2652,7 +2867,7 @@ type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *UserDeleteRejected
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
@@ -2668,7 +2883,7 @@ type DeleteUserResponse struct {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r DeleteUserResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r DeleteUserResponse) GetApplicationproblemJSON400() *UserDeleteRejected {
 	return r.ApplicationproblemJSON400
 }
 
@@ -2839,7 +3054,7 @@ type UpdateUserResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *User
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *UserUpdateRejected
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -2868,7 +3083,7 @@ func (r UpdateUserResponse) GetJSON200() *User {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r UpdateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r UpdateUserResponse) GetApplicationproblemJSON400() *UserUpdateRejected {
 	return r.ApplicationproblemJSON400
 }
 
@@ -3144,6 +3359,95 @@ func (r VerifyUserResponse) ContentType() string {
 	return ""
 }
 
+// GetDocsResponse200Headers the declared response headers of an HTTP 200 response for GetDocs
+type GetDocsResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+type GetDocsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DocsDisabled
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDocsResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDocsResponse) GetApplicationproblemJSON404() *DocsDisabled {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDocsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDocsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDocsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDocsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetDocsScriptResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DocsDisabled
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDocsScriptResponse) GetApplicationproblemJSON404() *DocsDisabled {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDocsScriptResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDocsScriptResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDocsScriptResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDocsScriptResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3186,6 +3490,54 @@ func (r GetHealthResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetHealthResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenAPISpecResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// YAML200 the response for an HTTP 200 `application/yaml` response
+	YAML200 *map[string]interface{}
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DocsDisabled
+}
+
+// GetYAML200 returns the response for an HTTP 200 `application/yaml` response
+func (r GetOpenAPISpecResponse) GetYAML200() *map[string]interface{} {
+	return r.YAML200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetOpenAPISpecResponse) GetApplicationproblemJSON404() *DocsDisabled {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenAPISpecResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenAPISpecResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenAPISpecResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenAPISpecResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3523,6 +3875,41 @@ func (c *ClientWithResponses) VerifyUserWithResponse(ctx context.Context, userId
 	return ParseVerifyUserResponse(rsp)
 }
 
+// GetDocsWithResponse Read the API reference page
+//
+// Returns a static HTML page that renders this document with Redoc. The page and its
+// script are built into the server, so it loads nothing from other sites. Its
+// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs (the `GetDocs` operationId).
+func (c *ClientWithResponses) GetDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsResponse, error) {
+	rsp, err := c.GetDocs(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDocsResponse(rsp)
+}
+
+// GetDocsScriptWithResponse Download the reference page's script
+//
+// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+// from the pinned `redoc` npm package. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+func (c *ClientWithResponses) GetDocsScriptWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsScriptResponse, error) {
+	rsp, err := c.GetDocsScript(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDocsScriptResponse(rsp)
+}
+
 // GetHealthWithResponse Report service health
 //
 // Reports whether the service is running and whether it can reach its database.
@@ -3536,6 +3923,23 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseGetHealthResponse(rsp)
+}
+
+// GetOpenAPISpecWithResponse Download this OpenAPI document
+//
+// Returns this document, byte for byte as it was built into the server, for generating
+// clients and for the reference page. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+func (c *ClientWithResponses) GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error) {
+	rsp, err := c.GetOpenAPISpec(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenAPISpecResponse(rsp)
 }
 
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
@@ -3923,7 +4327,7 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.JSON201 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest RegistrationRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4243,7 +4647,7 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest UserDeleteRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4421,7 +4825,7 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest UserUpdateRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4716,6 +5120,71 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	return response, nil
 }
 
+// ParseGetDocsResponse parses an HTTP response from a GetDocsWithResponse call
+func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDocsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DocsDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDocsResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetDocsScriptResponse parses an HTTP response from a GetDocsScriptWithResponse call
+func ParseGetDocsScriptResponse(rsp *http.Response) (*GetDocsScriptResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDocsScriptResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DocsDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
 func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4743,6 +5212,39 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenAPISpecResponse parses an HTTP response from a GetOpenAPISpecWithResponse call
+func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenAPISpecResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.YAML200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DocsDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	}
 
@@ -4790,9 +5292,18 @@ type ServerInterface interface {
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// GetDocs Read the API reference page
+	// (GET /docs)
+	GetDocs(w http.ResponseWriter, r *http.Request)
+	// GetDocsScript Download the reference page's script
+	// (GET /docs/redoc.standalone.js)
+	GetDocsScript(w http.ResponseWriter, r *http.Request)
 	// GetHealth Report service health
 	// (GET /health)
 	GetHealth(w http.ResponseWriter, r *http.Request)
+	// GetOpenAPISpec Download this OpenAPI document
+	// (GET /openapi.yaml)
+	GetOpenAPISpec(w http.ResponseWriter, r *http.Request)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -5090,11 +5601,53 @@ func (siw *ServerInterfaceWrapper) VerifyUser(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// GetDocs operation middleware
+func (siw *ServerInterfaceWrapper) GetDocs(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetDocs(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetDocsScript operation middleware
+func (siw *ServerInterfaceWrapper) GetDocsScript(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetDocsScript(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetHealth operation middleware
 func (siw *ServerInterfaceWrapper) GetHealth(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetHealth(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetOpenAPISpec operation middleware
+func (siw *ServerInterfaceWrapper) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetOpenAPISpec(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -5238,6 +5791,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.GetUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.UpdateUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}/verify", wrapper.VerifyUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPISpec)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs", wrapper.GetDocs)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs/redoc.standalone.js", wrapper.GetDocsScript)
 
 	return m
 }
@@ -5245,6 +5801,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 type AccountNotUsableApplicationProblemPlusJSONResponse Problem
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
+
+type DocsDisabledApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
@@ -5257,6 +5815,8 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type RefreshRejectedApplicationProblemPlusJSONResponse Problem
+
+type RegistrationRejectedApplicationProblemPlusJSONResponse Problem
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -5277,6 +5837,10 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
+
+type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
 
 type LogoutRequestObject struct {
 }
@@ -5793,7 +6357,7 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 }
 
 type CreateUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	RegistrationRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -6164,7 +6728,7 @@ func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWri
 }
 
 type DeleteUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	UserDeleteRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response DeleteUser400ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
@@ -6401,7 +6965,7 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 }
 
 type UpdateUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	UserUpdateRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -6802,6 +7366,100 @@ func (response VerifyUser503ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	return err
 }
 
+type GetDocsRequestObject struct {
+}
+
+type GetDocsResponseObject interface {
+	VisitGetDocsResponse(w http.ResponseWriter) error
+}
+
+type GetDocs200ResponseHeaders struct {
+	ContentSecurityPolicy *string
+}
+
+type GetDocs200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       GetDocs200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetDocs200TexthtmlResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetDocs404ApplicationProblemPlusJSONResponse struct {
+	DocsDisabledApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocs404ApplicationProblemPlusJSONResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocsScriptRequestObject struct {
+}
+
+type GetDocsScriptResponseObject interface {
+	VisitGetDocsScriptResponse(w http.ResponseWriter) error
+}
+
+type GetDocsScript200TextjavascriptResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetDocsScript200TextjavascriptResponse) VisitGetDocsScriptResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/javascript")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetDocsScript404ApplicationProblemPlusJSONResponse struct {
+	DocsDisabledApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocsScript404ApplicationProblemPlusJSONResponse) VisitGetDocsScriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetHealthRequestObject struct {
 }
 
@@ -6833,6 +7491,49 @@ func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPISpecRequestObject struct {
+}
+
+type GetOpenAPISpecResponseObject interface {
+	VisitGetOpenAPISpecResponse(w http.ResponseWriter) error
+}
+
+type GetOpenAPISpec200ApplicationyamlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetOpenAPISpec200ApplicationyamlResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/yaml")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetOpenAPISpec404ApplicationProblemPlusJSONResponse struct {
+	DocsDisabledApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6878,9 +7579,18 @@ type StrictServerInterface interface {
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
+	// GetDocs Read the API reference page
+	// (GET /docs)
+	GetDocs(ctx context.Context, request GetDocsRequestObject) (GetDocsResponseObject, error)
+	// GetDocsScript Download the reference page's script
+	// (GET /docs/redoc.standalone.js)
+	GetDocsScript(ctx context.Context, request GetDocsScriptRequestObject) (GetDocsScriptResponseObject, error)
 	// GetHealth Report service health
 	// (GET /health)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// GetOpenAPISpec Download this OpenAPI document
+	// (GET /openapi.yaml)
+	GetOpenAPISpec(ctx context.Context, request GetOpenAPISpecRequestObject) (GetOpenAPISpecResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -7292,6 +8002,54 @@ func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, user
 	}
 }
 
+// GetDocs operation middleware
+func (sh *strictHandler) GetDocs(w http.ResponseWriter, r *http.Request) {
+	var request GetDocsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocs(ctx, request.(GetDocsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocs")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetDocsResponseObject); ok {
+		if err := validResponse.VisitGetDocsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetDocsScript operation middleware
+func (sh *strictHandler) GetDocsScript(w http.ResponseWriter, r *http.Request) {
+	var request GetDocsScriptRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocsScript(ctx, request.(GetDocsScriptRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocsScript")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetDocsScriptResponseObject); ok {
+		if err := validResponse.VisitGetDocsScriptResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetHealth operation middleware
 func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 	var request GetHealthRequestObject
@@ -7316,107 +8074,152 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// GetOpenAPISpec operation middleware
+func (sh *strictHandler) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) {
+	var request GetOpenAPISpecRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenAPISpec(ctx, request.(GetOpenAPISpecRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenAPISpec")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetOpenAPISpecResponseObject); ok {
+		if err := validResponse.VisitGetOpenAPISpecResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s4kvdXQfHZKie1lEzZcl6UeqrOk0lmnctkUo592dpRzoLJloQNBWgA0I7G5c9z3+M+2VU3QBKU",
-	"qBePk2x2N3/FIkGg0eg3/LqB3ESpms2VBGlNNLiJpsAz0PTnG/XOKg34ZwYm1WJuhZLRIDoFM1fSgGEp",
-	"13oh5IRZ9RGkYUqzwoBmGbeccQ1MwhVolvJ0Clk3iiOTTmHGsUv4xGfzHKJBJFXH0EBxZBdzfGKsFnIS",
-	"3d7extGcaz4D62l6B8YIJU9+XKXqbArMuNd7hoksZmOtZmz004szts/nYv+qt4/Emf0Z7PuGZoRE1aQc",
-	"QTI+5I/TTi87uOz000fQeTJ+yjvJZS89yA6hPz5KojgSON6c22kUR5LPiGTX4YXIojjS8FshNGTRwOoC",
-	"wlmPlZ5xGw2iohBZy4Tj6NyAXjc9JJ/m1qQ6uTxK+1kPaU14p3/5BDpP00PeORg/yh7DE/70sreGauzw",
-	"viTf4sdeILD9cZqqQto3yp4bfpmT/KRKWpAW/+TzeS5SjrPan2t1mcPsz383SjZkAr/IcBTuOrso5BVo",
-	"MRaAFGRgucg9T3wLNuWGSWXZJYBkZWMSOcttYaJBPzmMIyssseyl0pciy0DWE+KXqrCDy5zLj9FtyIA/",
-	"aRhHg+j/7deasu/emv23bgaODasLVhInDBOSp1ZcAeoI0rkAG5B5G0c/8OwUfivA2HtxTMgrnovsQvu+",
-	"ltjlHzuKqCXJktYKFezXm2gsIM+8aJCUxNEMjOET7HxWGOQwO2RWsaOEpVOueUrKefshZHVSs/oHnrHT",
-	"ipgvyOxgajOeo9hChtwec5EbRnMlJhK3awG4D7PHgRhVbD7OZkIyLSZTa8gIlrr1j5bGlOc5aDbjC5LA",
-	"TDE7FYbY8ZPm0p7C3yG1kN2dJaT4peSlGjKQVvCcHptiNuN6EQ2i91rJCSsFC5dmzo25VhqV+ornRZsc",
-	"h70FTD5xr1t7a/K5V/P5XPLCTpUWv0O2htW3cTXyBHnSnMG5LMimMQ1jDWbq/N4G6l0fKzoYfBxoYszg",
-	"0xwFBSej4Up9hPvOxQ91QUNdaCgMZM0pnTaI8S1WJ9Ta0cZ5XXPDeK6BZwtcpewZs7WHxll/jhl+LtWg",
-	"dSKSNYyR2i57qTRRXEqVb2On0Cp0OKNrFPChfDBqEd7Rw2ds7Lv0jOo4RtX9rhWMoVyVDFYPQz2MHuLL",
-	"Za6zB6O2pRvFjMtsKIU14ZJIdV12/7A7lGgZTqTFyeYv0EXc0zO5ni7I2zQspmTlS0YvmUrTQi+ZzKPQ",
-	"q5RksXegMcR84fv8QubzWLIC14Dso6Oxy34k+p2Nz9VkAlnsA14NttDSO/Y3yr5UhczuxTyp7MWYellR",
-	"OqMKnQKtPJp1atVUqn7NtzfKspe+ny/EqzeKmSKdVpTFLuSRwGzTCRkAYtBbvsgVz86Ues315H4B49z1",
-	"dWGVusiptzUB0KXKFijyVilGDRss6wXe2ZPHzpRir32XXyGMKQkk4tBucOkYqORYTAo0BrmYCUss9Fb8",
-	"M3nw757v38fz3WVJVl0O6baw4ZSHcpPfeThg6HOupypvsMROQVbDcJlVfpbRniNXk6EUkvEJF9J7Jscl",
-	"kBZFG7LPsmsqpbp2TW7jwC6Ba9TCkkvtMf3d1vAzreAyaTNhjJCTeJtyBVDP+/fvO8cBM9vhh4DduGpE",
-	"HuBOsDCwDtz5gYhrgw3cCl5xkd8bJUC46ZIbuCiCDpdUtGyDHAqaNQOMwOpjXCFSYOeNLr/gMjYJ1MDT",
-	"KQ5KGubsBwU6wjB1BRo90soynoLVi87x2IJeXcF3kCqZocNj11zgNn6saHNqCcJrLqCfp5AWJqCr5TLF",
-	"fK60hexnyAQ/W8z9KvzBdSvqDi9m2OMFjbu0cuQIS+QhHAA7bnrto1D/qr4ZUcvOXN9fyXXvGeb5wnBE",
-	"F11bRIRgjjRNQWP0Uw1NC/hiRtO+WY0+Ad8wnmUajGFqzLhlM2UsOzjqs8uFBdNlBNdmLFfXoDspJ89T",
-	"SPFbAU28kOcihf/wv7upmkVxNOOfXoOc2Gk0ODjqx9FMyPL34YryxhGF289pFVeIZcY6wZ3xdCokdNAt",
-	"4BMf2+PiE0GymEWDX1sQq3J/dWG5M8c0++pXOzSwbMKXA5ESSiyBuChuRxdDTCeMumdgpyq7wEc8Rx7j",
-	"w7Zwc61Ur26A2u1Wzo294IgiRWvimA8tS/ISgbtql8azTOCC8PytVnPQVoCJBmOeG4ijefCoQvxuNgg0",
-	"NYkZOnn26t0vb1i5+/U/54rm1o1a6KrQw5sWtLuGnX/1dNQf1JNUlxjWetguhey1mqjCnoIpcrt1soHZ",
-	"8SLBcWWInyYaPIoj7xMvyqRANDi8XWZS26fLHPuLumYzLhcsR5zXtSKIjTY9LOiiG8U1ri6kfdSPSOXE",
-	"DFUiiVfsbxuRm4cv2wUEBL7/ToMvrVMLK1rIa1u9vwDP7XTrijU5XyrJ6oTfT8FOwXnHshXj0lwDmkHO",
-	"5t6tlYZGfSTtrFxrqxqVzmR5sF+uQCMT3fuWbmsN/hBvkXQ/Rm0AWrn1OaW8H+ghdjzBaLCw6EjgCvSi",
-	"FBfaTH5jkr+zASkbxm00t3H4bQk/rzoxy3LgxrInQY6D9iWl33184Nwue/Dm5N0Ze/eWPUmSzqPDHx52",
-	"2Yl18UomxmPQLg9ppzCUpWOjnrxLl5lr7JJXjDNaj1TNZkrWkPZQhowLcPPAcT8+aPjtJy3SXQYwbSHG",
-	"6cvn7Gn/6DHzgRvLVFrMQNputCwTqff8m2KlOkS4rQO6m1WSytzTTSQszMy2bgM3d1sHc1rzRUTYvbFc",
-	"ptA6Uq3aq0Lmw8aWr6yPcpejnPPTE9w8gwaZAsIzlgkKR8YCjEOOPR+xh260zSj4IMEREtc2gnjdJr0V",
-	"5lMlDe9gVSkquijnVpqyRrDRah6bLdYEDSGiUAo/y7nbxwvp9qHUqNuU4H7y9FFDhnvbuNakJw7n1cYz",
-	"Xz9wF3OaaiA7Qop3kBw86iS9TnJw1jsaJP1BcvQ3XKNCa9oBueS522+b5ie95Cx5OjhMBkmCn4jsDvUG",
-	"c+rnsJt0e73D7uMyRsRYcImuw8YglN/nEyIt+ln9LvKc7x91E/bgr73eM/ZayOIT+/Tk0cWj/sNVyx/O",
-	"vMX3OjjSrSiJv5qDhKwBdk35nB42zD7a5Y4VM2gLFytWrvf2CFKZxjBqTD+dxBH85FItHqgBYwP9u1Qq",
-	"B04QUrhQa2dYDgK4ey5kDsYg5EV9k/BB5jfTDttqyP+ecejLojuUL3g6rd7O1BVQP2Olr7nOYnZZWJ8+",
-	"mKOq2EY9C780Ki8ssFyMAXm35BE28lRkOxRyODFrU+g0FyBtuPmsF96DEzm3YGyo1Su9NyW2bZwtPe42",
-	"11Dk2wY5N6A7x/h+h4nElbs/6nl/v92QE3MD3VmaekPqiOkNomsNaLNfZyhTn8PirzLmFwQA2UE3cQnJ",
-	"MMINwo3tHmK+Nqg69Uyq8qDN1Gp3e4TTSw76W/zDVhe1QkWjfU3K3dxSDVqsL90qN822rgzaMy4M7LId",
-	"mLMBo9nqJ7f4RS9XrozrLt4R8SxjSl5HsHg1vfwpFb+IVyfnv5/03ogTcyJPj9LnJ49OZi+T/zyYH2bP",
-	"Xz3twmHSTQ9yeTl7mWR/fZUHaiFkNOg9wWTv0kpu7l2+2ti7w0/8xD0qveLxmrNZjflevT9D/NQAbgQM",
-	"Gx17iJ/wyAFz3bJhkSSHKXVCf8Ko1SCG810H1hbSirwUGDDGuzj/aQPWcyxrAw42qoOfFPnvS8uFRIxH",
-	"wrUfac5FO6wT8rMOID1jt+6AG4yOV6K4oPMGn9pEFw36547nwOGwrUipyO5QcmkuPNjoI0NhPLBXEibM",
-	"RYU9ls/IXZBXigayyPM4KubZVppr++PI3hbP7eZOYbZu37ZrUFGz4KYlAqsZsuZtzZ22BiGr1kwJOegy",
-	"TG4JVg13wNybO0QZpbHfIRoo6mJKx9ClACEgoTGnkH1NbgScW6cUz2mEO0YJ1Xpv3NpToyVfvzFvUrZb",
-	"Yt2mb87LdsscbWFmRcc6XpwTg7fyYtVvEyhNSbN0yuUEnmEkDtKWL4zlC3QFdgoLxjXt82dChn337sfj",
-	"hgIt2W5cf8OUzBft+5tQu+7+aah6d/z6qwlG62q3h2Fl0fLxu+cnJywHa0GbmGViIqyJ2V53L2Z7F3sY",
-	"oe119rrsnFJnTMOE6yz3O5+Um7ZsWjM6O0qWE2hzjqMhFf/963Hnb7zze9J52r3ofPjzn1r3EwbSQgu7",
-	"eIdzdlLj0vwYcdS/XpbG6tX7s6ilZq0RNLjjEG9/eVefh8CM/j69HVX5X1rJpaz91Nq5S3oKOVYt8lDY",
-	"aU7VSpwZyMedqTIWsuWKAarrIFqMy6532XGdzzXIamEsuEMkhqoendYxXgfQD5R2MfND6q8Kk8eUjjJT",
-	"pW0HYeiMApsGB7A9H8pcyQlo36ixW6eqSESy+cSF7IZdCztlXDLSIzpAwrTKgc1UBnl3KIfyBQG2LreJ",
-	"HNiApLIHo3UZ8tFDP5RPnw7lSvp0hFDgyG38Ueh8qO6d/s8nKAKFzv16mcH+vpqDdEV4XaUn+/4js49t",
-	"a9CzXL7jtydRHF2BdhBZlHR73QTbYTd8LlCHukn3kAyunZJUNiQpp4wFPp4rY9u2XpgkMs2UQ7kN94WB",
-	"uAA1fF+2desXNDNW5PlQTlWeGax0YZSbKXNe2IlyzzJAQaM2aV5kdFhpOZwmCgKsaChHqxmEEaMdm7N6",
-	"Ndy0Ls9Bq4RWn5b6JHN5F2TP0nmZgyTZUERRFk/sVp/QSBltPgWAlYV1Hoi4fO1qEholJc/x6FbnuZJW",
-	"q7U+y7ffL0+M0cj9pLeufTX//eUarts4OkqS7d81q5Lpq8OdRquSdKGVpYMvoX399QMdZ6lKBV+ryRKb",
-	"ojiyfGIom1elPLHPhkJ447JeI154A4eGcwk3V9pvxFZMWLOh8Cgln8FQljr1QCtLAhQ7Y/Q4Sdj//k+/",
-	"2+t3DzBBJRnV42ouDQYXSvqEBRiQdtkqDmVZkNcgRRhTEPRpRAaIZHINoQrE9AnOADeRVFpIX8RlfV9F",
-	"7p5x2YHCQMxO3tJ7srQEiVG/GlKlseKJnflOvfY5xFQV1qUem722oaZDebxcr6n0R1Rr9EdvHQvQTLiK",
-	"Zd4obmTEV/Rs19yVD7swfihdDDi2A/xntb7R58crnoCx5QycYQr44nPYTJih7Cc91l5J2WUOob5Wpd0y",
-	"TPMUnBtB4pdcG3ziqc0X+GooTZGmAJlxtamKkHVv3+gQBJb0tZgwn3M6q/btNPAPKlvsYMOCTXgIRq7s",
-	"/j8f7LNzYddSLu22ueewuoDbL2i2m+hb2/GDJUSGRNJp07NNmouSZ+Y+hfuZrPoO1jk4yrirI1guYMfv",
-	"ejuY9OWzA/Td0S6uoKWW8St7n7oSnYzKsgvYzcVUsN52B9MIoVtA6LaAWrZG0E0he1CnDqrTKOpagl7C",
-	"sB864+3qOfkCqx2oekzpoWzExZ8619fXHURiOoXOQWLcm43c1+F5q3QK6ccq+9ac0lAaZGrMjMJZhMdv",
-	"63K/8IAuhXUafMmoVcyoGaAZvZ4q9lGqa+OOSwUlGUP5Hm3tqLZm/79hu0aOX0sGfMSENBZ4RmWcLKwJ",
-	"Gcqy9xgdqnM2q7FBacm5advP+bYjlimMe8fI3nqFXDLPOM9GQLaLsP0pNOXcnhtGZlTY1+YIHLh0Lz9A",
-	"ligECmqFeNuQm/BQRsNxBEmiup8oVVpDatlUaQPsknbeC9xVzamwYhUnbQPJV46JhIf11hL0BT3Z7gc+",
-	"GjlC/Gyran1flK+9KN9WeHHmA1EKKL75UKF5Vp2+2sH7rlxL8W8VYeAGVsgSYQpUtIww0HM0owuCv0iZ",
-	"oCWueC2MNR6nK/czY6GN7bIlcHgJAxHGnlPPzatdfl1bUkpjkD/+KObd8h6T3wrQi+D6lY9UR1HrQwZj",
-	"TnWzCSGzrrz0oNd/3H9y+Kj/eFvB83Zq3BFff8lMD5/0kmQdeXRQs52+XhJS6H6VpPVaSPtwT0OxU5El",
-	"rtBqeWXbvmSOSKkaO75886ajBW7ayXjUF3R8qwCVcPCJNuwBIdUPA92m59GH23jNHsHFcuUOoYyJu+wN",
-	"XJc/3CF3H0JToZqqr695VuHj5SMzlHYKsyAwX7CUS0QcmZBddqpycCjtOOcTRE+lL382YN3RqLUxJ8nm",
-	"PaCHTbn9+wQsu0YCQWp2pzig99niAKfV7agwrTyiCj4v/Q9V5X+fjX+Z8HKq16Kzyw55fwZrffIpuSQT",
-	"7oPdNs/Wp4Qbu/lLwFQY/lp11D+Bfe4KESuF+0Lh6SaxdMmKPVPO53t2osX4nwLPmG3h1m7ytB8eKdsQ",
-	"7DVGaJwxa0aAA4IQ5qDD2vDwerahrNDw8rE/oe4g8LAtE1kOBEW5rG19Dwa9sGIGqrAEDdXZj+3l4O6S",
-	"MI3g0cjX245aU3bC2J8X70oGfY3Yyw+2S/h1tnZFvuvJuiCpIcWmXtjNUOuKruzf1Dc+3jqNycHC+pw3",
-	"6kS4RM20d+yuzKEDtrkyls2nSkK8kg0XFkMrt13n1uesaIgyse2luRomV5MyRe3K+Eldjqv3IiMFHUq6",
-	"dgBxThlX2S6QlJdSugJDITewh2rEM8oU9ZN+e54IZ11pzupmr22J6yb79T2fLRue/sbLP4Nsm2OfNWWm",
-	"bSlB2Y2+9lajv/276raob9bZIGtJnNX4Xtp0428f3ag+P9Lzam/iAIw8x7GDu8tMXVpkunTEw1CGwfWK",
-	"VM4M5Fdgng0ld/BE8JrLBYn2pxTmtj6r5nc71J496CcJG9Un80cP28TeUdseMPXXHwxAkZ0oCd8F8g8I",
-	"5I9+EddF0PHmYNl9FwqN9uFUKTIskBh65+Sly47lIjCJAosAKHFPVrHOt+fiI1AKyllaSsv4oEcYSwkq",
-	"kYV7YCwLa68g+gn+odE4ceqfEuP5lzC8KHrrpfxuDtZfM41DzIs2TMhnjdHv13nKPePrnkN9ccXrqDFC",
-	"Y963ymjG9RH3OrH5zCVaA53yJZ6jqtB5FNOPEl5yWdRRWcs8Qlt8OJRUs3ItjI+S8DfGQK4387DLaApl",
-	"WFTnVYNxMLCp+x3KOjZYrTskO03lhi4PveoiagXOYKYs3bc1lBlQIyoa2s2JuFr1LwNzKT25G1LliPna",
-	"GauNRogoyv6JjdFdAec7m69/eQBtV5vppPcO6FoVk+4379nZvLdrrWd2WPqWauYlq+JuCKmuPGTVjYeN",
-	"pNra/RaqTYBV/GGP8MX0uuX6pk149FeoUf5XUvtvUQNpxcvdm1Uk1biYq1mqnbaK+xQUkCtsDVt+5ljK",
-	"GwLg3FR5Kgq13UUttpGO2pix/i8a0bvjb0+lNrnKcuLffeU/l9I4kSu1Zn1CF/VkWt2ptmabi64aL9yt",
-	"70rzh68IKCukxBAZ/VTZxCsHXZNGIEt5S1lrksjf6faHJDwIV8sxooG7T628qwl/7RywelrWaEM57RIU",
-	"rK+M08AcGxfdYHH/EPHh9XLBLMLr4T7TdNbcF9tdSTGiAFSTn5bLVcqSf/CBRjF0x2xbOc5rlXI6TAW5",
-	"ms8cwIxtG0fOBvv7vYPH3QTvKRo8SZKETJ8f6aat6Ixqzjii2HWxDFqBaLUE57S8ksWdMqNlLEOu1Jmx",
-	"7sr/x2RaOjoPihwccKhVDib42OnX6pevxRVIMO6jiv+e9SIXdhF04hl7++H2/wYA",
+	"7H3rchu3kvCr4Mx3qmSfw6tE+UJXqj7Fl0T+FMclyZ/PntArgjNNEvEQYACMZMalqn2a3ffYR9kn2UID",
+	"M4OZAS+yZMcnyS9bMxig0eh7N5ofo1gsloID1yoafozmQBOQ+N9X4kwLCea/CahYsqVmgkfD6BTUUnAF",
+	"isRUyhXjM6LFe+CKCEkyBZIkVFNCJRAOlyBJTOM5JJ2oFal4DgtqpoQPdLFMIRpGXLQVLtSK9Gppnigt",
+	"GZ9F19fXrWhJJV2AdjCdgVJM8ONnTajO50CUfb2nCEtaZCrFgoy/e35OunTJupf9rgFOdRfQdQPV2ABV",
+	"gnIIvekBfRi3+8n+pD2IH0D70fQxbfcm/Xg/OYDB9LAXtSJm1ltSPY9aEacLBNlOeMGSqBVJ+CVjEpJo",
+	"qGUG/q6nQi6ojoZRlrEksOFW9EaBXLc9Az7urQp1b3IYD5K+gbVH24PJI2g/jg9oe3/6IHkIj+jjSX8N",
+	"1GbC24J8bT52BGHGH8WxyLh+JfQbRScp0k8suAauzX/pcpmymJpddZdSTFJY/P1nJbhHEzgNtdNcME5j",
+	"zS5xGpUtFlSuomF07J4SNyxqRZc0zdxiiQGwMUErSkBTljpkuveEKZIPQQrVVGcqGg56B61IM40YfiHk",
+	"hCUJ8HL/dCIyPZyklL/Hc8uXy/glSDZlkFQhflM83wFmb5I1UM+pIlxoMgHgJB/86fBf+yf+VwnTaBj9",
+	"n24pGrr2req+tkdmP2lS6JIqdSVkYrAq2WyuW2SSaaLD+Cb3xvVTGt83QsTsbAV6VOJssiKUE5osGPe+",
+	"KvE0vt8Z8ei6FX1Lk1P4JQOlb0543kkwfklTllxIN1ftGNxjuxkciSwppZAqGv70MZoySBPHYchsrWgB",
+	"StGZmXyRKXNy5IBoQQ57JJ5TSWOUcdfv/CPslUf4LU3IaQFM6BDv6Ai9rS1oargfEnMmU8pSRXCviMSO",
+	"WfGZiNUzhnye3ArfXOiLqch40sS0EpmMgVw5isdRVUoflGh6JTR54eb5jEhSII1ikxlX5IrpORkfvTn/",
+	"/uTfLp79+PTs4vmro29Pnj/7ZkpTBWNEVMmBt8HS1OPjAktHyBTIbQqVbi7LP1kc3BGSYpqmIMmCrvDg",
+	"EkH0nClEx3eScn0KP0OsIflEDZGzaCwhAa4ZTVVV5L6Vgs9IzoGGhnPxFBC9odk8JB/b18HZqnjul3h+",
+	"w2mm50KyXyFZrznylWcGJ3WlkSFvEQlTCWpu7awN0Ns5GizkfeyJrBaBD0tDKGYzEi7Fe7jtXtxSF7jU",
+	"hYRM1fXgaQUYN6K5oeBEG/dl5ANNJdBkZU4peYJax9llqI/uYId3xRp4TgiyhKmBtkNeCIkQFyrUjtFz",
+	"CBKd2dGVIfARvzcOEO/4/hMydVM6RLUtosp51xLGiDcpg5TL4AxWU9exTu6NQ0c3bhHKkxFnWvlHwsVV",
+	"Pn2uv4+5NptNnxtdeksVbme6QLVckZic5C8JviQijjNZE5mHvvrNwSJnVvI/d3N+JvF5xElmzgDlo4Wx",
+	"Q54h/FbGp2I2g6TlHCwJOpPcgH/dMirQasA/iD5+JYjK4nkBWctakByIriohBYAIek1XqaDJuRAnVM7g",
+	"Vnha2rkutBAXKc62xlKciGRlSF4LQXBgBWV9Tzs78Mi5EOTETfkF7L0cQATOyA3KLQIFn7JZZoRByhZM",
+	"IwqdFL8jDf6n5vvjaL6bHElT5SBvM+1vecQ36Z37Q2J0ztVcpBWU6DnwYhnKk0LPEnTOUjEbccYJnVHG",
+	"nWY6hRlTWiJZ35LwYUFZeqHpe+BVGnluXhD7okka/mc1isBXhBVYIRKhBafTAp4pflFxS4Nf38Yj9Yxb",
+	"WfrkfhQHX5LSyV7H3f9Cbvh1q1gtdMJv3Lu1h1z7uLbj/K1/1DjwJhuvf3ur7X7puIMnFNwnTiz4lrIx",
+	"iquItOaqZZN7Y4+TxvfJBFLBZ0Y3E8qFnoPMo1WO9a2ABK4Nc98y0pEDr0XteI/sJskEqARZCsiwO38z",
+	"8X1HZ1QHbcGUYnzW2qZXvazC27dv20ceMsORbg/d5sgRPDDnkylYl0f4FoELRajtCV5Sln5aQNo7vYRq",
+	"OqEKLjJvwhqP5mMMhrxhVd/CM/iMS8FiIG8qU37GY6wCKIHGc7NowUUuusUUEZcgjTHaOMZT0HLVPppq",
+	"kM0TPINY8AT56YoyI2OnAuNSGrNF1QN0+2RcwwxkcVwqWy6F1JD8AAmj56ulO4VPPLesnPBiYWa8wHVr",
+	"J4c2cK4W/AXMxFWD/dDnv2JugtCSczv3F7La9xRxeCFmRetYayPCYGlgmoO0jo/RPc8gBQ13ZLjfvVY/",
+	"KnZWJP520+42jVXRcYUauaU6T6nSF5h6qG70hCptUxKBPXof1Ygsxc9c+soMIDHlNpdDElgIbfz6BHAE",
+	"1VaWJnhqNRXw2+hpNJJZUtXT23SyM7mbezeKukRVkcUxlPpmmdBbU+qflvbv2tL+fbDmnx7Db+AxGHHE",
+	"4erOXYZC7sVzymcw4lciSxOSAr0EwkWVvALCr8AOyi8UU00L64g7uGiSSFCKiCmhmiyE0mT/cEAmKw2q",
+	"Q7CAJyGpuALZjinGhjLOfsmgWkFCUxbD/3V/d2KxMIdPP5wAn+l5NNw/HLSiBeP53wcNG7sVYUD8KRJk",
+	"A1iitLUvFzSeMw5tQ0nmiYu+GzpGgHi2iIY/BWRRg8SrAjqcvKt7WvVQYaBCJFiA4Wdd/bj4AvRcJBfm",
+	"EU0Njs3DUEB4rfHZTFGE3YuKxAoGCN8FjuSF4egij0KThJkDoelrKZYgNQMVDTFF3YqW3qNCFHzcwHM4",
+	"pEWoIpS8PPvxFcnzU+7PpcC9daIAXIVY+RiofyoLkX5ycJQflJsUE2MVuMR6DMmJmIlMn4LKUr11s553",
+	"4EiCmpNBfKpo+KAVOdf1Ii8Ti4YH13UkhT6tY+x7cUUWlK9IaljejsIkOKYliDdFJ2qVlVaM6weDCFmO",
+	"LQxL9FoNNykE5Obl83EeAJ6LfqPFa+cUQEUAvNDpfQ801fOtJ1bFfM4kzQ2/nQOKYu07uZSrKzBikJKl",
+	"8z5zQSPeI3cWHnCQjXI1V1/sx0uQBon2fWDakoPftbZQulujFABBbN0llQ989X6C2UQiMm0UCVyCXOXk",
+	"go7jV0b5OwuQfGArBHMIw6/zApGmEtNGhStNHnnWK2YOcr37cN+qXXLv1fHZOTl7TR71eu0HB9/e75Bj",
+	"bcMKCZtOQdrKVD2HEc8VG87kVDpP7GBneFKC5xGLxULwsuhkxH3EeZUtnuJ+uF/R248C1J3bWCET4/TF",
+	"U/J4cPiQOA+LJCLOFsB1J6rTROw0/yZzrjQRrksb9WMTpNwo/RgxDQu1bVpPzV0XG6RS0lWEbpHSlMcQ",
+	"XKlk7SaROYM28JV2wai6lfPm9Nikt0ACj8EkUDVhaI5MGVj3N8ejmaETbRMKzkiwgLRKGYG4DlFvkZUt",
+	"PMAbSFW0ii7yveWirGJsBMVjdcQao8HP+eXEb72tVMwYt+FiHNSpUvCg9/hBhYb727BWhafl7yuEM1dR",
+	"fhNxGktAOYKMt9/bf9Du9du9/fP+4bA3GPYO/2nOKJMSQxW2nNqGxVX1k37vvPd4eNAb9nrmE5bcoAJ9",
+	"ifMcdHqdfv+g8zC3EY0tWIProLIIhsroDEGLfhC/sjSl3cNOj9z7R7//hJwwnn0gHx49uHgwuN+U/P7O",
+	"A7rXFgzYE0XyF0vgkFTS0XO6xIcVsZ9QDW3NFhAyFwtUrtf2JiqhKsuIKf5pKQ4TxLYYyuVTQGmP/yZC",
+	"pEAx8OQf1Nod5osAT0wAPQWlTFIa50big8TFvG32uUL/e8omSVadEX9O43nxdiEuAeeZCnlFZWJLp22B",
+	"z9Kwiq7ccKATJdJMA0nZFAzuahphI05ZskNpvyWzEEPHKQOufeezPHjn/aZUg9I+Vzdmr1JsaJ0tM+62",
+	"V5/kQ4uY+Er7yLzfYSOtQt0f9p2+3y7IEbke79S2XqE6RHoF6JIDQvLr3NDUXUj8JmJ+NHk6st/p2ZJB",
+	"38L1zI3tGmK51qg6dUgqKhWrxY+d7RZOv7c/2KIftqqoBhSV8SUoN1NLZdBi/WWe3Gn27kfsKWsGdsgO",
+	"yNkQo9mqJ7foRUdX9mLPTbSjSTspleM6gtXL+eS7mP3IXh6/+fW4/4odq2N+ehg/PX5wvHjR+3/7y4Pk",
+	"6cvHHTjodeL9lE8WL3rJP16mHlswHg37j0yUsXaSm2fnLzfObuMnbuMuedzQeNXdNG2+l2/PTQxQgXEE",
+	"FBkfuUw8Bh6HxE5LRlmvdxDjJPhfGAcFor/fdTnVjGuW5gQDSjkV5z6thPUsykKBg43s4DaF+nuiKeOK",
+	"UIyU2pWWlIXDOj4+SwPSIXarB1xBdKthxXmTV/AUIl0j0O/angMbhw1GSllyg0t46iK/z2YtQ6ZcYC8H",
+	"jKmL8gaZe4bqArVSNORZmraibJlshbmUPxbsbfbcbuoUFuv8tl2NihIFHwMWWImQNW/9+3XNAT6q1mzJ",
+	"YNAWgtgjaApuD7kfb2Bl5MJ+B2vAy7Lk6cGKgeCBUNmTj74qNjzMrWOKp7jCDa2E4rw3uvY4qKbrN6Z2",
+	"8nE11G36Jk+ENTAaQGYBxzpc2OzyVlw09TYGpTHxYxM8T4wlDlznL5SmK6MK9BxWhEr08xeM+3P3b4fj",
+	"CgPVZLc5f0UET1dh/8bnrpt/6rPeDb/+YoQRPO2wGZano4/Onh4fkxS0BqlaJGEzplWL7HX2WmTvYs9Y",
+	"aHvtvQ55g6kzk7KnMkmd5xNTFcqmVa2zw149gbakZjUDxb//dNT+J23/2ms/7ly03/39r0F/QkGcSaZX",
+	"Z2bPlmpsNZ6xOMq/XuTC6uXb8yhwq6RiNNgL8q9/PCtvyJvCuy6+HRdlWniSteK6udZLm5dlfCoC9JDp",
+	"eYr3CShRkE7bc6E0JPXCPqy8RliULYLrkKOyskMV1RFoLSu8l2S5jtDSgL6XZ2nv43yFmTzFdJSaC6nb",
+	"JgydoGFTwYAZT0fc5HJBukEVbx3vLZlINp1Zk93d98wvI2NLASJFCmQhEkg7Iz7izzFga3ObBgMbIqnm",
+	"MvOaUpbxfbeUS5+OeCN9OjahwHGHfAuKJS7GWFzGJylDlBs0mASHicbY6nWzqRVZUj23Zh4XI168xJMA",
+	"5dImigx6AzIu0p72Iheh5D0XV9zOgVdskhwvNhluc6MjXs5ySMbNhOm4wOb4yDwZE1tjaGMZho+c9+Hs",
+	"mB+ODVVnMnUkqIbdrlgCtzd/OkLOuu4j1TVjyzhuTpFHr4+jVnQJ0kb9ol6n3+mZcWYaumRGLHR6nQPU",
+	"IXqOjFZhjhSTMObxUigd8iZN3ktVsyh5ZMHdRjIoLDMS+VhLkt4wpVmajvhcpIkyNbYE0015Gs9MIuyz",
+	"BAzv4Jg4zRLsyFH3EBACL/w14uNmUmRM0Am1gryMoK1L3eApFZRznNhUkkFPrSnEfq+3oYArL9zarSqk",
+	"kgXbfPXYXGcqU1uI5StbDVkpZn1K4zm0nwqupVirht34bt4WBVce9Prrxhf779arx69b0WGvt/276lVI",
+	"/Opgp9WKvKOvOLDIx1cZP73DIp6yZkrMamiKWpGmM4UJyiKLa+asMISTl+s54rmT2UYX1FIBQjrfsiGV",
+	"qwOZC7xinU7OU/ek0E6eoXx92OuR//6vQac/6OybnBsneAlQUq6MvSS4y8GAAq7rgt6IqqTJNUypDKO5",
+	"RsCa4CyV4LNAWUdk/GIsj8MvWvmlogLcPWUTHpmCFjl+je9ReWCUD+eVEAtpaq3JuZvUcZ8NAotM22xq",
+	"ddZQIHjEj+qXxIR8b9jaqNjXFgVGTNhrkrRyo4ogXo2yvqL2zqL1TEbcmrVTPTT/NC9VuZR/gRNQOt+B",
+	"FUweXpx+IUyN+KDXJ+HrWx1ig+5XIpdbikgag1UbBviatoYPNNbpyrwacZXFMUCi7IU4q5icfMOb1+Yy",
+	"QUCEuTTaeRGKwIW/FclqBxnmxRX8+GojoHF3kaydy+lq6cHrqhulZQbXn1FsVwOKoTvPtSATkqTlpieb",
+	"ONdQnlq6rPQdSfUdpLPXaGZXRVC/NWu+6+8g0usXlvG7w11UQeAWxRfWPuX1VxQqdRWwm4opIpXbFUzF",
+	"KwjE1UM+Ag86BVUiu1dmQ4or8OKKg6yF5e9b4W1vktCVKeDAgjghR7xi6n9oX11dtU1wqZ3JFLgx5ZOx",
+	"/dpv8hDPIX5fJBSrWxpxZZDaIkqYXRR9lYQkWaPfFGHOrJPgLqtoQZRYgBGjV3OBJr2yPRq8KpMRf4sN",
+	"bkpp9k1Fdo2dQzCuPWVcaaAJVqYSv8xlxPPZW0ahWmXTtA1ySU5VyEV1Y8ckEcbunRr0lidk85PKajaM",
+	"zVsL27W+EFbt2WV4grWKIUVg42W30gMoifzYR8kQryt049d1VxSHl/cq54liISXEmsyFVEAmGExYEaXp",
+	"EmtFmqHfUNy/cTfd7xCyFqDPqMl2Lw2vpD3NZ1tZ689D+dKH8nWZF+fOEEWD4qs3FaoNsvCrHbRvo/fi",
+	"H8rCMA4s43nQzGPR3MIwmqNqXWBED5kJAnbFCVNaudBj7s9MmVS6Q2rx7loMhCn9Bmeu9i/9aW2VLK6B",
+	"+vg9W3byZp2/ZCBXXo/R91gaUvJDAlOKpcA9DDbbitn9/uDh4NHBg8HDbTXc26GxfYVcJ9W+edLv9daB",
+	"h91hwvD1ez6E9q8ctH4AtHe3FBQ71Y2aE2pWjIb8kqUJ/oqpxctXLzoC4aadhEfZFfBrDVAxGz6RitzD",
+	"4Pt9j7fxefTuurXGR7C2XO4hFP0dyCu4yv+wnbWcCY21d0IXvVWflP1H3SM14noOC88wX5GYchNxJIx3",
+	"yKlIwUZppymdKe8qoQJtL2WvtTmRNm8RethUrnAbg2VXS8DLNu9kB/TvzA6wXL3h6rKJKrhU+5dl5WD/",
+	"oD9WCCDP5lkmDHBvXTV3F7BWO5+iclKV5sLo8OmyU0nFry/vbDZV9negn9oqy4L1PpOhuolAbdpiT+X7",
+	"+TNPEVADp0ATogPY2o2euv59uQ1mX2WFygW6qi04xGDCEqRf+O635x7xIi6eP3Zdcmww3B9LWJICBqVs",
+	"Srpsw4cvNFuAyDQGico8yPZad3tFWpow0tgVE4+DyTum9A+rsxxBX8IKc4vtYoidrz2RP/lknblUoWJV",
+	"HuzmoGuDV7ofyx84uLYck4KG9dlvwxP+EVUT4C3bsRNvD6dCabKcCw6tRl6caWNkWcedape9wiXyFLej",
+	"5mKZVMzyZLW9o4DsclS8Zwky6Ihj6yMsYmgVeS/gmKESsgiLQqpgz7ARTTBnNOgNwhkjs+uCc5puX+iI",
+	"yyHd8mctAq7PYONvXXh5N4s+rfKcWy1V2Ym+tNMx2P5d0az2q1U2BrVIzmJ6K2766LoUbWQf252p8FJs",
+	"KCNNzdpe62RV1k2pDt5fUZhrsLMaKBcK0ktQT0ac2kCF95ryFZL2hxiWOtyVh9wb9Hqk0ZuiTvYW2rDB",
+	"NFh/68GQ7Exw2J0gA42r/uiE+cwd5jpLurXZaLbf+cQjnVmVkw7xKAffWbrpkCO+8kQjqxR5DcoMfMre",
+	"AyalrMTFRI0zfpjSmLJiie8Vm9q3cE3Rd/CbWuWIqX/JqM/vQgAb0ltP5TdTtO7XlcwSyywUJXJ5ZKP/",
+	"y8zlnnLF3T6/2Ap9wzFMmkxwkeNslff4y1TnE5t69XjK1bGOi2rucQv/KH7RBoX8OC/YHhuZfDCy5ZVX",
+	"TDlryfxtbCE7m7rfIbiF3DwqM63eOsbAKecd8dJGaFYiorzGAkSbmd6hQxamuv0mWbspE1uQ/3kCX0LO",
+	"bha7ssB86RzWRiGEECW/gTAK9OL7oqHoG4ux331AbVfZaU/tBtG2wkbtVpsKbfb1gpXONsq+pc65Jl1s",
+	"O5SiAzspGrBX0m1r/S9DqF7s4pM1w2fj70Cvqo1NNj9/9fJXnIH6XVgveOK5N6cFUrU5zGb+aifXsYvG",
+	"AarEoPnyAzVFvn5AnKoig4Umt+1KoyuJqo257P+PKzq1/PWx1CaVmW/8X9iA/0MyjSW5nGvWp3oNnyQi",
+	"VlszRHiDSrOYfH/+w4nN5iMfSOAJSBcvLG5kYdDlFBIR58WYM8hDayNu58fY2iRjqSaMa+F1TbeOrdFf",
+	"NFGFeY4FFLYAXTFszXlsJntqWaB95lDTfi1SFq9sTC+lHyBxboMiUyrNPwgX4baq3apTO22O9xF/D7C0",
+	"QkBpyWJNnNdeXue6KhvZ3OBnDMOOufkFyO2OuYYPujvXi7Rirke2L8JfEhFj43IzAB+BfWH+Jinls29G",
+	"EfCRHQ7/8x//aV9LxIVaQmzK/L4Z5Ve4Oiu6SPPRdmgXx9a+75brhTrS+79wG+xp5Rp9GfqoS5fwuQa6",
+	"OuD/XV2ua4zFlDuXJ4TxlHFzjqsUVItczVnsSJMwbmxxDIvLjGNm6AkWJJSEzLS5eUmmoOM5JIHpzZ0Q",
+	"Q5EOCHsddJKKyXBM3pyemPuW/pKxK6GY4m/wmGmojOeE8QQ+PCFsQWfgJvFWQWczoZoOxyNuJrV0FPoB",
+	"B1cu1FYyJntccNh74mCzj8xu9p5YbHhPyF7GFZ1C22Jr7wmJBecQV79ii5n/DUKUYwBf4L6fkAlV0M4k",
+	"KyDAMlJ3f6h4ZnRcm/IYlBZSuedrfnpiJ5lc+SHVetbc5TuPXh/XyM4TiigIS5loCb6jNOUJTY0E+Fnt",
+	"lEm3R11+RyYZT9KawLQ/qm3WGWMP2KAkHPGi09uScW5yjwjUmPDlgixp/J7OdhVMI/5pksny147y6Wd6",
+	"SS1aqnTZ/dtf8NcZ3c1SYm48ywWuRZYpUGXgBRLAeOfk+OnzV2fPO/qDJn/r3lzKuNPAp53oDojpmbji",
+	"+OtyuiHD9pRbKExV86JV6xoaMk6x+aWtsgWru9ON6izj3ChCo0fzIc4Mxe6rKFDy5qfB8gzXKvaTbEkv",
+	"QJSvEQ1tm9a8BaT5a+cQkYNlw48Dm23n6biyE60EYtG46nhm1CcB73et9Xbhd529o+2s+bWYTkNMGQIo",
+	"Nj/PjysnJffAEpOvqXcQS5551sKma6iD8D9U5b8Ht8YcMyNnwJGazK+l5ndDKM/rJBrK/PPJpB+XwI9e",
+	"H58tIb4ZJeeIqnT1tY0XPvWC+3W1VLfWKMJBSg46vUrb11p7jTDJ5B+XH96t6GKqsURAaJmv8cxCpdcn",
+	"IqZ4cR5SsVzYEgIzttJeYNjt9vcfdnqmzebwUa/XQ2fWrfMxdMEA7xdQU6dQFkZj2Xmz3Po07yhoOwog",
+	"QeZBtNg6pt4k7o0KTPTGK2i1dC1FCsr72HpMzS9P2CVwUPajgs8di7OU6ZU3iWPg5iznFfcpv9/btFac",
+	"+ZCbokx7k+OZXb+7/t8BAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
