@@ -8,24 +8,44 @@ GO ?= go
 LINT := $(GO) tool -modfile=tools/golangci-lint.mod golangci-lint
 VULN := $(GO) tool -modfile=tools/vuln.mod
 VULNDB_DIR := .cache/vulndb
+# npm packages: the contract's tools (Redocly CLI, the Redoc bundle) and the TypeScript client.
+OPENAPI_TOOLS := tools/openapi
+TS_CLIENT := clients/typescript
+REDOCLY := $(OPENAPI_TOOLS)/node_modules/.bin/redocly
+export REDOCLY_TELEMETRY := off
+export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
-.PHONY: all generate generate-check build run test lint vuln
+.PHONY: all generate generate-check docs-assets build run test test-ts lint vuln
 
 all: generate build test
 
-## generate: rebuild internal/gen/api (oapi-codegen) and internal/gen/db (sqlc)
+## generate: rebuild internal/gen/api (oapi-codegen) and internal/gen/db (sqlc), and copy
+## openapi.yaml to internal/docs/assets, from where the server serves it
 generate:
 	$(GO) tool sqlc generate
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml openapi.yaml
+	cp openapi.yaml internal/docs/assets/openapi.yaml
 
-## generate-check: fail when the committed generated code is stale
-generate-check: generate
-	@if ! git diff --quiet --exit-code -- internal/gen || [ -n "$$(git status --porcelain -- internal/gen)" ]; then \
-		echo "internal/gen is stale: run 'make generate' and commit the result"; \
-		git status --porcelain -- internal/gen; git --no-pager diff --stat -- internal/gen; exit 1; \
+## docs-assets: copy the Redoc bundle of the reference page from the pinned redoc package
+docs-assets: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
+	cp $(OPENAPI_TOOLS)/node_modules/redoc/bundles/redoc.standalone.js \
+		$(OPENAPI_TOOLS)/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt internal/docs/assets/
+	cp $(OPENAPI_TOOLS)/node_modules/redoc/LICENSE internal/docs/assets/redoc.LICENSE
+
+## generate-check: fail when the committed generated code or docs assets are stale
+generate-check: generate docs-assets
+	@if ! git diff --quiet --exit-code -- internal/gen internal/docs/assets || [ -n "$$(git status --porcelain -- internal/gen internal/docs/assets)" ]; then \
+		echo "internal/gen or internal/docs/assets is stale: run 'make generate docs-assets' and commit the result"; \
+		git status --porcelain -- internal/gen internal/docs/assets; git --no-pager diff --stat -- internal/gen internal/docs/assets; exit 1; \
 	fi
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# An npm package's node_modules, installed from its lockfile again whenever the manifest or the
+# lockfile changes.
+%/node_modules/.package-lock.json: %/package.json %/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20.19 or later with npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd $* && npm ci --no-audit --no-fund
+	touch $@
 
 ## build: compile the server to bin/authly
 build:
@@ -35,14 +55,25 @@ build:
 run: build
 	./bin/authly serve
 
-## test: the whole suite, against real PostgreSQL
+## test: the whole suite, against real PostgreSQL; then the TypeScript client's test when
+## node is installed
 test:
 	$(GO) test -race -count=1 ./...
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory test-ts; \
+	else \
+		echo "node and npm not found: skipping the TypeScript client test (CI runs it)"; \
+	fi
 
-## lint: go vet plus golangci-lint
-lint:
+## test-ts: the TypeScript client, generated from openapi.yaml, against the server built here
+test-ts: build $(TS_CLIENT)/node_modules/.package-lock.json
+	cd $(TS_CLIENT) && AUTHLY_BIN="$(CURDIR)/bin/authly" npm test
+
+## lint: go vet, golangci-lint, and Redocly's OpenAPI linter on openapi.yaml (redocly.yaml)
+lint: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
 	$(GO) vet ./...
 	$(LINT) run ./...
+	$(REDOCLY) lint openapi.yaml
 
 ## vuln: govulncheck against an offline vulnerability database built from the pinned
 ## golang.org/x/vulndb module (tools/vuln.mod), since the online one may be unreachable

@@ -223,7 +223,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
 		}
 	}
-	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log, Metrics: m})
+	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log, Metrics: m, Docs: cfg.DocsEnabled})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ const (
 	envSessionIdle        = "AUTHLY_SESSION_IDLE_TIMEOUT"
 	envSessionLifetime    = "AUTHLY_SESSION_MAX_LIFETIME"
 	envCleanupInterval    = "AUTHLY_CLEANUP_INTERVAL"
+	envDocsEnabled        = "AUTHLY_DOCS_ENABLED"
 )
 
 // Operations variables.
@@ -97,6 +98,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration // AUTHLY_SHUTDOWN_TIMEOUT: 1s..10m, default 30s, for in-flight requests to finish
 	DBAcquireTimeout   time.Duration // AUTHLY_DB_ACQUIRE_TIMEOUT: 10ms..1m, default 1s, to wait for a pooled connection
 	DBStatementTimeout time.Duration // AUTHLY_DB_STATEMENT_TIMEOUT: 100ms..10m, default 5s, PostgreSQL's statement_timeout
+	DocsEnabled        bool          // AUTHLY_DOCS_ENABLED: serve GET /docs and GET /openapi.yaml; default true
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -156,6 +158,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.ShutdownTimeout = e.duration(envShutdownTimeout, 30*time.Second, time.Second, 10*time.Minute, false)
 	c.DBAcquireTimeout = e.duration(envDBAcquireTimeout, time.Second, 10*time.Millisecond, time.Minute, false)
 	c.DBStatementTimeout = e.duration(envDBStatementTO, 5*time.Second, 100*time.Millisecond, 10*time.Minute, false)
+	c.DocsEnabled = e.boolean(envDocsEnabled, true)
 
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
@@ -364,6 +367,21 @@ func (e *env) hostPort(name, def string) string {
 	return v
 }
 
+// boolean returns the variable as a boolean (true, false, 1, 0 and the other spellings of
+// strconv.ParseBool), or def when it is unset.
+func (e *env) boolean(name string, def bool) bool {
+	v := e.string(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, "must be true or false (got %q)", v)
+		return def
+	}
+	return b
+}
+
 func (e *env) logLevel(name string) slog.Level {
 	levels := map[string]slog.Level{
 		"debug": slog.LevelDebug,
@@ -427,6 +445,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("db_acquire_timeout", c.DBAcquireTimeout),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
+		slog.Bool("docs_enabled", c.DocsEnabled),
 	)
 }
 

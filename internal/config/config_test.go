@@ -63,6 +63,8 @@ func defaults() Config {
 		ShutdownTimeout:    30 * time.Second,
 		DBAcquireTimeout:   time.Second,
 		DBStatementTimeout: 5 * time.Second,
+
+		DocsEnabled: true,
 	}
 }
 
@@ -158,6 +160,7 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		envShutdownTimeout, "10s",
 		envDBAcquireTimeout, "250ms",
 		envDBStatementTO, "2s",
+		envDocsEnabled, "false",
 	))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -188,6 +191,8 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		ShutdownTimeout:    10 * time.Second,
 		DBAcquireTimeout:   250 * time.Millisecond,
 		DBStatementTimeout: 2 * time.Second,
+
+		DocsEnabled: false,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
@@ -220,6 +225,8 @@ func TestLoadAcceptsEdgeValues(t *testing.T) {
 		{"ten years is the longest session lifetime", envSessionLifetime, "87600h", func(c Config) any { return c.SessionMaxLifetime }, 87600 * time.Hour},
 		{"a cleanup interval of 0 turns the background cleanup off", envCleanupInterval, "0", func(c Config) any { return c.CleanupInterval }, time.Duration(0)},
 		{"a minute is the shortest cleanup interval", envCleanupInterval, "1m", func(c Config) any { return c.CleanupInterval }, time.Minute},
+		{"docs can be turned off with 0", envDocsEnabled, "0", func(c Config) any { return c.DocsEnabled }, false},
+		{"docs can be turned on explicitly", envDocsEnabled, "TRUE", func(c Config) any { return c.DocsEnabled }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,6 +278,7 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"a zero shutdown timeout is refused", envShutdownTimeout, "0", "AUTHLY_SHUTDOWN_TIMEOUT: must be a duration from 1s to 10m"},
 		{"an acquire timeout under 10ms is refused", envDBAcquireTimeout, "1ms", "AUTHLY_DB_ACQUIRE_TIMEOUT: must be a duration from 10ms to 1m"},
 		{"a statement timeout that is not a duration is refused", envDBStatementTO, "five", "AUTHLY_DB_STATEMENT_TIMEOUT: must be a duration"},
+		{"docs enabled must be a boolean", envDocsEnabled, "sometimes", `AUTHLY_DOCS_ENABLED: must be true or false (got "sometimes")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,7 +11,8 @@ import (
 // results to responses, nothing more. Errors go to the strict handler's error hook, which
 // writes them as problems in one place.
 type API struct {
-	svc *Service
+	svc  *Service
+	docs bool // serve the reference page and openapi.yaml
 }
 
 var _ api.StrictServerInterface = (*API)(nil)

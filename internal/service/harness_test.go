@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -184,7 +185,27 @@ func checkContract(req *http.Request, reqBody []byte, resp *http.Response, body 
 		Body:    io.NopCloser(bytes.NewReader(body)),
 		Options: &openapi3filter.Options{IncludeResponseStatus: true},
 	}
-	return openapi3filter.ValidateResponse(context.Background(), in)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		return err
+	}
+	return checkProblemCode(route.Operation, resp, body)
+}
+
+// checkProblemCode requires a problem's code to be one that openapi.yaml documents, in an
+// example, for this operation and status: the contract lists every code a client can get.
+func checkProblemCode(op *openapi3.Operation, resp *http.Response, body []byte) error {
+	media := op.Responses.Status(resp.StatusCode).Value.Content.Get("application/problem+json")
+	if media == nil || resp.Header.Get("Content-Type") != "application/problem+json" {
+		return nil
+	}
+	var p struct{ Code string }
+	if err := json.Unmarshal(body, &p); err != nil {
+		return err
+	}
+	if codes := problemExampleCodes(media); !slices.Contains(codes, p.Code) {
+		return fmt.Errorf("%d %s: openapi.yaml documents only %v for this status", resp.StatusCode, p.Code, codes)
+	}
+	return nil
 }
 
 // bearer adds an Authorization header to a generated client call.

@@ -25,6 +25,7 @@ type ServerOptions struct {
 	Logger       *slog.Logger
 	Metrics      *metrics.Metrics // nil turns HTTP metrics off
 	MaxBodyBytes int64 // request body cap; 64 KiB when zero
+	Docs         bool  // serve GET /docs and GET /openapi.yaml; they answer 404 otherwise
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -78,7 +79,7 @@ func NewServer(svc *Service, opts ServerOptions) (http.Handler, error) {
 		mux:      http.NewServeMux(),
 		problems: &problemWriter{log: opts.Logger},
 	}
-	strict := api.NewStrictHandlerWithOptions(&API{svc: svc}, nil, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs}, nil, api.StrictHTTPServerOptions{
 		// The generated defaults write err.Error() to the client; these never do.
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.problems.write(w, r, &Error{Kind: KindInvalid, Code: CodeInvalidRequest,

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
@@ -458,6 +460,9 @@ type AccountNotUsable = Problem
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
 
+// DocsDisabled An RFC 9457 problem document.
+type DocsDisabled = Problem
+
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
@@ -476,6 +481,9 @@ type PayloadTooLarge = Problem
 // RefreshRejected An RFC 9457 problem document.
 type RefreshRejected = Problem
 
+// RegistrationRejected An RFC 9457 problem document.
+type RegistrationRejected = Problem
+
 // Unauthenticated An RFC 9457 problem document.
 type Unauthenticated = Problem
 
@@ -484,6 +492,12 @@ type Unavailable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// UserDeleteRejected An RFC 9457 problem document.
+type UserDeleteRejected = Problem
+
+// UserUpdateRejected An RFC 9457 problem document.
+type UserUpdateRejected = Problem
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -788,6 +802,25 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 	VerifyUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetDocs Read the API reference page
+	//
+	// Returns a static HTML page that renders this document with Redoc. The page and its
+	// script are built into the server, so it loads nothing from other sites. Its
+	// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+	// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Corresponds with GET /docs (the `GetDocs` operationId).
+	GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDocsScript Download the reference page's script
+	//
+	// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+	// from the pinned `redoc` npm package. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+	GetDocsScript(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetHealth Report service health
 	//
 	// Reports whether the service is running and whether it can reach its database.
@@ -811,6 +844,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /health/ready (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpenAPISpec Download this OpenAPI document
+	//
+	// Returns this document, byte for byte as it was built into the server, for generating
+	// clients and for the reference page. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+	GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Logout Log out everywhere
@@ -1198,6 +1240,45 @@ func (c *Client) VerifyUser(ctx context.Context, userId UserID, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
+// GetDocs Read the API reference page
+//
+// Returns a static HTML page that renders this document with Redoc. The page and its
+// script are built into the server, so it loads nothing from other sites. Its
+// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+//
+// Corresponds with GET /docs (the `GetDocs` operationId).
+func (c *Client) GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDocsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDocsScript Download the reference page's script
+//
+// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+// from the pinned `redoc` npm package. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+func (c *Client) GetDocsScript(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDocsScriptRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetHealth Report service health
 //
 // Reports whether the service is running and whether it can reach its database.
@@ -1242,6 +1323,25 @@ func (c *Client) GetLiveness(ctx context.Context, reqEditors ...RequestEditorFn)
 // Corresponds with GET /health/ready (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadinessRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenAPISpec Download this OpenAPI document
+//
+// Returns this document, byte for byte as it was built into the server, for generating
+// clients and for the reference page. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+func (c *Client) GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenAPISpecRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1747,6 +1847,60 @@ func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetDocsRequest constructs an http.Request for the GetDocs method
+func NewGetDocsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDocsScriptRequest constructs an http.Request for the GetDocsScript method
+func NewGetDocsScriptRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs/redoc.standalone.js")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetHealthRequest constructs an http.Request for the GetHealth method
 func NewGetHealthRequest(server string) (*http.Request, error) {
 	var err error
@@ -1811,6 +1965,33 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/health/ready")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenAPISpecRequest constructs an http.Request for the GetOpenAPISpec method
+func NewGetOpenAPISpecRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/openapi.yaml")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2095,6 +2276,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 	VerifyUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*VerifyUserResponse, error)
 
+	// GetDocsWithResponse Read the API reference page
+	//
+	// Returns a static HTML page that renders this document with Redoc. The page and its
+	// script are built into the server, so it loads nothing from other sites. Its
+	// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+	// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs (the `GetDocs` operationId).
+	GetDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsResponse, error)
+
+	// GetDocsScriptWithResponse Download the reference page's script
+	//
+	// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+	// from the pinned `redoc` npm package. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+	GetDocsScriptWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsScriptResponse, error)
+
 	// GetHealthWithResponse Report service health
 	//
 	// Reports whether the service is running and whether it can reach its database.
@@ -2124,6 +2328,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /health/ready (the `GetReadiness` operationId).
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
+
+	// GetOpenAPISpecWithResponse Download this OpenAPI document
+	//
+	// Returns this document, byte for byte as it was built into the server, for generating
+	// clients and for the reference page. Answers 404 when the server runs with
+	// `AUTHLY_DOCS_ENABLED=false`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+	GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error)
 }
 
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
@@ -2523,7 +2738,7 @@ type CreateUserResponse struct {
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *User
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *RegistrationRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -2544,7 +2759,7 @@ func (r CreateUserResponse) GetJSON201() *User {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r CreateUserResponse) GetApplicationproblemJSON400() *RegistrationRejected {
 	return r.ApplicationproblemJSON400
 }
 
@@ -2860,7 +3075,7 @@ type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *UserDeleteRejected
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
@@ -2876,7 +3091,7 @@ type DeleteUserResponse struct {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r DeleteUserResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r DeleteUserResponse) GetApplicationproblemJSON400() *UserDeleteRejected {
 	return r.ApplicationproblemJSON400
 }
 
@@ -3047,7 +3262,7 @@ type UpdateUserResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *User
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *UserUpdateRejected
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -3076,7 +3291,7 @@ func (r UpdateUserResponse) GetJSON200() *User {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r UpdateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r UpdateUserResponse) GetApplicationproblemJSON400() *UserUpdateRejected {
 	return r.ApplicationproblemJSON400
 }
 
@@ -3352,6 +3567,95 @@ func (r VerifyUserResponse) ContentType() string {
 	return ""
 }
 
+// GetDocsResponse200Headers the declared response headers of an HTTP 200 response for GetDocs
+type GetDocsResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+type GetDocsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DocsDisabled
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDocsResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDocsResponse) GetApplicationproblemJSON404() *DocsDisabled {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDocsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDocsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDocsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDocsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetDocsScriptResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DocsDisabled
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDocsScriptResponse) GetApplicationproblemJSON404() *DocsDisabled {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDocsScriptResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDocsScriptResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDocsScriptResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDocsScriptResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3483,6 +3787,54 @@ func (r GetReadinessResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenAPISpecResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// YAML200 the response for an HTTP 200 `application/yaml` response
+	YAML200 *map[string]interface{}
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DocsDisabled
+}
+
+// GetYAML200 returns the response for an HTTP 200 `application/yaml` response
+func (r GetOpenAPISpecResponse) GetYAML200() *map[string]interface{} {
+	return r.YAML200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetOpenAPISpecResponse) GetApplicationproblemJSON404() *DocsDisabled {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenAPISpecResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenAPISpecResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenAPISpecResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenAPISpecResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3820,6 +4172,41 @@ func (c *ClientWithResponses) VerifyUserWithResponse(ctx context.Context, userId
 	return ParseVerifyUserResponse(rsp)
 }
 
+// GetDocsWithResponse Read the API reference page
+//
+// Returns a static HTML page that renders this document with Redoc. The page and its
+// script are built into the server, so it loads nothing from other sites. Its
+// Content-Security-Policy is relaxed only as far as Redoc needs; every other response
+// keeps the strict one. Answers 404 when the server runs with `AUTHLY_DOCS_ENABLED=false`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs (the `GetDocs` operationId).
+func (c *ClientWithResponses) GetDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsResponse, error) {
+	rsp, err := c.GetDocs(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDocsResponse(rsp)
+}
+
+// GetDocsScriptWithResponse Download the reference page's script
+//
+// Returns the Redoc standalone bundle that renders `GET /docs`, as built into the server
+// from the pinned `redoc` npm package. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs/redoc.standalone.js (the `GetDocsScript` operationId).
+func (c *ClientWithResponses) GetDocsScriptWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsScriptResponse, error) {
+	rsp, err := c.GetDocsScript(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDocsScriptResponse(rsp)
+}
+
 // GetHealthWithResponse Report service health
 //
 // Reports whether the service is running and whether it can reach its database.
@@ -3866,6 +4253,23 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 		return nil, err
 	}
 	return ParseGetReadinessResponse(rsp)
+}
+
+// GetOpenAPISpecWithResponse Download this OpenAPI document
+//
+// Returns this document, byte for byte as it was built into the server, for generating
+// clients and for the reference page. Answers 404 when the server runs with
+// `AUTHLY_DOCS_ENABLED=false`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
+func (c *ClientWithResponses) GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error) {
+	rsp, err := c.GetOpenAPISpec(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenAPISpecResponse(rsp)
 }
 
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
@@ -4253,7 +4657,7 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.JSON201 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest RegistrationRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4573,7 +4977,7 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest UserDeleteRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4751,7 +5155,7 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest UserUpdateRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5046,6 +5450,71 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	return response, nil
 }
 
+// ParseGetDocsResponse parses an HTTP response from a GetDocsWithResponse call
+func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDocsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DocsDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDocsResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetDocsScriptResponse parses an HTTP response from a GetDocsScriptWithResponse call
+func ParseGetDocsScriptResponse(rsp *http.Response) (*GetDocsScriptResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDocsScriptResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DocsDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
 func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5138,6 +5607,39 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 	return response, nil
 }
 
+// ParseGetOpenAPISpecResponse parses an HTTP response from a GetOpenAPISpecWithResponse call
+func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenAPISpecResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.YAML200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DocsDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// Logout Log out everywhere
@@ -5179,6 +5681,12 @@ type ServerInterface interface {
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// GetDocs Read the API reference page
+	// (GET /docs)
+	GetDocs(w http.ResponseWriter, r *http.Request)
+	// GetDocsScript Download the reference page's script
+	// (GET /docs/redoc.standalone.js)
+	GetDocsScript(w http.ResponseWriter, r *http.Request)
 	// GetHealth Report service health
 	// (GET /health)
 	GetHealth(w http.ResponseWriter, r *http.Request)
@@ -5188,6 +5696,9 @@ type ServerInterface interface {
 	// GetReadiness Report whether to send traffic here
 	// (GET /health/ready)
 	GetReadiness(w http.ResponseWriter, r *http.Request)
+	// GetOpenAPISpec Download this OpenAPI document
+	// (GET /openapi.yaml)
+	GetOpenAPISpec(w http.ResponseWriter, r *http.Request)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -5485,6 +5996,34 @@ func (siw *ServerInterfaceWrapper) VerifyUser(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// GetDocs operation middleware
+func (siw *ServerInterfaceWrapper) GetDocs(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetDocs(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetDocsScript operation middleware
+func (siw *ServerInterfaceWrapper) GetDocsScript(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetDocsScript(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetHealth operation middleware
 func (siw *ServerInterfaceWrapper) GetHealth(w http.ResponseWriter, r *http.Request) {
 
@@ -5518,6 +6057,20 @@ func (siw *ServerInterfaceWrapper) GetReadiness(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReadiness(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetOpenAPISpec operation middleware
+func (siw *ServerInterfaceWrapper) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetOpenAPISpec(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -5663,6 +6216,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.GetUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.UpdateUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}/verify", wrapper.VerifyUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPISpec)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs", wrapper.GetDocs)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs/redoc.standalone.js", wrapper.GetDocsScript)
 
 	return m
 }
@@ -5670,6 +6226,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 type AccountNotUsableApplicationProblemPlusJSONResponse Problem
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
+
+type DocsDisabledApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
@@ -5682,6 +6240,8 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type RefreshRejectedApplicationProblemPlusJSONResponse Problem
+
+type RegistrationRejectedApplicationProblemPlusJSONResponse Problem
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -5702,6 +6262,10 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
+
+type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
 
 type LogoutRequestObject struct {
 }
@@ -6218,7 +6782,7 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 }
 
 type CreateUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	RegistrationRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -6589,7 +7153,7 @@ func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWri
 }
 
 type DeleteUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	UserDeleteRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response DeleteUser400ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
@@ -6826,7 +7390,7 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 }
 
 type UpdateUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	UserUpdateRejectedApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -7227,6 +7791,100 @@ func (response VerifyUser503ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	return err
 }
 
+type GetDocsRequestObject struct {
+}
+
+type GetDocsResponseObject interface {
+	VisitGetDocsResponse(w http.ResponseWriter) error
+}
+
+type GetDocs200ResponseHeaders struct {
+	ContentSecurityPolicy *string
+}
+
+type GetDocs200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       GetDocs200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetDocs200TexthtmlResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetDocs404ApplicationProblemPlusJSONResponse struct {
+	DocsDisabledApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocs404ApplicationProblemPlusJSONResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocsScriptRequestObject struct {
+}
+
+type GetDocsScriptResponseObject interface {
+	VisitGetDocsScriptResponse(w http.ResponseWriter) error
+}
+
+type GetDocsScript200TextjavascriptResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetDocsScript200TextjavascriptResponse) VisitGetDocsScriptResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/javascript")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetDocsScript404ApplicationProblemPlusJSONResponse struct {
+	DocsDisabledApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocsScript404ApplicationProblemPlusJSONResponse) VisitGetDocsScriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetHealthRequestObject struct {
 }
 
@@ -7318,6 +7976,49 @@ func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.Res
 	return err
 }
 
+type GetOpenAPISpecRequestObject struct {
+}
+
+type GetOpenAPISpecResponseObject interface {
+	VisitGetOpenAPISpecResponse(w http.ResponseWriter) error
+}
+
+type GetOpenAPISpec200ApplicationyamlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetOpenAPISpec200ApplicationyamlResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/yaml")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetOpenAPISpec404ApplicationProblemPlusJSONResponse struct {
+	DocsDisabledApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Logout Log out everywhere
@@ -7359,6 +8060,12 @@ type StrictServerInterface interface {
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
+	// GetDocs Read the API reference page
+	// (GET /docs)
+	GetDocs(ctx context.Context, request GetDocsRequestObject) (GetDocsResponseObject, error)
+	// GetDocsScript Download the reference page's script
+	// (GET /docs/redoc.standalone.js)
+	GetDocsScript(ctx context.Context, request GetDocsScriptRequestObject) (GetDocsScriptResponseObject, error)
 	// GetHealth Report service health
 	// (GET /health)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
@@ -7368,6 +8075,9 @@ type StrictServerInterface interface {
 	// GetReadiness Report whether to send traffic here
 	// (GET /health/ready)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
+	// GetOpenAPISpec Download this OpenAPI document
+	// (GET /openapi.yaml)
+	GetOpenAPISpec(ctx context.Context, request GetOpenAPISpecRequestObject) (GetOpenAPISpecResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -7779,6 +8489,54 @@ func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, user
 	}
 }
 
+// GetDocs operation middleware
+func (sh *strictHandler) GetDocs(w http.ResponseWriter, r *http.Request) {
+	var request GetDocsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocs(ctx, request.(GetDocsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocs")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetDocsResponseObject); ok {
+		if err := validResponse.VisitGetDocsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetDocsScript operation middleware
+func (sh *strictHandler) GetDocsScript(w http.ResponseWriter, r *http.Request) {
+	var request GetDocsScriptRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocsScript(ctx, request.(GetDocsScriptRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocsScript")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetDocsScriptResponseObject); ok {
+		if err := validResponse.VisitGetDocsScriptResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetHealth operation middleware
 func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 	var request GetHealthRequestObject
@@ -7851,112 +8609,157 @@ func (sh *strictHandler) GetReadiness(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// GetOpenAPISpec operation middleware
+func (sh *strictHandler) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) {
+	var request GetOpenAPISpecRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenAPISpec(ctx, request.(GetOpenAPISpecRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenAPISpec")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetOpenAPISpecResponseObject); ok {
+		if err := validResponse.VisitGetOpenAPISpecResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s4kvdXQfHZKie1lEzZcl6UeqrOk0lmnctkUo5z2dpRzoLJloQNBWgA0I7G5c9z3+M+2VU3QBKU",
-	"qBfHTja7O3/FIkGg0eg3/LqBXEepms2VBGlNNLiOpsAz0PTnG/XOKg34ZwYm1WJuhZLRIDoFM1fSgGEp",
-	"13oh5IRZ9QmkYUqzwoBmGbeccQ1MwiVolvJ0Clk3iiOTTmHGsUv4zGfzHKJBJFXH0EBxZBdzfGKsFnIS",
-	"3dzcxNGcaz4D62l6B8YIJU9+XKXqbArMuNd7hoksZmOtZmz004szts/nYv+yt4/Emf0Z7PuGZoRE1aQc",
-	"QTI+5I/TTi87uOj000fQeTJ+yjvJRS89yA6hPz5KojgSON6c22kUR5LPiGTX4bnIojjS8FshNGTRwOoC",
-	"wlmPlZ5xGw2iohBZy4Tj6L0BvW56SD7NrUl1cnGU9rMe0prwTv/iCXSepoe8czB+lD2GJ/zpRW8N1djh",
-	"XUm+wY+9QGD74zRVhbRvlH1v+EVO8pMqaUFa/JPP57lIOc5qf67VRQ6zP//dKNmQCfwiw1G46+y8kJeg",
-	"xVgAUpCB5SL3PPEt2JQbJpVlFwCSlY1J5Cy3hYkG/eQwjqywxLKXSl+ILANZT4hfqMIOLnIuP0U3IQP+",
-	"pGEcDaL/t19ryr57a/bfuhk4NqwuWEmcMExInlpxCagjSOcCbEDmTRz9wLNT+K0AY+/EMSEveS6yc+37",
-	"WmKXf+woopYkS1orVLBfr6OxgDzzokFSEkczMIZPsPNZYZDD7JBZxY4Slk655ikp583HkNVJzeofeMZO",
-	"K2K+IrODqc14jmILGXJ7zEVuGM2VmEjcrgXgLsweB2JUsfk4mwnJtJhMrSEjWOrWP1oaU57noNmML0gC",
-	"M8XsVBhix0+aS3sKf4fUQnZ7lpDil5KXashAWsFzemyK2YzrRTSIPmglJ6wULFyaOTfmSmlU6kueF21y",
-	"HPYWMPnEvW7trcnnXs3n95IXdqq0+B2yNay+iauRJ8iT5gzey4JsGtMw1mCmzu9toN71saKDwceBJsYM",
-	"Ps9RUHAyGi7VJ7jrXPxQ5zTUuYbCQNac0mmDGN9idUKtHW2c1xU3jOcaeLbAVcqeMVt7aJz1fczwvlSD",
-	"1olI1jBGarvspdJEcSlVvo2dQqvQ4YyuUMCH8sGoRXhHD5+xse/SM6rjGFX3u1YwhnJVMlg9DPUweogv",
-	"l7nOHozalm4UMy6zoRTWhEsi1VXZ/cPuUKJlOJEWJ5u/QBdxR8/kejonb9OwmJKVLxm9ZCpNC71kMo9C",
-	"r1KSxd6BxhDzhe/zK5nPY8kKXAOyj47GLvuR6Hc2PleTCWSxD3g12EJL79jfKPtSFTK7E/Oksudj6mVF",
-	"6YwqdAq08mjWqVVTqfo1394oy176fr4Sr94oZop0WlEWu5BHArNNJ2QAiEFv+SJXPDtT6jXXk7sFjHPX",
-	"17lV6jyn3tYEQBcqW6DIW6UYNWywrBd4Z08eO1OKvfZdfoMwpiSQiEO7waVjoJJjMSnQGORiJiyx0Fvx",
-	"e/Lgf3i+fx/Pd5slWXU5pNvChlMeyk1+5+GAoc+5mqq8wRI7BVkNw2VW+VlGe45cTYZSSMYnXEjvmRyX",
-	"QFoUbcjuZddUSnXtmtzGgV0A16iFJZfaY/rbreE9reAyaTNhjJCTeJtyBVDPhw8fOscBM9vhh4DduGpE",
-	"HuBOsDCwDtz5gYhrgw3cCl5ykd8ZJUC46YIbOC+CDpdUtGyDHAqaNQOMwOpjXCFSYO8bXX7FZWwSqIGn",
-	"UxyUNMzZDwp0hGHqEjR6pJVlPAWrF53jsQW9uoLvIFUyQ4fHrrjAbfxY0ebUEoTXXEA/TyEtTEBXy2WK",
-	"+VxpC9nPkAl+tpj7VfjCdSvqDs9n2OM5jbu0cuQIS+QhHAA7bnrto1D/qr4ZUcvOXN/fyHXvGeb5wnBE",
-	"F11bRIRgjjRNQWP0Uw1NC/hiRtO+Xo0+Ad8wnmUajGFqzLhlM2UsOzjqs4uFBdNlBNdmLFdXoDspJ89T",
-	"SPFbAU28kOcihf/wv7upmkVxNOOfX4Oc2Gk0ODjqx9FMyPL34YryxhGF289pFVeIZcY6wZ3xdCokdNAt",
-	"4BMf2+PiE0GymEWDX1sQq3J/dW65M8c0++pXOzSwbMKXA5ESSiyBuChuRxdDTCeMumdgpyo7x0c8Rx7j",
-	"w7Zwc61Ur26A2u1Wzo0954giRWvimI8tS/ISgbtql8azTOCC8PytVnPQVoCJBmOeG4ijefCoQvyuNwg0",
-	"NYkZOnn26t0vb1i5+/U/54rm1o1a6KrQw+sWtLuGnX/1dNQf1JNUFxjWetguhey1mqjCnoIpcrt1soHZ",
-	"8SLBcWWInyYaPIoj7xPPy6RANDi8WWZS26fLHPuLumIzLhcsR5zXtSKIjTY9LOiiG8U1ri6kfdSPSOXE",
-	"DFUiiVfsbxuRm4cv2wUEBL7/VoMvrVMLK1rIa1u9vwDP7XTrijU5XyrJ6oQ/TMFOwXnHshXj0lwBmkHO",
-	"5t6tlYZGfSLtrFxrqxqVzmR5sF8uQSMT3fuWbmsN/hhvkXQ/Rm0AWrn1WlyCBGNuya96AgGBu5LUSsc9",
-	"als/zCa8JsyEqcKiQ4NL0ItSbGlT+51p4M6GrGwYt9HcxuG3JQy+6kwty4Eby54EuRbaH5X+//GBc//s",
-	"wZuTd2fs3Vv2JEk6jw5/eNhlJ9bFTZkYj0G7fKidwlCWDpZ68qGFzFxjl0RjnNF6pGo2U7KG1ocyZFyA",
-	"3wcBxOODRvzwpEXLykCqLdQ5ffmcPe0fPWY+gGSZSosZSNuNlmUi9RHIppitDlVu6sDyepWkMgd2HQkL",
-	"M7Ot28Dd3tRBpdZ8EVEOwVguU2gdqdbQVSHz4WvLV9ZH28vR1vvTE9zEgwaZAsJElgkKi8YCjEOwPR+x",
-	"h260zRL4YMUREte2injdJr2nwDPxBYYqNOz3YqLVJ9osXU0xv8Ws5uOxSJmZqiLPUJDBB91LpttYri12",
-	"HUeZ5kK6P7+CQa9AuirLewtuURh7XgpBOYFGdNjKrGaLNVFeCAGVVoLl3AEvQjrggBp1m6reT54+aih7",
-	"bxurmvTE4bzaeOYLPm7jd1INZHDJQh0kB486Sa+THJz1jgZJf5Ac/Q2FudCatqyu2sEBJKb5SS85S54O",
-	"DpNBkuAnIrtFgcic+jnsJt1e77D7uAzqMXhfouuwMQgVZPAJkRb9rH4Xec73j7oJe/DXXu8Zey1k8Zl9",
-	"fvLo/FH/4aqLDGfeEiw5/NitKNkJNQcJWQOdnPI5PWz4R3RgHStm0BbfV6xcH54hqmgaw6gx/XQSR3ih",
-	"y415ZA2MDQzVhVI5cML8woVaO8NyEJAZQik5GIMYJfVNwgeZRz8cGNmQ/z3j4LJFdyhf8HRavZ2pS6B+",
-	"xkpfcZ3F7KKwPt8zR1WxjQIkfmFUXlhguRgD8m7JdW7kqch2qLxxYtam0GkuQNoQLagX3qNJObdgbKjV",
-	"K703JbZtnC097jbXUOTbBsGCqM4xvt9hInEVFx31fGC03eMRcwPdWZp6Q+qI6Q2iaw1os19nKFP3YfFX",
-	"GfMLIrbsoJu4DHLo14K4bLuHmK+NPk89k6rEdTMX3t0eCvaSg/4W/7DVRa1Q0Whfk3I7t1SjTOtr7UqU",
-	"w9alXHvGxctdtgNzNoBqW/3kFr/o5crV3d3GOyIAaUzJ6wgWr6YXP6XiF/Hq5P3vJ7034sScyNOj9PnJ",
-	"o5PZy+Q/D+aH2fNXT7twmHTTg1xezF4m2V9f5YFaCBkNek8wO7+0kpt7l6829u4ALz9xn0ZY8XjN2awG",
-	"x68+nCHgbQB3TIaNjn1OhgDkAXPdsmGRJIcpdUJ/wqjVIIbzXYeuF9KKvBQYMMa7OP9pA4d1LGtDejaq",
-	"g58U+e8Ly4VEUE7ClR9pzkU7Dhfysw4gPWO3RrgNRscrUVzQeYNPbaKLBv2+4zlwwHkrtC2yW9TImnOP",
-	"DvvIUBiPxJaECXNegcXlM3IX5JWigSzyPI6KebaV5tr+OLK3xXO7uVOYrdvg7hpU1Cy4bonAaoaseVtz",
-	"p61ByKo1U0IOupSgW4JVwx0w9/oWUUZp7HeIBqrmJUOXAoSAhMacQvY1uRFwbp1SPKcRbhklVOu9EQOh",
-	"Rku+fmOiq2y3xLpN37wv2y1ztIWZFR3rePGeGLyVF6t+m7IIlOVMp1xO4BlG4iBt+cJYvkBXYKewYNzB",
-	"ATMhw757d+NxQ4GWbDeuv2FK5ov2/U2oXbf/NFS9W379zQSjdbXbw7Cyyvz43fOTE5aDtaBNzDIxEdbE",
-	"bK+7F7O98z2M0PY6e132nnKdTMOE6yz3O5+Um7b0ZzM6O0qWM55zjqMhFf/963Hnb7zze9J52j3vfPzz",
-	"n1r3EwbSQgu7eIdzdlLj6jIw4qh/vSyN1asPZ1FLkWEjaHDnV97+8q4+wIIlGPv0dlQl7Gkll8osptbO",
-	"XZZayLFqkYfCTnMqL+PMQD7uTJWxkC2XeFAhDtFiXDlElx3XCXiDrBbGgjv1Y6hM1Wkd43UA/UBpFzM/",
-	"pP6qMHlM+UMzVdp2EK/PKLBpcADb86HMlZyA9o0au3UqY0XIn09cyG7YlbBTxiUjPaITP0yrHNhMZZB3",
-	"h3IoXxCy7ZLRyIENkDN7MFpX0jB66Ify+e6hXMl3jxAzHbmNPwqdD9W90//5BEWg0LlfLzPY31dzkK5q",
-	"sqv0ZN9/ZPaxbY0Ol8t3/PYkiqNL0A4ii5Jur5tgO+yGzwXqUDfpHpLBtVOSyoYk5ZTawcdzZWzb1guz",
-	"eqaZmym34b6SExegznOUbd36Bc2MFXk+lFOVZyZmQjJKppVJSuxEuWcZoKBRmzQvMjpdthxOEwUBVjSU",
-	"o9VUy4jRjs1ZvRpuWpcQolVCq09LfZK5BBWyZ+mA00GSbKh6KatddisoaeTWNh/bwFLQOmFGXL4q8eyg",
-	"Bug5nrXrPFfSarXWZ/n2++URPxq5n/TWta/mv79cdHcTR0dJsv27Zhk5fXW402gVCB9aWTqpFNrXXz/S",
-	"+aOqtvO1miyxKYojyyeG0PoqR419NhTCG5f1GvHCGzg0nEu4udJ+I7ZiwpoNhUcp+QyGstSpB1pZEqDY",
-	"GaPHScL+93/63V6/e4CZPMmogFpzaTC4UNJndsCAtMtWcSjLCsoGKcKYgqBPIzJAJJNrCFUgpk9wBriJ",
-	"pFpQ+iIuCzIrcveMyw4UBmJ28pbek6UlSIz61ZAqjSVq7Mx36rXPIaaqsC5H2+y1DTUdyuPlAlulP6Fa",
-	"oz9661iAZsKVmPNGNSojvqJnu+Ku3tuF8UPpYsCxHeA/qwWpvqCh4gkYW87AGaaAL77ogAkzlP2kx9pL",
-	"X7vMIdRXqrRbhmmegnMjSPySa4PPPLX5Al8NpSnSFCAzrphYEbLu7RudWsEazBYT5nNOZ9W+nQb+QWWL",
-	"HWxYsAkPwciV3f/9wT47V+It5dJumnsOqwu4+Ypmu4m+tZ0XWUJkSCSdNj3bpLkoeWbuc933ZNV3sM7B",
-	"2dNdHcHyiQP8rreDSV8+7EHfHe3iClqKT7+x96mPDpBRWXYBu7mYCtbb7mAaIXQLCN0WUMvWCLopZA/q",
-	"1EF1fEhdSdBLGPZDZ7xdAS5fYFkIlfspPZSNuPhz5+rqqoNITKfQOUiMe7OR+zo8IJdOIf1UZd+aUxpK",
-	"g0yNmVE4i/C8dF2fGZ6oprBOg6/xtYoZNQM0o1dTxT5JdWXc+bagdmUoP6CtHdXW7P83bNfI8WvJgI+Y",
-	"kMYCz6juloXFM0NZ9h6jQ3XOZjU2KC05N237Od92xDIFJsZlHMp6hVwyzzjPRkC2i7D9sUHl3J4bRmZU",
-	"idnmCBy4dCc/QJYoBApqhXjbkJvwFE3DcczrJFHdT5QqrSG1bKq0AXZBO+8F7qrmVIGyipO2geQr53rC",
-	"05VrCfqKnmz3EzqNHCF+tlW1/liUb70o31d4ceYDUQoovvtQoXm5AH21g/dduUfk3yrCwA2skCXCFKho",
-	"GWGg52hGFwR/kTJBS1zxWhhrPE5X7mfGQhvbZUvg8BIGIox9Tz037+L5dW3tLY1B/viTmHfLi2d+K0Av",
-	"gvtyPlEdRa0PGYw5FRgnhMy6OtyDXv9x/8nho/7jbRXq26lxZ7L9rUA9fNJLknXk0cnadvp6SUih+1WS",
-	"1msh7eMdDcVO1ai4Qqt1qG37kjkipWrs+PLdm44WuGkn41HfqPK9AlTCwSfasAeEVD8MdJueRx9v4jV7",
-	"BBfLlTuEMibusjdwVf5wtxL4EJoK1VR939CzCh8vH5mhtFOYBYH5gqVcIuLIhOyyU5WDQ2nHOZ8geip9",
-	"nbgB68pq18acJJt3gB425fbvErDsGgkEqdmd4oDevcUBTqvbUWFaeUQVfF76H6rK/z4b/zLh5VSvRWeX",
-	"HfL+DNb65FNySSbcB7ttnq2PdTd28xeAqTD8teqofwL73BUiVgr3lcLTTWLpkhV7ppzPH9mJFuOPJyaY",
-	"beHWbvK0H54B3BDsNUZoHApsRoADghDmoMPa8PA+vaGs0PDysb9SwEHgYVsmshwIinJZ2/riEnphxQxU",
-	"YQkaqrMf28vB3a1uGsGjka+3HbWm7ISxPy/elQz6FrGXH2yX8Ots7Yr8oSfrgqSGFJt6YTdDrSu6sn9d",
-	"X9F54zQmBwvrc96oE+ESNdPesbvjiE5E58pYNp8qCfFKNlxYDK3cdp1bn7OiIcrEtpfmaphcTcoUtSvj",
-	"J3U5rt6LjBR0KOmeCMQ5ZVxlu0BSXkrpCgyF3MAeqhHPKFPUT/rteSKcdaU5q5u9tiWum+zXF7O2bHj6",
-	"G29rDbJtjn3WlJm2pQRlN/rWW43+9u+q672+W2eDrCVxVuM7adO1vy52o/r8SM+rvYkDMPIcxw4umzN1",
-	"aZHp0hEPQxkG1ytSOTOQX4J5NpTcwRPBay4XJNqfU5jb+qya3+1Qe/agnyRsVF+lMHrYJvaO2vaAqb/+",
-	"YACK7ERJ+EMgv0Agf/SLuC6CjjcHy+67UGi0D6dKkWGBxNA7Jy9ddiwXgUkUWARAiXuyinW+PRefgFJQ",
-	"ztJSWsYHPcJYSlCJLNwDY1lYewXRT/APjcaJU/+UGM+/hOFF0Vsv5bdzsP5ecBxiXrRhQj5rjH6/zlPu",
-	"GV/3HOqLK15HjREa875VRjOu7wKoE5vPXKI10Clf4jmqCp1HMf0o4SWXRR2VtcwjtMWHQ0k1K1fC+CgJ",
-	"f2MM5HozD7uMplCGRXVeNRgHA5u636GsY4PVukOy01Ru6PLQqy6iVuAMZsrSBWlDmQE1oqKh3ZyIq1X/",
-	"OjCX0pPbIVWOmG+dsdpohIii7J/YGN0WcL61+fqXB9B2tZlOem+BrlUx6X7zYqTNe7vWemaHpW+pZl6y",
-	"Ku4qleqOSlZdUdlIqq3db6HaBFjFF3uEr6bXLfdtbcKjv0GN8r+S2n+PGkgrXu7erCKpxsVczVLttFXc",
-	"p6CAXGFr2PIzx1LeEADnpspTUajtbrSxjXTUxoz1f9GI3h1/fyq1yVWWE//DV/5zKY0TuVJr1id0UU+m",
-	"1SV4a7a56KrxhuT6cjt/+IqAskJKDJHRT5VNvHLQpUkEspS3ELUmifwlfF8k4UG4Wo5B9y4Fl7Dir50D",
-	"Vk/LGm0op12CgvUdfxqYY+OiGyzuFxEfXjYVzCK8/umeprPmgt/uSooRBaCa/LRcrlKW/INQmPZzf9q0",
-	"VaKOPcZxkCTsaipyKC8Fo8SiLqSJ2dWUWzqXEd6luEenZS3Q3pHOixg6jefvJXSwx4Bx+h92Cg1sBlya",
-	"Ru/+8q0LYBronq21MEl12+FdBfOLBLEafc3ahdxas2BV4jZsu2XdCLTfceFALl0DjX+VpqCpHu47t80+",
-	"Sg79qgtLJdbamrh6wujGM/SkzEwLm1EyQWn/3m6QWi8TdI6GM13eAeeEYs0a1zfFfRfWpyanZdVPKZ9C",
-	"aUh3kdydLU2T0Oqqufsh952/xC5mZcexq5zHxXLlb+gdwhVdI8eV4/HXpvjps6VDdLU4YycklG1Vga9V",
-	"yulMJ+RqPnN5LmzbOPk62N/vHTzuJnhd2uBJkiQUgfmRrttqX6n0lWMyra7Zo4rI1UrA0/JmKHfYlZSi",
-	"3PmlLprqrvw/fqalo/dBrZXLX2iVgwk+dm5+9cvSutBHlUJ5XRK5sIugE8/Ym483/zcA",
+	"7H3rchs3s+Cr4MyeKtnnkBQpUb7QlapVfEnkdRyXJK+//UKvCM40ScRDgAEwkhmXqvZpdt9jH2WfZKsb",
+	"mBnMcHiRJTv+kvyyNYMBGn1Hd6P5KYrVfKEkSGuiwadoBjwBTf99rc6s0oD/TcDEWiysUDIaRKdgFkoa",
+	"MCzmWi+FnDKrPoA0TGmWGdAs4ZYzroFJuATNYh7PIOlErcjEM5hznBI+8vkihWgQSdU2tFArsssFPjFW",
+	"CzmNrq+vW9GCaz4H62E6A2OEkifPVqE6nwEz7vWeYSJpsYlWczb64fk52+cLsX/Z20fgzP4c9v1AM0Kg",
+	"SlCOoDs55A/jdi85GLf78QNoP5o85u3uuBcfJIfQnxx1o1YkcL0Ft7OoFUk+J5DdhBciiVqRht8yoSGJ",
+	"BlZnEO56ovSc22gQZZlIGjbcit4a0Ou2h+DT3qpQd8dHcT/pIaxd3u6PH0H7cXzI2weTB8lDeMQfj3tr",
+	"oMYJbwvyNX7sGQLHH8exyqR9rexbw8cp8U+spAVp8b98sUhFzHFX+wutxinM//NXo2TAEzQNd9NcCMlj",
+	"Ky5pGpPN51wvo0F04p8yPyxqRZc8zfxiCQK4MkErSsBykXpk+vdMGJYPIQ613GYmGvS7h63ICksYfqH0",
+	"WCQJyHL/fKwyOxinXH4guuXLZfIStJgISKoQvy2e7wBzMMkaqGfcMKksGwNIlg/+fPivQ4r/u4ZJNIj+",
+	"y36pGvbdW7P/xpHMfbLKoQtuzJXSCWJVi+nMttg4s8w245vdG9WpNLqPSgR3tgQ7LHE2XjIuGU/mQgZf",
+	"lXga3e8MZXTdir7nySn8loGxN2e8gBJCXvJUJBfaz1Ujg3/sNkMjSSS1VtpEg18+RRMBaeIljIStFc3B",
+	"GD7FyeeZQcqxQ2YVO+qyeMY1j0nHXb8PSdgtSfg9T9hpAUwTEe+IhMHW5jxF6YcEaTLhIjWM9kpI7OCK",
+	"z1RsngmS8+RW+JbKXkxUJpNVTBuV6RjYled4GlXl9H6JptfKshd+ni+IJAMaDZvOpGFXws7Y6Pjt+Y+v",
+	"/sfFs5+fnl08f338/avnz76b8NTAiBBVSuBtsDQJ5LjA0jEJBUmbIaOb6/LPVgd3hKSYpyloNudLIlyi",
+	"mJ0JQ+j4QXNpT+FXiC0kn2khchGNNSQgreCpqarcd1rJKcslEHk4V08NqrdptgDJJ+5142xVPPdKPL+V",
+	"PLMzpcXvkKy3HPnKU8RJ3WhkJFtMw0SDmTk/awP0bo4VEQo+DlRWi8HHBTIKbkbDpfoAt92LX+qClrrQ",
+	"kJm6HTytAONHrG6ocaKN+0L9wFMNPFkilZInZHW8X0b26A52eFeiQXQikDVMENoOe6E0QVyYUDfGzqCR",
+	"6XBHV8jgQ3lv1MC8o/tP2MRP6RHVdogq513LGEO5yhmsXIZmcJa6jnV2b9REulGLcZkMpbAmJIlUV/n0",
+	"uf0+kRY3mz5HW3pLE+5muiCzXNGYkuUvGb1kKo4zXVOZR6H5zcFiZ07zP/dzfiH1eSxZhjQg/ehg7LBn",
+	"BL/T8amaTiFp+QOWBptpieBft9AEOgv4F7HHrxUzWTwrIGs5D1ICs1UjZAAIQW/4MlU8OVfqFddTuBWe",
+	"Fm6uC6vURUqzrfEUxypZIstbpRgNrKCsF1hnDx47V4q98lN+BX8vB5CAQ73BpUOgkhMxzVAZpGIuLKHQ",
+	"a/E7suB/W76/juW7CUlWTQ7JtrDhlodyk925P2Boc65mKq2gxM5AFstwmRR2ltHhLFXToRSS8SkX0lum",
+	"U5gKYzWx9S0ZH+ZcpBeWfwBZ5ZHn+IK5F6usEX5W4wh6xUSBFaYJWvA2reFkSl9UjqWNX9/mRBo4t7o8",
+	"k4dRHHrJykP2Oun+FzqGX7eK1Zoo/Na/W0vk2se1HedvQ1LTwJtsvP7trbb7teMOgVLwn3i1EHrK6BRX",
+	"EencVScm90aBJI3uszGkSk7RNjMulZ2BzqNVXvSdggRpUbhvGenIgbeqRt5jt0k2Bq5Blwqy+Th/M/V9",
+	"RzSqgzYXxgg5bW2zq0FW4d27d+3jAJnNke4A3UhyAg+QPpmBdXmE7wm4pgi1o+AlF+nnBaQD6mFmY8wN",
+	"XGTBhDUZzccghoJh1bNF4PDhkULEwN5WpvyCZKwCqIHHM1y0kCIf3RKGqUvQ6IyukPEUrF62jycW9CoF",
+	"zyBWMiF5uuICdexEUVzKUraoSkC/TyEtTEEX5DLZYqG0heQnSAQ/Xy48FT6Tblk54cUcZ7ygdWuUIx84",
+	"NwvhAjhx1WE/CuWvmJsRtOzczf2VvPY9wzxeGK7oDtYWVRgsEKYZaHfwQdvzDFKwcEeO+91b9eNiZ0Xi",
+	"bzfr7tJYFRtXmJFbmvOUG3tBqYfqRl9xY11KomGPwUc1JkvpM5++wgEs5tLlclgCc2XxXJ8AjUBrg1KZ",
+	"ENVqJuCPsdPkJIukaqe32WTvcq/uHQ11iaoii4Oc+naR8Ftz6t+e9p/a0/5ziObfJ4Y/4MSA6kjC1Z0f",
+	"GQq9F8+4nMJQXqksTVgK/BKYVFX2alB+BXZIf5GaWvWwjqWHiyeJBmOYmjBu2VwZyw6O+my8tGA6jAp4",
+	"EpaqK9DtmFNsKJPitwyqFSQ8FTH8V/93J1ZzJD7/+Ark1M6iwcFRvxXNhcz/PlzxsVsRBcSfEkOuAMuM",
+	"df7lnMczIaGNnIRPfPQd+ZgAktk8GvzSoItWWLyqoJuTd/WTVj1U2FAh0liAEWZdw7j4HOxMJRf4iKeI",
+	"Y3zYFBBe63yupiiajxcVjdUYIHzfQJIXKNFFHoUniUCC8PSNVgvQVoCJBpSibkWL4FGhCj5tkDka0mIY",
+	"hmMvz35+zfL8lP9zoWhvnagBrkKtfGqofyoLkX7xcJQflJtUY/QKfGI9huSVmqrMnoLJUrt1s8HpwLME",
+	"6nKHTxMNHrQif3S9yMvEosHhdR1JTZ/WMfajumJzLpcsRZF3oygJTmkJFkzRiVplpZWQ9kE/IpETcxSJ",
+	"bmvlmNQE5Obl83EBAMER/UaL1+jUgIoG8Jqo9yPw1M62UqyK+VxIVjf8bgakim14yOXSXAGqQc4W/vSZ",
+	"Kxr1gaSzOAE3ilFu5uqL/XwJGpHo3jdMW0rw+9YWTvdrlAqgEVuvxCVIMOaG+Co3EAC4K0iNcNyhtPVD",
+	"N+MVZTWZyiwaNLgEvczZlg6w35gE7qzI8oGtJpibMPwmL1RZNaYWXQlj2aPAi6YMRm7/Hx4488/uvT45",
+	"O2dnb9ijbrf94PD7+x12Yl14IxGTCWhXIWtnMJS5gaWZvGshEzfYO8CcET1iNZ8rWRa/DGWIuKDCJnAg",
+	"Hh5U/IdHDVKW+3pNrs7pi6fscf/oIfMnPZaoOJuDtJ2ozhOx90A2uZWlq3Jd+sqfVkHKneNPkbAwN9um",
+	"Dcztden5as2XER3PjOUyhsaVSgldZTLvWDd8ZX1QrO5tvT09wTQbaJAxYCLXMkFu0USAO4bneMQZOtE2",
+	"TeCdFQdIq9RVhOsm7j0FnojPUFShYr8TFa0+kDd+NcMKNGY1n0xEzMyMPPJYzcHHxmqq21iuLU7dihLN",
+	"hXT//QIKvUijF0f2G2CL3NiLnAnyDVS8w0ZkVUes8fLCJG2uJdzxOFVTIV18nwZ1qqLe7z5+UBH23jZU",
+	"VeFphftqwpm/AnATuxNrIIVLGuqge/Cg3e21uwfnvaNBtz/oHv0TmTnTmmJLrv7d5TFM9ZNe97z7eHDY",
+	"HXS7+IlIbnBlYEHzHHa6nV7vsPMwd+rRea/BdVhZhGKbfEqgRT+p30Wa8v2jTpfd+0ev94S9EjL7yD4+",
+	"enDxoH9/1USGO29wllyFh6Mo6Qm1AAlJpX5gxhf0sGIf0YC1rZhDk39foHK9e4ZhJFNZRk3oT8dxlNF3",
+	"1Ws+AQbGBopqrFQKnCKFIaHW7jBfBGSCGY8UjGHCuuQaMR8kPknhygUq/L9nXFZr2RnK5zyeFW/n6hJo",
+	"nonSV1wnrtbdVWQtUFRs5UoKHxuVZhZYKiaAuKuZzo04FckOdzEcmzUJdJwKkDaMFpSE9+GKlFswNpTq",
+	"ldmrHNu0zpYZd9tryPJNi2BArH2M73fYSKvwi4563jHabvEIuYHs1LZe4TpCegXoUgKa9Nc58tRdaPxV",
+	"xPyMiVV20Om6Gs/QrgV+2XYLsVjrfZ56JBWlpdVq1c52V7DXPehvsQ9bTdQKFJXxJSg3M0tllGn97as8",
+	"yhFcaNkzzl/usB2QsyGottVObrGLnq/cTaybWEfMExqT4zqC5cvZ+IdY/Cxenrz9/aT3WpyYE3l6FD89",
+	"eXAyf9H9bweLw+Tpy8cdOOx24oNUjucvusk/XqaBWAgZDXqPMCxco+Tm2eXLjbO7gJffuM/2r1i86m5W",
+	"neOX784xaGsAT0yGjY596QRFigfMTcuGWbd7GNMk9F8YNSrEcL/rkuCZtCLNGQaM8SbOf1qJwzqUNUV6",
+	"NoqD3xTZ77HlQmJQDkPbbqUFF81xuBCfpQPpEbvVw60gurXixQWTV/DUxLqo0O/anwMXOG8MbYvkBrcm",
+	"zUV+AdF5hsL4SGwOmDAX5ZU//4zMBVmlaCCzNG1F2SLZCnOpfxzY2/y53cwpzNcdcHd1KkoUfGrwwEqE",
+	"rHkbXohcHRCias2WEIOucseRYFVxB8j9dAMvI1f2O3gDQVosz+dWHIQAhMqeQvRVsRFgbp1QPKUVbugl",
+	"FPTeGAOhQTVbvzEXl4+roW7TN3nmcgWjDcgs4FiHC1cOsBUXq3absgiUqXMZuSfoiYO0+Qtj+RJNgZ3B",
+	"knEXDpgLGc7dux2OKwJU091If8OUTJfN55tQum7+aSh6N/z6qzFGI7Wb3bC8fuD47OnJCUvBWtCmxRIx",
+	"Fda02F5nr8X2LvbQQ9tr73XYW8p1Mg1TrpPUn3xibprSn1Xv7Khbz3guOK6GUPzPX47b/+Tt37vtx52L",
+	"9vv//PfG84SBONPCLs9wz45rXPkkehzlXy9yZfXy3XnUcA2o4jS4jgZvfj4rWxpgpeQ+vR0VdXVEyVo1",
+	"5MzahUukCzlRDfyQ2VlKF0A4M5BO2jNlLCT1SkwqlSdYjKta7LDjshTHFOUs5C0bukjmpI7x0oG+l6fV",
+	"79N8hZs8ofyhmSlt2xivT8ixqWAAx/OhxOQ7aD+oclqni2YY8udT57L7C7r57XHqAcG0SoHNVQJpZyiH",
+	"8jlFtl0yGjGwIeSMt8/X1B6N7vulfL57KFfy3SOMmY467HswIvHB2KJ7AksFoRzRgOFOhhqHlsFNLdmC",
+	"25lz86QayuIlUQKMz3MZ1u/22ajIU7ubd4yzD1JdSTcH3YlKcry46gWXzB7KcpYjNlrNcI8KbI6O8cmI",
+	"uaJQF8tAOfKnD+/H/HSCXJ3p1LOgGezvqwVId1Wro/R0339k9nFsGfDOOfL4zUnUii5Bu6hf1O30Ol0c",
+	"h9PwhUC10Ol2DsmG2BkJWkU4UspW4eOFMrbpNImJSlNNN+WRBX99DFFYpm7ysY4lg2HGijQdyplKE4NF",
+	"0Yzyg3neFSdR7lkCKDs0Jk6zhFqo1E8IBEEQ/hrK0Wr2aMToEOoUeRlBW5fjIioVnHOSuJwboqfWxeOg",
+	"291QcZdX2u1WxlNJF26+K473z8ocIGH5Kg/RB9XHT3k8g/ZTJa1Wa82wH7+f97Ghlfvd3rrxxf736+X+",
+	"163oqNvd/l317ip9dbjTakVeITQcVJUVmoxf3lPVVVnkpqY1NEWtyPKpoQREkXbHOSsC4fXleol47nU2",
+	"2oJaKkBpf7Zc0crVgcIHXqmwKpepe1pZr89Ivz7sdtn//T/9Tq/fOcDkpGR0a1NzadBfUtInq8CAtHVF",
+	"j6oqWZUaYUxG0VxUsBic5RpCESgLv/BcTPWM9EUrvwVWgLtnXMIjM9BiJ2/oPRkPivLRvBpipbE4np37",
+	"Sb30uSCwyqxLO1dnbQoED+Vx/Vaf0h9QrNHEvnEoQDXh7rXyyhU4RnhFY33F3SVTdzIZSufWTuwA/1m9",
+	"BedrNAqcgLH5DpxiCvDi7QsTZij73R5rvm/XYS7ofqVyvWWY5jE4s4HA16w1fOSxTZf4aihNFscAiXE3",
+	"GJ1h8vqNrsrj7Y8GFebTaOdFKIIW/l4lyx10WBBXCOOrKwGNu4tk7Vz/WEsPXlePUVZncP0F1XY1oNh0",
+	"Sb0WZCKWdNL0ZJPkIueZhU/f35FW30E7B52BdjUE9WvO+F1vB5Vev2FO3x3tYgoarr18ZetT3lcmpVI3",
+	"AbuZmCJSud3AVE4FDXH1pjOCbDwUVJnsXpkNKXoWqCsJuhaWv++Ut7v6w5dY6UIVjEoPZcXV/9i+urpq",
+	"Y3CpnekUJLryych9HXbliGcQfygSitUtDaVBpLaYUbiLohGW0ixbaRDGhHfrNPjbRVYxo+aAavRqpsil",
+	"N66pRlCOM5TvqCNRqc2+q+iukT8QjGpPhTQWeEKlxCysBxrKfPYWGlRnbFZ9g1yTc9N0RPVjRyxR6PdO",
+	"EL0lhVx+0jjLRrF552H7XiXKmT23jEyouLTJELh42a3sAGmiMPZRCsSbCt+EhfgVwxHkvcp5olhpDbFl",
+	"M6UNsDEFE5Z4UFxQUc1q6Lcp7r/STCBs6bIWoC9oyXav5a+kPfGzraL1N1G+NlG+Lffi3Dui5FB8865C",
+	"taMZfbWD9V1plvmX8jDwACtkHjQLRDT3MNByVL0LiuiRMEGDX/FKGGt86DE/z0yENrbDavHuWgxEGPuW",
+	"Zq42nP1lbTkxrUH2+INYdPLuqr9loJdBU9gPVBpSykMCE041010KNrvS4oNe/2H/0eGD/sNtRffboXGN",
+	"oHzr2x4+6XW768Cjdj7N8PW6IYTurxy0XgNo72+pKHYqsEUKrZbWNp1LFhj8VROHl29edTSEm3ZSHmUb",
+	"x281QCVc+EQbdo+C7/cD2abn0fvr1pozgvPl8hNC0ZCDvYar/A/XCs270FR7p2zRDPdJ2TDWPzJDaWcw",
+	"DxzzJd7vxIgjE7LDTlUKLko7SfnUBHc/DVhXKbzW5yTevEXoYVO5wm0cll09gSDbvJMf0LszP8BJ9Ya7",
+	"5hhV8Kn2ryvKjQ2f/lohgDyb54SwQXrrpnl/Dmut8ykZJ1PpBk0HPlu2lqmc68tLtqsm+wewT12VZSF6",
+	"X8hR3cSgLm2xZ/L9/J2naDADeB2E2QZs7cZP++EFxw1uX2WFyo3Hqi84oGDCAnRY+B72Ux/KIi6eP/Zt",
+	"jVwwPBzLRJICBaVcSrrsm0gvrJiDyiwFico8yPZad3enXWMYaeSLiUeNyTth7E/LsxxBX8ML84vt4oid",
+	"r6XI33Kyzl2qcLEpCbs56LoiK/ufyl+kuHYSk4KF9dlvlImQRNUEeMu1WKXr3qkyli1mSkJrJS8uLDpZ",
+	"7uDOrc9e0RJ5ittzc7FMqqZ5strdUSBxOS7ei4QEdCipVxUVMbSKvBdIylApXYRFITWwh2LEE8oZ9bv9",
+	"5owR7rqQnNVjXxOJyyH75e+QNBx9+ht/nCTIuzn0WZPn3Gqpyk70tQ8d/e3fFd2Fv1ljg6gldlaTW0nT",
+	"J99WaqP4uHZaxSnFhTLSFNcOel2bsm7KdOj+iqFcg5sVoZwbSC/BPBlK7gIVwWsul8TaH2NY2OY2Suxe",
+	"v9tlK81E6mzvoG12mPrrbz0gy06VhN0ZsqHT2F+dMZ95Yq7zpFubnWb3Xcg82rtVOeuwgHPoneObDjuW",
+	"y0A1ikqRV7/MwKfiA1BSymlcStR450cYSykrkYSnYqx9a64p+gH+UK+cMPUvGfX5UyhgZL31XH4zQ+t/",
+	"DguXWGRNUSKfR0b7X2Yu94wv7g7lxVXoo8QIjZngIsfZKhselKnOJy71GsiUr2MdFdXcoxb9UfwEESn5",
+	"UV6wPUKdfDh05ZVXwnhvCf9GX8jNZu53GG0hd4/KTGuwDjo45bxDWfoIq5WIpK+pANFlpndoaUap7rCr",
+	"2W7GxBXkf5nAl9LTm8WuHDBfO4e1UQkRRMkfoIwamid+1VD0jdXYnz6gtqvudFS7QbSt8FH3q12gNp/1",
+	"GiudXZR9S51zTbu4vjFFy3xWdMyvpNvWnr+QUYPYxWdbhi8m3w3NxTZ2Rf3y1cvfcAbqT+G9EMXz05xV",
+	"xNVIzNX81U5Hx31yDsgkNrovP3Es8g0D4twUGSxyuV37HltJVG3MZf93WtGb5W9PpDaZzHzj/8IO/F9S",
+	"aBzL5VKzPtWLcpKo2GzNENENKiti9uP5T69cNp/kQINMQPt4YXEji4Iup5CoOC/GnEIeWhtKNz/F1saZ",
+	"SC0T0qqgzb072KL9wpBh7p5TAYUrQDeCeqme4GRPnQi0zzxq2m9UKuKli+ml/CMk/thg2IRr/IfgYtJV",
+	"tTtz6qbN8T6UHwAWTgkYq0VsmT+1l9e5rspGNjf43cnmgzn+ZOf2g7mFj3Z/ZudpxV2PXF+Ef0tUTJ3m",
+	"cQA9AvcC/2Ypl9PvhhHIoRsO/+9//W/3WhMuzAJiLPP7bphf4eos+TzNR7uh+zS29v1+uV7TTwiEP0nc",
+	"2NPKd0RD/qhrl2a6NnR1oP/7ulzfGEsYT5cnTMhUSKTjMgXTYlczEXvWZEKiL05hcZ1Jygw9oYKEkpGF",
+	"xZuXbAI2nkHSMD3eCUGO9EC466DjVI0HI/b29BXetwyXjH0JxYR+NAmn4TqeMSET+PiEiTmfgp8kWIUO",
+	"mwm3fDAaSpzU8VHTL274cqG20THbk0rC3hMPm3uEu9l74rARPGF7mTR8Am2Hrb0nLFZSQlz9Ssyn4TcE",
+	"UY4BekH7fsLG3EA706KAgMpI/f2h4hnauDaXMRirtPHP1/xWyE46ufLLt/Wsuc93Hr85qbFdoBRJEZY6",
+	"0TF8x1guE56iBvjV7JRJd6Quv2PjTCZpTWG6X0HHdUbUtLdREw5l0eltIaTE3CMBNWJyMWcLHn/g010V",
+	"01B+nmZy8rWjfvqVX3KHlipf7v/Hv9HPafqbpQxvPOs5rcUWKXCD8AJrwHjn1cnT56/PnnfsR8v+Y//m",
+	"WsZTg552ojtgpmfqStLPAdoVHbZn/ELNXDUreuuu4SE8FONPo5U9c/2dbjJnmZRoCNGO5kO8G0q9GEmh",
+	"5M0NG8szfG/fz/IlgwBRvga1cwya7ONfO4eIPCwbfs0Zt52n48rWwRqYQ+OyE7hRnwV82MMy2EXYVfKO",
+	"trPm5306K2oKGaDY/CwnV85K/kHITPupb2LRyFG5YjjodtHypZD3GqWSHlQNaBG5pbuRYYvmPWrCYYGi",
+	"tXRn09Alf9/u2CUaBoxTZ/9MA5sDl6Yyu+/pOQamgdp3rk1MFE2Ub8uYn8WIxepraBdiaw3BipKpcOwW",
+	"ulG6fEfCVTW69wtyVVAVD/edC2wfdQ891YWla07amlbxhFEjVfSbmJllNqE0vtL+vd3AtZ4n6C4rZzpv",
+	"LeuYYg2Nywa034T2KcFpoDq+XLoCINef9taapgpo0cH2bsA9871xWyyfuOVuryGxXAk6WoeQomv4uDA8",
+	"vhub3z6rXWSvsHN4YNjBOwpOiS3q/Uh4pv9wk/+O6JpTIY6cgiTOwl/Zzq+oUX2w0g32+Au6Rj8vQB6/",
+	"OTlbQHwzls4RVenC7vq/fG6fjevqjYFavxoPKTvsdCttumtdfpq1X/5x+eHdelDCrCzR4Dvh10Szphsg",
+	"r1TMqX8HpGoxd5VMOLbS5WSwv987eNjpYrffwaNut0sxNb/Op6Z7TnTNCc8nnfJ+Bt1+Wb31cZo3NnWN",
+	"TYgh81h+7OJjwST+jWmY6G1QV+/4WqsUTPCxC9ysfplbMfqoUNxeZ4tU2GUwiRfg1VnOK1GcvM3A6qHJ",
+	"n2LyE7GwweREs+v31/9/AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
