@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authly/authly/internal/ratelimit"
 )
 
 const (
@@ -60,6 +62,18 @@ func defaults() Config {
 		SessionIdleTimeout: 7 * 24 * time.Hour,
 		SessionMaxLifetime: 30 * 24 * time.Hour,
 		CleanupInterval:    time.Hour,
+
+		RateLimitStore:     "memory",
+		RateLimitLogin:     ratelimit.Limit{N: 5, Period: time.Minute},
+		RateLimitIP:        ratelimit.Limit{N: 60, Period: time.Minute},
+		RateLimitRegister:  ratelimit.Limit{N: 10, Period: time.Hour},
+		LockoutThreshold:   5,
+		LockoutDuration:    time.Minute,
+		LockoutMaxDuration: time.Hour,
+		LockoutResetAfter:  24 * time.Hour,
+		HashQueue:          64,
+		HashMaxWait:        2 * time.Second,
+		MaxBodyBytes:       64 << 10,
 	}
 }
 
@@ -177,6 +191,18 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		SessionIdleTimeout: 36 * time.Hour,
 		SessionMaxLifetime: 90 * 24 * time.Hour,
 		CleanupInterval:    15 * time.Minute,
+
+		RateLimitStore:     "memory",
+		RateLimitLogin:     ratelimit.Limit{N: 5, Period: time.Minute},
+		RateLimitIP:        ratelimit.Limit{N: 60, Period: time.Minute},
+		RateLimitRegister:  ratelimit.Limit{N: 10, Period: time.Hour},
+		LockoutThreshold:   5,
+		LockoutDuration:    time.Minute,
+		LockoutMaxDuration: time.Hour,
+		LockoutResetAfter:  24 * time.Hour,
+		HashQueue:          64,
+		HashMaxWait:        2 * time.Second,
+		MaxBodyBytes:       64 << 10,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
