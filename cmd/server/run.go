@@ -16,9 +16,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authly/authly/internal/clientip"
 	"github.com/authly/authly/internal/config"
 	"github.com/authly/authly/internal/database"
+	"github.com/authly/authly/internal/hashpool"
 	"github.com/authly/authly/internal/pgcluster"
+	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/token"
 )
@@ -157,7 +160,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	}
 	defer pool.Close()
 
-	svc, err := newService(cfg, pool, log)
+	limiter, closeLimiter, err := newRateLimiter(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+	svc, err := newService(cfg, pool, log, limiter)
 	if err != nil {
 		return err
 	}
@@ -170,7 +178,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
 		}
 	}
-	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log})
+	handler, err := service.NewServer(svc, service.ServerOptions{
+		Logger:             log,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		ClientIP:           clientip.NewResolver(cfg.TrustedProxies),
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+	})
 	if err != nil {
 		return err
 	}
@@ -218,7 +231,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	return nil
 }
 
-func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*service.Service, error) {
+// newService builds the service with its protections. limiter may be nil where no request
+// is served, as in the cleanup command.
+func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter ratelimit.Limiter) (*service.Service, error) {
 	issuer, err := token.NewIssuer(token.Config{
 		Algorithm:  cfg.JWTAlgorithm,
 		AccessKey:  cfg.JWTSecret,
@@ -230,12 +245,28 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*servi
 	if err != nil {
 		return nil, err
 	}
+	// bcrypt runs in a pool of GOMAXPROCS workers; beyond AUTHLY_HASH_QUEUE waiting callers,
+	// or AUTHLY_HASH_MAX_WAIT of waiting, a login answers 503 server_busy at once.
+	hasher, err := hashpool.New(hashpool.Options{Queue: cfg.HashQueue, MaxWait: cfg.HashMaxWait, Cost: cfg.BcryptCost})
+	if err != nil {
+		return nil, err
+	}
 	return service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: cfg.BcryptCost, Logger: log,
 		Sessions: service.SessionPolicy{
 			MaxPerUser:  cfg.MaxSessionsPerUser,
 			IdleTimeout: cfg.SessionIdleTimeout,
 			MaxLifetime: cfg.SessionMaxLifetime,
-		}})
+		},
+		Hasher:      hasher,
+		RateLimiter: limiter,
+		RateLimits:  service.RateLimits{Login: cfg.RateLimitLogin, IP: cfg.RateLimitIP, Register: cfg.RateLimitRegister},
+		Lockout: service.LockoutPolicy{
+			Threshold:   cfg.LockoutThreshold,
+			Duration:    cfg.LockoutDuration,
+			MaxDuration: cfg.LockoutMaxDuration,
+			ResetAfter:  cfg.LockoutResetAfter,
+		},
+	})
 }
 
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -296,7 +327,7 @@ func cleanupCmd(ctx context.Context, getenv func(string) string, stdout, stderr 
 		return err
 	}
 	defer pool.Close()
-	svc, err := newService(env.cfg, pool, env.log)
+	svc, err := newService(env.cfg, pool, env.log, nil)
 	if err != nil {
 		return err
 	}

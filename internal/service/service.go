@@ -15,6 +15,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/hashpool"
+	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/token"
 )
 
@@ -27,6 +29,13 @@ type Deps struct {
 	Clock      func() time.Time
 	Logger     *slog.Logger
 	Sessions   SessionPolicy // zero fields take their defaults
+
+	// Abuse protection (docs/security.md). Zero values turn each protection off, except the
+	// bcrypt pool; config.Load supplies the defaults the server runs with.
+	Hasher      *hashpool.Pool    // bcrypt work; nil: GOMAXPROCS workers, hashpool.DefaultQueue waiting, at BcryptCost
+	RateLimiter ratelimit.Limiter // where rate limits count; nil: in memory, on Clock
+	RateLimits  RateLimits
+	Lockout     LockoutPolicy
 }
 
 // Service implements Authly's use cases.
@@ -34,13 +43,18 @@ type Service struct {
 	pool       *pgxpool.Pool
 	q          *db.Queries
 	tokens     *token.Issuer
-	bcryptCost int
 	now        func() time.Time
 	log        *slog.Logger
 	sessions   SessionPolicy
+	hasher     *hashpool.Pool
+	limiter    ratelimit.Limiter
+	limits     RateLimits
+	lockout    LockoutPolicy
 	// dummyHash is compared against when a login names no account, so that an unknown name
-	// costs the same bcrypt work as a known one.
+	// costs the same bcrypt work as a known one. It is made by the pool, at the pool's cost.
 	dummyHash []byte
+	// storeFailures throttles the log line for a failing rate limit store.
+	storeFailures storeFailureLog
 }
 
 // New builds a Service.
@@ -57,7 +71,17 @@ func New(d Deps) (*Service, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("authly-dummy-password-for-unknown-users"), d.BcryptCost)
+	if d.Hasher == nil {
+		pool, err := hashpool.New(hashpool.Options{Queue: hashpool.DefaultQueue, Cost: d.BcryptCost})
+		if err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
+		d.Hasher = pool
+	}
+	if d.RateLimiter == nil {
+		d.RateLimiter = ratelimit.NewMemory(d.Clock)
+	}
+	dummy, err := d.Hasher.Hash(context.Background(), []byte("authly-dummy-password-for-unknown-users"))
 	if err != nil {
 		return nil, fmt.Errorf("service: computing dummy hash: %w", err)
 	}
@@ -65,10 +89,13 @@ func New(d Deps) (*Service, error) {
 		pool:       d.Pool,
 		q:          db.New(d.Pool),
 		tokens:     d.Tokens,
-		bcryptCost: d.BcryptCost,
 		now:        d.Clock,
 		log:        d.Logger,
 		sessions:   d.Sessions.withDefaults(),
+		hasher:     d.Hasher,
+		limiter:    d.RateLimiter,
+		limits:     d.RateLimits,
+		lockout:    d.Lockout.withDefaults(),
 		dummyHash:  dummy,
 	}, nil
 }
@@ -94,22 +121,4 @@ func (s *Service) Health(ctx context.Context) error {
 		return unavailable(err)
 	}
 	return nil
-}
-
-func (s *Service) hashPassword(password string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), s.bcryptCost)
-	if err != nil {
-		return "", internal(err)
-	}
-	return string(h), nil
-}
-
-// checkPassword compares a password with a stored hash; a nil hash compares against the
-// dummy hash and always fails.
-func (s *Service) checkPassword(hash []byte, password string) bool {
-	if hash == nil {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return false
-	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }

@@ -25,9 +25,55 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditEventType.
+const (
+	AuditEventTypeAccountLocked       AuditEventType = "account_locked"
+	AuditEventTypeAccountUnlocked     AuditEventType = "account_unlocked"
+	AuditEventTypeLoginFailed         AuditEventType = "login_failed"
+	AuditEventTypeLoginSucceeded      AuditEventType = "login_succeeded"
+	AuditEventTypeLogout              AuditEventType = "logout"
+	AuditEventTypeRateLimited         AuditEventType = "rate_limited"
+	AuditEventTypeRefreshTokenReused  AuditEventType = "refresh_token_reused"
+	AuditEventTypeServerBusy          AuditEventType = "server_busy"
+	AuditEventTypeSessionRevoked      AuditEventType = "session_revoked"
+	AuditEventTypeUserChanged         AuditEventType = "user_changed"
+	AuditEventTypeUserSessionsRevoked AuditEventType = "user_sessions_revoked"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventType enum.
+func (e AuditEventType) Valid() bool {
+	switch e {
+	case AuditEventTypeAccountLocked:
+		return true
+	case AuditEventTypeAccountUnlocked:
+		return true
+	case AuditEventTypeLoginFailed:
+		return true
+	case AuditEventTypeLoginSucceeded:
+		return true
+	case AuditEventTypeLogout:
+		return true
+	case AuditEventTypeRateLimited:
+		return true
+	case AuditEventTypeRefreshTokenReused:
+		return true
+	case AuditEventTypeServerBusy:
+		return true
+	case AuditEventTypeSessionRevoked:
+		return true
+	case AuditEventTypeUserChanged:
+		return true
+	case AuditEventTypeUserSessionsRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAccountInactive      ErrorCode = "account_inactive"
+	ErrorCodeAccountLocked        ErrorCode = "account_locked"
 	ErrorCodeAccountUnverified    ErrorCode = "account_unverified"
 	ErrorCodeDatabaseUnavailable  ErrorCode = "database_unavailable"
 	ErrorCodeEmailTaken           ErrorCode = "email_taken"
@@ -41,7 +87,9 @@ const (
 	ErrorCodeMethodNotAllowed     ErrorCode = "method_not_allowed"
 	ErrorCodeNotFound             ErrorCode = "not_found"
 	ErrorCodePayloadTooLarge      ErrorCode = "payload_too_large"
+	ErrorCodeRateLimited          ErrorCode = "rate_limited"
 	ErrorCodeRefreshTokenReused   ErrorCode = "refresh_token_reused"
+	ErrorCodeServerBusy           ErrorCode = "server_busy"
 	ErrorCodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	ErrorCodeUsernameTaken        ErrorCode = "username_taken"
 )
@@ -50,6 +98,8 @@ const (
 func (e ErrorCode) Valid() bool {
 	switch e {
 	case ErrorCodeAccountInactive:
+		return true
+	case ErrorCodeAccountLocked:
 		return true
 	case ErrorCodeAccountUnverified:
 		return true
@@ -77,7 +127,11 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodePayloadTooLarge:
 		return true
+	case ErrorCodeRateLimited:
+		return true
 	case ErrorCodeRefreshTokenReused:
+		return true
+	case ErrorCodeServerBusy:
 		return true
 	case ErrorCodeUnsupportedMediaType:
 		return true
@@ -171,6 +225,36 @@ func (e TokenResponseTokenType) Valid() bool {
 		return false
 	}
 }
+
+// AuditEvent Example: {"created_at":"2026-01-02T15:04:05Z","details":{"failed_attempts":5,"locked_seconds":60},"event_type":"account_locked","id":1042,"ip":"203.0.113.7","user_agent":"curl/8.5.0","user_id":"0b5c4d1e-8f0a-4b8e-9c3a-2f6d7e8a9b10"}
+type AuditEvent struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Details Ids, counts and reasons; never a password, token or hash.
+	Details map[string]interface{} `json:"details"`
+
+	// EventType What an audit event records.
+	EventType AuditEventType `json:"event_type"`
+	Id        int64          `json:"id"`
+
+	// Ip The client address of the request.
+	Ip        *string `json:"ip"`
+	UserAgent *string `json:"user_agent"`
+
+	// UserId The user the event is about; null when there is none, or it was deleted.
+	UserId *openapi_types.UUID `json:"user_id"`
+}
+
+// AuditEventPage Example: {"events":[],"next_cursor":null}
+type AuditEventPage struct {
+	Events []AuditEvent `json:"events"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// AuditEventType What an audit event records.
+type AuditEventType string
 
 // Email An email address of at most 254 bytes. Stored lower-cased; unique.
 //
@@ -388,6 +472,9 @@ type GrantRejected = Problem
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
 
+// LoginThrottled An RFC 9457 problem document.
+type LoginThrottled = Problem
+
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
@@ -397,6 +484,9 @@ type PayloadTooLarge = Problem
 // RefreshRejected An RFC 9457 problem document.
 type RefreshRejected = Problem
 
+// TooManyRequests An RFC 9457 problem document.
+type TooManyRequests = Problem
+
 // Unauthenticated An RFC 9457 problem document.
 type Unauthenticated = Problem
 
@@ -405,6 +495,21 @@ type Unavailable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// ListAuditEventsParams defines parameters for ListAuditEvents.
+type ListAuditEventsParams struct {
+	// UserId Only events about this user.
+	UserId *openapi_types.UUID `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// EventType Only events of this type.
+	EventType *AuditEventType `form:"event_type,omitempty" json:"event_type,omitempty"`
+
+	// Limit How many events to return, from 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -504,6 +609,16 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListAuditEvents Read the audit log (admin)
+	//
+	// Lists security events, newest first, optionally only those about one user or of one
+	// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+	// passing it as `cursor` returns the next page. Events never hold a password, token or
+	// hash. Admins only.
+	//
+	// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Logout Log out everywhere
 	//
 	// Revokes every session of the caller and invalidates every token the caller still
@@ -561,6 +676,15 @@ type ClientInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -577,6 +701,15 @@ type ClientInterface interface {
 	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -595,6 +728,15 @@ type ClientInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -610,7 +752,8 @@ type ClientInterface interface {
 	// CreateUserWithBody Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -620,7 +763,8 @@ type ClientInterface interface {
 	// CreateUser Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -702,6 +846,15 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
 	RevokeUserSessions(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UnlockUser Unlock an account (admin)
+	//
+	// Clears the account's lockout and its count of failed logins, so the user can log in
+	// at once. Unlocking an account that is not locked changes nothing. The login name's
+	// rate limit is separate and may still apply for up to its period. Admins only.
+	//
+	// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// VerifyUser Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -715,6 +868,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /health (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListAuditEvents Read the audit log (admin)
+//
+// Lists security events, newest first, optionally only those about one user or of one
+// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+// passing it as `cursor` returns the next page. Events never hold a password, token or
+// hash. Admins only.
+//
+// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // Logout Log out everywhere
@@ -804,6 +977,15 @@ func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestB
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -831,6 +1013,15 @@ func (c *Client) CreateTokenWithBody(ctx context.Context, contentType string, bo
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -857,6 +1048,15 @@ func (c *Client) CreateToken(ctx context.Context, body CreateTokenJSONRequestBod
 // With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
+//
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -893,7 +1093,8 @@ func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEdit
 // CreateUserWithBody Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -913,7 +1114,8 @@ func (c *Client) CreateUserWithBody(ctx context.Context, contentType string, bod
 // CreateUser Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1085,6 +1287,25 @@ func (c *Client) RevokeUserSessions(ctx context.Context, userId UserID, reqEdito
 	return c.Client.Do(req)
 }
 
+// UnlockUser Unlock an account (admin)
+//
+// Clears the account's lockout and its count of failed logins, so the user can log in
+// at once. Unlocking an account that is not locked changes nothing. The login name's
+// rate limit is separate and may still apply for up to its period. Admins only.
+//
+// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *Client) UnlockUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockUserRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // VerifyUser Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -1117,6 +1338,96 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListAuditEventsRequest constructs an http.Request for the ListAuditEvents method
+func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/audit-events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewLogoutRequest constructs an http.Request for the Logout method
@@ -1580,6 +1891,40 @@ func NewRevokeUserSessionsRequest(server string, userId UserID) (*http.Request, 
 	return req, nil
 }
 
+// NewUnlockUserRequest constructs an http.Request for the UnlockUser method
+func NewUnlockUserRequest(server string, userId UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/unlock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewVerifyUserRequest constructs an http.Request for the VerifyUser method
 func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	var err error
@@ -1685,6 +2030,18 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListAuditEventsWithResponse Read the audit log (admin)
+	//
+	// Lists security events, newest first, optionally only those about one user or of one
+	// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+	// passing it as `cursor` returns the next page. Events never hold a password, token or
+	// hash. Admins only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
+
 	// LogoutWithResponse Log out everywhere
 	//
 	// Revokes every session of the caller and invalidates every token the caller still
@@ -1744,6 +2101,15 @@ type ClientWithResponsesInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -1760,6 +2126,15 @@ type ClientWithResponsesInterface interface {
 	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1778,6 +2153,15 @@ type ClientWithResponsesInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -1795,7 +2179,8 @@ type ClientWithResponsesInterface interface {
 	// CreateUserWithBodyWithResponse Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1805,7 +2190,8 @@ type ClientWithResponsesInterface interface {
 	// CreateUserWithResponse Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1899,6 +2285,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
 	RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error)
 
+	// UnlockUserWithResponse Unlock an account (admin)
+	//
+	// Clears the account's lockout and its count of failed logins, so the user can log in
+	// at once. Unlocking an account that is not locked changes nothing. The login name's
+	// rate limit is separate and may still apply for up to its period. Admins only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error)
+
 	// VerifyUserWithResponse Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -1918,6 +2315,103 @@ type ClientWithResponsesInterface interface {
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
 }
 
+// ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
+type ListAuditEventsResponse200Headers struct {
+	CacheControl *string
+}
+
+// ListAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAuditEvents
+type ListAuditEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListAuditEventsResponse503Headers the declared response headers of an HTTP 503 response for ListAuditEvents
+type ListAuditEventsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListAuditEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditEventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAuditEventsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAuditEventsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAuditEventsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditEventsResponse) GetJSON200() *AuditEventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
 type LogoutResponse200Headers struct {
 	CacheControl *string
@@ -1926,6 +2420,14 @@ type LogoutResponse200Headers struct {
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
 	WWWAuthenticate *string
+}
+
+// LogoutResponse429Headers the declared response headers of an HTTP 429 response for Logout
+type LogoutResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
 }
 
 // LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
@@ -1940,6 +2442,8 @@ type LogoutResponse struct {
 	JSON200 *LogoutResult
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1948,6 +2452,8 @@ type LogoutResponse struct {
 	Headers200 *LogoutResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LogoutResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutResponse503Headers
 }
@@ -1960,6 +2466,11 @@ func (r LogoutResponse) GetJSON200() *LogoutResult {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2006,6 +2517,14 @@ type RefreshTokenResponse200Headers struct {
 	CacheControl *string
 }
 
+// RefreshTokenResponse429Headers the declared response headers of an HTTP 429 response for RefreshToken
+type RefreshTokenResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
 // RefreshTokenResponse503Headers the declared response headers of an HTTP 503 response for RefreshToken
 type RefreshTokenResponse503Headers struct {
 	RetryAfter *int
@@ -2024,12 +2543,16 @@ type RefreshTokenResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RefreshTokenResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RefreshTokenResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RefreshTokenResponse503Headers
 }
@@ -2057,6 +2580,11 @@ func (r RefreshTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r RefreshTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2103,6 +2631,14 @@ type CreateTokenResponse200Headers struct {
 	CacheControl *string
 }
 
+// CreateTokenResponse429Headers the declared response headers of an HTTP 429 response for CreateToken
+type CreateTokenResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
 // CreateTokenResponse503Headers the declared response headers of an HTTP 503 response for CreateToken
 type CreateTokenResponse503Headers struct {
 	RetryAfter *int
@@ -2123,12 +2659,16 @@ type CreateTokenResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *LoginThrottled
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CreateTokenResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateTokenResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateTokenResponse503Headers
 }
@@ -2161,6 +2701,11 @@ func (r CreateTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateTokenResponse) GetApplicationproblemJSON429() *LoginThrottled {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2304,6 +2849,14 @@ type CreateUserResponse201Headers struct {
 	CacheControl *string
 }
 
+// CreateUserResponse429Headers the declared response headers of an HTTP 429 response for CreateUser
+type CreateUserResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
 // CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
 type CreateUserResponse503Headers struct {
 	RetryAfter *int
@@ -2320,12 +2873,16 @@ type CreateUserResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateUserResponse503Headers
 }
@@ -2348,6 +2905,11 @@ func (r CreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3040,6 +3602,110 @@ func (r RevokeUserSessionsResponse) ContentType() string {
 	return ""
 }
 
+// UnlockUserResponse200Headers the declared response headers of an HTTP 200 response for UnlockUser
+type UnlockUserResponse200Headers struct {
+	CacheControl *string
+}
+
+// UnlockUserResponse401Headers the declared response headers of an HTTP 401 response for UnlockUser
+type UnlockUserResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// UnlockUserResponse503Headers the declared response headers of an HTTP 503 response for UnlockUser
+type UnlockUserResponse503Headers struct {
+	RetryAfter *int
+}
+
+type UnlockUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *User
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UnlockUserResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UnlockUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UnlockUserResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnlockUserResponse) GetJSON200() *User {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnlockUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnlockUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnlockUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnlockUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // VerifyUserResponse200Headers the declared response headers of an HTTP 200 response for VerifyUser
 type VerifyUserResponse200Headers struct {
 	CacheControl *string
@@ -3192,6 +3858,24 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// ListAuditEventsWithResponse Read the audit log (admin)
+//
+// Lists security events, newest first, optionally only those about one user or of one
+// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+// passing it as `cursor` returns the next page. Events never hold a password, token or
+// hash. Admins only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error) {
+	rsp, err := c.ListAuditEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditEventsResponse(rsp)
+}
+
 // LogoutWithResponse Log out everywhere
 //
 // Revokes every session of the caller and invalidates every token the caller still
@@ -3269,6 +3953,15 @@ func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -3292,6 +3985,15 @@ func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Contex
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -3314,6 +4016,15 @@ func (c *ClientWithResponses) CreateTokenWithResponse(ctx context.Context, body 
 // With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
+//
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3344,7 +4055,8 @@ func (c *ClientWithResponses) ListUsersWithResponse(ctx context.Context, params 
 // CreateUserWithBodyWithResponse Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3360,7 +4072,8 @@ func (c *ClientWithResponses) CreateUserWithBodyWithResponse(ctx context.Context
 // CreateUserWithResponse Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3508,6 +4221,23 @@ func (c *ClientWithResponses) RevokeUserSessionsWithResponse(ctx context.Context
 	return ParseRevokeUserSessionsResponse(rsp)
 }
 
+// UnlockUserWithResponse Unlock an account (admin)
+//
+// Clears the account's lockout and its count of failed logins, so the user can log in
+// at once. Unlocking an account that is not locked changes nothing. The login name's
+// rate limit is separate and may still apply for up to its period. Admins only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *ClientWithResponses) UnlockUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error) {
+	rsp, err := c.UnlockUser(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockUserResponse(rsp)
+}
+
 // VerifyUserWithResponse Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -3538,6 +4268,100 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 	return ParseGetHealthResponse(rsp)
 }
 
+// ParseListAuditEventsResponse parses an HTTP response from a ListAuditEventsWithResponse call
+func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditEventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAuditEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAuditEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAuditEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
 func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3565,6 +4389,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -3603,6 +4434,37 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers LogoutResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogoutResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3667,6 +4529,13 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3694,6 +4563,37 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers RefreshTokenResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RefreshTokenResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3765,6 +4665,13 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest LoginThrottled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3792,6 +4699,37 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateTokenResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateTokenResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3943,6 +4881,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3970,6 +4915,37 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateUserResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4615,6 +5591,107 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 	return response, nil
 }
 
+// ParseUnlockUserResponse parses an HTTP response from a UnlockUserWithResponse call
+func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnlockUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest User
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UnlockUserResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers UnlockUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers UnlockUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseVerifyUserResponse parses an HTTP response from a VerifyUserWithResponse call
 func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4751,6 +5828,9 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListAuditEvents Read the audit log (admin)
+	// (GET /api/v1/audit-events)
+	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
 	// Logout Log out everywhere
 	// (POST /api/v1/auth/logout)
 	Logout(w http.ResponseWriter, r *http.Request)
@@ -4787,6 +5867,9 @@ type ServerInterface interface {
 	// RevokeUserSessions Force a user to log out (admin)
 	// (DELETE /api/v1/users/{user_id}/sessions)
 	RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID)
+	// UnlockUser Unlock an account (admin)
+	// (POST /api/v1/users/{user_id}/unlock)
+	UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
@@ -4803,6 +5886,78 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// ListAuditEvents operation middleware
+func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditEventsParams
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", r.URL.Query(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "user_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", r.URL.Query(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "event_type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAuditEvents(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // Logout operation middleware
 func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request) {
@@ -5064,6 +6219,32 @@ func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *
 	handler.ServeHTTP(w, r)
 }
 
+// UnlockUser operation middleware
+func (siw *ServerInterfaceWrapper) UnlockUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // VerifyUser operation middleware
 func (siw *ServerInterfaceWrapper) VerifyUser(w http.ResponseWriter, r *http.Request) {
 
@@ -5238,6 +6419,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.GetUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.UpdateUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}/verify", wrapper.VerifyUser)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/users/{user_id}/unlock", wrapper.UnlockUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents)
 
 	return m
 }
@@ -5252,11 +6435,35 @@ type GrantRejectedApplicationProblemPlusJSONResponse Problem
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
+type LoginThrottledResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type LoginThrottledApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LoginThrottledResponseHeaders
+}
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type RefreshRejectedApplicationProblemPlusJSONResponse Problem
+
+type TooManyRequestsResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -5277,6 +6484,124 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type ListAuditEventsRequestObject struct {
+	Params ListAuditEventsParams
+}
+
+type ListAuditEventsResponseObject interface {
+	VisitListAuditEventsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditEvents200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ListAuditEvents200JSONResponse struct {
+	Body    AuditEventPage
+	Headers ListAuditEvents200ResponseHeaders
+}
+
+func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type LogoutRequestObject struct {
 }
@@ -5324,6 +6649,34 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5455,6 +6808,34 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5603,6 +6984,34 @@ func (response CreateToken415ApplicationProblemPlusJSONResponse) VisitCreateToke
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateToken429ApplicationProblemPlusJSONResponse struct {
+	LoginThrottledApplicationProblemPlusJSONResponse
+}
+
+func (response CreateToken429ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5836,6 +7245,34 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6668,6 +8105,140 @@ func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRev
 	return err
 }
 
+type UnlockUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+}
+
+type UnlockUserResponseObject interface {
+	VisitUnlockUserResponse(w http.ResponseWriter) error
+}
+
+type UnlockUser200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type UnlockUser200JSONResponse struct {
+	Body    User
+	Headers UnlockUser200ResponseHeaders
+}
+
+func (response UnlockUser200JSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser403ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser500ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser503ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyUserRequestObject struct {
 	UserId UserID `json:"user_id"`
 }
@@ -6839,6 +8410,9 @@ func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseW
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListAuditEvents Read the audit log (admin)
+	// (GET /api/v1/audit-events)
+	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
 	// Logout Log out everywhere
 	// (POST /api/v1/auth/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -6875,6 +8449,9 @@ type StrictServerInterface interface {
 	// RevokeUserSessions Force a user to log out (admin)
 	// (DELETE /api/v1/users/{user_id}/sessions)
 	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
+	// UnlockUser Unlock an account (admin)
+	// (POST /api/v1/users/{user_id}/unlock)
+	UnlockUser(ctx context.Context, request UnlockUserRequestObject) (UnlockUserResponseObject, error)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
@@ -6920,6 +8497,32 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// ListAuditEvents operation middleware
+func (sh *strictHandler) ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams) {
+	var request ListAuditEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditEvents(ctx, request.(ListAuditEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAuditEventsResponseObject); ok {
+		if err := validResponse.VisitListAuditEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // Logout operation middleware
@@ -7266,6 +8869,32 @@ func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// UnlockUser operation middleware
+func (sh *strictHandler) UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request UnlockUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockUser(ctx, request.(UnlockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockUserResponseObject); ok {
+		if err := validResponse.VisitUnlockUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // VerifyUser operation middleware
 func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID) {
 	var request VerifyUserRequestObject
@@ -7321,102 +8950,129 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s4kvdXQfHZKie1lEzZcl6UeqrOk0lmnctkUo592dpRzoLJloQNBWgA0I7G5c9z3+M+2VU3QBKU",
-	"qBePk2x2N3/FIkGg0eg3/LqB3ESpms2VBGlNNLiJpsAz0PTnG/XOKg34ZwYm1WJuhZLRIDoFM1fSgGEp",
-	"13oh5IRZ9RGkYUqzwoBmGbeccQ1MwhVolvJ0Clk3iiOTTmHGsUv4xGfzHKJBJFXH0EBxZBdzfGKsFnIS",
-	"3d7extGcaz4D62l6B8YIJU9+XKXqbArMuNd7hoksZmOtZmz004szts/nYv+qt4/Emf0Z7PuGZoRE1aQc",
-	"QTI+5I/TTi87uOz000fQeTJ+yjvJZS89yA6hPz5KojgSON6c22kUR5LPiGTX4YXIojjS8FshNGTRwOoC",
-	"wlmPlZ5xGw2iohBZy4Tj6NyAXjc9JJ/m1qQ6uTxK+1kPaU14p3/5BDpP00PeORg/yh7DE/70sreGauzw",
-	"viTf4sdeILD9cZqqQto3yp4bfpmT/KRKWpAW/+TzeS5SjrPan2t1mcPsz383SjZkAr/IcBTuOrso5BVo",
-	"MRaAFGRgucg9T3wLNuWGSWXZJYBkZWMSOcttYaJBPzmMIyssseyl0pciy0DWE+KXqrCDy5zLj9FtyIA/",
-	"aRhHg+j/7deasu/emv23bgaODasLVhInDBOSp1ZcAeoI0rkAG5B5G0c/8OwUfivA2HtxTMgrnovsQvu+",
-	"ltjlHzuKqCXJktYKFezXm2gsIM+8aJCUxNEMjOET7HxWGOQwO2RWsaOEpVOueUrKefshZHVSs/oHnrHT",
-	"ipgvyOxgajOeo9hChtwec5EbRnMlJhK3awG4D7PHgRhVbD7OZkIyLSZTa8gIlrr1j5bGlOc5aDbjC5LA",
-	"TDE7FYbY8ZPm0p7C3yG1kN2dJaT4peSlGjKQVvCcHptiNuN6EQ2i91rJCSsFC5dmzo25VhqV+ornRZsc",
-	"h70FTD5xr1t7a/K5V/P5XPLCTpUWv0O2htW3cTXyBHnSnMG5LMimMQ1jDWbq/N4G6l0fKzoYfBxoYszg",
-	"0xwFBSej4Up9hPvOxQ91QUNdaCgMZM0pnTaI8S1WJ9Ta0cZ5XXPDeK6BZwtcpewZs7WHxll/jhl+LtWg",
-	"dSKSNYyR2i57qTRRXEqVb2On0Cp0OKNrFPChfDBqEd7Rw2ds7Lv0jOo4RtX9rhWMoVyVDFYPQz2MHuLL",
-	"Za6zB6O2pRvFjMtsKIU14ZJIdV12/7A7lGgZTqTFyeYv0EXc0zO5ni7I2zQspmTlS0YvmUrTQi+ZzKPQ",
-	"q5RksXegMcR84fv8QubzWLIC14Dso6Oxy34k+p2Nz9VkAlnsA14NttDSO/Y3yr5UhczuxTyp7MWYellR",
-	"OqMKnQKtPJp1atVUqn7NtzfKspe+ny/EqzeKmSKdVpTFLuSRwGzTCRkAYtBbvsgVz86Ues315H4B49z1",
-	"dWGVusiptzUB0KXKFijyVilGDRss6wXe2ZPHzpRir32XXyGMKQkk4tBucOkYqORYTAo0BrmYCUss9Fb8",
-	"M3nw757v38fz3WVJVl0O6baw4ZSHcpPfeThg6HOupypvsMROQVbDcJlVfpbRniNXk6EUkvEJF9J7Jscl",
-	"kBZFG7LPsmsqpbp2TW7jwC6Ba9TCkkvtMf3d1vAzreAyaTNhjJCTeJtyBVDP+/fvO8cBM9vhh4DduGpE",
-	"HuBOsDCwDtz5gYhrgw3cCl5xkd8bJUC46ZIbuCiCDpdUtGyDHAqaNQOMwOpjXCFSYOeNLr/gMjYJ1MDT",
-	"KQ5KGubsBwU6wjB1BRo90soynoLVi87x2IJeXcF3kCqZocNj11zgNn6saHNqCcJrLqCfp5AWJqCr5TLF",
-	"fK60hexnyAQ/W8z9KvzBdSvqDi9m2OMFjbu0cuQIS+QhHAA7bnrto1D/qr4ZUcvOXN9fyXXvGeb5wnBE",
-	"F11bRIRgjjRNQWP0Uw1NC/hiRtO+WY0+Ad8wnmUajGFqzLhlM2UsOzjqs8uFBdNlBNdmLFfXoDspJ89T",
-	"SPFbAU28kOcihf/wv7upmkVxNOOfXoOc2Gk0ODjqx9FMyPL34YryxhGF289pFVeIZcY6wZ3xdCokdNAt",
-	"4BMf2+PiE0GymEWDX1sQq3J/dWG5M8c0++pXOzSwbMKXA5ESSiyBuChuRxdDTCeMumdgpyq7wEc8Rx7j",
-	"w7Zwc61Ur26A2u1Wzo294IgiRWvimA8tS/ISgbtql8azTOCC8PytVnPQVoCJBmOeG4ijefCoQvxuNgg0",
-	"NYkZOnn26t0vb1i5+/U/54rm1o1a6KrQw5sWtLuGnX/1dNQf1JNUlxjWetguhey1mqjCnoIpcrt1soHZ",
-	"8SLBcWWInyYaPIoj7xMvyqRANDi8XWZS26fLHPuLumYzLhcsR5zXtSKIjTY9LOiiG8U1ri6kfdSPSOXE",
-	"DFUiiVfsbxuRm4cv2wUEBL7/ToMvrVMLK1rIa1u9vwDP7XTrijU5XyrJ6oTfT8FOwXnHshXj0lwDmkHO",
-	"5t6tlYZGfSTtrFxrqxqVzmR5sF+uQCMT3fuWbmsN/hBvkXQ/Rm0AWrn1OaW8H+ghdjzBaLCw6EjgCvSi",
-	"FBfaTH5jkr+zASkbxm00t3H4bQk/rzoxy3LgxrInQY6D9iWl33184Nwue/Dm5N0Ze/eWPUmSzqPDHx52",
-	"2Yl18UomxmPQLg9ppzCUpWOjnrxLl5lr7JJXjDNaj1TNZkrWkPZQhowLcPPAcT8+aPjtJy3SXQYwbSHG",
-	"6cvn7Gn/6DHzgRvLVFrMQNputCwTqff8m2KlOkS4rQO6m1WSytzTTSQszMy2bgM3d1sHc1rzRUTYvbFc",
-	"ptA6Uq3aq0Lmw8aWr6yPcpejnPPTE9w8gwaZAsIzlgkKR8YCjEOOPR+xh260zSj4IMEREtc2gnjdJr0V",
-	"5lMlDe9gVSkquijnVpqyRrDRah6bLdYEDSGiUAo/y7nbxwvp9qHUqNuU4H7y9FFDhnvbuNakJw7n1cYz",
-	"Xz9wF3OaaiA7Qop3kBw86iS9TnJw1jsaJP1BcvQ3XKNCa9oBueS522+b5ie95Cx5OjhMBkmCn4jsDvUG",
-	"c+rnsJt0e73D7uMyRsRYcImuw8YglN/nEyIt+ln9LvKc7x91E/bgr73eM/ZayOIT+/Tk0cWj/sNVyx/O",
-	"vMX3OjjSrSiJv5qDhKwBdk35nB42zD7a5Y4VM2gLFytWrvf2CFKZxjBqTD+dxBH85FItHqgBYwP9u1Qq",
-	"B04QUrhQa2dYDgK4ey5kDsYg5EV9k/BB5jfTDttqyP+ecejLojuUL3g6rd7O1BVQP2Olr7nOYnZZWJ8+",
-	"mKOq2EY9C780Ki8ssFyMAXm35BE28lRkOxRyODFrU+g0FyBtuPmsF96DEzm3YGyo1Su9NyW2bZwtPe42",
-	"11Dk2wY5N6A7x/h+h4nElbs/6nl/v92QE3MD3VmaekPqiOkNomsNaLNfZyhTn8PirzLmFwQA2UE3cQnJ",
-	"MMINwo3tHmK+Nqg69Uyq8qDN1Gp3e4TTSw76W/zDVhe1QkWjfU3K3dxSDVqsL90qN822rgzaMy4M7LId",
-	"mLMBo9nqJ7f4RS9XrozrLt4R8SxjSl5HsHg1vfwpFb+IVyfnv5/03ogTcyJPj9LnJ49OZi+T/zyYH2bP",
-	"Xz3twmHSTQ9yeTl7mWR/fZUHaiFkNOg9wWTv0kpu7l2+2ti7w0/8xD0qveLxmrNZjflevT9D/NQAbgQM",
-	"Gx17iJ/wyAFz3bJhkSSHKXVCf8Ko1SCG810H1hbSirwUGDDGuzj/aQPWcyxrAw42qoOfFPnvS8uFRIxH",
-	"wrUfac5FO6wT8rMOID1jt+6AG4yOV6K4oPMGn9pEFw36547nwOGwrUipyO5QcmkuPNjoI0NhPLBXEibM",
-	"RYU9ls/IXZBXigayyPM4KubZVppr++PI3hbP7eZOYbZu37ZrUFGz4KYlAqsZsuZtzZ22BiGr1kwJOegy",
-	"TG4JVg13wNybO0QZpbHfIRoo6mJKx9ClACEgoTGnkH1NbgScW6cUz2mEO0YJ1Xpv3NpToyVfvzFvUrZb",
-	"Yt2mb87LdsscbWFmRcc6XpwTg7fyYtVvEyhNSbN0yuUEnmEkDtKWL4zlC3QFdgoLxjXt82dChn337sfj",
-	"hgIt2W5cf8OUzBft+5tQu+7+aah6d/z6qwlG62q3h2Fl0fLxu+cnJywHa0GbmGViIqyJ2V53L2Z7F3sY",
-	"oe119rrsnFJnTMOE6yz3O5+Um7ZsWjM6O0qWE2hzjqMhFf/963Hnb7zze9J52r3ofPjzn1r3EwbSQgu7",
-	"eIdzdlLj0vwYcdS/XpbG6tX7s6ilZq0RNLjjEG9/eVefh8CM/j69HVX5X1rJpaz91Nq5S3oKOVYt8lDY",
-	"aU7VSpwZyMedqTIWsuWKAarrIFqMy6532XGdzzXIamEsuEMkhqoendYxXgfQD5R2MfND6q8Kk8eUjjJT",
-	"pW0HYeiMApsGB7A9H8pcyQlo36ixW6eqSESy+cSF7IZdCztlXDLSIzpAwrTKgc1UBnl3KIfyBQG2LreJ",
-	"HNiApLIHo3UZ8tFDP5RPnw7lSvp0hFDgyG38Ueh8qO6d/s8nKAKFzv16mcH+vpqDdEV4XaUn+/4js49t",
-	"a9CzXL7jtydRHF2BdhBZlHR73QTbYTd8LlCHukn3kAyunZJUNiQpp4wFPp4rY9u2XpgkMs2UQ7kN94WB",
-	"uAA1fF+2desXNDNW5PlQTlWeGax0YZSbKXNe2IlyzzJAQaM2aV5kdFhpOZwmCgKsaChHqxmEEaMdm7N6",
-	"Ndy0Ls9Bq4RWn5b6JHN5F2TP0nmZgyTZUERRFk/sVp/QSBltPgWAlYV1Hoi4fO1qEholJc/x6FbnuZJW",
-	"q7U+y7ffL0+M0cj9pLeufTX//eUarts4OkqS7d81q5Lpq8OdRquSdKGVpYMvoX399QMdZ6lKBV+ryRKb",
-	"ojiyfGIom1elPLHPhkJ447JeI154A4eGcwk3V9pvxFZMWLOh8Cgln8FQljr1QCtLAhQ7Y/Q4Sdj//k+/",
-	"2+t3DzBBJRnV42ouDQYXSvqEBRiQdtkqDmVZkNcgRRhTEPRpRAaIZHINoQrE9AnOADeRVFpIX8RlfV9F",
-	"7p5x2YHCQMxO3tJ7srQEiVG/GlKlseKJnflOvfY5xFQV1qUem722oaZDebxcr6n0R1Rr9EdvHQvQTLiK",
-	"Zd4obmTEV/Rs19yVD7swfihdDDi2A/xntb7R58crnoCx5QycYQr44nPYTJih7Cc91l5J2WUOob5Wpd0y",
-	"TPMUnBtB4pdcG3ziqc0X+GooTZGmAJlxtamKkHVv3+gQBJb0tZgwn3M6q/btNPAPKlvsYMOCTXgIRq7s",
-	"/j8f7LNzYddSLu22ueewuoDbL2i2m+hb2/GDJUSGRNJp07NNmouSZ+Y+hfuZrPoO1jk4yrirI1guYMfv",
-	"ejuY9OWzA/Td0S6uoKWW8St7n7oSnYzKsgvYzcVUsN52B9MIoVtA6LaAWrZG0E0he1CnDqrTKOpagl7C",
-	"sB864+3qOfkCqx2oekzpoWzExZ8619fXHURiOoXOQWLcm43c1+F5q3QK6ccq+9ac0lAaZGrMjMJZhMdv",
-	"63K/8IAuhXUafMmoVcyoGaAZvZ4q9lGqa+OOSwUlGUP5Hm3tqLZm/79hu0aOX0sGfMSENBZ4RmWcLKwJ",
-	"Gcqy9xgdqnM2q7FBacm5advP+bYjlimMe8fI3nqFXDLPOM9GQLaLsP0pNOXcnhtGZlTY1+YIHLh0Lz9A",
-	"ligECmqFeNuQm/BQRsNxBEmiup8oVVpDatlUaQPsknbeC9xVzamwYhUnbQPJV46JhIf11hL0BT3Z7gc+",
-	"GjlC/Gyran1flK+9KN9WeHHmA1EKKL75UKF5Vp2+2sH7rlxL8W8VYeAGVsgSYQpUtIww0HM0owuCv0iZ",
-	"oCWueC2MNR6nK/czY6GN7bIlcHgJAxHGnlPPzatdfl1bUkpjkD/+KObd8h6T3wrQi+D6lY9UR1HrQwZj",
-	"TnWzCSGzrrz0oNd/3H9y+Kj/eFvB83Zq3BFff8lMD5/0kmQdeXRQs52+XhJS6H6VpPVaSPtwT0OxU5El",
-	"rtBqeWXbvmSOSKkaO75886ajBW7ayXjUF3R8qwCVcPCJNuwBIdUPA92m59GH23jNHsHFcuUOoYyJu+wN",
-	"XJc/3CF3H0JToZqqr695VuHj5SMzlHYKsyAwX7CUS0QcmZBddqpycCjtOOcTRE+lL382YN3RqLUxJ8nm",
-	"PaCHTbn9+wQsu0YCQWp2pzig99niAKfV7agwrTyiCj4v/Q9V5X+fjX+Z8HKq16Kzyw55fwZrffIpuSQT",
-	"7oPdNs/Wp4Qbu/lLwFQY/lp11D+Bfe4KESuF+0Lh6SaxdMmKPVPO53t2osX4nwLPmG3h1m7ytB8eKdsQ",
-	"7DVGaJwxa0aAA4IQ5qDD2vDwerahrNDw8rE/oe4g8LAtE1kOBEW5rG19Dwa9sGIGqrAEDdXZj+3l4O6S",
-	"MI3g0cjX245aU3bC2J8X70oGfY3Yyw+2S/h1tnZFvuvJuiCpIcWmXtjNUOuKruzf1Dc+3jqNycHC+pw3",
-	"6kS4RM20d+yuzKEDtrkyls2nSkK8kg0XFkMrt13n1uesaIgyse2luRomV5MyRe3K+Eldjqv3IiMFHUq6",
-	"dgBxThlX2S6QlJdSugJDITewh2rEM8oU9ZN+e54IZ11pzupmr22J6yb79T2fLRue/sbLP4Nsm2OfNWWm",
-	"bSlB2Y2+9lajv/276raob9bZIGtJnNX4Xtp0428f3ag+P9Lzam/iAIw8x7GDu8tMXVpkunTEw1CGwfWK",
-	"VM4M5Fdgng0ld/BE8JrLBYn2pxTmtj6r5nc71J496CcJG9Un80cP28TeUdseMPXXHwxAkZ0oCd8F8g8I",
-	"5I9+EddF0PHmYNl9FwqN9uFUKTIskBh65+Sly47lIjCJAosAKHFPVrHOt+fiI1AKyllaSsv4oEcYSwkq",
-	"kYV7YCwLa68g+gn+odE4ceqfEuP5lzC8KHrrpfxuDtZfM41DzIs2TMhnjdHv13nKPePrnkN9ccXrqDFC",
-	"Y963ymjG9RH3OrH5zCVaA53yJZ6jqtB5FNOPEl5yWdRRWcs8Qlt8OJRUs3ItjI+S8DfGQK4387DLaApl",
-	"WFTnVYNxMLCp+x3KOjZYrTskO03lhi4PveoiagXOYKYs3bc1lBlQIyoa2s2JuFr1LwNzKT25G1LliPna",
-	"GauNRogoyv6JjdFdAec7m69/eQBtV5vppPcO6FoVk+4379nZvLdrrWd2WPqWauYlq+JuCKmuPGTVjYeN",
-	"pNra/RaqTYBV/GGP8MX0uuX6pk149FeoUf5XUvtvUQNpxcvdm1Uk1biYq1mqnbaK+xQUkCtsDVt+5ljK",
-	"GwLg3FR5Kgq13UUttpGO2pix/i8a0bvjb0+lNrnKcuLffeU/l9I4kSu1Zn1CF/VkWt2ptmabi64aL9yt",
-	"70rzh68IKCukxBAZ/VTZxCsHXZNGIEt5S1lrksjf6faHJDwIV8sxooG7T628qwl/7RywelrWaEM57RIU",
-	"rK+M08AcGxfdYHH/EPHh9XLBLMLr4T7TdNbcF9tdSTGiAFSTn5bLVcqSf/CBRjF0x2xbOc5rlXI6TAW5",
-	"ms8cwIxtG0fOBvv7vYPH3QTvKRo8SZKETJ8f6aat6Ixqzjii2HWxDFqBaLUE57S8ksWdMqNlLEOu1Jmx",
-	"7sr/x2RaOjoPihwccKhVDib42OnX6pevxRVIMO6jiv+e9SIXdhF04hl7++H2/wYA",
+	"7H17c9s48uBXQfG2KkktJUt+5KHUVZ0nk8w4m0lSjnPZ21FOgsmWhA0FaADQjiblz3Pf4z7Zr7oBkiBF",
+	"PRw7j9lf/pmJSRBoNPrdjdanKFHzhZIgrYkGn6IZ8BQ0/fOlemOVBvxnCibRYmGFktEgOgWzUNKAYQnX",
+	"einklFn1AaRhSrPcgGYpt5xxDUzCBWiW8GQGaTeKI5PMYM5xSvjI54sMokEkVcfQQnFklwt8YqwWchpd",
+	"XcXRKbfwQsyFpf+swnI2A6bhjxyMZX/kynKmJszOgFkxnVl8qrkFluHXzM6EKUcnKpcWUsanXEhjB2ym",
+	"Ltmcy+VQ+iGGCWvYArRQKeNZpi4Nu3vy9OwZSzWfWDasoGMOb2wiIEsNmyjNfj07ez2M7nWHsn3fR3E0",
+	"F1LM83k06JdbF9LCFHR976cw50IiSlb2/6sHms2VLjFhmJ1x6zftAdeIDybV5Zpj6AXg9LaBY6DlKN5A",
+	"omRqWC6tyAII7hh2OVMZ+PMRhvELLjJ+noFD/hqIDve3gwRWL48nFvR6cKxil1xYdg4ThyJLJLvLom3H",
+	"chVHC675HKxnkzdgjFDy5Od24jTu9R3DRBqziVZzNv7l6Rnb4wuxd9HfQ34xe3PY8wPNGCGruOMIepMD",
+	"/iDp9NP9885hch86DyePeKd33k/20wM4nBz1ojgSuN6C21kUR5LP8Us/4UikURwhZQgNaTSwOodw6xOl",
+	"59xGgyjPaeQqD741oNdtD8GnvdWh7p0fJYdpH2Ht8c7h+UPoPEoOeGd/cj99AA/5o/P+GqhxwpuCfIUf",
+	"exmF448TYvaXyr41SHb4LFHSgiQy5otFJhKOu9pbaHWewfzv/zZK1ggDv0hxFe4mG+XyArSYCEAIUrBc",
+	"ZB4nfgSbccOkQsoDyYrBRHeW29xEg8PeQRxZYQllz5Q+F2kKstoQP1e5HZxnXH6IrkIE/E3DJBpE/2Ov",
+	"Et577q3Ze+124NCwemAFcMIwIXlixQWg2EY4l2ADMK/i6CeenjqJciOMCXnBM5GOvHRqoss/dhDRSKIl",
+	"rRUy2O+fIhKqnjSISuJoDsbwKU4+zw1imB0gox/1WDLjmifEnFfvQ1T3KlT/xFN2WgLzBZEdbG3OMyRb",
+	"SBHbEy4yw2ivhETCdkUAN0H2JCCjEs3H6VxIpwIM6eWCt741NSY8y0CzOV8SBaaKdDSh4xfNpT2Ff0Ni",
+	"Ib0+SojxC8pLNKQgreAZPTb5fM71MhpE77SSU1YQFh7NghtzqTQy9QXP8jY6DmcLkHziXrfOVsdzv8Lz",
+	"W8lzO1Na/AnpGlRfxeXKU8RJfQdvZU4yjWmYaDAzZ4ptgN7NscKDwccBJ8YMPi6QUHAzGi7UB7jpXvxS",
+	"I1pqpCE3kNa3dFoDxo9Y3VDrRBv3dckN45kGni7xlNLHZCl6PcmEuZUd3hZr0DkRyBomCG2XPVOaIC6o",
+	"yo+xM2glOtzRJRL4UN4dtxDv+N5jslRthaiOQ1Q171rCGMpVymDVMjTD+B6+bGKd3R23Hd04ZlymQ4k2",
+	"d3AkUl0W05MtfRVHJ9LiZrOnqCJuqJncTCPSNjWJKVnxktFLppIk1w2ReRRqlQIs9gY0ej1P/ZxfSHwe",
+	"S5bjGZB8dDB22c8Ev5PxmZpOIY29D6bB5lp6xf5CTYU8m2llbfbZwrUwhDKVfGiy8At6xjia5qTtIEV4",
+	"hDQtjNyYKGRhpZx3U5vCsW1gyLgPiZYLB6fg3v1H1QHhbL/hbF73mw1CilsYkffS3NkrRCYPvMo2yRR+",
+	"3badwk977NwRlnEL+uZw35pWzgRIy05eMy8dCO+M5IswTCEKkE0D1/ruONz0+F5c+3Qoq1NyNKFhARwJ",
+	"F08212DY3XGdDsaPGVyApEmc8xrItaH0QrH0NoHmZyBTc6/LjkOQL4WdMalKipmCNQw+8sRmS/rS8DkM",
+	"JZfmErTpMvIqPZxj+qNDPuaYGedTOp8+CJWUrnGnDFO0od9/sdcIaoS+dafm6+80SfVFYyLvpe84CY4u",
+	"XOpO6VNv/LjyvomQXir7TOUyvZFIlsqOJjTLiio3KtcJkD5BY5FG1VX1YcU0L5Vlz/w8X0gCv1TM5Mms",
+	"hCx2jpQEZuumrQEgsfuaLzPF0zOlXnA9vZkbunBzjaxSo4xmW+NWnat0iVxrlWI0sIayfmDze/AYypsX",
+	"fsqv4BwVABJwKDS4Y/pEyYmY5hrlPpJo15EnWQ635Bf8sKf/+9jT1zmSVUOWeFvYcMtDucmavTcgFeki",
+	"nwFK7AxkuQyXaWm9M4pkZGo6lEL6wKizd8+UQvVfav+biI1vZJrctmFCxzGhA5sKYzVtn/HMKGeYhE8p",
+	"7ByvGC5D2W65/ND/n6v/HTeDtEiOkN5KzLCQvpVj5sJm7By4Bl1xc3tE63qy5paotAnaXBgj5DTepgQC",
+	"gnr37l3nOEBme/A9QDcSOoEHGAfNDazLtv1EwLUFzd0JFqmZz9SsmPk75wZGeX2qShsh4MUoxE4uNfBk",
+	"RgNXlVLrfA2lVJ+tHFZ31AM7B/1zkQB7W5tyjXo15MyPznOzbOwDJSaaf6VbMuNmhsnQP3LIWzVsOFdj",
+	"D+4V7gDfFsLXzJS22fI2dnJbxL3m6NjdcdtRBY6g3yEmRShXWaBtKOt4cwYgqlqRZS51h4L+7jjAntOu",
+	"zHtsjFumZAJMSGOBp0xNhjIDa3FS1F8yWbKpVpefJdpvIg9NvlgobSH9DVLBz5YLTw2fKRTzasLRHGcc",
+	"0VE3SIns6SItEi6AE9eN/6NQPJZzM4KWnbm5v5IHcMcwjxeGK7rQn0WfHRYI0ww0OlHl0i6xl6fCPr0o",
+	"kJmmAmfn2WutFqCtABMNJjwzENewqSn0MKIU4n5v/36n1+/09s/6R4Pe4aB39K8So7SIiz2NuLUwX1hD",
+	"mXsXohh5ookG93tXcQQIyKjAVzOoJdJo0O9hflksaN2Dbq/b7x90H0Sxy3ryKW0kSnKd7T3sHnV7xRuR",
+	"7ppTxfR0sPn6ZoPMacotdKyYt1Rd1DbfjlOXkK0f6ElqYldUYciu1cCNwmCdiz/ykuFjrxkVCYNZt4JA",
+	"naNXFzVQuZnEKhIger1yiA52KqS9fxitZvLdOXxab2XyNNVgTFFQ4okVwZV55hWbQ8QKAsPj/LTjcJG2",
+	"Q4MvCQDCCZVPICs+Zjgtu5y5EJn2HCMh9FRSyMA646KZM98C1FWYf/89ok+CQ4mDPL1Y1Am4op84pL73",
+	"LcdcHd5rPoX19LbKwwQLpoffx5GEj3aU5NooHQ1wXytMUIz+FAkLc7M7TUVXJdRca76MrhrLNU/sNTeG",
+	"ccPGbsC4TLDgV2zBp+APTrkgR8aNe9y99pn4TdUB2ozlQgPVYX6HpTpcMo7jPJlpSJRODUIFEmthfo8o",
+	"ojoyeZIApCTS3BMnH6N4VeRVpRLlo4b/WbeI1kQgMjVVuaXRrqLF28wF2fnHpvk8mXE5hTR6v4LJOHo6",
+	"J4X5aTWpgt5UFjI/t2yujGX7R4fsfGnBdBkVxmE64hJ0J+EU+sil+COHehkMz0QC/8v/3U3UPIqjOf/4",
+	"AuTUzqLB/tEhVRsVfx+0Aaq10k9I/68Ay4xFconZnCczIaGjgaf4xKes0GwIT3C1EKNIG44sd34W7b78",
+	"qz3j3fTNmpGw4tiL+pIaJQRFM2GpQhj2nYOdqXSEj6h4jQa3xTvX2kOreb12NwK5b8SxOGI99TUodoXI",
+	"QxJuo7RnArK0TFVulG91oeXLXjZVPNKQGOUNZ8/fvHrJihSw/3OhCBPdNiVfltB82iJnHBzVB20i5pnS",
+	"CaQviFFPweTZtQwyT0CkKQj7aFHFkWfnkr+jwcGKZG/7dG2NZIbFTm6UqwXFGD0LpqgpysJw2FSD2Abk",
+	"5uWLcQEAQQjgWos3dfQqKlrAazu9X4Fndrb1xOqYL1iqTZ+AnXmjpRjlfTVI0RD05ZeFWFIfiJerMEAb",
+	"GxVOS3MxzMciEt37lmkrfn+/TaP6NSpx0Yqt26Tyw4APceIppEzlFtUOXABGANy5daPvj/J3FiDFwLgN",
+	"5jYMvy5qsFZVnmUZoMn0MCj0I3ej0NIP9p2SZndfnrw5Y29es4e9Xuf+wU/3uuzEOr84FZMJaFeMa2cw",
+	"lIUapJm8ASBTN9hVcDLO6DwSNZ8rWdV1DWWIuKB4LFDzD/ZrWv5hC3UXjnKbQXL67Al7dHj0gPkAAUtV",
+	"ks9BkivScPa8nbDJuK0MiqsqcPBpFaSiAHNHmzlQcy02s5DGcplA60oVa68SmQ9PtHxlW23ZY/b29ARz",
+	"PaBBJuDK0AUZLxMBxpVPeTziDN1om1DwJoUDJK5kBOG6jXrLFGVZOXsNqUo2VOn4FqKsZpq0isf6iDVG",
+	"Q5gAK4jfeSCuWkLpYlC3TsGHvUf3azTc34a1OjxxuK82nPki+tuO4lDFlrSFP+XC7qb+Sb931ns0OOgN",
+	"er1/+TDNzkX3q4EcsijRcmzAdVBbpBbu+U39KbKM7x11e+zuP/v9x+yFkPlH9vHh/dH9w3vbQjorulcG",
+	"JTtE/moBEtJabnbGF/SwJvY3xoRKVK7X9phTNbVlirs4RHGULXXucHUNJ+C/c6Uy4JTxDA9q7Q6LRcBd",
+	"OsnAGIx70NxEfJD6Sx8DnxQM6P+OcUmYZXcon/JkVr6dqwugeSZKX3KMVp3n1sewFsgqtnapg58bleVU",
+	"BjUBxF1DI2zEaSNS1X6b4bpxqpKV6Q/u7kBVXL0ye51i29bZMuNue62HxFYXwUsmnWN8v8NG4lLdH/W9",
+	"vt8uyAm5Ae80tl6juraoVsEBbfLrDGnqNiT+KmJeYR6Q7Xd7rio3tHADc2O7hlisNapOPZLKWFW9vri7",
+	"3cLp9/YPt+iHrSpqBYra+AqU66mlKsSxPrpaOM1BVekd48zALtsBORsiOlv15Ba96OnK3WW6jnbEvIkx",
+	"Ba4jWD6fnf+SiFfi+cnbP0/6L8WJOZGnR8mTk/sn82e9f+wvDtInzx914aDXTfYzeT5/1kv/+TwL2ELI",
+	"aNB/iBXPjZPcPLt8vnF2F23xG/fJ6RWNV9/Nqs33/N0Zpr0NoCNg2PjYZ/op7zVgblo2zHu9g4QmoX/C",
+	"uFUghvvddseRCAaM8SrOf1oLAjqUtQUONrKD3xTp73PLhcQYj4RLv9KCi/awTojPyoD0iN3qAdcQHa9Y",
+	"ccHkNTy1kS4K9Nu258BFbVvjqrvnyOJImJEPTXrLUBgfBiwAE2ZURiqLZ6QuSCu5NEMc5Yt0K8yV/HFg",
+	"306KDubr/LZdjYoKBZ9aLLAKIWveVthpGxCias2WtmfFAuR+uoaVUQj7HayBvLpR6BDaMBACEGp7CtFX",
+	"x0aAuXVM8YRWuKaVUJ73RteeBjV0/cb8fDGugbpN37wtxjUx2oLMEo51uHhLCN6Ki1W97S/aW8Vclucx",
+	"WuIgbfHCWL5EVWBnsGRck58/FzKcu38zHNcYqCG78fwNU9KV7mzmrut/GrLeNb/+aoTRetrtZlhxc/f4",
+	"zZOTE5aBtaBNzFIxFdbE7E73TszujO6ghXanc6fL3lKijWmYcp1m3vNJuGnLvdWts6NeM9224LgaQvF/",
+	"fz/u/It3/ux1HnVHnfd//1urP2EgybWwyze4Z0c1rtoPLY7qr2eFsHr+7ixqubhVMxpcT4DXr95UTQGw",
+	"sG+P3o7LOj46yUbx3szahSuuEXKiWught7OMius5M5BNOjNlqOdFvXCQypAJFuMKyrrsuKobKsppwTX3",
+	"MHT1z3Ed45UBfVdpZzPfo/lKM3lC6SiqZOtgGDolw6aGARzPhzJTcgraD6p563Q1ECPZfOpMduMu9WDS",
+	"GkmeuigwrTJgc5VC1h3KoXxKAVuXCUUMbIik4uWjNZVY43t+KZ9sHcqVZOsYQ4Fj5/gj0XlT3Sv9306Q",
+	"BHKd+fMyg709tQDp7ox0lZ7u+Y/MHo6tgp7F8R2/Poni6AK0C5FFvW6/S5U+OA1fCOShbq97QALXzogq",
+	"K0pKhe1U9Q/Tts4dL4ShS5eOtl0FgInR2nRJRm1szNTCiedsSfKF2Zky4GpRmJLuWJBH1QT/HEqKrrJj",
+	"Km5gM4VCuXDax5ROHfuFHrsiFioKnChM+MZsHNQ0jPH0DFh/PxQJCwv7hK3VWbj7jaZea9FlVPZgfPwG",
+	"oWgtRHI1iF0Wyk86TlQPRBMnqcdTVUxhonorkN9XUlOIJrdHjyeKfCGiukXziz9y0Mu27hfXaNCxaV2K",
+	"pQhTxrrbFq3V9exW2NesurqK16aePCBW+SPyTVD6+KTf660DqrhbWcGTwoRTyo3EOP/oe7T0etsa6bT5",
+	"/XUC8xGnhYYLoXJTFuS0Aea+qUEWqJj7K/5/q4pZp2HeNzqX7Pd6GypGi0rR654ZFVu1XSl2zOqSj9Ka",
+	"RlH6E57MoPNESatVtq0YtugeRcsc9nrrxpfb3Qu6jdAn/e2fNG8c0HcH27+rultcxdHRLsDV75zTVwc7",
+	"wVdmn0PzgYRFaDj8/h6PPryyxV3A3tVkZWrK7pKmu4dEw6eGnHV8F73HiWuGg6+XGnyKFsrYtkgb1gSY",
+	"eoa54AF/bRH1bZWtLcY6eRkMM1Zk2VCSeMf7DYxS8UWJA06i3LMU0K6gMUmWpyjAV6InhawqUgNDOV5N",
+	"GI+LGlOvhLaktdukeFFO9sU4rVYhsLnzCd2LLtP+hOVLV+p8a6z3mXy0/2j7d82bad8pN71Q0wZ6Ay6q",
+	"KmNWGMnboOs56am3g9G+bqRXlfbxuhVLtz5QyOAKesGLd7WyRHixs1kf9Hrs//+/w27/sLuPdQySLC6r",
+	"uTTog/pa0oUGA9TTrrYE3mxPV7lNGJNThsyIFMia0hCyTuxNqUuKNdKFSfoiLm4tluDeMS6JnBuIsWkA",
+	"vidrkDInNK8rJ8UeJmd+Us+1zjBTuXUVKvVZ25JrQ3ncvIWq9AdDF0C67LVDAYoXdw+b165sMsIrOkCX",
+	"3F2KdtGeoXShgokd4P9Wb236MqoSJ2BssQMn0AK8+FIn6lJw2Ouz9vuhXeYSmZeq6tqneeK7FSDwDQ+o",
+	"aFhAxrWvwvWtMBQlYIvae+Ou+LaJPl+acFaGd2nhn1S63EH2BbHaMGe1EiS+vezAzvdMGiUXV/XQlNU5",
+	"XH1BcV9P0rTaVfXAPZGk46bHmziXHJ+Fr/T5rg2x5rV8/K6/g0hvdkSg7452UQUtV6v+IlqrMvJIGDVV",
+	"x26qqcwabVdMtQhNS46zLV4jWwM0deK8W2Wmy94c6lKCbqRI7zmh766l8SUW01FxMrrdtbDLx87l5WUH",
+	"3d1OrjOQGFZJx+7rsKdVMoPkQ1ncUd/SUBpEasyMwl2ELQ6r2vOwdxCZkRr8zTermFFzQPF7OVPsg1SX",
+	"xrWkCir+hvIdyuhxJQX/Z03mjR2+GoJ/HFxPDE+lDGq4kISwXkmt2hSFBuCmLVzox45ZqtDOniB6qxNy",
+	"tSK+MSzlSZ1F7zt9Kacu3TIypbpxr2xLzLt6jAD/ZLogCnUK2inO8oL+nbA7UBx2AsJNt75NPqjc/1Gh",
+	"o06vdLZdRncsh3J8/Pbs1xf/Z/Ti1ZN/vHp7Njr79fTpm19fvfgZfQSJ1iEdPbVAK6c0FSxV6yinu7H+",
+	"eCgnuSZ16hsTsVTl5xmYEsgBu5yJjCwmtHrM2i5Fxe3Uw/1HSOj15kYYGaPjpwOZc5vMwIRNihDPRYdi",
+	"mXo4SxLIxAcYytLEcUdOlkNhTLKgnVHRrpnGNvoe13pZDSV1dGbjRkODcRw+KhsOOEIfN3oOjB/jlunV",
+	"Ue+gmjK4bdtmm7i02I1ME1KOYYqjkrWvayIpvJtds2UWVXlLNU+UKK0hsWymtAF2TgGdJRLjIoPWDG9b",
+	"en+lH0vYa28tQF/QuNr9Snitugk/2yq1fxzK1z6U78viPfO+Edm43731Wm81u2sQcaWr9Hdt9DZaPn4r",
+	"mxdDMUIWKbWAs6ugpp3V7V3K923JXdGYesaqns1pzeW8pZm3ZHHKRAatQRbiB7FYlx3Ad+1ZizBpsd8/",
+	"fHD48OD+4YNtN7y2Q3NbWZV+L4Rwe1rlpqmKnW6V4Amt3ifZlLkgvPxIXHyzUKtwgUBtWhIW9Dx6fxWv",
+	"8VqdCVj4rIUp3GUv4bL4w7W29U4dVearqmn947IgoHhkhtLOYB64ikuWcEkJFSG77FShaY+m6iTjU8wf",
+	"SH/fy4B1PUfYadBMzBvlQ1lYz+udHpp1pRmZe3UXDeRm37G1NjExwQ2idZuqJm9iUO1qqQRFbzvZKf1b",
+	"s1Oc+GhPwBCJYSDOV/x9U5nxI1a2LVZWlCA52dAiVJoWw94c1hoNp0GxSOFwk3Nsq/ZttQDYOWBxEv61",
+	"akn8AvaJuxpSMuoXMrs3kbPLJ94xxX6+eQLxu06rN7G1Gz3thZf8N1ijtRVqt/7rJuqAom4L0OFtvfBX",
+	"Y4ayTDwVj33rQBexCscykWZA0VtXR1c10qUXVsxB5ZaiqVWicfsFPffbJRqDT2N/A2q8rjbqt+WbAkFf",
+	"wzj0i+1iH56tPZEffLLOiqtRsakOdnN2YoVX9j5VP0R15TgmAwvry1KQJ8IjqlemxK7nNrU8yZSxbDGj",
+	"plfNghVh0fZzYQjfHxBNuQv1oag98dRcLpOpaVFF4gw6Ypfj8r2g1oSWetnnElMDMi4TyyApBax0mT+A",
+	"zFCcG3hKSdnD3mF7ShZ3XXLOqjfadsTVkL3q58daPLLDjb9JFiS2S2O1wFi9FqAbfW1f6HD7d2W7+e9W",
+	"2SBqiZzV5Ebc9MmXhW5kn5/peek8uQgLNhqbsOAnVUxV7G26dOnWUFLOzYpQzg1kF2AeDyV38ZPgNZdL",
+	"Iu2PCSxs1T3Au2M0nt097PXYuOqs1O7ZOGjbDabDDY3whGFTJeEHQX4GQf7sD3GdBR1vNpbddyHRaG9O",
+	"FSTDAoqhd45euuxYLgORKNLyxzZQKsa1rBZlbdMqreWNHmEs5XRFGjrpWKjfXuT3C3xTa7yo8f7rBaH+",
+	"IwQvkt56Kr+egvW/folLLPK2oJUvtEC9X6X27xh/Ey3kF3edEDlGaCyVKIsA4qrpUFUL8NjVJgQ85S/d",
+	"jMurZ5iXDS6E+XxscbtsjLL4YCipPOxSGG8l4d9oA7nZ8NdyaAuFWVTl3oN10LCp5h3KyjZYLQ0mOU0V",
+	"wa50Y1VFVAycwlxZaoQ+lCnQIKrP202JuNuDXyY8pvT0ehEuB8zXzsRtFEIEUfoXFkbXjYhfW3x9k8Db",
+	"9ygzHfVeI7pW2qR79c6Hm3271isHLti/5cJBQ6q4nm3lb6aw8idTtt3hcpAg2wSxis/WCF+Mr1saam6K",
+	"Y3+FawT/SWz/PXIgnXjhvVlFVI2HuZpG28lV3HNNl9eXiD7JgGvTKLDzVXhlOICeI5/WfoCRLPGSKat8",
+	"2lCWkZa3tDraFK6WtAqx+8b+vqCtKFP1Rom3GMrf7sOCziClRhdBkRMt+BvBS3cFiX7nYEnBy3yB2Kt+",
+	"uX+rRHCgeivi+5MEmzS8R2zMig7bP/j9L8PvjuxC9lifMN/A5mT7k8Xb6p38xvFyTJjn4qbMl3s+Rqa0",
+	"tbT4xsqZ/00r/iX5pdj4D5P4r8UrjuQK5biZT2ZlM+s10Sy0yPGH+aom1b7rBcXDcymd1krLIZ45qD81",
+	"KZaiPXRrLtg30/4sCg+80mKNaOAaWRdNcvGvnf1SD8sabii2XSj7qle3BubQuOwGh/tZwNd/3qvcRdiX",
+	"+5a2s+aXqborlQRIAOXmZ8VxFbTkH7y/qn79q60s8IVKOF1rhkwt5i6PhGNrvT4Ge3v9/QfdHjaIHTzs",
+	"9Xok+vxKn9pqZqlklqMJVRXtoRSIVksBT4temO6+Nx1j4VklTowFk/g3pmWit0Gxlf/tHpWBCT52/LX6",
+	"5QtxARKM+6jEv0e9yIRdBpN4xLb3Yyibj5QX3msISIWNrt5f/dcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
