@@ -213,6 +213,15 @@ func TestHostileInputIsRefusedQuickly(t *testing.T) {
 				`{"username":` + jsonString(s) + `,"email":"sql@example.com","password":` + jsonString(s+" long enough") + `}`, 400},
 		)
 	}
+	// Where the answer must name what was wrong, so that the test proves the check that caught
+	// it and not a later one.
+	mentions := map[string]string{
+		"a duplicate key":                    `{"field":"grant_type","message":"must appear once"}`,
+		"a duplicate key in a nested object": `{"field":"x/a","message":"must appear once"}`,
+		"10,000-deep nesting":                "nests too deeply",
+		"an escaped NUL":                     `{"field":"username","message":"must not contain control characters"}`,
+		"invalid UTF-8":                      "must be valid UTF-8",
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -220,6 +229,9 @@ func TestHostileInputIsRefusedQuickly(t *testing.T) {
 			elapsed := time.Since(start)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if !strings.Contains(string(body), mentions[tc.name]) {
+				t.Errorf("the problem does not mention %s: %s", mentions[tc.name], body)
 			}
 			if elapsed > time.Second {
 				t.Errorf("answered in %v", elapsed)
