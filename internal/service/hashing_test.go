@@ -173,8 +173,11 @@ func TestAFloodOfLoginsLeavesOtherRoutesFast(t *testing.T) {
 	if median := medianOf(refused); median > bcryptTime/2 {
 		t.Errorf("the median 503 took %v, one bcrypt hash %v", median, bcryptTime)
 	}
-	if slowest := others[len(others)-1]; slowest > bcryptTime/2 {
-		t.Errorf("the slowest health or bearer request took %v during the flood, one bcrypt hash %v", slowest, bcryptTime)
+	if median := medianOf(others); median > bcryptTime/2 {
+		t.Errorf("health and bearer requests took %v (median) during the flood, one bcrypt hash %v", median, bcryptTime)
+	}
+	if slowest := others[len(others)-1]; slowest > bcryptTime {
+		t.Errorf("the slowest health or bearer request took %v during the flood, longer than one bcrypt hash (%v)", slowest, bcryptTime)
 	}
 	t.Logf("flood of %d logins on 1 worker + 2 queued: %d refused, median 503 in %v; health/bearer median %v, slowest %v; one bcrypt hash %v",
 		flood, len(refused), medianOf(refused), medianOf(others), others[len(others)-1], bcryptTime)
@@ -183,9 +186,12 @@ func TestAFloodOfLoginsLeavesOtherRoutesFast(t *testing.T) {
 // TestUnknownNamesCostWhatWrongPasswordsCost compares the median time of logins for a name
 // with no account and for a real account with a wrong password, at a realistic bcrypt cost.
 // They must be within 25% of each other, or timing would tell which names exist. The samples
-// alternate, so that load on the machine falls on both alike. It runs alone, not in parallel.
+// alternate, so that load on the machine falls on both alike, and the test runs alone, not in
+// parallel. On a loaded machine a burst of noise can still skew one set of 15 samples, so a
+// measurement over 25% is taken again, up to three times in all: a real difference, such as
+// an unknown name skipping bcrypt, fails every time.
 func TestUnknownNamesCostWhatWrongPasswordsCost(t *testing.T) {
-	const samples = 15
+	const samples, attempts = 15, 3
 	e := newEnv(t, withBcryptCost(8), withLockout(service.LockoutPolicy{Threshold: 1000}))
 	e.seedUser("known")
 	// Timed over HTTP, as an attacker would time it.
@@ -198,21 +204,26 @@ func TestUnknownNamesCostWhatWrongPasswordsCost(t *testing.T) {
 	}
 	timeLogin("known") // warm both paths up
 	timeLogin("unknown")
-	var known, unknown []time.Duration
-	for i := range samples {
-		if i%2 == 0 {
-			known = append(known, timeLogin("known"))
-			unknown = append(unknown, timeLogin("unknown"))
-		} else {
-			unknown = append(unknown, timeLogin("unknown"))
-			known = append(known, timeLogin("known"))
+	for attempt := 1; ; attempt++ {
+		var known, unknown []time.Duration
+		for i := range samples {
+			if i%2 == 0 {
+				known = append(known, timeLogin("known"))
+				unknown = append(unknown, timeLogin("unknown"))
+			} else {
+				unknown = append(unknown, timeLogin("unknown"))
+				known = append(known, timeLogin("known"))
+			}
 		}
-	}
-	k, u := medianOf(known), medianOf(unknown)
-	ratio := float64(max(k, u)) / float64(min(k, u))
-	t.Logf("median login at bcrypt cost 8: wrong password %v, unknown name %v (ratio %.3f)", k, u, ratio)
-	if ratio > 1.25 {
-		t.Fatalf("the medians differ by more than 25%%: wrong password %v, unknown name %v", k, u)
+		k, u := medianOf(known), medianOf(unknown)
+		ratio := float64(max(k, u)) / float64(min(k, u))
+		t.Logf("median login at bcrypt cost 8, measurement %d: wrong password %v, unknown name %v (ratio %.3f)", attempt, k, u, ratio)
+		if ratio <= 1.25 {
+			return
+		}
+		if attempt == attempts {
+			t.Fatalf("the medians differ by more than 25%% in %d measurements out of %d", attempts, attempts)
+		}
 	}
 }
 
