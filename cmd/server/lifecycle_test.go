@@ -139,7 +139,9 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		"DATABASE_URL="+url, "JWT_SECRET_KEY="+secretA, "JWT_REFRESH_SECRET_KEY="+secretB,
 		"AUTHLY_LISTEN_ADDR="+addr, "AUTHLY_METRICS_ADDR="+metricsAddr,
 		// A realistic cost keeps requests in flight when the signal lands.
-		"AUTHLY_BCRYPT_COST=10", "AUTHLY_LOG_LEVEL=warn")
+		"AUTHLY_BCRYPT_COST=10", "AUTHLY_LOG_LEVEL=warn",
+		// The load comes from one address; rate limits are not under test here.
+		"AUTHLY_RATE_LIMIT_IP=0", "AUTHLY_RATE_LIMIT_REGISTER=0")
 	var logs lockedWriter
 	logs.w = io.Discard
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -237,6 +239,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
 		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4",
 		"AUTHLY_DB_ACQUIRE_TIMEOUT": "500ms", "AUTHLY_LOG_LEVEL": "error",
+		"AUTHLY_RATE_LIMIT_IP": "0", "AUTHLY_RATE_LIMIT_REGISTER": "0",
 	})
 
 	stop := make(chan struct{})

@@ -19,10 +19,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authly/authly/internal/clientip"
 	"github.com/authly/authly/internal/config"
 	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/metrics"
+	"github.com/authly/authly/internal/hashpool"
 	"github.com/authly/authly/internal/pgcluster"
+	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/token"
 )
@@ -210,7 +213,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		m = metrics.New()
 		m.WatchPool(pool)
 	}
-	svc, err := newService(cfg, pool, log, m)
+	limiter, closeLimiter, err := newRateLimiter(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+	svc, err := newService(cfg, pool, log, limiter, m)
 	if err != nil {
 		return err
 	}
@@ -223,7 +231,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
 		}
 	}
-	handler, err := service.NewServer(svc, service.ServerOptions{Logger: log, Metrics: m, Docs: cfg.DocsEnabled})
+	handler, err := service.NewServer(svc, service.ServerOptions{
+		Logger:             log,
+		Metrics:            m,
+		Docs:               cfg.DocsEnabled,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		ClientIP:           clientip.NewResolver(cfg.TrustedProxies),
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+	})
 	if err != nil {
 		return err
 	}
@@ -300,7 +315,9 @@ func dbOptions(cfg config.Config) database.Options {
 	return database.Options{StatementTimeout: cfg.DBStatementTimeout, ConnectTimeout: max(cfg.DBAcquireTimeout, time.Second)}
 }
 
-func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, m *metrics.Metrics) (*service.Service, error) {
+// newService builds the service with its protections. limiter and m may be nil where no
+// request is served, as in the one-off commands.
+func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter ratelimit.Limiter, m *metrics.Metrics) (*service.Service, error) {
 	issuer, err := token.NewIssuer(token.Config{
 		Algorithm:  cfg.JWTAlgorithm,
 		AccessKey:  cfg.JWTSecret,
@@ -312,13 +329,33 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, m *metr
 	if err != nil {
 		return nil, err
 	}
+	// bcrypt runs in a pool of GOMAXPROCS workers; beyond AUTHLY_HASH_QUEUE waiting callers,
+	// or AUTHLY_HASH_MAX_WAIT of waiting, a login answers 503 server_busy at once.
+	hasher, err := hashpool.New(hashpool.Options{Queue: cfg.HashQueue, MaxWait: cfg.HashMaxWait, Cost: cfg.BcryptCost, OnWait: m.HashWait})
+	if err != nil {
+		return nil, err
+	}
+	m.WatchHashQueue(
+		func() float64 { return float64(hasher.Stats().Waiting) },
+		func() float64 { return float64(hasher.Stats().Busy) },
+	)
 	return service.New(service.Deps{Pool: pool, Tokens: issuer, BcryptCost: cfg.BcryptCost, Logger: log,
 		AcquireTimeout: cfg.DBAcquireTimeout, Metrics: m,
 		Sessions: service.SessionPolicy{
 			MaxPerUser:  cfg.MaxSessionsPerUser,
 			IdleTimeout: cfg.SessionIdleTimeout,
 			MaxLifetime: cfg.SessionMaxLifetime,
-		}})
+		},
+		Hasher:      hasher,
+		RateLimiter: limiter,
+		RateLimits:  service.RateLimits{Login: cfg.RateLimitLogin, IP: cfg.RateLimitIP, Register: cfg.RateLimitRegister},
+		Lockout: service.LockoutPolicy{
+			Threshold:   cfg.LockoutThreshold,
+			Duration:    cfg.LockoutDuration,
+			MaxDuration: cfg.LockoutMaxDuration,
+			ResetAfter:  cfg.LockoutResetAfter,
+		},
+	})
 }
 
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -380,7 +417,7 @@ func openService(ctx context.Context, getenv func(string) string, stderr io.Writ
 		return nil, nil, err
 	}
 	closeAll := func() { pool.Close(); env.close() }
-	svc, err := newService(env.cfg, pool, env.log, nil)
+	svc, err := newService(env.cfg, pool, env.log, nil, nil)
 	if err != nil {
 		closeAll()
 		return nil, nil, err

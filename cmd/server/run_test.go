@@ -15,10 +15,17 @@ import (
 	"time"
 
 	"github.com/authly/authly/internal/testdb"
+	"github.com/authly/authly/internal/testredis"
 	"github.com/authly/authly/sql/schema"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+// TestMain gives the tests a PostgreSQL server (testdb) and a Redis server (testredis).
+func TestMain(m *testing.M) { os.Exit(testredis.Main(withDatabase{m})) }
+
+// withDatabase runs the tests inside testdb's Main, for testredis.Main.
+type withDatabase struct{ m *testing.M }
+
+func (w withDatabase) Run() int { return testdb.Main(w.m) }
 
 func envFrom(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }

@@ -13,10 +13,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authly/authly/internal/ratelimit"
 )
 
 // Environment variable names.
@@ -51,6 +54,21 @@ const (
 	envShutdownTimeout  = "AUTHLY_SHUTDOWN_TIMEOUT"
 	envDBAcquireTimeout = "AUTHLY_DB_ACQUIRE_TIMEOUT"
 	envDBStatementTO    = "AUTHLY_DB_STATEMENT_TIMEOUT"
+	// Abuse protection: read in protection.go.
+	envRateLimitStore     = "AUTHLY_RATE_LIMIT_STORE"
+	envRedisURL           = "AUTHLY_REDIS_URL"
+	envRateLimitLogin     = "AUTHLY_RATE_LIMIT_LOGIN"
+	envRateLimitIP        = "AUTHLY_RATE_LIMIT_IP"
+	envRateLimitRegister  = "AUTHLY_RATE_LIMIT_REGISTER"
+	envTrustedProxies     = "AUTHLY_TRUSTED_PROXIES"
+	envLockoutThreshold   = "AUTHLY_LOCKOUT_THRESHOLD"
+	envLockoutDuration    = "AUTHLY_LOCKOUT_DURATION"
+	envLockoutMaxDuration = "AUTHLY_LOCKOUT_MAX_DURATION"
+	envLockoutResetAfter  = "AUTHLY_LOCKOUT_RESET_AFTER"
+	envHashQueue          = "AUTHLY_HASH_QUEUE"
+	envHashMaxWait        = "AUTHLY_HASH_MAX_WAIT"
+	envMaxBodyBytes       = "AUTHLY_MAX_BODY_BYTES"
+	envCORSOrigins        = "AUTHLY_CORS_ALLOWED_ORIGINS"
 )
 
 // Bounds for AUTHLY_BCRYPT_COST. They equal bcrypt.MinCost and bcrypt.MaxCost from
@@ -99,6 +117,21 @@ type Config struct {
 	DBAcquireTimeout   time.Duration // AUTHLY_DB_ACQUIRE_TIMEOUT: 10ms..1m, default 1s, to wait for a pooled connection
 	DBStatementTimeout time.Duration // AUTHLY_DB_STATEMENT_TIMEOUT: 100ms..10m, default 5s, PostgreSQL's statement_timeout
 	DocsEnabled        bool          // AUTHLY_DOCS_ENABLED: serve GET /docs and GET /openapi.yaml; default true
+	// Abuse protection (docs/security.md). Limits are "N/period" such as "5/1m"; "0" is off.
+	RateLimitStore     string          // AUTHLY_RATE_LIMIT_STORE: memory (default, one instance) or redis (shared)
+	RedisURL           string          // AUTHLY_REDIS_URL: redis:// or rediss:// URL; required with the redis store, refused without it
+	RateLimitLogin     ratelimit.Limit // AUTHLY_RATE_LIMIT_LOGIN: per login name on the password grant, default 5/1m
+	RateLimitIP        ratelimit.Limit // AUTHLY_RATE_LIMIT_IP: per client IP on /api/v1/auth/* and registration, default 60/1m
+	RateLimitRegister  ratelimit.Limit // AUTHLY_RATE_LIMIT_REGISTER: per client IP on registration, default 10/1h
+	TrustedProxies     []netip.Prefix  // AUTHLY_TRUSTED_PROXIES: CIDRs or addresses whose X-Forwarded-For is believed; default none
+	LockoutThreshold   int             // AUTHLY_LOCKOUT_THRESHOLD: consecutive failures before a lock, 0..1000 (0 is off), default 5
+	LockoutDuration    time.Duration   // AUTHLY_LOCKOUT_DURATION: the first lock, 1s..24h, default 1m
+	LockoutMaxDuration time.Duration   // AUTHLY_LOCKOUT_MAX_DURATION: the longest lock, at least LockoutDuration, up to 720h; default 1h
+	LockoutResetAfter  time.Duration   // AUTHLY_LOCKOUT_RESET_AFTER: failures older than this lapse; at least LockoutMaxDuration, up to 8760h; default 24h
+	HashQueue          int             // AUTHLY_HASH_QUEUE: callers that may wait for a bcrypt worker, 0..100000, default 64
+	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 2s
+	MaxBodyBytes       int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
+	CORSAllowedOrigins []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -159,6 +192,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.DBAcquireTimeout = e.duration(envDBAcquireTimeout, time.Second, 10*time.Millisecond, time.Minute, false)
 	c.DBStatementTimeout = e.duration(envDBStatementTO, 5*time.Second, 100*time.Millisecond, 10*time.Minute, false)
 	c.DocsEnabled = e.boolean(envDocsEnabled, true)
+	e.protection(&c)
 
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
@@ -446,6 +480,20 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("db_acquire_timeout", c.DBAcquireTimeout),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
 		slog.Bool("docs_enabled", c.DocsEnabled),
+		slog.String("rate_limit_store", c.RateLimitStore),
+		slog.String("redis_url", redactRedisURL(c.RedisURL)),
+		slog.String("rate_limit_login", c.RateLimitLogin.String()),
+		slog.String("rate_limit_ip", c.RateLimitIP.String()),
+		slog.String("rate_limit_register", c.RateLimitRegister.String()),
+		slog.Any("trusted_proxies", c.TrustedProxies),
+		slog.Int("lockout_threshold", c.LockoutThreshold),
+		slog.Duration("lockout_duration", c.LockoutDuration),
+		slog.Duration("lockout_max_duration", c.LockoutMaxDuration),
+		slog.Duration("lockout_reset_after", c.LockoutResetAfter),
+		slog.Int("hash_queue", c.HashQueue),
+		slog.Duration("hash_max_wait", c.HashMaxWait),
+		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
 	)
 }
 

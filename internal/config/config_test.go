@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authly/authly/internal/ratelimit"
 )
 
 const (
@@ -65,6 +67,18 @@ func defaults() Config {
 		DBStatementTimeout: 5 * time.Second,
 
 		DocsEnabled: true,
+
+		RateLimitStore:     "memory",
+		RateLimitLogin:     ratelimit.Limit{N: 5, Period: time.Minute},
+		RateLimitIP:        ratelimit.Limit{N: 60, Period: time.Minute},
+		RateLimitRegister:  ratelimit.Limit{N: 10, Period: time.Hour},
+		LockoutThreshold:   5,
+		LockoutDuration:    time.Minute,
+		LockoutMaxDuration: time.Hour,
+		LockoutResetAfter:  24 * time.Hour,
+		HashQueue:          64,
+		HashMaxWait:        2 * time.Second,
+		MaxBodyBytes:       64 << 10,
 	}
 }
 
@@ -193,6 +207,18 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		DBStatementTimeout: 2 * time.Second,
 
 		DocsEnabled: false,
+
+		RateLimitStore:     "memory",
+		RateLimitLogin:     ratelimit.Limit{N: 5, Period: time.Minute},
+		RateLimitIP:        ratelimit.Limit{N: 60, Period: time.Minute},
+		RateLimitRegister:  ratelimit.Limit{N: 10, Period: time.Hour},
+		LockoutThreshold:   5,
+		LockoutDuration:    time.Minute,
+		LockoutMaxDuration: time.Hour,
+		LockoutResetAfter:  24 * time.Hour,
+		HashQueue:          64,
+		HashMaxWait:        2 * time.Second,
+		MaxBodyBytes:       64 << 10,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)

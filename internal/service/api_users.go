@@ -78,3 +78,12 @@ func (a *API) DeleteUser(ctx context.Context, req api.DeleteUserRequestObject) (
 	}
 	return api.DeleteUser204Response{}, nil
 }
+
+// UnlockUser clears a user's lockout.
+func (a *API) UnlockUser(ctx context.Context, req api.UnlockUserRequestObject) (api.UnlockUserResponseObject, error) {
+	u, err := a.svc.UnlockUser(ctx, principalFrom(ctx), req.UserId)
+	if err != nil {
+		return nil, err
+	}
+	return api.UnlockUser200JSONResponse{Body: userResponse(u), Headers: api.UnlockUser200ResponseHeaders{CacheControl: noStore()}}, nil
+}

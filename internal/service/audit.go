@@ -19,7 +19,19 @@ const (
 	AuditSessionRevoked      = "session_revoked"       // one session, by its user or by the session cap
 	AuditUserSessionsRevoked = "user_sessions_revoked" // every session of a user, by an admin
 	AuditUserChanged         = "user_changed"          // an admin changed a user's account
+	AuditAccountLocked       = "account_locked"        // failed logins locked an account, or a name that matches none
+	AuditAccountUnlocked     = "account_unlocked"      // an admin cleared a lock
+	AuditRateLimited         = "rate_limited"          // a client or login name tripped a rate limit
+	AuditServerBusy          = "server_busy"           // the bcrypt pool refused work
 )
+
+// AuditEventTypes lists every event type, in the order openapi.yaml's AuditEventType enum
+// declares them; a test keeps the two equal.
+var AuditEventTypes = []string{
+	AuditLoginSucceeded, AuditLoginFailed, AuditAccountLocked, AuditAccountUnlocked,
+	AuditRateLimited, AuditServerBusy, AuditRefreshTokenReused, AuditLogout,
+	AuditSessionRevoked, AuditUserSessionsRevoked, AuditUserChanged,
+}
 
 // Reasons, in details.reason of failed logins and in sessions.revoked_reason.
 const (
@@ -27,6 +39,7 @@ const (
 	reasonWrongPassword     = "wrong_password"
 	reasonAccountInactive   = "account_inactive"
 	reasonAccountUnverified = "account_unverified"
+	reasonLocked            = "locked"
 	reasonSessionLimit      = "session_limit"
 	reasonRevokedByUser     = "revoked_by_user"
 	reasonRevokedByAdmin    = "revoked_by_admin"

@@ -36,29 +36,50 @@ type Principal struct {
 // maxUserAgent bounds what a client can make Authly store per session.
 const maxUserAgent = 512
 
-// PasswordLogin checks a username (or email) and password and opens a new session.
+// PasswordLogin checks a username (or email) and password and opens a new session. In order:
+// the login name's rate limit; the lockout, which refuses a locked login without spending
+// bcrypt; the password, in the bounded bcrypt pool; then the account's state. A name that
+// matches no account goes through the same steps, with the same answers, as a wrong password
+// for one that does.
 //
-// Errors: unauthenticated (invalid_credentials) for an unknown name or a wrong password,
-// whatever the account's state; forbidden (account_inactive, account_unverified) once the
-// password is right; unavailable; internal.
+// Errors: rate limited (rate_limited, account_locked); unauthenticated (invalid_credentials)
+// for an unknown name or a wrong password, whatever the account's state; forbidden
+// (account_inactive, account_unverified) once the password is right; unavailable
+// (server_busy, database_unavailable); internal.
 func (s *Service) PasswordLogin(ctx context.Context, login, password string, client Client) (TokenPair, error) {
+	if err := s.limitLogin(ctx, login); err != nil {
+		return TokenPair{}, err
+	}
 	user, err := s.userByLogin(ctx, login)
 	var hash []byte
 	switch {
 	case err == nil:
 		hash = []byte(user.PasswordHash)
 	case errors.Is(err, pgx.ErrNoRows):
-		// Unknown names spend the same bcrypt work below, so timing does not reveal them.
+		// Unknown names are counted, locked and hashed below exactly like known ones, so
+		// neither the answers nor their timing reveal them.
 	default:
 		return TokenPair{}, dbError(err)
 	}
-	if !s.checkPassword(hash, password) {
+	attempt, err := s.claimLoginAttempt(ctx, user.ID, login, client)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	ok, err := s.checkPassword(ctx, hash, password)
+	if err != nil {
+		s.refundLoginAttempt(ctx, attempt)
+		return TokenPair{}, err
+	}
+	if !ok {
 		reason := reasonWrongPassword
 		if hash == nil {
 			reason = reasonUnknownUser
 		}
-		s.auditLoginFailure(ctx, user.ID, reason, client)
+		s.loginFailed(ctx, attempt, reason, client)
 		return TokenPair{}, errInvalidCredentials()
+	}
+	if err := s.resetLoginFailures(ctx, attempt); err != nil {
+		return TokenPair{}, err
 	}
 	// The password is right, so telling the caller about the account's state leaks nothing.
 	if !user.IsActive {

@@ -16,10 +16,12 @@ const cleanupBatchSize = 1000
 type CleanupResult struct {
 	Tokens   int64
 	Sessions int64
+	// LoginFailures counts lockout rows of unknown login names whose failures had lapsed.
+	LoginFailures int64
 }
 
-// Cleanup deletes expired tokens, then expired sessions, at most 1000 rows per statement,
-// until none is left. Several instances may run it at once: each skips the rows another
+// Cleanup deletes expired tokens, then expired sessions, then the lockout state of unknown
+// login names whose failures have lapsed, at most 1000 rows per statement, until none is left. Several instances may run it at once: each skips the rows another
 // holds. Revoked sessions and their tokens stay until they expire, so that a reused refresh
 // token is still recognised as reuse.
 //
@@ -53,6 +55,14 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
 	err = deleteAll(&res.Sessions, func() (int64, error) {
 		return s.q.DeleteExpiredSessions(ctx, db.DeleteExpiredSessionsParams{Now: now, BatchSize: cleanupBatchSize})
 	})
+	if err != nil {
+		return res, err
+	}
+	// A lapsed row answers exactly as no row would, so deleting it changes no answer.
+	err = deleteAll(&res.LoginFailures, func() (int64, error) {
+		return s.q.DeleteLapsedLoginFailures(ctx, db.DeleteLapsedLoginFailuresParams{
+			Now: now, ForgetBefore: now.Add(-s.lockout.ResetAfter), BatchSize: cleanupBatchSize})
+	})
 	return res, err
 }
 
@@ -70,9 +80,10 @@ func (s *Service) RunCleanup(ctx context.Context, interval time.Duration) {
 		case err != nil:
 			s.log.LogAttrs(ctx, slog.LevelError, "cleanup failed", slog.Any("err", err),
 				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions))
-		case res.Tokens > 0 || res.Sessions > 0:
+		case res.Tokens > 0 || res.Sessions > 0 || res.LoginFailures > 0:
 			s.log.LogAttrs(ctx, slog.LevelInfo, "cleanup",
-				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions))
+				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions),
+				slog.Int64("deleted_login_failures", res.LoginFailures))
 		}
 		select {
 		case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -70,23 +71,32 @@ func (l *routeLog) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-// last returns the route of the last request logged, "unmatched" for the fallback handler.
-func (l *routeLog) last(t *testing.T) string {
+// routeOf returns the route logged for the request with the given id, "unmatched" for the
+// fallback handler. The line is written once the handler returns, which may be just after
+// the client has its response, so it waits for it briefly.
+func (l *routeLog) routeOf(t *testing.T, requestID string) string {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	route := ""
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	for sc.Scan() {
-		var line struct{ Msg, Route string }
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("log line %q: %v", sc.Text(), err)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+		for sc.Scan() {
+			var line struct {
+				Msg, Route string
+				RequestID  string `json:"request_id"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				l.mu.Unlock()
+				t.Fatalf("log line %q: %v", sc.Text(), err)
+			}
+			if line.Msg == "request" && line.RequestID == requestID {
+				l.mu.Unlock()
+				return line.Route
+			}
 		}
-		if line.Msg == "request" {
-			route = line.Route
-		}
+		l.mu.Unlock()
 	}
-	return route
+	t.Fatalf("no request line for request id %s", requestID)
+	return ""
 }
 
 // TestNewServerRoutesEveryOperationAndNothingElse walks openapi.yaml and calls every
@@ -104,18 +114,22 @@ func TestNewServerRoutesEveryOperationAndNothingElse(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
+	requests := 0
 	call := func(method, path string) string {
 		t.Helper()
 		req, err := http.NewRequest(method, srv.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		requests++
+		id := fmt.Sprintf("contract-%d", requests)
+		req.Header.Set("X-Request-ID", id)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return logs.last(t)
+		return logs.routeOf(t, id)
 	}
 	for _, op := range ops {
 		method, path, _ := strings.Cut(op, " ")

@@ -47,6 +47,9 @@ const (
 	CodeLastAdmin           = "last_admin"
 	CodeRefreshTokenReused  = "refresh_token_reused"
 	CodeDatabaseUnavailable = "database_unavailable"
+	CodeRateLimited         = "rate_limited"
+	CodeAccountLocked       = "account_locked"
+	CodeServerBusy          = "server_busy"
 )
 
 // Codes lists every code the service can produce.
@@ -55,6 +58,7 @@ var Codes = []string{
 	CodeInvalidCredentials, CodeInvalidToken, CodeInvalidGrant, CodeAccountInactive, CodeAccountUnverified,
 	CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnsupportedMedia,
 	CodeInternal, CodeDatabaseUnavailable, CodeLastAdmin, CodeRefreshTokenReused,
+	CodeRateLimited, CodeAccountLocked, CodeServerBusy,
 }
 
 // FieldError names one invalid request field.
@@ -191,4 +195,3 @@ func unavailable(cause error) *Error {
 	return &Error{Kind: KindUnavailable, Code: CodeDatabaseUnavailable, Message: "The database is unavailable.",
 		RetryAfter: time.Second, Cause: cause}
 }
-

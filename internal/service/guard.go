@@ -3,7 +3,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -27,6 +25,8 @@ import (
 type route struct {
 	route        *routers.Route
 	auth         bool
+	ipLimited    bool // counts against the per-IP rate limit
+	registration bool // counts against the registration rate limit too
 	pathParams   []string
 	contentTypes map[string]bool
 }
@@ -59,6 +59,7 @@ func loadRoutes() (map[string]*route, error) {
 					rt.contentTypes[ct] = true
 				}
 			}
+			rt.ipLimited, rt.registration = rateLimited(method + " " + path)
 			routes[method+" "+path] = rt
 		}
 	}
@@ -80,8 +81,10 @@ func clientFrom(ctx context.Context) Client {
 }
 
 // guard runs inside every generated route, after routing and before the strict handler: it
-// authenticates bearer operations, then enforces the body's size, media type, encoding and
-// schema, so that the handler only ever sees requests that match openapi.yaml.
+// counts the request against the client IP's rate limits, authenticates bearer operations,
+// then enforces the body's size, media type, encoding and schema, so that the handler only
+// ever sees requests that match openapi.yaml. The rate limits come first, as they are the
+// cheapest refusal.
 func (s *server) guard(next http.Handler) http.Handler {
 	validation := &openapi3filter.Options{
 		MultiError: true,
@@ -94,7 +97,16 @@ func (s *server) guard(next http.Handler) http.Handler {
 			s.problems.write(w, r, internal(fmt.Errorf("no contract route for %q", r.Pattern)))
 			return
 		}
-		ctx := context.WithValue(r.Context(), clientKey{}, Client{IP: remoteIP(r), UserAgent: r.UserAgent()})
+		ctx := context.WithValue(r.Context(), clientKey{}, Client{IP: s.clientIP.ClientIP(r), UserAgent: r.UserAgent()})
+		if rt.ipLimited {
+			q := &quota{}
+			ctx = withQuota(ctx, q)
+			w = &quotaWriter{ResponseWriter: w, quota: q}
+			if err := s.svc.limitClient(ctx, rt.registration); err != nil {
+				s.problems.write(w, r.WithContext(ctx), err)
+				return
+			}
+		}
 		if rt.auth {
 			p, err := s.svc.Authenticate(ctx, bearerToken(r))
 			if err != nil {
@@ -138,8 +150,11 @@ func (s *server) checkBody(w http.ResponseWriter, r *http.Request, rt *route) er
 	if rt.contentTypes == nil {
 		return nil
 	}
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !rt.contentTypes[mediaType] {
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	// JSON and forms are UTF-8 here (RFC 8259 §8.1); a body declared in another charset
+	// would be read wrongly, so it is refused rather than guessed at.
+	charset, hasCharset := params["charset"]
+	if err != nil || !rt.contentTypes[mediaType] || hasCharset && !strings.EqualFold(charset, "utf-8") {
 		return Errorf(KindUnsupportedMedia, CodeUnsupportedMedia, "The request body's content type is not accepted here.")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
@@ -175,53 +190,6 @@ func (s *server) checkBody(w http.ResponseWriter, r *http.Request, rt *route) er
 		}
 	}
 	return nil
-}
-
-// checkJSON accepts exactly one JSON value whose strings hold no control characters.
-// encoding/json bounds nesting depth itself, so deep documents fail fast here.
-func checkJSON(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return invalidFields(FieldError{Field: "body", Message: "is not valid JSON"})
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalidFields(FieldError{Field: "body", Message: "must hold a single JSON value"})
-	}
-	if field, ok := findControl(v, ""); ok {
-		if field == "" {
-			field = "body"
-		}
-		return invalidFields(FieldError{Field: field, Message: "must not contain control characters"})
-	}
-	return nil
-}
-
-// findControl walks a decoded JSON value and returns the path of the first string, key
-// included, that contains a control character.
-func findControl(v any, path string) (string, bool) {
-	switch t := v.(type) {
-	case string:
-		return path, strings.IndexFunc(t, unicode.IsControl) >= 0
-	case []any:
-		for i, e := range t {
-			if p, ok := findControl(e, fmt.Sprintf("%s/%d", path, i)); ok {
-				return p, true
-			}
-		}
-	case map[string]any:
-		for k, e := range t {
-			p := strings.TrimPrefix(path+"/"+k, "/")
-			if strings.IndexFunc(k, unicode.IsControl) >= 0 {
-				return p, true
-			}
-			if p, ok := findControl(e, p); ok {
-				return p, true
-			}
-		}
-	}
-	return "", false
 }
 
 // schemaError turns a validator error into field errors. Only the schema's reason and the

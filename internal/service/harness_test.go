@@ -25,10 +25,17 @@ import (
 	"github.com/authly/authly/internal/gen/api"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testdb"
+	"github.com/authly/authly/internal/testredis"
 	"github.com/authly/authly/internal/token"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+// TestMain gives the tests a PostgreSQL server (testdb) and a Redis server (testredis).
+func TestMain(m *testing.M) { os.Exit(testredis.Main(withDatabase{m})) }
+
+// withDatabase runs the tests inside testdb's Main, for testredis.Main.
+type withDatabase struct{ m *testing.M }
+
+func (w withDatabase) Run() int { return testdb.Main(w.m) }
 
 var (
 	accessKey  = []byte("test-access-secret-0123456789abcdef0123456789")
@@ -71,14 +78,19 @@ type envOption func(*token.Config, *service.Deps)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	return newEnvWithServer(t, service.ServerOptions{}, opts...)
+	return newInstance(t, testdb.Pool(t), &clock{now: time.Now()}, service.ServerOptions{}, opts...)
 }
 
 // newEnvWithServer is newEnv with the HTTP side's options, such as a logger or metrics.
 func newEnvWithServer(t *testing.T, serverOpts service.ServerOptions, opts ...envOption) *env {
 	t.Helper()
-	pool := testdb.Pool(t)
-	clk := &clock{now: time.Now()}
+	return newInstance(t, testdb.Pool(t), &clock{now: time.Now()}, serverOpts, opts...)
+}
+
+// newInstance builds an Authly on pool and clk: its own service and handler, as one server
+// process would hold them.
+func newInstance(t *testing.T, pool *pgxpool.Pool, clk *clock, serverOpts service.ServerOptions, opts ...envOption) *env {
+	t.Helper()
 	tokenConfig := token.Config{
 		Algorithm: "HS256", AccessKey: accessKey, RefreshKey: refreshKey, Issuer: "authly-test",
 		AccessTTL: 30 * time.Minute, RefreshTTL: 7 * 24 * time.Hour, Now: clk.Now,

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authly/authly/internal/clientip"
 	"github.com/authly/authly/internal/gen/api"
 	"github.com/authly/authly/internal/metrics"
 )
@@ -24,8 +24,14 @@ import (
 type ServerOptions struct {
 	Logger       *slog.Logger
 	Metrics      *metrics.Metrics // nil turns HTTP metrics off
-	MaxBodyBytes int64 // request body cap; 64 KiB when zero
-	Docs         bool  // serve GET /docs and GET /openapi.yaml; they answer 404 otherwise
+	Docs         bool             // serve GET /docs and GET /openapi.yaml; they answer 404 otherwise
+	MaxBodyBytes int64            // request body cap (AUTHLY_MAX_BODY_BYTES); 64 KiB when zero
+	// ClientIP decides which address a request comes from (AUTHLY_TRUSTED_PROXIES); nil
+	// trusts no proxy and takes the connection's peer.
+	ClientIP *clientip.Resolver
+	// CORSAllowedOrigins are the exact origins CORS allows (AUTHLY_CORS_ALLOWED_ORIGINS);
+	// none means no CORS headers at all.
+	CORSAllowedOrigins []string
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -52,6 +58,7 @@ type server struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	maxBody  int64
+	clientIP *clientip.Resolver
 	routes   map[string]*route
 	mux      *http.ServeMux
 	problems *problemWriter
@@ -66,6 +73,9 @@ func NewServer(svc *Service, opts ServerOptions) (http.Handler, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = defaultMaxBodyBytes
 	}
+	if opts.ClientIP == nil {
+		opts.ClientIP = clientip.NewResolver(nil)
+	}
 	routes, err := loadRoutes()
 	if err != nil {
 		return nil, err
@@ -75,6 +85,7 @@ func NewServer(svc *Service, opts ServerOptions) (http.Handler, error) {
 		log:      opts.Logger,
 		metrics:  opts.Metrics,
 		maxBody:  opts.MaxBodyBytes,
+		clientIP: opts.ClientIP,
 		routes:   routes,
 		mux:      http.NewServeMux(),
 		problems: &problemWriter{log: opts.Logger},
@@ -99,7 +110,7 @@ func NewServer(svc *Service, opts ServerOptions) (http.Handler, error) {
 	// Anything the contract does not route lands here: 405 when the path exists with
 	// another method, 404 otherwise.
 	s.mux.HandleFunc("/", s.notRouted)
-	return s.recoverer(s.logRequests(securityHeaders(s.mux))), nil
+	return s.recoverer(s.logRequests(securityHeaders(corsHeaders(opts.CORSAllowedOrigins, s.mux)))), nil
 }
 
 // paramFieldErrors names the parameter of a generated binding error.
@@ -218,7 +229,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			slog.String("route", route),
 			slog.Int("status", sw.status),
 			slog.Duration("duration", time.Since(start)),
-			slog.String("client_ip", remoteIP(r)),
+			slog.String("client_ip", s.clientIP.ClientIP(r)),
 		)
 	})
 }
@@ -236,15 +247,6 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// remoteIP is the peer address of the connection.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // problemWriter is the one writer of application/problem+json (RFC 9457).

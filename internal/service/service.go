@@ -16,7 +16,9 @@ import (
 
 	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/hashpool"
 	"github.com/authly/authly/internal/metrics"
+	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/token"
 )
 
@@ -33,24 +35,36 @@ type Deps struct {
 	// deadline.
 	AcquireTimeout time.Duration
 	Metrics        *metrics.Metrics // nil turns metrics off
+
+	// Abuse protection (docs/security.md). Zero values turn each protection off, except the
+	// bcrypt pool; config.Load supplies the defaults the server runs with.
+	Hasher      *hashpool.Pool    // bcrypt work; nil: GOMAXPROCS workers, hashpool.DefaultQueue waiting, at BcryptCost
+	RateLimiter ratelimit.Limiter // where rate limits count; nil: in memory, on Clock
+	RateLimits  RateLimits
+	Lockout     LockoutPolicy
 }
 
 // Service implements Authly's use cases.
 type Service struct {
-	pool       *pgxpool.Pool
-	q          *db.Queries
-	tokens     *token.Issuer
-	bcryptCost int
-	now        func() time.Time
-	log        *slog.Logger
-	sessions   SessionPolicy
-	db         *database.Bounded
-	metrics    *metrics.Metrics
+	pool     *pgxpool.Pool
+	q        *db.Queries
+	tokens   *token.Issuer
+	now      func() time.Time
+	log      *slog.Logger
+	sessions SessionPolicy
+	db       *database.Bounded
+	metrics  *metrics.Metrics
 	// phase is starting, serving or draining; readiness reports it.
-	phase atomic.Int32
+	phase   atomic.Int32
+	hasher  *hashpool.Pool
+	limiter ratelimit.Limiter
+	limits  RateLimits
+	lockout LockoutPolicy
 	// dummyHash is compared against when a login names no account, so that an unknown name
-	// costs the same bcrypt work as a known one.
+	// costs the same bcrypt work as a known one. It is made by the pool, at the pool's cost.
 	dummyHash []byte
+	// storeFailures throttles the log line for a failing rate limit store.
+	storeFailures storeFailureLog
 }
 
 // New builds a Service.
@@ -67,22 +81,35 @@ func New(d Deps) (*Service, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("authly-dummy-password-for-unknown-users"), d.BcryptCost)
+	if d.Hasher == nil {
+		pool, err := hashpool.New(hashpool.Options{Queue: hashpool.DefaultQueue, Cost: d.BcryptCost})
+		if err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
+		d.Hasher = pool
+	}
+	if d.RateLimiter == nil {
+		d.RateLimiter = ratelimit.NewMemory(d.Clock)
+	}
+	dummy, err := d.Hasher.Hash(context.Background(), []byte("authly-dummy-password-for-unknown-users"))
 	if err != nil {
 		return nil, fmt.Errorf("service: computing dummy hash: %w", err)
 	}
 	bounded := &database.Bounded{Pool: d.Pool, AcquireTimeout: d.AcquireTimeout}
 	return &Service{
-		pool:       d.Pool,
-		db:         bounded,
-		metrics:    d.Metrics,
-		q:          db.New(bounded),
-		tokens:     d.Tokens,
-		bcryptCost: d.BcryptCost,
-		now:        d.Clock,
-		log:        d.Logger,
-		sessions:   d.Sessions.withDefaults(),
-		dummyHash:  dummy,
+		pool:      d.Pool,
+		db:        bounded,
+		metrics:   d.Metrics,
+		q:         db.New(bounded),
+		tokens:    d.Tokens,
+		now:       d.Clock,
+		log:       d.Logger,
+		sessions:  d.Sessions.withDefaults(),
+		hasher:    d.Hasher,
+		limiter:   d.RateLimiter,
+		limits:    d.RateLimits,
+		lockout:   d.Lockout.withDefaults(),
+		dummyHash: dummy,
 	}, nil
 }
 
@@ -126,22 +153,4 @@ func (s *Service) Health(ctx context.Context) error {
 		return unavailable(err)
 	}
 	return nil
-}
-
-func (s *Service) hashPassword(password string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), s.bcryptCost)
-	if err != nil {
-		return "", internal(err)
-	}
-	return string(h), nil
-}
-
-// checkPassword compares a password with a stored hash; a nil hash compares against the
-// dummy hash and always fails.
-func (s *Service) checkPassword(hash []byte, password string) bool {
-	if hash == nil {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return false
-	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }

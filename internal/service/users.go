@@ -21,7 +21,7 @@ type NewUser struct {
 // Register creates an active, unverified, non-admin user.
 //
 // Errors: invalid (invalid_request with field errors); conflict (username_taken,
-// email_taken); unavailable; internal.
+// email_taken); unavailable (server_busy, database_unavailable); internal.
 func (s *Service) Register(ctx context.Context, in NewUser) (db.User, error) {
 	return s.createUser(ctx, in, false)
 }
@@ -31,7 +31,7 @@ func (s *Service) createUser(ctx context.Context, in NewUser, admin bool) (db.Us
 	if err := collect(validateUsername(in.Username), emailErr, validatePassword(in.Password, in.Username, in.Email)); err != nil {
 		return db.User{}, err
 	}
-	hash, err := s.hashPassword(in.Password)
+	hash, err := s.hashPassword(ctx, in.Password)
 	if err != nil {
 		return db.User{}, err
 	}
@@ -155,7 +155,7 @@ func (c UserChanges) privileged() bool {
 //
 // Errors: not found (another user's id, for a non-admin); forbidden (flags, for a
 // non-admin); invalid (field errors, last_admin); conflict (username_taken, email_taken);
-// unavailable; internal.
+// unavailable (server_busy, database_unavailable); internal.
 func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID, c UserChanges) (db.User, error) {
 	if !canSee(actor, id) {
 		return db.User{}, errNotFound()
@@ -187,7 +187,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID,
 	}
 	if c.Password != nil {
 		// Hashed before the transaction, so no row lock waits on bcrypt.
-		hash, err := s.hashPassword(*c.Password)
+		hash, err := s.hashPassword(ctx, *c.Password)
 		if err != nil {
 			return db.User{}, err
 		}

@@ -12,6 +12,8 @@
 // A package that uses testredis declares
 //
 //	func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
+//
+// or, to run inside another harness's Main, passes a Runner that calls it.
 package testredis
 
 import (
@@ -62,11 +64,15 @@ var (
 	startErr    error
 )
 
+// Runner runs a test binary's tests and returns the exit code: a *testing.M,
+// or another harness's Main wrapped around one, such as testdb's.
+type Runner interface{ Run() int }
+
 // Main wraps a test binary's TestMain: it runs the tests, then stops the
 // throwaway server if one was started. It returns the exit code for os.Exit.
 // On Linux a test binary that dies without reaching that point, killed by a
 // timeout or a signal, takes its server with it.
-func Main(m *testing.M) int {
+func Main(m Runner) int {
 	mainRunning.Store(true)
 	code := m.Run()
 	if started != nil {

@@ -27,9 +27,55 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditEventType.
+const (
+	AuditEventTypeAccountLocked       AuditEventType = "account_locked"
+	AuditEventTypeAccountUnlocked     AuditEventType = "account_unlocked"
+	AuditEventTypeLoginFailed         AuditEventType = "login_failed"
+	AuditEventTypeLoginSucceeded      AuditEventType = "login_succeeded"
+	AuditEventTypeLogout              AuditEventType = "logout"
+	AuditEventTypeRateLimited         AuditEventType = "rate_limited"
+	AuditEventTypeRefreshTokenReused  AuditEventType = "refresh_token_reused"
+	AuditEventTypeServerBusy          AuditEventType = "server_busy"
+	AuditEventTypeSessionRevoked      AuditEventType = "session_revoked"
+	AuditEventTypeUserChanged         AuditEventType = "user_changed"
+	AuditEventTypeUserSessionsRevoked AuditEventType = "user_sessions_revoked"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventType enum.
+func (e AuditEventType) Valid() bool {
+	switch e {
+	case AuditEventTypeAccountLocked:
+		return true
+	case AuditEventTypeAccountUnlocked:
+		return true
+	case AuditEventTypeLoginFailed:
+		return true
+	case AuditEventTypeLoginSucceeded:
+		return true
+	case AuditEventTypeLogout:
+		return true
+	case AuditEventTypeRateLimited:
+		return true
+	case AuditEventTypeRefreshTokenReused:
+		return true
+	case AuditEventTypeServerBusy:
+		return true
+	case AuditEventTypeSessionRevoked:
+		return true
+	case AuditEventTypeUserChanged:
+		return true
+	case AuditEventTypeUserSessionsRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAccountInactive      ErrorCode = "account_inactive"
+	ErrorCodeAccountLocked        ErrorCode = "account_locked"
 	ErrorCodeAccountUnverified    ErrorCode = "account_unverified"
 	ErrorCodeDatabaseUnavailable  ErrorCode = "database_unavailable"
 	ErrorCodeEmailTaken           ErrorCode = "email_taken"
@@ -43,7 +89,9 @@ const (
 	ErrorCodeMethodNotAllowed     ErrorCode = "method_not_allowed"
 	ErrorCodeNotFound             ErrorCode = "not_found"
 	ErrorCodePayloadTooLarge      ErrorCode = "payload_too_large"
+	ErrorCodeRateLimited          ErrorCode = "rate_limited"
 	ErrorCodeRefreshTokenReused   ErrorCode = "refresh_token_reused"
+	ErrorCodeServerBusy           ErrorCode = "server_busy"
 	ErrorCodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	ErrorCodeUsernameTaken        ErrorCode = "username_taken"
 )
@@ -52,6 +100,8 @@ const (
 func (e ErrorCode) Valid() bool {
 	switch e {
 	case ErrorCodeAccountInactive:
+		return true
+	case ErrorCodeAccountLocked:
 		return true
 	case ErrorCodeAccountUnverified:
 		return true
@@ -79,7 +129,11 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodePayloadTooLarge:
 		return true
+	case ErrorCodeRateLimited:
+		return true
 	case ErrorCodeRefreshTokenReused:
+		return true
+	case ErrorCodeServerBusy:
 		return true
 	case ErrorCodeUnsupportedMediaType:
 		return true
@@ -230,6 +284,36 @@ func (e TokenResponseTokenType) Valid() bool {
 		return false
 	}
 }
+
+// AuditEvent Example: {"created_at":"2026-01-02T15:04:05Z","details":{"failed_attempts":5,"locked_seconds":60},"event_type":"account_locked","id":1042,"ip":"203.0.113.7","user_agent":"curl/8.5.0","user_id":"0b5c4d1e-8f0a-4b8e-9c3a-2f6d7e8a9b10"}
+type AuditEvent struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Details Ids, counts and reasons; never a password, token or hash.
+	Details map[string]interface{} `json:"details"`
+
+	// EventType What an audit event records.
+	EventType AuditEventType `json:"event_type"`
+	Id        int64          `json:"id"`
+
+	// Ip The client address of the request.
+	Ip        *string `json:"ip"`
+	UserAgent *string `json:"user_agent"`
+
+	// UserId The user the event is about; null when there is none, or it was deleted.
+	UserId *openapi_types.UUID `json:"user_id"`
+}
+
+// AuditEventPage Example: {"events":[],"next_cursor":null}
+type AuditEventPage struct {
+	Events []AuditEvent `json:"events"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// AuditEventType What an audit event records.
+type AuditEventType string
 
 // Email An email address of at most 254 bytes. Stored lower-cased; unique.
 //
@@ -472,6 +556,9 @@ type GrantRejected = Problem
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
 
+// LoginThrottled An RFC 9457 problem document.
+type LoginThrottled = Problem
+
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
@@ -483,6 +570,9 @@ type RefreshRejected = Problem
 
 // RegistrationRejected An RFC 9457 problem document.
 type RegistrationRejected = Problem
+
+// TooManyRequests An RFC 9457 problem document.
+type TooManyRequests = Problem
 
 // Unauthenticated An RFC 9457 problem document.
 type Unauthenticated = Problem
@@ -498,6 +588,21 @@ type UserDeleteRejected = Problem
 
 // UserUpdateRejected An RFC 9457 problem document.
 type UserUpdateRejected = Problem
+
+// ListAuditEventsParams defines parameters for ListAuditEvents.
+type ListAuditEventsParams struct {
+	// UserId Only events about this user.
+	UserId *openapi_types.UUID `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// EventType Only events of this type.
+	EventType *AuditEventType `form:"event_type,omitempty" json:"event_type,omitempty"`
+
+	// Limit How many events to return, from 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -597,6 +702,16 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListAuditEvents Read the audit log (admin)
+	//
+	// Lists security events, newest first, optionally only those about one user or of one
+	// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+	// passing it as `cursor` returns the next page. Events never hold a password, token or
+	// hash. Admins only.
+	//
+	// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Logout Log out everywhere
 	//
 	// Revokes every session of the caller and invalidates every token the caller still
@@ -654,6 +769,15 @@ type ClientInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -670,6 +794,15 @@ type ClientInterface interface {
 	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -688,6 +821,15 @@ type ClientInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -703,7 +845,8 @@ type ClientInterface interface {
 	// CreateUserWithBody Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -713,7 +856,8 @@ type ClientInterface interface {
 	// CreateUser Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -795,6 +939,15 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
 	RevokeUserSessions(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UnlockUser Unlock an account (admin)
+	//
+	// Clears the account's lockout and its count of failed logins, so the user can log in
+	// at once. Unlocking an account that is not locked changes nothing. The login name's
+	// rate limit is separate and may still apply for up to its period. Admins only.
+	//
+	// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// VerifyUser Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -853,6 +1006,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
 	GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListAuditEvents Read the audit log (admin)
+//
+// Lists security events, newest first, optionally only those about one user or of one
+// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+// passing it as `cursor` returns the next page. Events never hold a password, token or
+// hash. Admins only.
+//
+// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // Logout Log out everywhere
@@ -942,6 +1115,15 @@ func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestB
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -969,6 +1151,15 @@ func (c *Client) CreateTokenWithBody(ctx context.Context, contentType string, bo
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -995,6 +1186,15 @@ func (c *Client) CreateToken(ctx context.Context, body CreateTokenJSONRequestBod
 // With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
+//
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -1031,7 +1231,8 @@ func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEdit
 // CreateUserWithBody Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1051,7 +1252,8 @@ func (c *Client) CreateUserWithBody(ctx context.Context, contentType string, bod
 // CreateUser Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1223,6 +1425,25 @@ func (c *Client) RevokeUserSessions(ctx context.Context, userId UserID, reqEdito
 	return c.Client.Do(req)
 }
 
+// UnlockUser Unlock an account (admin)
+//
+// Clears the account's lockout and its count of failed logins, so the user can log in
+// at once. Unlocking an account that is not locked changes nothing. The login name's
+// rate limit is separate and may still apply for up to its period. Admins only.
+//
+// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *Client) UnlockUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnlockUserRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // VerifyUser Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -1350,6 +1571,96 @@ func (c *Client) GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditor
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListAuditEventsRequest constructs an http.Request for the ListAuditEvents method
+func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/audit-events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewLogoutRequest constructs an http.Request for the Logout method
@@ -1813,6 +2124,40 @@ func NewRevokeUserSessionsRequest(server string, userId UserID) (*http.Request, 
 	return req, nil
 }
 
+// NewUnlockUserRequest constructs an http.Request for the UnlockUser method
+func NewUnlockUserRequest(server string, userId UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/unlock", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewVerifyUserRequest constructs an http.Request for the VerifyUser method
 func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	var err error
@@ -2053,6 +2398,18 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListAuditEventsWithResponse Read the audit log (admin)
+	//
+	// Lists security events, newest first, optionally only those about one user or of one
+	// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+	// passing it as `cursor` returns the next page. Events never hold a password, token or
+	// hash. Admins only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
+
 	// LogoutWithResponse Log out everywhere
 	//
 	// Revokes every session of the caller and invalidates every token the caller still
@@ -2112,6 +2469,15 @@ type ClientWithResponsesInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -2128,6 +2494,15 @@ type ClientWithResponsesInterface interface {
 	// With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
+	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2146,6 +2521,15 @@ type ClientWithResponsesInterface interface {
 	// password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 	// OAuth 2.0 clients that send every grant to one token endpoint.
 	//
+	// A password login is checked in this order: the client IP's rate limit, the login
+	// name's rate limit, the lockout, the password, the account's state. After
+	// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+	// further failure doubles the lock: while it lasts even the right password answers 429
+	// `account_locked`. A name that matches no account is counted and locked exactly like
+	// one that does, with the same answers. Responses that counted against a rate limit
+	// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+	// carry `Retry-After`.
+	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -2163,7 +2547,8 @@ type ClientWithResponsesInterface interface {
 	// CreateUserWithBodyWithResponse Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2173,7 +2558,8 @@ type ClientWithResponsesInterface interface {
 	// CreateUserWithResponse Register a user
 	//
 	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here.
+	// them before they can log in. Roles and flags cannot be set here. Registrations count
+	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2267,6 +2653,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/users/{user_id}/sessions (the `RevokeUserSessions` operationId).
 	RevokeUserSessionsWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*RevokeUserSessionsResponse, error)
 
+	// UnlockUserWithResponse Unlock an account (admin)
+	//
+	// Clears the account's lockout and its count of failed logins, so the user can log in
+	// at once. Unlocking an account that is not locked changes nothing. The login name's
+	// rate limit is separate and may still apply for up to its period. Admins only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+	UnlockUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error)
+
 	// VerifyUserWithResponse Verify a user (admin)
 	//
 	// Marks the account as verified, so that it can log in. Admins only.
@@ -2341,6 +2738,103 @@ type ClientWithResponsesInterface interface {
 	GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error)
 }
 
+// ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
+type ListAuditEventsResponse200Headers struct {
+	CacheControl *string
+}
+
+// ListAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAuditEvents
+type ListAuditEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListAuditEventsResponse503Headers the declared response headers of an HTTP 503 response for ListAuditEvents
+type ListAuditEventsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListAuditEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditEventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAuditEventsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAuditEventsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAuditEventsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditEventsResponse) GetJSON200() *AuditEventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
 type LogoutResponse200Headers struct {
 	CacheControl *string
@@ -2349,6 +2843,14 @@ type LogoutResponse200Headers struct {
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
 	WWWAuthenticate *string
+}
+
+// LogoutResponse429Headers the declared response headers of an HTTP 429 response for Logout
+type LogoutResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
 }
 
 // LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
@@ -2363,6 +2865,8 @@ type LogoutResponse struct {
 	JSON200 *LogoutResult
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2371,6 +2875,8 @@ type LogoutResponse struct {
 	Headers200 *LogoutResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LogoutResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutResponse503Headers
 }
@@ -2383,6 +2889,11 @@ func (r LogoutResponse) GetJSON200() *LogoutResult {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2429,6 +2940,14 @@ type RefreshTokenResponse200Headers struct {
 	CacheControl *string
 }
 
+// RefreshTokenResponse429Headers the declared response headers of an HTTP 429 response for RefreshToken
+type RefreshTokenResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
 // RefreshTokenResponse503Headers the declared response headers of an HTTP 503 response for RefreshToken
 type RefreshTokenResponse503Headers struct {
 	RetryAfter *int
@@ -2447,12 +2966,16 @@ type RefreshTokenResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RefreshTokenResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RefreshTokenResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RefreshTokenResponse503Headers
 }
@@ -2480,6 +3003,11 @@ func (r RefreshTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r RefreshTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RefreshTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2526,6 +3054,14 @@ type CreateTokenResponse200Headers struct {
 	CacheControl *string
 }
 
+// CreateTokenResponse429Headers the declared response headers of an HTTP 429 response for CreateToken
+type CreateTokenResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
 // CreateTokenResponse503Headers the declared response headers of an HTTP 503 response for CreateToken
 type CreateTokenResponse503Headers struct {
 	RetryAfter *int
@@ -2546,12 +3082,16 @@ type CreateTokenResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *LoginThrottled
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CreateTokenResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateTokenResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateTokenResponse503Headers
 }
@@ -2584,6 +3124,11 @@ func (r CreateTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateTokenResponse) GetApplicationproblemJSON429() *LoginThrottled {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2727,6 +3272,14 @@ type CreateUserResponse201Headers struct {
 	CacheControl *string
 }
 
+// CreateUserResponse429Headers the declared response headers of an HTTP 429 response for CreateUser
+type CreateUserResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
 // CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
 type CreateUserResponse503Headers struct {
 	RetryAfter *int
@@ -2743,12 +3296,16 @@ type CreateUserResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateUserResponse503Headers
 }
@@ -2771,6 +3328,11 @@ func (r CreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3463,6 +4025,110 @@ func (r RevokeUserSessionsResponse) ContentType() string {
 	return ""
 }
 
+// UnlockUserResponse200Headers the declared response headers of an HTTP 200 response for UnlockUser
+type UnlockUserResponse200Headers struct {
+	CacheControl *string
+}
+
+// UnlockUserResponse401Headers the declared response headers of an HTTP 401 response for UnlockUser
+type UnlockUserResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// UnlockUserResponse503Headers the declared response headers of an HTTP 503 response for UnlockUser
+type UnlockUserResponse503Headers struct {
+	RetryAfter *int
+}
+
+type UnlockUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *User
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UnlockUserResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UnlockUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UnlockUserResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnlockUserResponse) GetJSON200() *User {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UnlockUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnlockUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnlockUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnlockUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnlockUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // VerifyUserResponse200Headers the declared response headers of an HTTP 200 response for VerifyUser
 type VerifyUserResponse200Headers struct {
 	CacheControl *string
@@ -3841,6 +4507,24 @@ func (r GetOpenAPISpecResponse) ContentType() string {
 	return ""
 }
 
+// ListAuditEventsWithResponse Read the audit log (admin)
+//
+// Lists security events, newest first, optionally only those about one user or of one
+// type. A page holds at most `limit` events; when more follow, `next_cursor` is set, and
+// passing it as `cursor` returns the next page. Events never hold a password, token or
+// hash. Admins only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
+func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error) {
+	rsp, err := c.ListAuditEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditEventsResponse(rsp)
+}
+
 // LogoutWithResponse Log out everywhere
 //
 // Revokes every session of the caller and invalidates every token the caller still
@@ -3918,6 +4602,15 @@ func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -3941,6 +4634,15 @@ func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Contex
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
 //
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
@@ -3963,6 +4665,15 @@ func (c *ClientWithResponses) CreateTokenWithResponse(ctx context.Context, body 
 // With `grant_type=refresh_token` and a `refresh_token` instead of a username and
 // password, it rotates a refresh token exactly as `POST /api/v1/auth/refresh` does, for
 // OAuth 2.0 clients that send every grant to one token endpoint.
+//
+// A password login is checked in this order: the client IP's rate limit, the login
+// name's rate limit, the lockout, the password, the account's state. After
+// `AUTHLY_LOCKOUT_THRESHOLD` consecutive wrong passwords the login is locked, and each
+// further failure doubles the lock: while it lasts even the right password answers 429
+// `account_locked`. A name that matches no account is counted and locked exactly like
+// one that does, with the same answers. Responses that counted against a rate limit
+// carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503
+// carry `Retry-After`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3993,7 +4704,8 @@ func (c *ClientWithResponses) ListUsersWithResponse(ctx context.Context, params 
 // CreateUserWithBodyWithResponse Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4009,7 +4721,8 @@ func (c *ClientWithResponses) CreateUserWithBodyWithResponse(ctx context.Context
 // CreateUserWithResponse Register a user
 //
 // Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here.
+// them before they can log in. Roles and flags cannot be set here. Registrations count
+// against the client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4157,6 +4870,23 @@ func (c *ClientWithResponses) RevokeUserSessionsWithResponse(ctx context.Context
 	return ParseRevokeUserSessionsResponse(rsp)
 }
 
+// UnlockUserWithResponse Unlock an account (admin)
+//
+// Clears the account's lockout and its count of failed logins, so the user can log in
+// at once. Unlocking an account that is not locked changes nothing. The login name's
+// rate limit is separate and may still apply for up to its period. Admins only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/{user_id}/unlock (the `UnlockUser` operationId).
+func (c *ClientWithResponses) UnlockUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*UnlockUserResponse, error) {
+	rsp, err := c.UnlockUser(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnlockUserResponse(rsp)
+}
+
 // VerifyUserWithResponse Verify a user (admin)
 //
 // Marks the account as verified, so that it can log in. Admins only.
@@ -4272,6 +5002,100 @@ func (c *ClientWithResponses) GetOpenAPISpecWithResponse(ctx context.Context, re
 	return ParseGetOpenAPISpecResponse(rsp)
 }
 
+// ParseListAuditEventsResponse parses an HTTP response from a ListAuditEventsWithResponse call
+func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditEventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAuditEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAuditEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAuditEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
 func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4299,6 +5123,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -4337,6 +5168,37 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers LogoutResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogoutResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4401,6 +5263,13 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4428,6 +5297,37 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers RefreshTokenResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RefreshTokenResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4499,6 +5399,13 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest LoginThrottled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4526,6 +5433,37 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateTokenResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateTokenResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4677,6 +5615,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4704,6 +5649,37 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateUserResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5349,6 +6325,107 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 	return response, nil
 }
 
+// ParseUnlockUserResponse parses an HTTP response from a UnlockUserWithResponse call
+func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnlockUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest User
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UnlockUserResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers UnlockUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers UnlockUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseVerifyUserResponse parses an HTTP response from a VerifyUserWithResponse call
 func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5642,6 +6719,9 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListAuditEvents Read the audit log (admin)
+	// (GET /api/v1/audit-events)
+	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
 	// Logout Log out everywhere
 	// (POST /api/v1/auth/logout)
 	Logout(w http.ResponseWriter, r *http.Request)
@@ -5678,6 +6758,9 @@ type ServerInterface interface {
 	// RevokeUserSessions Force a user to log out (admin)
 	// (DELETE /api/v1/users/{user_id}/sessions)
 	RevokeUserSessions(w http.ResponseWriter, r *http.Request, userId UserID)
+	// UnlockUser Unlock an account (admin)
+	// (POST /api/v1/users/{user_id}/unlock)
+	UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
@@ -5709,6 +6792,78 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// ListAuditEvents operation middleware
+func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditEventsParams
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", r.URL.Query(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "user_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", r.URL.Query(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "event_type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAuditEvents(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // Logout operation middleware
 func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request) {
@@ -5970,6 +7125,32 @@ func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *
 	handler.ServeHTTP(w, r)
 }
 
+// UnlockUser operation middleware
+func (siw *ServerInterfaceWrapper) UnlockUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", r.PathValue("user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnlockUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // VerifyUser operation middleware
 func (siw *ServerInterfaceWrapper) VerifyUser(w http.ResponseWriter, r *http.Request) {
 
@@ -6219,6 +7400,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPISpec)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs", wrapper.GetDocs)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs/redoc.standalone.js", wrapper.GetDocsScript)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/users/{user_id}/unlock", wrapper.UnlockUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents)
 
 	return m
 }
@@ -6235,6 +7418,18 @@ type GrantRejectedApplicationProblemPlusJSONResponse Problem
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
+type LoginThrottledResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type LoginThrottledApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LoginThrottledResponseHeaders
+}
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
@@ -6242,6 +7437,18 @@ type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 type RefreshRejectedApplicationProblemPlusJSONResponse Problem
 
 type RegistrationRejectedApplicationProblemPlusJSONResponse Problem
+
+type TooManyRequestsResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -6266,6 +7473,124 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
 
 type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
+
+type ListAuditEventsRequestObject struct {
+	Params ListAuditEventsParams
+}
+
+type ListAuditEventsResponseObject interface {
+	VisitListAuditEventsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditEvents200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ListAuditEvents200JSONResponse struct {
+	Body    AuditEventPage
+	Headers ListAuditEvents200ResponseHeaders
+}
+
+func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type LogoutRequestObject struct {
 }
@@ -6313,6 +7638,34 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6444,6 +7797,34 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6592,6 +7973,34 @@ func (response CreateToken415ApplicationProblemPlusJSONResponse) VisitCreateToke
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateToken429ApplicationProblemPlusJSONResponse struct {
+	LoginThrottledApplicationProblemPlusJSONResponse
+}
+
+func (response CreateToken429ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6825,6 +8234,34 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7657,6 +9094,140 @@ func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRev
 	return err
 }
 
+type UnlockUserRequestObject struct {
+	UserId UserID `json:"user_id"`
+}
+
+type UnlockUserResponseObject interface {
+	VisitUnlockUserResponse(w http.ResponseWriter) error
+}
+
+type UnlockUser200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type UnlockUser200JSONResponse struct {
+	Body    User
+	Headers UnlockUser200ResponseHeaders
+}
+
+func (response UnlockUser200JSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser403ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser500ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnlockUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UnlockUser503ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyUserRequestObject struct {
 	UserId UserID `json:"user_id"`
 }
@@ -8021,6 +9592,9 @@ func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpen
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListAuditEvents Read the audit log (admin)
+	// (GET /api/v1/audit-events)
+	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
 	// Logout Log out everywhere
 	// (POST /api/v1/auth/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -8057,6 +9631,9 @@ type StrictServerInterface interface {
 	// RevokeUserSessions Force a user to log out (admin)
 	// (DELETE /api/v1/users/{user_id}/sessions)
 	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
+	// UnlockUser Unlock an account (admin)
+	// (POST /api/v1/users/{user_id}/unlock)
+	UnlockUser(ctx context.Context, request UnlockUserRequestObject) (UnlockUserResponseObject, error)
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
@@ -8117,6 +9694,32 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// ListAuditEvents operation middleware
+func (sh *strictHandler) ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams) {
+	var request ListAuditEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditEvents(ctx, request.(ListAuditEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAuditEventsResponseObject); ok {
+		if err := validResponse.VisitListAuditEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // Logout operation middleware
@@ -8463,6 +10066,32 @@ func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// UnlockUser operation middleware
+func (sh *strictHandler) UnlockUser(w http.ResponseWriter, r *http.Request, userId UserID) {
+	var request UnlockUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnlockUser(ctx, request.(UnlockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnlockUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnlockUserResponseObject); ok {
+		if err := validResponse.VisitUnlockUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // VerifyUser operation middleware
 func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID) {
 	var request VerifyUserRequestObject
@@ -8638,128 +10267,156 @@ func (sh *strictHandler) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3s+Cr4MyeKtnnkBQpUb7QlapVfEnkdRyXJK+//UKvCM40ScRDgAEwkhmXqvZpdt9jH2WfZKsb",
-	"mBnMcHiRJTv+kvyyNYMBGn1Hd6P5KYrVfKEkSGuiwadoBjwBTf99rc6s0oD/TcDEWiysUDIaRKdgFkoa",
-	"MCzmWi+FnDKrPoA0TGmWGdAs4ZYzroFJuATNYh7PIOlErcjEM5hznBI+8vkihWgQSdU2tFArsssFPjFW",
-	"CzmNrq+vW9GCaz4H62E6A2OEkifPVqE6nwEz7vWeYSJpsYlWczb64fk52+cLsX/Z20fgzP4c9v1AM0Kg",
-	"SlCOoDs55A/jdi85GLf78QNoP5o85u3uuBcfJIfQnxx1o1YkcL0Ft7OoFUk+J5DdhBciiVqRht8yoSGJ",
-	"BlZnEO56ovSc22gQZZlIGjbcit4a0Ou2h+DT3qpQd8dHcT/pIaxd3u6PH0H7cXzI2weTB8lDeMQfj3tr",
-	"oMYJbwvyNX7sGQLHH8exyqR9rexbw8cp8U+spAVp8b98sUhFzHFX+wutxinM//NXo2TAEzQNd9NcCMlj",
-	"Ky5pGpPN51wvo0F04p8yPyxqRZc8zfxiCQK4MkErSsBykXpk+vdMGJYPIQ613GYmGvS7h63ICksYfqH0",
-	"WCQJyHL/fKwyOxinXH4guuXLZfIStJgISKoQvy2e7wBzMMkaqGfcMKksGwNIlg/+fPivQ4r/u4ZJNIj+",
-	"y36pGvbdW7P/xpHMfbLKoQtuzJXSCWJVi+nMttg4s8w245vdG9WpNLqPSgR3tgQ7LHE2XjIuGU/mQgZf",
-	"lXga3e8MZXTdir7nySn8loGxN2e8gBJCXvJUJBfaz1Ujg3/sNkMjSSS1VtpEg18+RRMBaeIljIStFc3B",
-	"GD7FyeeZQcqxQ2YVO+qyeMY1j0nHXb8PSdgtSfg9T9hpAUwTEe+IhMHW5jxF6YcEaTLhIjWM9kpI7OCK",
-	"z1RsngmS8+RW+JbKXkxUJpNVTBuV6RjYled4GlXl9H6JptfKshd+ni+IJAMaDZvOpGFXws7Y6Pjt+Y+v",
-	"/sfFs5+fnl08f338/avnz76b8NTAiBBVSuBtsDQJ5LjA0jEJBUmbIaOb6/LPVgd3hKSYpyloNudLIlyi",
-	"mJ0JQ+j4QXNpT+FXiC0kn2khchGNNSQgreCpqarcd1rJKcslEHk4V08NqrdptgDJJ+5142xVPPdKPL+V",
-	"PLMzpcXvkKy3HPnKU8RJ3WhkJFtMw0SDmTk/awP0bo4VEQo+DlRWi8HHBTIKbkbDpfoAt92LX+qClrrQ",
-	"kJm6HTytAONHrG6ocaKN+0L9wFMNPFkilZInZHW8X0b26A52eFeiQXQikDVMENoOe6E0QVyYUDfGzqCR",
-	"6XBHV8jgQ3lv1MC8o/tP2MRP6RHVdogq513LGEO5yhmsXIZmcJa6jnV2b9REulGLcZkMpbAmJIlUV/n0",
-	"uf0+kRY3mz5HW3pLE+5muiCzXNGYkuUvGb1kKo4zXVOZR6H5zcFiZ07zP/dzfiH1eSxZhjQg/ehg7LBn",
-	"BL/T8amaTiFp+QOWBptpieBft9AEOgv4F7HHrxUzWTwrIGs5D1ICs1UjZAAIQW/4MlU8OVfqFddTuBWe",
-	"Fm6uC6vURUqzrfEUxypZIstbpRgNrKCsF1hnDx47V4q98lN+BX8vB5CAQ73BpUOgkhMxzVAZpGIuLKHQ",
-	"a/E7suB/W76/juW7CUlWTQ7JtrDhlodyk925P2Boc65mKq2gxM5AFstwmRR2ltHhLFXToRSS8SkX0lum",
-	"U5gKYzWx9S0ZH+ZcpBeWfwBZ5ZHn+IK5F6usEX5W4wh6xUSBFaYJWvA2reFkSl9UjqWNX9/mRBo4t7o8",
-	"k4dRHHrJykP2Oun+FzqGX7eK1Zoo/Na/W0vk2se1HedvQ1LTwJtsvP7trbb7teMOgVLwn3i1EHrK6BRX",
-	"EencVScm90aBJI3uszGkSk7RNjMulZ2BzqNVXvSdggRpUbhvGenIgbeqRt5jt0k2Bq5Blwqy+Th/M/V9",
-	"RzSqgzYXxgg5bW2zq0FW4d27d+3jAJnNke4A3UhyAg+QPpmBdXmE7wm4pgi1o+AlF+nnBaQD6mFmY8wN",
-	"XGTBhDUZzccghoJh1bNF4PDhkULEwN5WpvyCZKwCqIHHM1y0kCIf3RKGqUvQ6IyukPEUrF62jycW9CoF",
-	"zyBWMiF5uuICdexEUVzKUraoSkC/TyEtTEEX5DLZYqG0heQnSAQ/Xy48FT6Tblk54cUcZ7ygdWuUIx84",
-	"NwvhAjhx1WE/CuWvmJsRtOzczf2VvPY9wzxeGK7oDtYWVRgsEKYZaHfwQdvzDFKwcEeO+91b9eNiZ0Xi",
-	"bzfr7tJYFRtXmJFbmvOUG3tBqYfqRl9xY11KomGPwUc1JkvpM5++wgEs5tLlclgCc2XxXJ8AjUBrg1KZ",
-	"ENVqJuCPsdPkJIukaqe32WTvcq/uHQ11iaoii4Oc+naR8Ftz6t+e9p/a0/5ziObfJ4Y/4MSA6kjC1Z0f",
-	"GQq9F8+4nMJQXqksTVgK/BKYVFX2alB+BXZIf5GaWvWwjqWHiyeJBmOYmjBu2VwZyw6O+my8tGA6jAp4",
-	"EpaqK9DtmFNsKJPitwyqFSQ8FTH8V/93J1ZzJD7/+Ark1M6iwcFRvxXNhcz/PlzxsVsRBcSfEkOuAMuM",
-	"df7lnMczIaGNnIRPfPQd+ZgAktk8GvzSoItWWLyqoJuTd/WTVj1U2FAh0liAEWZdw7j4HOxMJRf4iKeI",
-	"Y3zYFBBe63yupiiajxcVjdUYIHzfQJIXKNFFHoUniUCC8PSNVgvQVoCJBpSibkWL4FGhCj5tkDka0mIY",
-	"hmMvz35+zfL8lP9zoWhvnagBrkKtfGqofyoLkX7xcJQflJtUY/QKfGI9huSVmqrMnoLJUrt1s8HpwLME",
-	"6nKHTxMNHrQif3S9yMvEosHhdR1JTZ/WMfajumJzLpcsRZF3oygJTmkJFkzRiVplpZWQ9kE/IpETcxSJ",
-	"bmvlmNQE5Obl83EBAMER/UaL1+jUgIoG8Jqo9yPw1M62UqyK+VxIVjf8bgakim14yOXSXAGqQc4W/vSZ",
-	"Kxr1gaSzOAE3ilFu5uqL/XwJGpHo3jdMW0rw+9YWTvdrlAqgEVuvxCVIMOaG+Co3EAC4K0iNcNyhtPVD",
-	"N+MVZTWZyiwaNLgEvczZlg6w35gE7qzI8oGtJpibMPwmL1RZNaYWXQlj2aPAi6YMRm7/Hx4488/uvT45",
-	"O2dnb9ijbrf94PD7+x12Yl14IxGTCWhXIWtnMJS5gaWZvGshEzfYO8CcET1iNZ8rWRa/DGWIuKDCJnAg",
-	"Hh5U/IdHDVKW+3pNrs7pi6fscf/oIfMnPZaoOJuDtJ2ozhOx90A2uZWlq3Jd+sqfVkHKneNPkbAwN9um",
-	"Dcztden5as2XER3PjOUyhsaVSgldZTLvWDd8ZX1QrO5tvT09wTQbaJAxYCLXMkFu0USAO4bneMQZOtE2",
-	"TeCdFQdIq9RVhOsm7j0FnojPUFShYr8TFa0+kDd+NcMKNGY1n0xEzMyMPPJYzcHHxmqq21iuLU7dihLN",
-	"hXT//QIKvUijF0f2G2CL3NiLnAnyDVS8w0ZkVUes8fLCJG2uJdzxOFVTIV18nwZ1qqLe7z5+UBH23jZU",
-	"VeFphftqwpm/AnATuxNrIIVLGuqge/Cg3e21uwfnvaNBtz/oHv0TmTnTmmJLrv7d5TFM9ZNe97z7eHDY",
-	"HXS7+IlIbnBlYEHzHHa6nV7vsPMwd+rRea/BdVhZhGKbfEqgRT+p30Wa8v2jTpfd+0ev94S9EjL7yD4+",
-	"enDxoH9/1USGO29wllyFh6Mo6Qm1AAlJpX5gxhf0sGIf0YC1rZhDk39foHK9e4ZhJFNZRk3oT8dxlNF3",
-	"1Ws+AQbGBopqrFQKnCKFIaHW7jBfBGSCGY8UjGHCuuQaMR8kPknhygUq/L9nXFZr2RnK5zyeFW/n6hJo",
-	"nonSV1wnrtbdVWQtUFRs5UoKHxuVZhZYKiaAuKuZzo04FckOdzEcmzUJdJwKkDaMFpSE9+GKlFswNpTq",
-	"ldmrHNu0zpYZd9tryPJNi2BArH2M73fYSKvwi4563jHabvEIuYHs1LZe4TpCegXoUgKa9Nc58tRdaPxV",
-	"xPyMiVV20Om6Gs/QrgV+2XYLsVjrfZ56JBWlpdVq1c52V7DXPehvsQ9bTdQKFJXxJSg3M0tllGn97as8",
-	"yhFcaNkzzl/usB2QsyGottVObrGLnq/cTaybWEfMExqT4zqC5cvZ+IdY/Cxenrz9/aT3WpyYE3l6FD89",
-	"eXAyf9H9bweLw+Tpy8cdOOx24oNUjucvusk/XqaBWAgZDXqPMCxco+Tm2eXLjbO7gJffuM/2r1i86m5W",
-	"neOX784xaGsAT0yGjY596QRFigfMTcuGWbd7GNMk9F8YNSrEcL/rkuCZtCLNGQaM8SbOf1qJwzqUNUV6",
-	"NoqD3xTZ77HlQmJQDkPbbqUFF81xuBCfpQPpEbvVw60gurXixQWTV/DUxLqo0O/anwMXOG8MbYvkBrcm",
-	"zUV+AdF5hsL4SGwOmDAX5ZU//4zMBVmlaCCzNG1F2SLZCnOpfxzY2/y53cwpzNcdcHd1KkoUfGrwwEqE",
-	"rHkbXohcHRCias2WEIOucseRYFVxB8j9dAMvI1f2O3gDQVosz+dWHIQAhMqeQvRVsRFgbp1QPKUVbugl",
-	"FPTeGAOhQTVbvzEXl4+roW7TN3nmcgWjDcgs4FiHC1cOsBUXq3absgiUqXMZuSfoiYO0+Qtj+RJNgZ3B",
-	"knEXDpgLGc7dux2OKwJU091If8OUTJfN55tQum7+aSh6N/z6qzFGI7Wb3bC8fuD47OnJCUvBWtCmxRIx",
-	"Fda02F5nr8X2LvbQQ9tr73XYW8p1Mg1TrpPUn3xibprSn1Xv7Khbz3guOK6GUPzPX47b/+Tt37vtx52L",
-	"9vv//PfG84SBONPCLs9wz45rXPkkehzlXy9yZfXy3XnUcA2o4jS4jgZvfj4rWxpgpeQ+vR0VdXVEyVo1",
-	"5MzahUukCzlRDfyQ2VlKF0A4M5BO2jNlLCT1SkwqlSdYjKta7LDjshTHFOUs5C0bukjmpI7x0oG+l6fV",
-	"79N8hZs8ofyhmSlt2xivT8ixqWAAx/OhxOQ7aD+oclqni2YY8udT57L7C7r57XHqAcG0SoHNVQJpZyiH",
-	"8jlFtl0yGjGwIeSMt8/X1B6N7vulfL57KFfy3SOMmY467HswIvHB2KJ7AksFoRzRgOFOhhqHlsFNLdmC",
-	"25lz86QayuIlUQKMz3MZ1u/22ajIU7ubd4yzD1JdSTcH3YlKcry46gWXzB7KcpYjNlrNcI8KbI6O8cmI",
-	"uaJQF8tAOfKnD+/H/HSCXJ3p1LOgGezvqwVId1Wro/R0339k9nFsGfDOOfL4zUnUii5Bu6hf1O30Ol0c",
-	"h9PwhUC10Ol2DsmG2BkJWkU4UspW4eOFMrbpNImJSlNNN+WRBX99DFFYpm7ysY4lg2HGijQdyplKE4NF",
-	"0Yzyg3neFSdR7lkCKDs0Jk6zhFqo1E8IBEEQ/hrK0Wr2aMToEOoUeRlBW5fjIioVnHOSuJwboqfWxeOg",
-	"291QcZdX2u1WxlNJF26+K473z8ocIGH5Kg/RB9XHT3k8g/ZTJa1Wa82wH7+f97Ghlfvd3rrxxf736+X+",
-	"163oqNvd/l317ip9dbjTakVeITQcVJUVmoxf3lPVVVnkpqY1NEWtyPKpoQREkXbHOSsC4fXleol47nU2",
-	"2oJaKkBpf7Zc0crVgcIHXqmwKpepe1pZr89Ivz7sdtn//T/9Tq/fOcDkpGR0a1NzadBfUtInq8CAtHVF",
-	"j6oqWZUaYUxG0VxUsBic5RpCESgLv/BcTPWM9EUrvwVWgLtnXMIjM9BiJ2/oPRkPivLRvBpipbE4np37",
-	"Sb30uSCwyqxLO1dnbQoED+Vx/Vaf0h9QrNHEvnEoQDXh7rXyyhU4RnhFY33F3SVTdzIZSufWTuwA/1m9",
-	"BedrNAqcgLH5DpxiCvDi7QsTZij73R5rvm/XYS7ofqVyvWWY5jE4s4HA16w1fOSxTZf4aihNFscAiXE3",
-	"GJ1h8vqNrsrj7Y8GFebTaOdFKIIW/l4lyx10WBBXCOOrKwGNu4tk7Vz/WEsPXlePUVZncP0F1XY1oNh0",
-	"Sb0WZCKWdNL0ZJPkIueZhU/f35FW30E7B52BdjUE9WvO+F1vB5Vev2FO3x3tYgoarr18ZetT3lcmpVI3",
-	"AbuZmCJSud3AVE4FDXH1pjOCbDwUVJnsXpkNKXoWqCsJuhaWv++Ut7v6w5dY6UIVjEoPZcXV/9i+urpq",
-	"Y3CpnekUJLryych9HXbliGcQfygSitUtDaVBpLaYUbiLohGW0ixbaRDGhHfrNPjbRVYxo+aAavRqpsil",
-	"N66pRlCOM5TvqCNRqc2+q+iukT8QjGpPhTQWeEKlxCysBxrKfPYWGlRnbFZ9g1yTc9N0RPVjRyxR6PdO",
-	"EL0lhVx+0jjLRrF552H7XiXKmT23jEyouLTJELh42a3sAGmiMPZRCsSbCt+EhfgVwxHkvcp5olhpDbFl",
-	"M6UNsDEFE5Z4UFxQUc1q6Lcp7r/STCBs6bIWoC9oyXav5a+kPfGzraL1N1G+NlG+Lffi3Dui5FB8865C",
-	"taMZfbWD9V1plvmX8jDwACtkHjQLRDT3MNByVL0LiuiRMEGDX/FKGGt86DE/z0yENrbDavHuWgxEGPuW",
-	"Zq42nP1lbTkxrUH2+INYdPLuqr9loJdBU9gPVBpSykMCE041010KNrvS4oNe/2H/0eGD/sNtRffboXGN",
-	"oHzr2x4+6XW768Cjdj7N8PW6IYTurxy0XgNo72+pKHYqsEUKrZbWNp1LFhj8VROHl29edTSEm3ZSHmUb",
-	"x281QCVc+EQbdo+C7/cD2abn0fvr1pozgvPl8hNC0ZCDvYar/A/XCs270FR7p2zRDPdJ2TDWPzJDaWcw",
-	"DxzzJd7vxIgjE7LDTlUKLko7SfnUBHc/DVhXKbzW5yTevEXoYVO5wm0cll09gSDbvJMf0LszP8BJ9Ya7",
-	"5hhV8Kn2ryvKjQ2f/lohgDyb54SwQXrrpnl/Dmut8ykZJ1PpBk0HPlu2lqmc68tLtqsm+wewT12VZSF6",
-	"X8hR3cSgLm2xZ/L9/J2naDADeB2E2QZs7cZP++EFxw1uX2WFyo3Hqi84oGDCAnRY+B72Ux/KIi6eP/Zt",
-	"jVwwPBzLRJICBaVcSrrsm0gvrJiDyiwFico8yPZad3enXWMYaeSLiUeNyTth7E/LsxxBX8ML84vt4oid",
-	"r6XI33Kyzl2qcLEpCbs56LoiK/ufyl+kuHYSk4KF9dlvlImQRNUEeMu1WKXr3qkyli1mSkJrJS8uLDpZ",
-	"7uDOrc9e0RJ5ittzc7FMqqZ5strdUSBxOS7ei4QEdCipVxUVMbSKvBdIylApXYRFITWwh2LEE8oZ9bv9",
-	"5owR7rqQnNVjXxOJyyH75e+QNBx9+ht/nCTIuzn0WZPn3Gqpyk70tQ8d/e3fFd2Fv1ljg6gldlaTW0nT",
-	"J99WaqP4uHZaxSnFhTLSFNcOel2bsm7KdOj+iqFcg5sVoZwbSC/BPBlK7gIVwWsul8TaH2NY2OY2Suxe",
-	"v9tlK81E6mzvoG12mPrrbz0gy06VhN0ZsqHT2F+dMZ95Yq7zpFubnWb3Xcg82rtVOeuwgHPoneObDjuW",
-	"y0A1ikqRV7/MwKfiA1BSymlcStR450cYSykrkYSnYqx9a64p+gH+UK+cMPUvGfX5UyhgZL31XH4zQ+t/",
-	"DguXWGRNUSKfR0b7X2Yu94wv7g7lxVXoo8QIjZngIsfZKhselKnOJy71GsiUr2MdFdXcoxb9UfwEESn5",
-	"UV6wPUKdfDh05ZVXwnhvCf9GX8jNZu53GG0hd4/KTGuwDjo45bxDWfoIq5WIpK+pANFlpndoaUap7rCr",
-	"2W7GxBXkf5nAl9LTm8WuHDBfO4e1UQkRRMkfoIwamid+1VD0jdXYnz6gtqvudFS7QbSt8FH3q12gNp/1",
-	"GiudXZR9S51zTbu4vjFFy3xWdMyvpNvWnr+QUYPYxWdbhi8m3w3NxTZ2Rf3y1cvfcAbqT+G9EMXz05xV",
-	"xNVIzNX81U5Hx31yDsgkNrovP3Es8g0D4twUGSxyuV37HltJVG3MZf93WtGb5W9PpDaZzHzj/8IO/F9S",
-	"aBzL5VKzPtWLcpKo2GzNENENKiti9uP5T69cNp/kQINMQPt4YXEji4Iup5CoOC/GnEIeWhtKNz/F1saZ",
-	"SC0T0qqgzb072KL9wpBh7p5TAYUrQDeCeqme4GRPnQi0zzxq2m9UKuKli+ml/CMk/thg2IRr/IfgYtJV",
-	"tTtz6qbN8T6UHwAWTgkYq0VsmT+1l9e5rspGNjf43cnmgzn+ZOf2g7mFj3Z/ZudpxV2PXF+Ef0tUTJ3m",
-	"cQA9AvcC/2Ypl9PvhhHIoRsO/+9//W/3WhMuzAJiLPP7bphf4eos+TzNR7uh+zS29v1+uV7TTwiEP0nc",
-	"2NPKd0RD/qhrl2a6NnR1oP/7ulzfGEsYT5cnTMhUSKTjMgXTYlczEXvWZEKiL05hcZ1Jygw9oYKEkpGF",
-	"xZuXbAI2nkHSMD3eCUGO9EC466DjVI0HI/b29BXetwyXjH0JxYR+NAmn4TqeMSET+PiEiTmfgp8kWIUO",
-	"mwm3fDAaSpzU8VHTL274cqG20THbk0rC3hMPm3uEu9l74rARPGF7mTR8Am2Hrb0nLFZSQlz9Ssyn4TcE",
-	"UY4BekH7fsLG3EA706KAgMpI/f2h4hnauDaXMRirtPHP1/xWyE46ufLLt/Wsuc93Hr85qbFdoBRJEZY6",
-	"0TF8x1guE56iBvjV7JRJd6Quv2PjTCZpTWG6X0HHdUbUtLdREw5l0eltIaTE3CMBNWJyMWcLHn/g010V",
-	"01B+nmZy8rWjfvqVX3KHlipf7v/Hv9HPafqbpQxvPOs5rcUWKXCD8AJrwHjn1cnT56/PnnfsR8v+Y//m",
-	"WsZTg552ojtgpmfqStLPAdoVHbZn/ELNXDUreuuu4SE8FONPo5U9c/2dbjJnmZRoCNGO5kO8G0q9GEmh",
-	"5M0NG8szfG/fz/IlgwBRvga1cwya7ONfO4eIPCwbfs0Zt52n48rWwRqYQ+OyE7hRnwV82MMy2EXYVfKO",
-	"trPm5306K2oKGaDY/CwnV85K/kHITPupb2LRyFG5YjjodtHypZD3GqWSHlQNaBG5pbuRYYvmPWrCYYGi",
-	"tXRn09Alf9/u2CUaBoxTZ/9MA5sDl6Yyu+/pOQamgdp3rk1MFE2Ub8uYn8WIxepraBdiaw3BipKpcOwW",
-	"ulG6fEfCVTW69wtyVVAVD/edC2wfdQ891YWla07amlbxhFEjVfSbmJllNqE0vtL+vd3AtZ4n6C4rZzpv",
-	"LeuYYg2Nywa034T2KcFpoDq+XLoCINef9taapgpo0cH2bsA9871xWyyfuOVuryGxXAk6WoeQomv4uDA8",
-	"vhub3z6rXWSvsHN4YNjBOwpOiS3q/Uh4pv9wk/+O6JpTIY6cgiTOwl/Zzq+oUX2w0g32+Au6Rj8vQB6/",
-	"OTlbQHwzls4RVenC7vq/fG6fjevqjYFavxoPKTvsdCttumtdfpq1X/5x+eHdelDCrCzR4Dvh10Szphsg",
-	"r1TMqX8HpGoxd5VMOLbS5WSwv987eNjpYrffwaNut0sxNb/Op6Z7TnTNCc8nnfJ+Bt1+Wb31cZo3NnWN",
-	"TYgh81h+7OJjwST+jWmY6G1QV+/4WqsUTPCxC9ysfplbMfqoUNxeZ4tU2GUwiRfg1VnOK1GcvM3A6qHJ",
-	"n2LyE7GwweREs+v31/9/AA==",
+	"7H3pchs5k+CrYGonQvZMkaIuH1R0xKptuVs98hGSvD37Nb0iVAWSaBcBNoASzXYoYp9m9z32UfZJJjIB",
+	"VKEOHrLko7/2H1usAlCJRGYikRc+RomczqRgwuio/zGaMJoyhX++kudGKgZ/pkwnis8MlyLqR2dMz6TQ",
+	"TJOEKrXgYkyMfM+EJlKRXDNFUmoooYoRwa6ZIglNJiztRnGkkwmbUhiSfaDTWcaifiRkR+OH4sgsZvBE",
+	"G8XFOLq5iaMzatgpn3KD/zRhuZgwotgfOdOG/JFLQ4kcETNhxPDxxMBTRQ0jGfQmZsJ10TqRuTAsJXRM",
+	"udCmTyZyTqZULAbCNdGEG01mTHGZEpplcq7Jg5PjixckVXRkyKCEjli8kRFnWarJSCry88XFm0H0sDsQ",
+	"7fM+iKMpF3yaT6P+TjF1LgwbM1Wd+xmbUi4AJY35/+yAJlOpCkxoYibUuEk7wBXggwg5X7IMvQCc3jpw",
+	"NGtZinOWSJFqkgvDswCCLU3mE5kxtz5cE3pNeUavMmaRvwSi/d31IDGjFkcjw9RycIwkc8oNuWIjiyKD",
+	"JLvJR9uW5SaOZlTRKTOOTc6Z1lyKk+ftxKnt6y1NeBqTkZJTMvzp+IJs0xnfvt7ZBn7R21O27RrqIUBW",
+	"cscB64326OOks5PuXnX2k0es82T0lHZ6VzvJbrrH9kcHvSiOOHxvRs0kiiNBp9DTDXjJ0yiOgDK4YmnU",
+	"Nypn4dRHUk2pifpRnmPLJg++1Uwtmx6Aj3OrQt27Okj20x2AtUc7+1dPWOdpskc7u6NH6WP2hD692lkC",
+	"NQx4V5BvoLOTUdD+KEFmfyXNWw1kB88SKQwTSMZ0Nst4QmFW2zMlrzI2/ffftRQBYeAw1A5zyQVNDL/G",
+	"YXQ+nVK1iPrRiXtKXLMojq5plruPpQBgY4A4SpmhPHPIdO+BRXwTJFNDTa6j/n5vL44MN4jhF1Jd8TRl",
+	"opw/vZK56V9lVLzHdfOfy8U1U3zEWVqF+G3xfAOYg0GWQD2hmggJjMYE8Y0/Hf6bcMX/VbFR1I/+23a5",
+	"W23bt3r7jV0y26VJoTOq9VyqlHAnBGNylRtiAsgDfJMHw/oqDR/CvgYzWzAzKHF2tSBUEJpOuQh6lXga",
+	"ouy/iaMfaXpmBfPtCS9YCS6uacbTSyfk68vgHtvJYEtkSaUkyKnfPka4NzkOQ2aLoynTmo5h8GmuYeXI",
+	"HsjLgx5JJlTRBGXczbtwCXvlEv5IU3JWANO2iPe0hMHUpjQD7mcprMmI8kwTnCsisQtffC4T/Zwjn6d3",
+	"wreQ5nIkc5E2Ma1lrhJG5o7isVWV0vdLNL2Shrxw43xGJGmmQNdSudBkzs2EDI/eXvx8+j8vn79+dn55",
+	"/Orox9Pj5z+MaKbZEBFVcuBdsDQK+LjA0hEyBXKbRj3Qy/JPFgf3hKSEZhlTZEoXuHCpRJ0Q0fGTosKc",
+	"sd9ZYlj6iTuEZ9FEsZQJw2mmqyL3VyXFmHgOBBr24qlF9LaNFiD5xL5uHa2K550Sz28Fzc1EKv4nS5fv",
+	"HP7LY8BJfdPIkbeIYiPF9MSq/iugt2M0WCjoHIismLAPMyAUmIxi1/I9u+tc3Kcu8VOXiuW6vg+eVYBx",
+	"LZoTah1o5bxAPtBMMZouYJXSQ9x1nF6G+9E9zPC+WAPXCUFWbATQdskLqRDiYgu1bcyEtRIdzGgOBD4Q",
+	"D4YtxDt8eIgnI1MiqmMRVY67lDAGokkZpPwMjmB36jrWyYNh29INY0JFOhBwxguWRMi5H97v3yfCwGSz",
+	"Y9hL77iF25EucVuuSExB/EuCL4lMklzVROZBuP16sMi5lfzHbszPJD6PBMlhDVA+Whi75DnCb2V8Jsdj",
+	"lsbuzK+YyZUA8G/i6FSOubiYKGlM9snC1WtYmUze11n4FJ8RCkdBVAtYCvBwoVeotG6gkIWltKfpyhCH",
+	"dWXRdkRa9gdqz727T8sFgtFewmhOSdIrhBQ17BJPy/WZvQZk0sCK0SaZwt5t0/F2gUN7/CUZNUzdHe57",
+	"25UzzoQhJ2+Ikw6Id4LyhWsiAQXApiUSgKeDSQ8fxpWuA1GukqUJxWaMAuHCyuaK6UBltw2Hh4RdM2Gl",
+	"EBpLArk2EE4oFtYNhuMTJlL9sEuOQpBR+xKyoJgxM5qwDzQx2QJ7ajplA0GFnjOluwStGA7OIf7ooE1j",
+	"SLS1YVgbUmCaK0wxncIs1oZ+12O7ZkQLbTmdim1po0HKHrWBnFVow0GgtTfhdAobzsrOpbUHCemVNFav",
+	"/pto+a8k0XkyKSCL7blUMGKqqq1mDMXuG7rIJE0vpDylaszuhKeZHevSSHmZ4WhLzp9XMl0A1xopCTas",
+	"oGwn0PkdeATkzakb8gucIj2ACBwIDWqZPpFixMc5qBgoVrqWPFFzuKdzwXd9+u+jT99mSZqKLPI2N+GU",
+	"B2KVNvuwj1uktbQHKDETJorPUJEW2jtBk08mxwPBhTPEW333jI25NgrJ+o6ED1tFdmnoeyaqNHIML4h9",
+	"0SSNsFuNIvAV4QVWiEJomdOUW+xd2KNi7GrtfRc7V3BkVqWlL7QN40svglZw91/IuHcTF19rW+G37t3S",
+	"Ra51rs3Yvw2XGhveZuL1vnea7pe2ZgZCwXUJ1Fw/XThqVxFpD8GWTR4MA04aPiRXLJNijD4xKqSZMOWV",
+	"VMf6F1KC5l8o/nfRGL7SqeS+zySI8pFUTlRYsUhopqU9k4RP0cMZN84sA9F+aPmu+n+q6m83ciYMkOMd",
+	"7fyeybziVdpkLDOSK0YVU+VG3m7Mvp2acU9UWgdtyrXmYhyv0/8Cgvr11187RwEy2/28AbqB0BE8BnIk",
+	"12xZYMePCFybf9auoI8C+ETdIqWGXlHNLvPqUOUWBID7VoCdXChGkwk2bO5HrePVdqXqaEWzqo0uOOKA",
+	"aY4njLytDLlkN7UenMurXC9q8wCJCSe/wiIxoXoCcTd/5CxvVa7DsWpzsK9gBvDWC189kcpki/uYyX0R",
+	"95KlIw+GbUsVbI5uhuCQxrAYj7aBqOLNnv1Ay+ZZZqNEQNA/GAbYs4o1ccYaQg2RImGEC20YTYkcDUTG",
+	"jIFBYf8SyYKMlZx/kmi/izzU+WwmlWHpS5ZyerGYOWr4RKGYlwNeTmHES1zqGinhUdprl+EHYODquf8g",
+	"FI/F2AShJRd27C90+N/SxOGFwBet1d+AJsRmANOEKWs/ARX2OcuYYfd0/r//w8FRMbMiKmmzQ4KNsamo",
+	"yoU2esdTQUa1ucS4iJqRnmpj4yVa5hh0qhFZht1cbA00IAkVNtCEpGwqDUtjkjJsgSZeqUiKq1bbob+O",
+	"uo9nbZ5W1f11qr07uTfnDvp+iaoixAQo9e0spXem1O8H9n/qA/s/B2t+Nzx8BcMDiCPB5vdueSjkXjKh",
+	"YswGYi7zLCUZo9fMetEC8moRfgV2bKhnnnJzfO2lXppymBHN3ig5Y8pwpqM+xkDFFaVHoXPwkpqoH+32",
+	"dh91ejud3u7FzkG/t9/vHfyjIBL8iPUOX1Jj2HRmNMZyWyfipdPtov6j3k0cMQDk0i9q3e3M06i/04OI",
+	"Yz7D7+51e92dnb3u48hS+CUd40SiJFfZ9pPuQbfn3/B00yhbCFgOJl+dbBBLm1LDOoZPW+LwK5Nvx6kN",
+	"0a3S3EmqYxtmr9HyrBjVEtzpNkKAFnp57A6wEnX2SbeEQF7BbhbVULmaC0oSQLXyxiI6mCkX5tF+1Izt",
+	"tuvwcbkxiKapYlr7FAPHHACuyDN3/rSIaCAwXM6PGzbnaTs08BIBQJygnAJ5cUhgWDKfWCe2coqtYKEv",
+	"IZC+9SjqNUDdhBHZv0XYJViUONAq+axKwCX9xCH1vWtZ5nLx3tAxW05vTR5GWEA0v4sjwT6YyyRXWqqo",
+	"D/NqMIFv/THihk315jQV3RRQU6XoIrqpfa6+Ym+o1oRqMrQNhkUIFPQiMzpmbuGkKFU+eNy99Zq4SVUB",
+	"Wo1lf1CswvzrhBoMboZ2jswUS6RKNUDFBGRH/BZhzMOlzpOEsRRFmn1i5WMUN0VeGSVdPKqZiauGiyU+",
+	"wkyOZW6wtc1xcKYtT3busa4/t1tMGr1rYDK2Cm4TFUfC7WgB81NDplIbsnuwT64WhukuwVQpCBiaM9VJ",
+	"KDonc8H/yFk1MYJmPGH/3f3uJnIaxdGUfjhlYmwmUX/3YB/zT/zvvTZAQQd5hqpMA1iiDZBLTKY0mXDB",
+	"OorRFJ64oDLQgMIVbGqxDeWoqtq3x6TWTah1X3VL4kNrXkEYTBwGZkyZmcj0Eh5hOhM2botIWGq2aEbe",
+	"tVv7KrruEuqrUWyDyEMSbqO0F6A5FsGEK+VbVWg5lXNVDhw2iUHeUPLL+etXxAdpup8ziZjotm3yhfr6",
+	"cY2csXCUHdpEzAupEpaeIqOeMZ1nt1LIHAHhToHYB40qjhw7F/wd9fcakr2t69KsuQxUS9vKZgdCFA0J",
+	"hqhslF5xWJWV1gbk6s/7dgEAgaX+Vh+v79FNVLSA17Z6PzOamcnaFati3rNU237CUOU3oVXXmlRZCoqg",
+	"S8jzYkm+R14urfVtbOSPU/WPQcQkING+bxm25Pd363ZU941SXLRi65RfM8G0viW+ygkEAG4KUisc98ht",
+	"++Fx9hRDe4nMDWx/oL0vPNl2o2+PAzcWZL5h3AZzG4bf+GyN5tZr4MiqDXkSWGvw2OO1hce7VlkgD16d",
+	"nF+Q8zfkSa/XebT348MuOTHWjJ7y0YgpmyZqJmwg/HaMIzlFRKS2sTO0UILrkcjpVIoyA2QgQsQFaSaB",
+	"uvF4t6JtPGnhMm9TaFOMzl48I0/3Dx4TZ1EkqUzyKRN4JKodOp2+skrJLhWbm9Im87EJkjfCbKi7B9tt",
+	"i+7OhTZUJKz1SyWHNonMGXBaeplWnfqIvD07gagwpphImE2Q5qhEjTiz5l6PRxihG62TBE61sYDEpaxC",
+	"XLdR7xmjKf8EQRUK9nsR0fI9nknnE0jDIkbR0Ygn4IIEy08ip8z5YGqiWxuqwNMWxVGqXCDCZxHoRdRn",
+	"YRq+BbZQ6S0sFX4CFV2yFVnVFku0vDCm0EsJe2S0AehS+UbdKqvv954+qjD7zjpUVeGJw3m14czlwd+3",
+	"2Q2TYITxB2AbzqCrXXZ6F72n/b1ev9f7h7OrbZw337S84REAVP0aXHuVj1Tscy/lnzzL6PZBt0ce/OfO",
+	"ziE55SL/QD48eXT5aP/hOhtcQ1kSQRYEygk5Y4KllXDXCZ3hw8r+uNKIV6ByuXoG7gpd+Ywvp4EUB1hx",
+	"9ouykkYgqK6kzBhFj1S4UEtn6D/CbN2IjGkNhiocG4kP0qyxbkPfBVsF9L+lbXDLojsQxzSZFG+n8prh",
+	"OCOp5lSlNuHbGh1nwCqmUpeBXmmZ5ZhZMmKAu9rWuRKnNdNie0GC2xoWC1bGH9SWMSm5ujF6lWLbvrNm",
+	"xM3mWrVhNj8CjpfOEbzfYCJxoRcd7DjFaP2Oh8gNeKc29QrVtZkhPQe0ya8LoKn7kPhNxLyG+Cqy2+3Z",
+	"RMdwXwv0svU7xGyp9nnmkFQYF6spm931quBOb3d/zf6wdotqQFFpX4Jyu22ptEktN4d7K0eQqLelrb7c",
+	"JRsgZ4UJbu0+uWZfdHRly5HcZnekScK09riO2OKXydVPCX/Nfzl5++fJzit+ok/E2UHy7OTRyfRF7z92",
+	"Z3vps1+edtler5vsZuJq+qKX/ucvWcAWXET9nSfgfqyt5OrRxS8rR7fmMTdxF/TX2PGqs2kqx7/8egHO",
+	"Qc3gxKTJ8MhFUKJHsk/ssGSQ93p7CQ6Cf7Jhq0AM57uuTBESDNPabXGua8Vqa1HWZulZyQ5uUrh/XxnK",
+	"hSYUXaj2SzPK2+1wIT5LBdIhdq2GW0F03NDigsEreGojXRDo963PMWtmbzWEb+7UjCOuL30VHqsZcu3s",
+	"th4wri/LujfuGW4XuCtZv1Ac5bN0Lcyl/LFg349PlU2XHXA3VSpKFHxs0cBKhCx5G1YFajYIUbVkSuvd",
+	"mAFyP95Cy/DCfgNtoGgeF3FDFQUhAKEypxB9VWwEmFvGFM/wC7fUEor1XmkDwUa1vX5lzIdvV0Pdqj4+",
+	"QqaB0RZkFnAsw4UNO1uLi+a+7WrlGekiPw5BE2fC+Bfa0AVsBWbCFoRac8CUi3DsnbvhuMJANdkN66+J",
+	"FDYkejV33b5ryHq37P3FCKN1tdvVMB+ndnT+7OSEZMwYpnRMUj7mRsdkq7sVk63LLdDQtjpbXfIWPaMQ",
+	"y0dVmrmTT0J1m7O0qp0d9Or+0RmFrwEU/+u3o84/aOfPXudp97Lz7t//tfU8oVmSK24W5zBnSzU2iwI0",
+	"jvLXCy+sfvn1ImqphVFRGmxZvzevz8u6fpAwsY1vh0V+BK5kLSliYszMBmxxMZIt9JCbSYb5ypRolo06",
+	"E6mxbGU1IQMzOxEWbQP1u+SoDPnURdgkassaq6lYriO0VKAf+PCthzheoSaP0H+IGQIdsNenqNhUMADt",
+	"6UBAkBdTrlHltI7VVsDkT8dWZXdVqnwJNSyESJTMGJnKlGXdgRiIY7RsW9c1YGCFyRnqOSyJcR0+dJ9y",
+	"3vGBaHjHh2AzHXbJj0zz1BljixKCJOOIckADmDvBGmMTvmBSCzKjZmLVPCEHoniJK8F0kTqw39snw8Kr",
+	"bcvPEEreCzkXdgxM4U89XmyUnHV9F9UiyH7vgAyb/vBhgc3hETwZuoqk1pYBfOROH06PeXkCVJ2rzJGg",
+	"7m9vyxkTtrJAV6rxtuukt6FtafD2FHn05iSKo2umrNUv6nV3uhhtBsPQGQex0O1193APMRNktJI5Um46",
+	"ZQzOuK2e6CnXRhPPrjYKRcegQFtHt9ImJnJmd5xsgSKTmInUzMZDESlcrJRUIF+kYAOBlnVyhAE2ZCJh",
+	"n/F2iCG69IfuQ4c2kArzR0YSUBqTYRBXMwSC1My4KkLAK5ADwk0l1sdWwdHVeJ8uwdAb7UxSAEVrMJxN",
+	"V+mScEvA5SxI7CR1eCoDenRULVD6W8M9Cmiyc3R4QmMeIOrTa3j+kTO1aCvieYs6o6sARXsS14VjpISy",
+	"GVXZAk8lTm2zWNp6FOFNvNSF6WA00i23K/O6A092er3uEqB8NZ8SnpSNKLpucZejH1wV2l5vXangNrNI",
+	"lVidQW6m2DWXuS4CzEpEvrxIDl5djBcvfz+ev/rzaP7y+dH85YsnvZfjJfDboSsTCDbqRw0rSutGvWyf",
+	"flcr4brb663IaPCZDLddWowxbKt1ZeWD9XULo2spk89oMmGdZ1IYJbN1qVq+jDZ+Zr/XW9a+mO52UC8U",
+	"u+ys71LPh8V+e+v7lWUXb+LoYBPgqsXQsNfeRvAVPrpQCUP5FKpfv72DpQ9riVDr9rChiJkckweoLzyM",
+	"4sjQsUaTB7yL3sHAFfXLhQn2P0YzqU2bvRJCYXQ1oMGziqunA5t0GRzg21oRHTTThmfZQOCOEhMuCEag",
+	"+MgeGETaZykD7QzbJFmewp7RsEF5aecdLAMxbMYnDH1otdv31kRRtG0cPorys3FaJSBldUlOLNhVRJkg",
+	"lufeCXxPrPeJfLT7dH2/et2Eb5SbTuW4ht6Ai8qAsAYjOU1+OScdu9MEnFJqTmqpnNWzcV6oNuQiqI3m",
+	"efGBksZp2qj5P+71yP/7v/vdnf3uLoTNCFTyjKJCw0nehVDPFNMMi/tXPgFKdNrkNq51jn5GzVOGCpxi",
+	"IeuUqS9gscWMLuwR+3I6Bbhb2rric81iqGYH71EBRf8TjmujqKG45oUb1HGt1QVlbmxAVHXUNhflQBzV",
+	"yyNJ9V5jenKXvLEoAPGCGJpQG/9fpNEBXllK6Jzaal3WZjYQ1uAyMn34r1lOyEUPFjhh2vgZWIEW4MWd",
+	"fLB83n5vh7QXLuoS6w6ey/L6AkUTV0YPgK+dI30lPdTnXfC5q9Foj0w+5UTb2lNtos8FeFwURnL88I8y",
+	"XWwg+wKLd+j5a5ja78/HsnEGWC1w5aZq4DMqZzefUdxXXV2telXV/YEkabnpcBXn4llr5gLLvmlFrF4v",
+	"DvrtbCDS66X6sN/BJltBS+L/X2TXKpU8FEb1rWOzranwva3fmCp2rhZPcZvVS7SauarE+aD07xdFI+Vc",
+	"MFVzND+0Qt8WTaALiN3EmHw46VeMVx868/m8AwfmTq4yJsA4lQ5t77DYcjJhyfsiRKY6pYHQgNSYaAmz",
+	"KO43gCt6Gvc+EO7USMUsLaErVk4ZiN/5RKKRSttayUGA6UD8ioXmSyn4Q0XmDZ2Ja1h7WhbPCFelsKNY",
+	"Kwg3bpNq6hR+B6C6zejq2g5JKpmOYRkHolwhG3HjbshBb7PV6F0Jamm3S/sZkWK6hNtsC8zbqJYA/6i6",
+	"AApVypTdOIvyUVth2do4LFELk259m7yXuftRoqNKr7i2XYIVQAbCV/o/ff3sP16/vbi8+Pns+Pzn16fP",
+	"4YwgQDvEpcfa3MWQuoSlrGls924wcg7EKFe4nbqKuSSV+VXGdAFkn8wnPEONCbQevbR8bmG63H0KhF6t",
+	"ugvGOFx+XJApNcmE6bB6LuDZX9UkUgdnQQIZf88GolBx7JKj5uCVSRLU2fUGXWxbuwCqUmR5IPBqKzKs",
+	"ldsaxuGjohyWJfRhrSLW8BCmjK8OenvlkEEtmDbdxDoX76Sa4OYYOopKWfumIpLC7PiKLlN0Dh1OUSKV",
+	"YokhE6k0I1do0FkAMc4y1uonbwuSaBQKDYvALwXoMypXmyfYV2LEoNtaqf19Ub70onxbGu+FOxuhjvvN",
+	"a6/VO1A2NSI2rtf6ppXe2l0EX0vnBVMMF94xGXB2adQ0k6q+i17TNe4ybFN1klUdSK3uo7c48hrHUeHv",
+	"wG+ghviez5Z5N+Bdu3Mj9G3s7uw/3n+y92j/8brExvXQ3JfzZacXQrje+3JXV8VGSUywQs30pVWeC8TL",
+	"d8fFVzO1cmsIVLrFYYHPo3c38ZJTq1UB/Zm1qNFLXrG5/2HvXHGHOsxvkKa4de+wvJnOPdIDYSZsGhwV",
+	"FyShAh0qXHTJmQTVHlTVUUbHOqjjpJmx2VgkrAvulPKB8Nrz8kMPjtoolWtfPQAFuV4Vd6lOjExwB2vd",
+	"qtjTuyhUm2oqQejgRnrKzr3pKVZ8rChQB4Y4Fzf5ZWVGa7H571azTaxmPqTLSokW8VLXHbanbKn6cBZE",
+	"qvijNx6TTVlmuGIKKyt6NXWKn5h5ZlNtCpb9TAr4KsK2nsUt7efz1V2J37SDvY6tzehpO6xysUIvrXyh",
+	"Uvaiqqz20f42YyrMfgxvlh2IwgXlH7sS19Z2FbYlPM0Y2nFtXGJ51wu+MHzKZG7Qrlq6HNcnPNoCegrM",
+	"UEOXUTZcFpj1cnHuEfQl1ET3sU00xYulK/KdT5bpcxUq1uXCrvZTNHhl+2N5N/eN5ZiMGbY8QAV4Ilyi",
+	"aoxKbK+Fwpo/mdSGzCZY9a0eusINaIHWIOHqWINSdy3f+ygUR83FZzI59vEkVrVDdjkq3vMUGRSvW8sF",
+	"RrLGhYuZCXQGS1V4Elim0eLNaIru2f3efrtzFmZdcE7zXNq2xGWT7fJG9paz2f7Ka9oDF3ehtnqMVaMC",
+	"utGXPhXtr+9X3Ij2zW42gFokZzm6Ezd9dCGmK9nH1u4ujlHW1gKV9kYkuPVTl8HzuotJzBrdc3ZUgHKq",
+	"WXbN9OFAUGtJCV5TsUDS/pCwmWmv2Uwe7Pd6pFG5tE72Ftp2hWl/RSVIrslYCrY5QbaUNf+7E+Zzt5jL",
+	"NOl4tdJs+4XEo5xa5UmHBJSD7yzddMmRWASikVci/ffjip8L/bhp6ehyyg/XBr28PA2P7ZAA0R729xP7",
+	"qlq5DzT/65ml/ikEMJDeciq/3UYLy+x22VneZsZyoRew/5fO/i3tMvxCfrFpmsAxXEHwRBEWEJdVr8ro",
+	"gEMbrRDwlEtmGhYpfeCpDRLtnIfWZ+0NQSbvDWyOzZxrpy3Bb9CF7GhwsStOwatHpTc++A4oOOW4A1Hq",
+	"CM1gYZTXGCNsgzk2qJ+O0SFhCfXNNhOblfl5DGZSjW9n87LAfGnf3EohhBClX0EYtdzU8EVt5bcWY1/F",
+	"EPctyk67arewthU66na1FOjqs15rMoJ1A6xJRahJF1s8sLjmkxS3fK5LKLOQAKEGtotP3hk+G3+3VJhd",
+	"eQXL508w+IZdZP8U2guuuD/NGYlUDYvZdLBtdHTctlXIlwePPssYVboWeufi8wrzAD4HPrVVz63dUqNG",
+	"XjBl6WkbiMLy8ha/DrqFjTItTe7uQioX6uYDWJ1y4jSH4rp5CPUMnG2YlQqcaJjLuF7Y5CS8n2uBxsx8",
+	"BtgD4GdMcZmulQgWVKdNfHuSYNVOX9wy4kvOf+f3vwy/W7IL2WO5K30Fm+MZADXf1lPKSwppM6Hfi+rC",
+	"k+74GJjSVBzmK2Nq/gd+8S/JL37if+Fz+t+SVyzJ+c1xNZ+kMtFrHcFYLcPwhPx88fLURhUhHygmUqac",
+	"W6CovoG21TOWysSnKYyZ3yIHwo6PJvSrnGeGcGFkcFWntV/BjkfTYqOzgVw2pUtzvGXjBAZ7Zlmgc+5Q",
+	"03kjM54srOk+ox9Y6qwDmoyogv8QLiJsnpjVmu2wHu8D8Z6xmRUC2iieGOKMc2XpjnlZtBRAJioXroSJ",
+	"D79//vrZ+eXxq6MfT4+f/4Blj4ZL7G/PYQHWMrhhH8z2xEyzyqk8sjXw/iWVCd5eCQ3wEbMv4DfJqBj/",
+	"MIiYGNjm7P//7/9jXyvEhZ6xBKKUfxj4ch3dBZ1mvrVtuo1ta/23y+9Vwucad/y230Dmq1/7+gOhdGlf",
+	"15YKfvi3y1hxRZC5dutySLjIuIB1XGSYDDDhiSNNwgUcudH7pXKBDuBDDIwqCZkbzbIRGTGTTFjaMjxk",
+	"WQJFOiCwwfAqk1f9IXl7dgq1dcJPJi6UaySVczpQlUwIFyn7cEj4lI6ZGyT4CtqUUmpofzgQMKilo7ZL",
+	"ll3YYkerhGwJKdjWoYPNPoLZbB1abARPyFYuNB2xjsXW1iFkigiWVHvx6TjsgxB5DOALnPchuaKadXLF",
+	"CwgwCt5l5BbPYI/rUJEwbaTS7vmS66E3ksnARs85xhynjeAYF9Zw9OakRnaBUERBWMpES/BdbahIaQYS",
+	"4He9UcCMXeqyH7nKRZrVBObwp+MLgt8Z4gUtrZJwIIqq3jMuBIQYIFBDImZTMqPJezreVDANxKdJJstf",
+	"G8qn3+k1tWip0uX2v/0LeQGRF7aKEOHCFoABiphljGqAl5EWjHdPT54dvzo/7poPhvzb9u2ljFsNfNqN",
+	"7oGYnsu5gK3J17QNiGlLuw+1U9WkuEdlCQ2B7UvDEhb3o7j6Xbid5ULY82FaNHFqKNbdR4HiC9m3RmG5",
+	"e1w+SZcM7MD+G1i6P7i4E35tbAl2sCxZND9tf6wur4lRjFg0LrqBGvVJwFcvgC9mEd4gcE/TWXJ3ebch",
+	"poAAislP/HJ5UnIPQmLazlzBwlaK8oJht9dz6XnuXgmM3APRADsiNVhtILyOp0wqfKuZK2MFBd3c1TbW",
+	"n9gntEgHnDIqdGV0d3/DFfAIXtWw1P9YXJhzV8L8JEIsvr5k7UJsLVmwIjIybLtm3TAqZsOFq0p0pxd4",
+	"UVBlD9sv9mmGRVImJgAro+PiCcFLM0BvInqSmxSjdaRy780KqnU0gdUhKFH+GhFLFEvWuLxs5JuQPiU4",
+	"LasOL61pzN1FcmdJUwW0uK3kfsA9d/egxMQPHNu8blgsmwoDu0O4okvouNh4XOVtN31SKw1TIefwwLCB",
+	"dhScEmOs8494xj+o9teSLjkVQssxE0hZYjwQPnkb8xSkatmPP6Nq9HrGxNGbk/MZS25H0h5RlRu3bK3P",
+	"T62peFPNXKrVJnWQkr1ur3IlU62ia7v0853LjverQXHd+ESL7nTjr1Fsy0Q7lQnFSlosk7OpDViEtpWK",
+	"lv3t7Z3dx90e3OzSf9Lr9dCm5r7zsS1NE7M0KdjmyzwxzMJrZp+d+UssbIkxJEjvskusfSwYxL3RLQO9",
+	"DfJ7LF0rmTEddLaGm2ZPv4thp0JwO5nNM24WwSCOgdsqBYZWHF+4p3locqcYfyLmJhgc16xtaFZW7yzK",
+	"t1Vwm3IT3by7+a8BAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -37,3 +37,57 @@ func (q *Queries) CreateAuditEvent(ctx context.Context, arg CreateAuditEventPara
 	)
 	return err
 }
+
+const listAuditEvents = `-- name: ListAuditEvents :many
+SELECT id, user_id, event_type, ip, user_agent, details, created_at FROM audit_events
+WHERE ($1::uuid IS NULL OR user_id = $1)
+  AND ($2::text IS NULL OR event_type = $2)
+  AND ($3::timestamptz IS NULL
+       OR (created_at, id) < ($3::timestamptz, $4::bigint))
+ORDER BY created_at DESC, id DESC
+LIMIT $5
+`
+
+type ListAuditEventsParams struct {
+	UserID          *uuid.UUID
+	EventType       *string
+	BeforeCreatedAt *time.Time
+	BeforeID        int64
+	MaxRows         int32
+}
+
+// A page of events, newest first, optionally for one user and one event type. The page
+// starts after the cursor (before_created_at, before_id) of the previous page's last event.
+func (q *Queries) ListAuditEvents(ctx context.Context, arg ListAuditEventsParams) ([]AuditEvent, error) {
+	rows, err := q.db.Query(ctx, listAuditEvents,
+		arg.UserID,
+		arg.EventType,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditEvent{}
+	for rows.Next() {
+		var i AuditEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.EventType,
+			&i.Ip,
+			&i.UserAgent,
+			&i.Details,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -20,6 +20,13 @@ type AuditEvent struct {
 	CreatedAt time.Time
 }
 
+type LoginFailure struct {
+	LoginName      string
+	FailedAttempts int32
+	LockedUntil    *time.Time
+	LastFailedAt   time.Time
+}
+
 type Session struct {
 	ID                uuid.UUID
 	UserID            uuid.UUID
@@ -57,4 +64,5 @@ type User struct {
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 	LastLogin           *time.Time
+	LastFailedLoginAt   *time.Time
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const getAccessTokenUser = `-- name: GetAccessTokenUser :one
-SELECT users.id, users.username, users.email, users.password_hash, users.is_active, users.is_verified, users.is_admin, users.failed_login_attempts, users.locked_until, users.created_at, users.updated_at, users.last_login, t.session_id
+SELECT users.id, users.username, users.email, users.password_hash, users.is_active, users.is_verified, users.is_admin, users.failed_login_attempts, users.locked_until, users.created_at, users.updated_at, users.last_login, users.last_failed_login_at, t.session_id
 FROM tokens t
 JOIN users ON users.id = t.user_id
 WHERE t.token_jti = $1
@@ -52,6 +52,7 @@ func (q *Queries) GetAccessTokenUser(ctx context.Context, arg GetAccessTokenUser
 		&i.User.CreatedAt,
 		&i.User.UpdatedAt,
 		&i.User.LastLogin,
+		&i.User.LastFailedLoginAt,
 		&i.SessionID,
 	)
 	return i, err

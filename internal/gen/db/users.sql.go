@@ -14,7 +14,7 @@ import (
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (username, email, password_hash, is_active, is_verified, is_admin)
 VALUES ($1, lower($2), $3, $4, $5, $6)
-RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
 `
 
 type CreateUserParams struct {
@@ -49,6 +49,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }
@@ -66,7 +67,7 @@ func (q *Queries) DeleteUser(ctx context.Context, id uuid.UUID) (int64, error) {
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE email = $1
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at FROM users WHERE email = $1
 `
 
 func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
@@ -85,12 +86,13 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE id = $1
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at FROM users WHERE id = $1
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
@@ -109,12 +111,13 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }
 
 const getUserByIDForUpdate = `-- name: GetUserByIDForUpdate :one
-SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE id = $1 FOR UPDATE
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at FROM users WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) GetUserByIDForUpdate(ctx context.Context, id uuid.UUID) (User, error) {
@@ -133,12 +136,13 @@ func (q *Queries) GetUserByIDForUpdate(ctx context.Context, id uuid.UUID) (User,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }
 
 const getUserByUsername = `-- name: GetUserByUsername :one
-SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users WHERE username = $1
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at FROM users WHERE username = $1
 `
 
 func (q *Queries) GetUserByUsername(ctx context.Context, username string) (User, error) {
@@ -157,12 +161,13 @@ func (q *Queries) GetUserByUsername(ctx context.Context, username string) (User,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }
 
 const listUsers = `-- name: ListUsers :many
-SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login FROM users
+SELECT id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at FROM users
 ORDER BY created_at DESC, id DESC
 LIMIT $2 OFFSET $1
 `
@@ -194,6 +199,7 @@ func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, e
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.LastLogin,
+			&i.LastFailedLoginAt,
 		); err != nil {
 			return nil, err
 		}
@@ -233,7 +239,7 @@ func (q *Queries) LockActiveAdmins(ctx context.Context) ([]uuid.UUID, error) {
 
 const setUserVerified = `-- name: SetUserVerified :one
 UPDATE users SET is_verified = true WHERE id = $1
-RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
 `
 
 func (q *Queries) SetUserVerified(ctx context.Context, id uuid.UUID) (User, error) {
@@ -252,6 +258,7 @@ func (q *Queries) SetUserVerified(ctx context.Context, id uuid.UUID) (User, erro
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }
@@ -265,7 +272,7 @@ UPDATE users SET
     is_verified   = coalesce($5, is_verified),
     is_admin      = coalesce($6, is_admin)
 WHERE id = $7
-RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
 `
 
 type UpdateUserParams struct {
@@ -302,6 +309,7 @@ func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LastLogin,
+		&i.LastFailedLoginAt,
 	)
 	return i, err
 }

@@ -1,0 +1,66 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/authly/authly/internal/hashpool"
+)
+
+// serverBusyAuditInterval bounds server_busy audit events to one per interval across every
+// instance: under a flood the metrics count each refusal, and the audit log only notes that
+// it happened.
+const serverBusyAuditInterval = time.Minute
+
+// errServerBusy answers a request whose bcrypt work the pool refused: at once, with a
+// Retry-After, instead of a queue that grows without bound.
+func errServerBusy(retryAfter time.Duration, cause error) *Error {
+	return &Error{Kind: KindUnavailable, Code: CodeServerBusy, Message: "The server is busy; retry shortly.",
+		RetryAfter: max(retryAfter, time.Second), Cause: cause}
+}
+
+// hashPassword hashes a new password in the bcrypt pool.
+//
+// Errors: unavailable (server_busy); internal.
+func (s *Service) hashPassword(ctx context.Context, password string) (string, error) {
+	h, err := s.hasher.Hash(ctx, []byte(password))
+	if err != nil {
+		return "", s.hashError(ctx, "hash", err)
+	}
+	return string(h), nil
+}
+
+// checkPassword compares a password with a stored hash in the bcrypt pool. A nil hash, for a
+// login name with no account, compares against the dummy hash and always fails, so both cost
+// the same. A password longer than bcrypt's 72 bytes never matches: no stored password is that
+// long, and bcrypt would compare only its first 72 bytes.
+//
+// Errors: unavailable (server_busy); internal.
+func (s *Service) checkPassword(ctx context.Context, hash []byte, password string) (bool, error) {
+	known := hash != nil
+	if !known {
+		hash = s.dummyHash
+	}
+	ok, err := s.hasher.Compare(ctx, hash, []byte(password))
+	if err != nil {
+		return false, s.hashError(ctx, "compare", err)
+	}
+	return ok && known && len(password) <= maxPasswordBytes, nil
+}
+
+// hashError maps a pool error: a refusal is server_busy, recorded in the audit log at most
+// once per serverBusyAuditInterval; anything else is internal.
+func (s *Service) hashError(ctx context.Context, operation string, err error) error {
+	if !errors.Is(err, hashpool.ErrBusy) {
+		return internal(err)
+	}
+	s.metrics.HashRejected()
+	if s.firstIn(ctx, "audit:server_busy", serverBusyAuditInterval) {
+		stats := s.hasher.Stats()
+		s.auditOutsideTx(ctx, auditEvent{Type: AuditServerBusy, Client: clientFrom(ctx), Details: map[string]any{
+			"operation": operation, "workers": stats.Workers, "waiting": stats.Waiting, "rejected_total": stats.Rejected,
+		}})
+	}
+	return errServerBusy(s.hasher.RetryAfter(), err)
+}
