@@ -9,7 +9,7 @@ LINT := $(GO) tool -modfile=tools/golangci-lint.mod golangci-lint
 VULN := $(GO) tool -modfile=tools/vuln.mod
 VULNDB_DIR := .cache/vulndb
 
-.PHONY: all generate generate-check build run test lint vuln
+.PHONY: all generate generate-check build run test lint vuln bench
 
 all: generate build test
 
@@ -36,6 +36,15 @@ run: build
 ## test: the whole suite, against real PostgreSQL
 test:
 	$(GO) test -race -count=1 ./...
+
+## bench: the load benchmark of docs/benchmarks.md. It starts its own server on the embedded
+## database in a fresh directory (or uses AUTHLY_BENCH_URL), runs every scenario for
+## BENCH_DURATION at concurrencies 16 and 64, prints the table and writes bench-results.json.
+## More flags go in BENCH_FLAGS, e.g. BENCH_FLAGS='-scenarios me,refresh -concurrency 64'.
+BENCH_DURATION ?= 10s
+bench: build
+	$(GO) build -o bin/authly-bench ./cmd/bench
+	./bin/authly-bench -server-bin bin/authly -duration $(BENCH_DURATION) -json bench-results.json $(BENCH_FLAGS)
 
 ## lint: go vet plus golangci-lint
 lint:
