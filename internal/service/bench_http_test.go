@@ -1,0 +1,42 @@
+package service_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/authly/authly/internal/service"
+)
+
+// BenchmarkMeHTTP measures GET /api/v1/users/me end to end through the real handler, with
+// parallel keep-alive clients: the bearer check's one query included. Run it with
+// -cpuprofile and focus on service.NewServer's handler to see where the server's time goes.
+func BenchmarkMeHTTP(b *testing.B) {
+	svc, pair := benchService(b)
+	h, err := service.NewServer(svc, service.ServerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/users/me", nil)
+			req.Header.Set("Authorization", "Bearer "+pair.AccessToken)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
