@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		bcryptCost  = fs.Int("bcrypt-cost", 10, "bcrypt cost: the local server's, and the floor's")
 		serverBin   = fs.String("server-bin", "", "the Authly binary to start (empty: go build ./cmd/server)")
 		serverPID   = fs.Int("server-pid", 0, "with -url: the server's pid, to read its CPU and memory from /proc")
+		postgresPID = fs.Int("postgres-pid", 0, "the postmaster's pid, to read the cluster's CPU from /proc (found by itself for the local server)")
 		adminUser   = fs.String("admin-user", getenv("AUTHLY_BENCH_ADMIN_USERNAME"), "with -url: an admin, to verify the seeded users")
 		adminPass   = fs.String("admin-password", getenv("AUTHLY_BENCH_ADMIN_PASSWORD"), "with -url: the admin's password")
 		keep        = fs.Bool("keep", false, "keep the local server's data directory and log")
@@ -101,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		maxConc = max(maxConc, c)
 	}
 
-	var pr probe
+	pr := probe{postgresPID: *postgresPID}
 	stopServer := func() {}
 	defer func() { stopServer() }()
 	base, admin := strings.TrimRight(*targetURL, "/"), credentials{username: *adminUser, password: *adminPass}
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		addr, admin = strings.TrimPrefix(srv.url, "http://"), srv.admin
 		pr.serverPID = srv.pid()
-		if pid, err := srv.postmasterPID(); err == nil {
+		if pid, err := srv.postmasterPID(); err == nil && *postgresPID == 0 {
 			pr.postgresPID = pid
 		}
 		rep.Target = "local server on the embedded PostgreSQL (fresh data directory)"

@@ -111,8 +111,9 @@ func sleepUntil(ctx context.Context, t time.Time) {
 	}
 }
 
-// rssWatch tracks a process's peak resident set: the kernel's VmHWM, reset at the start,
-// and as a fallback the highest VmRSS sampled every 20ms.
+// rssWatch tracks a process's peak resident set: the kernel's VmHWM, reset at the start.
+// Where the kernel cannot reset it, the highest VmRSS sampled every 20ms stands in; the
+// sampling is otherwise skipped, since it costs the machine CPU the scenarios would miss.
 type rssWatch struct {
 	pid   int
 	reset bool
@@ -126,7 +127,10 @@ func newRSSWatch(pid int) *rssWatch {
 		close(w.max)
 		return w
 	}
-	w.reset = resetPeakRSS(pid)
+	if w.reset = resetPeakRSS(pid); w.reset {
+		go func() { <-w.done; w.max <- 0 }()
+		return w
+	}
 	go func() {
 		var peak int64
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -189,13 +193,16 @@ type opResult struct {
 
 // result is one scenario at one concurrency.
 type result struct {
-	Scenario        string   `json:"scenario"`
-	Concurrency     int      `json:"concurrency"`
-	DurationSeconds float64  `json:"duration_seconds"`
-	Requests        int64    `json:"requests"`
-	PerSecond       float64  `json:"requests_per_second"`
-	OKPerSecond     float64  `json:"ok_per_second"`
-	Latency         *latency `json:"latency_ok,omitempty"`
+	Scenario        string  `json:"scenario"`
+	Concurrency     int     `json:"concurrency"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Requests started inside the window: the population of Latency, Rejected and Statuses.
+	Requests int64 `json:"requests"`
+	// Completed requests per second, and 2xx answers per second, each request counted by
+	// the share of its duration inside the window.
+	PerSecond   float64  `json:"requests_per_second"`
+	OKPerSecond float64  `json:"ok_per_second"`
+	Latency     *latency `json:"latency_ok,omitempty"`
 	// Rejected is the latency of every non-2xx answer, such as a 503 from a full bcrypt
 	// queue; those answers are counted in Statuses, not in Latency.
 	Rejected      *latency         `json:"latency_rejected,omitempty"`
@@ -220,6 +227,7 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 	secs := d.Seconds()
 	r := result{Scenario: sc.name, Concurrency: conc, DurationSeconds: secs, Statuses: map[string]int64{}}
 	var okAll, rejAll histogram
+	var done, okDone float64
 	names := make([]string, 0, len(rec.ops))
 	for name := range rec.ops {
 		names = append(names, name)
@@ -228,7 +236,7 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 	for _, name := range names {
 		s := rec.ops[name]
 		n := int64(s.ok.n+s.rejected.n) + s.errors
-		op := opResult{Op: name, Requests: n, PerSecond: round1(float64(n) / secs), OKPerSecond: round1(float64(s.ok.n) / secs),
+		op := opResult{Op: name, Requests: n, PerSecond: round1(s.done / secs), OKPerSecond: round1(s.okDone / secs),
 			Latency: latencyOf(&s.ok), Rejected: latencyOf(&s.rejected), Statuses: statusSummary(s.statuses, s.errors), LostRotations: s.lost}
 		r.Ops = append(r.Ops, op)
 		r.Requests += n
@@ -238,15 +246,18 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 		}
 		okAll.merge(&s.ok)
 		rejAll.merge(&s.rejected)
+		done += s.done
+		okDone += s.okDone
 	}
-	r.PerSecond = round1(float64(r.Requests) / secs)
-	r.OKPerSecond = round1(float64(okAll.n) / secs)
+	r.PerSecond = round1(done / secs)
+	r.OKPerSecond = round1(okDone / secs)
 	r.Latency, r.Rejected = latencyOf(&okAll), latencyOf(&rejAll)
+	// CPU is read at the window's edges, so it is divided by the work done inside it.
 	per1k := func(cpu time.Duration) float64 {
-		if r.Requests == 0 {
+		if done == 0 {
 			return 0
 		}
-		return round4(cpu.Seconds() / float64(r.Requests) * 1000)
+		return round4(cpu.Seconds() / done * 1000)
 	}
 	if pr.serverPID > 0 {
 		v := per1k(after.server - before.server)
