@@ -182,7 +182,7 @@ func (c *codec) parseClaims(p []byte) (compactClaims, bool) {
 	if !ok {
 		return cl, false
 	}
-	var sub, sid string
+	var sub, sid, jti []byte
 	var exp, nbf, iat int64
 	if sub, rest, ok = cutString(rest, 36, `","exp":`); !ok {
 		return cl, false
@@ -196,32 +196,65 @@ func (c *codec) parseClaims(p []byte) (compactClaims, bool) {
 	if iat, rest, ok = cutInt(rest, `,"jti":"`); !ok {
 		return cl, false
 	}
-	if cl.jti, rest, ok = cutString(rest, jtiTextLen, `","sid":"`); !ok {
+	if jti, rest, ok = cutString(rest, jtiTextLen, `","sid":"`); !ok {
 		return cl, false
 	}
 	if sid, rest, ok = cutString(rest, 36, `"}`); !ok || len(rest) != 0 {
 		return cl, false
 	}
-	var err error
-	if cl.sub, err = uuid.Parse(sub); err != nil {
+	if cl.sub, ok = parseUUID(sub); !ok {
 		return cl, false
 	}
-	if cl.sid, err = uuid.Parse(sid); err != nil {
+	if cl.sid, ok = parseUUID(sid); !ok {
 		return cl, false
 	}
+	cl.jti = string(jti)
 	cl.exp, cl.nbf, cl.iat = time.Unix(exp, 0), time.Unix(nbf, 0), time.Unix(iat, 0)
 	return cl, true
+}
+
+// parseUUID reads the form appendUUID writes: 36 bytes, lower-case hex, dashes at 8, 13,
+// 18 and 23. Any other form is left to the library.
+func parseUUID(b []byte) (uuid.UUID, bool) {
+	var id uuid.UUID
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+		return id, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, ok1 := lowerHex(b[i])
+		lo, ok2 := lowerHex(b[i+1])
+		if !ok1 || !ok2 {
+			return id, false
+		}
+		id[j] = hi<<4 | lo
+		j++
+	}
+	return id, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 // jtiTextLen is the length of a token id: 16 random bytes in unpadded base64url.
 var jtiTextLen = base64.RawURLEncoding.EncodedLen(jtiBytes)
 
 // cutString takes n bytes, which must hold no quote or backslash, followed by sep.
-func cutString(b []byte, n int, sep string) (string, []byte, bool) {
+func cutString(b []byte, n int, sep string) ([]byte, []byte, bool) {
 	if len(b) < n+len(sep) || string(b[n:n+len(sep)]) != sep || bytes.ContainsAny(b[:n], `"\`) {
-		return "", nil, false
+		return nil, nil, false
 	}
-	return string(b[:n]), b[n+len(sep):], true
+	return b[:n], b[n+len(sep):], true
 }
 
 // cutInt takes a non-negative decimal integer without leading zeros, followed by sep.
