@@ -40,3 +40,23 @@ func BenchmarkMeHTTP(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMeHandler measures the server's own work for GET /api/v1/users/me, without the
+// network: middleware, token check with its one query, and the response, on a recorder.
+func BenchmarkMeHandler(b *testing.B) {
+	svc, pair := benchService(b)
+	h, err := service.NewServer(svc, service.ServerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/users/me", nil)
+	req.Header.Set("Authorization", "Bearer "+pair.AccessToken)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
