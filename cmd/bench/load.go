@@ -289,6 +289,24 @@ func (s *session) me(rec *recorder) {
 	rec.add("me", start, status, err)
 }
 
+// checkRevocation logs the session out and reports the status of the very next GET
+// /users/me with its access token, which must be 401: the bearer check asks the database
+// every time, so a revocation takes effect on the next request, on any instance.
+func (w *meWorker) checkRevocation() string {
+	status, _, err := w.s.c.call(http.MethodPost, "/api/v1/auth/logout", w.s.pair.AccessToken, "", nil, false)
+	if err != nil || status != http.StatusOK {
+		return fmt.Sprintf("logout failed: status %d, %v", status, err)
+	}
+	status, _, err = w.s.c.call(http.MethodGet, "/api/v1/users/me", w.s.pair.AccessToken, "", nil, false)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("the request after logout failed: %v", err)
+	case status != http.StatusUnauthorized:
+		return fmt.Sprintf("FAILED: the request right after logout was answered %d", status)
+	}
+	return "refused at once (401)"
+}
+
 type mixedWorker struct {
 	s     *session
 	rng   *rand.Rand

@@ -69,6 +69,11 @@ func writeTable(w io.Writer, r *report) {
 			}
 		}
 	}
+	for _, res := range r.Results {
+		if res.Revocation != "" {
+			fmt.Fprintf(w, "\nRevocation after the %s run at concurrency %d: a logout, then the same access token: %s\n", res.Scenario, res.Concurrency, res.Revocation)
+		}
+	}
 	var rejected []string
 	for _, res := range r.Results {
 		if res.Rejected != nil {

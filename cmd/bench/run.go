@@ -101,7 +101,11 @@ func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b 
 	for _, r := range recs {
 		all.merge(r)
 	}
-	return summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB, ceiling), nil
+	res := summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB, ceiling)
+	if w, ok := workers[0].(interface{ checkRevocation() string }); ok {
+		res.Revocation = w.checkRevocation()
+	}
+	return res, nil
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {
@@ -220,7 +224,10 @@ type result struct {
 	MachineBusyPercent float64 `json:"machine_busy_percent"`
 	OtherCPUPercent    float64 `json:"other_cpu_percent"`
 	ServerPeakRSSMiB   float64 `json:"server_peak_rss_mib,omitempty"`
-	BcryptCeilingPct   float64 `json:"bcrypt_ceiling_percent,omitempty"`
+	// Revocation is what happened to the first request after one worker logged out at the
+	// end of the run (GET /users/me only).
+	Revocation       string  `json:"revocation_check,omitempty"`
+	BcryptCeilingPct float64 `json:"bcrypt_ceiling_percent,omitempty"`
 }
 
 func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, after snapshot, pr probe, peakKiB int64, ceiling float64) result {
