@@ -141,17 +141,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		rep.Target = "server at " + base
 	}
 
-	if !*skipFloor {
-		logf("measuring the bcrypt floor at cost %d", *bcryptCost)
-		f := measureFloor(*bcryptCost)
-		rep.Floor = &f
-		logf("one hash: %.1f ms; ceiling %.1f/s on %d CPUs", f.HashMillis, f.CeilingPerSecond, f.CPUs)
-	}
-	ceiling := 0.0
-	if rep.Floor != nil {
-		ceiling = rep.Floor.CeilingPerSecond
-	}
-
 	b := &bench{prefix: "b" + randomHex(4), password: "bench-pw-" + randomHex(8)}
 	needLogin := false
 	for _, sc := range scens {
@@ -171,8 +160,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := runOptions{warmup: *warmup, duration: *duration, timeout: *timeout}
 	for _, sc := range scens {
 		for _, c := range concs {
+			// The floor is measured right before each bcrypt-bound run, with the server
+			// idle, so that it sees the machine as the run does: between runs a hash's time
+			// drifts by a percent or two.
+			var f *floor
+			if sc.bcryptBound && !*skipFloor {
+				fl := measureFloor(*bcryptCost)
+				f = &fl
+				logf("bcrypt floor: one hash at cost %d takes %.1f ms; ceiling %.1f/s on %d CPUs",
+					fl.BcryptCost, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
+			}
 			logf("%s at concurrency %d: %s", sc.name, c, sc.about)
-			res, err := runScenario(ctx, sc, c, opts, b, addr, pr, ceiling)
+			res, err := runScenario(ctx, sc, c, opts, b, addr, pr, f)
 			if err != nil {
 				return err
 			}

@@ -49,7 +49,7 @@ type runOptions struct {
 // runScenario runs one scenario at one concurrency: the workers log in if they need to,
 // run for the warm-up, then for the measured duration, and the outcomes of the requests that
 // started inside the measured window are reported.
-func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b *bench, addr string, pr probe, ceiling float64) (result, error) {
+func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b *bench, addr string, pr probe, f *floor) (result, error) {
 	t := &target{addr: addr, timeout: opts.timeout}
 	workers := make([]worker, conc)
 	errs := make([]error, conc)
@@ -101,7 +101,7 @@ func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b 
 	for _, r := range recs {
 		all.merge(r)
 	}
-	res := summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB, ceiling)
+	res := summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB, f)
 	if w, ok := workers[0].(interface{ checkRevocation() string }); ok {
 		res.Revocation = w.checkRevocation()
 	}
@@ -226,11 +226,14 @@ type result struct {
 	ServerPeakRSSMiB   float64 `json:"server_peak_rss_mib,omitempty"`
 	// Revocation is what happened to the first request after one worker logged out at the
 	// end of the run (GET /users/me only).
-	Revocation       string  `json:"revocation_check,omitempty"`
+	Revocation string `json:"revocation_check,omitempty"`
+	// Floor is the bcrypt floor measured right before this run, for the bcrypt-bound
+	// scenarios, and BcryptCeilingPct the 2xx rate as a percentage of its ceiling.
+	Floor            *floor  `json:"bcrypt_floor,omitempty"`
 	BcryptCeilingPct float64 `json:"bcrypt_ceiling_percent,omitempty"`
 }
 
-func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, after snapshot, pr probe, peakKiB int64, ceiling float64) result {
+func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, after snapshot, pr probe, peakKiB int64, f *floor) result {
 	secs := d.Seconds()
 	r := result{Scenario: sc.name, Concurrency: conc, DurationSeconds: secs, Statuses: map[string]int64{}}
 	var okAll, rejAll histogram
@@ -284,8 +287,9 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 	if peakKiB > 0 {
 		r.ServerPeakRSSMiB = round1(float64(peakKiB) / 1024)
 	}
-	if sc.bcryptBound && ceiling > 0 {
-		r.BcryptCeilingPct = round1(100 * r.OKPerSecond / ceiling)
+	if f != nil && f.CeilingPerSecond > 0 {
+		r.Floor = f
+		r.BcryptCeilingPct = round1(100 * r.OKPerSecond / f.CeilingPerSecond)
 	}
 	return r
 }
