@@ -15,7 +15,7 @@ REDOCLY := $(OPENAPI_TOOLS)/node_modules/.bin/redocly
 export REDOCLY_TELEMETRY := off
 export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
-.PHONY: all generate generate-check docs-assets build run test test-ts lint vuln
+.PHONY: all generate generate-check docs-assets build run test test-ts lint vuln bench
 
 all: generate build test
 
@@ -64,6 +64,15 @@ test:
 	else \
 		echo "node and npm not found: skipping the TypeScript client test (CI runs it)"; \
 	fi
+
+## bench: the load benchmark of docs/benchmarks.md. It starts its own server on the embedded
+## database in a fresh directory (or uses AUTHLY_BENCH_URL), runs every scenario for
+## BENCH_DURATION at concurrencies 16 and 64, prints the table and writes bench-results.json.
+## More flags go in BENCH_FLAGS, e.g. BENCH_FLAGS='-scenarios me,refresh -concurrency 64'.
+BENCH_DURATION ?= 10s
+bench: build
+	$(GO) build -o bin/authly-bench ./cmd/bench
+	./bin/authly-bench -server-bin bin/authly -duration $(BENCH_DURATION) -json bench-results.json $(BENCH_FLAGS)
 
 ## test-ts: the TypeScript client, generated from openapi.yaml, against the server built here
 test-ts: build $(TS_CLIENT)/node_modules/.package-lock.json

@@ -148,8 +148,7 @@ func (s *Service) openSession(ctx context.Context, userID uuid.UUID, client Clie
 	if err != nil {
 		return TokenPair{}, err
 	}
-	s.metrics.TokensIssued("access", 1)
-	s.metrics.TokensIssued("refresh", 1)
+	s.countIssuedPair()
 	return tokenPair(access, refresh, now), nil
 }
 

@@ -66,18 +66,36 @@ func loadRoutes() (map[string]*route, error) {
 	return routes, nil
 }
 
-type principalKey struct{}
-type clientKey struct{}
+// callerKey keys what guard learns about a request's caller: one value, so one allocation.
+type callerKey struct{}
+
+type caller struct {
+	client    Client
+	principal Principal
+}
 
 // principalFrom returns the authenticated caller that guard stored.
 func principalFrom(ctx context.Context) Principal {
-	p, _ := ctx.Value(principalKey{}).(Principal)
-	return p
+	c, _ := ctx.Value(callerKey{}).(*caller)
+	if c == nil {
+		return Principal{}
+	}
+	return c.principal
 }
 
 func clientFrom(ctx context.Context) Client {
-	c, _ := ctx.Value(clientKey{}).(Client)
-	return c
+	c, _ := ctx.Value(callerKey{}).(*caller)
+	if c == nil {
+		return Client{}
+	}
+	return c.client
+}
+
+// validation is how guard runs the contract's request validator; it is never modified.
+var validation = &openapi3filter.Options{
+	MultiError: true,
+	// Authentication is done in guard, before validation, not by the validator.
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 }
 
 // guard runs inside every generated route, after routing and before the strict handler: it
@@ -86,18 +104,14 @@ func clientFrom(ctx context.Context) Client {
 // ever sees requests that match openapi.yaml. The rate limits come first, as they are the
 // cheapest refusal.
 func (s *server) guard(next http.Handler) http.Handler {
-	validation := &openapi3filter.Options{
-		MultiError: true,
-		// Authentication is done here, before validation, not by the validator.
-		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := s.routes[r.Pattern]
 		if rt == nil {
 			s.problems.write(w, r, internal(fmt.Errorf("no contract route for %q", r.Pattern)))
 			return
 		}
-		ctx := context.WithValue(r.Context(), clientKey{}, Client{IP: s.clientIP.ClientIP(r), UserAgent: r.UserAgent()})
+		who := &caller{client: Client{IP: s.clientIP.ClientIP(r), UserAgent: r.UserAgent()}}
+		ctx := context.WithValue(r.Context(), callerKey{}, who)
 		if rt.ipLimited {
 			q := &quota{}
 			ctx = withQuota(ctx, q)
@@ -113,16 +127,19 @@ func (s *server) guard(next http.Handler) http.Handler {
 				s.problems.write(w, r, err)
 				return
 			}
-			ctx = context.WithValue(ctx, principalKey{}, p)
+			who.principal = p
 		}
 		r = r.WithContext(ctx)
 		if err := s.checkBody(w, r, rt); err != nil {
 			s.problems.write(w, r, err)
 			return
 		}
-		params := make(map[string]string, len(rt.pathParams))
-		for _, name := range rt.pathParams {
-			params[name] = r.PathValue(name)
+		var params map[string]string
+		if len(rt.pathParams) > 0 {
+			params = make(map[string]string, len(rt.pathParams))
+			for _, name := range rt.pathParams {
+				params[name] = r.PathValue(name)
+			}
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: rt.route, Options: validation}
 		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {

@@ -145,20 +145,44 @@ func (s *server) notRouted(w http.ResponseWriter, r *http.Request) {
 	s.problems.write(w, r, errNotFound())
 }
 
-// securityHeaders sets the headers every response carries (OWASP Secure Headers).
+// securityHeaderValues are the headers every response carries (OWASP Secure Headers), with
+// canonical keys and values of capacity one, so that every response can share them: an Add
+// copies, a Set replaces, and nothing writes into them.
+var securityHeaderValues = func() []struct {
+	key   string
+	value []string
+} {
+	var out []struct {
+		key   string
+		value []string
+	}
+	for _, kv := range [][2]string{
+		{"X-Content-Type-Options", "nosniff"},
+		{"X-Frame-Options", "DENY"},
+		{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+		{"Strict-Transport-Security", "max-age=31536000"},
+		{"Referrer-Policy", "no-referrer"},
+		{"Cross-Origin-Resource-Policy", "same-origin"},
+		// Current OWASP advice: turn the legacy XSS auditor off; CSP does the job.
+		{"X-XSS-Protection", "0"},
+		// Tokens and user data must never be cached by a browser or a proxy.
+		{"Cache-Control", "no-store"},
+	} {
+		out = append(out, struct {
+			key   string
+			value []string
+		}{http.CanonicalHeaderKey(kv[0]), []string{kv[1]}[:1:1]})
+	}
+	return out
+}()
+
+// securityHeaders sets the headers every response carries.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		// Current OWASP advice: turn the legacy XSS auditor off; CSP does the job.
-		h.Set("X-XSS-Protection", "0")
-		// Tokens and user data must never be cached by a browser or a proxy.
-		h.Set("Cache-Control", "no-store")
+		for _, kv := range securityHeaderValues {
+			h[kv.key] = kv.value
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -169,10 +193,20 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 type loggerKey struct{}
 
+// requestLog is what logRequests keeps in a request's context. The logger carrying the
+// request id is only built when something is logged, which at the default levels is rare:
+// building it for every request cost several allocations.
+type requestLog struct {
+	base *slog.Logger
+	id   string
+}
+
+func (l *requestLog) logger() *slog.Logger { return l.base.With("request_id", l.id) }
+
 // loggerFrom returns the request-scoped logger.
 func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if l, ok := ctx.Value(loggerKey{}).(*requestLog); ok {
+		return l.logger()
 	}
 	return fallback
 }
@@ -215,8 +249,8 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", id)
-		log := s.log.With("request_id", id)
-		r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, log))
+		rl := &requestLog{base: s.log, id: id}
+		r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, rl))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
@@ -224,7 +258,10 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.metrics.ObserveHTTP(route, r.Method, sw.status, time.Since(start))
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		rl.logger().LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("route", route),
 			slog.Int("status", sw.status),

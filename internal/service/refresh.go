@@ -21,6 +21,9 @@ import (
 // before the request fails. Of two requests racing with one refresh token exactly one wins,
 // and the other is such a reuse.
 //
+// The usual case takes one statement (rotateAtOnce); everything else, reuse included, takes
+// the transaction below.
+//
 // Errors: unauthenticated (invalid_grant) for a refresh token that is malformed, forged,
 // expired or revoked, or whose session or user can no longer be used; unauthenticated
 // (refresh_token_reused) for a reused one; unavailable; internal.
@@ -30,6 +33,12 @@ func (s *Service) Refresh(ctx context.Context, raw string, client Client) (Token
 		return TokenPair{}, errInvalidGrant(err)
 	}
 	now := s.now()
+	if pair, ok, err := s.rotateAtOnce(ctx, presented, now, client); err != nil || ok {
+		if err == nil {
+			s.countIssuedPair()
+		}
+		return pair, err
+	}
 	var (
 		pair    TokenPair
 		refused error // set when the transaction commits but the request fails
@@ -101,7 +110,12 @@ func (s *Service) Refresh(ctx context.Context, raw string, client Client) (Token
 	if refused != nil {
 		return TokenPair{}, refused
 	}
+	s.countIssuedPair()
+	return pair, nil
+}
+
+// countIssuedPair records one access and one refresh token issued.
+func (s *Service) countIssuedPair() {
 	s.metrics.TokensIssued("access", 1)
 	s.metrics.TokensIssued("refresh", 1)
-	return pair, nil
 }

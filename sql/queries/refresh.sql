@@ -102,3 +102,66 @@ SELECT p.session_id,
        (SELECT count(*) FROM revoked)::bigint AS revoked_sessions,
        (SELECT count(*) FROM killed)::bigint AS invalidated_tokens
 FROM presented p;
+
+-- name: RotateRefreshTokenAtOnce :one
+-- The usual rotation in one statement, so in one round trip and one implicit transaction:
+-- LockUserSession and RotateRefreshToken together. The new tokens are signed before it
+-- runs, without the session's absolute end, so it only applies when that end is not before
+-- the new refresh token's expiry; otherwise, and whenever nothing is consumed, it changes
+-- nothing and returns 0, and the caller takes the transactional path, which decides every
+-- other case. The user's row is locked first, as by LockUserSession: "locked" is joined
+-- into "consumed", so its lock is taken before the UPDATE locks the token's row. A lock
+-- that waited re-reads the user's row, and the token's row is re-read by the UPDATE, so a
+-- logout or revocation that committed meanwhile is seen: each invalidates the token too.
+WITH locked AS (
+    SELECT u.id
+    FROM users u
+    WHERE u.id = @user_id AND u.is_active
+    FOR NO KEY UPDATE
+),
+consumed AS (
+    UPDATE tokens t
+    SET invalidated_at = sqlc.arg(now)::timestamptz
+    FROM sessions s, locked u
+    WHERE t.token_jti = @presented_jti
+      AND t.token_type = 'refresh'
+      AND t.invalidated_at IS NULL
+      AND t.expires_at > sqlc.arg(now)::timestamptz
+      AND t.user_id = @user_id
+      AND t.session_id = @session_id
+      AND s.id = t.session_id
+      AND s.revoked_at IS NULL
+      AND s.absolute_expires_at > sqlc.arg(now)::timestamptz
+      AND s.absolute_expires_at >= sqlc.arg(refresh_expires_at)::timestamptz
+      AND s.last_used_at > sqlc.arg(idle_cutoff)::timestamptz
+      AND u.id = t.user_id
+    RETURNING t.session_id, t.user_id
+),
+sibling_access AS (
+    UPDATE tokens a
+    SET invalidated_at = sqlc.arg(now)::timestamptz
+    FROM consumed c
+    WHERE a.session_id = c.session_id
+      AND a.token_type = 'access'
+      AND a.invalidated_at IS NULL
+),
+new_tokens AS (
+    INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)
+    SELECT sqlc.arg(access_jti)::text, 'access', c.user_id, c.session_id,
+           sqlc.arg(now)::timestamptz, sqlc.arg(access_expires_at)::timestamptz
+    FROM consumed c
+    UNION ALL
+    SELECT sqlc.arg(refresh_jti)::text, 'refresh', c.user_id, c.session_id,
+           sqlc.arg(now)::timestamptz, sqlc.arg(refresh_expires_at)::timestamptz
+    FROM consumed c
+),
+touched_session AS (
+    UPDATE sessions s
+    SET last_used_at = sqlc.arg(now)::timestamptz,
+        expires_at = sqlc.arg(refresh_expires_at)::timestamptz,
+        ip = sqlc.arg(ip)::text,
+        user_agent = sqlc.arg(user_agent)::text
+    FROM consumed c
+    WHERE s.id = c.session_id
+)
+SELECT count(*) FROM consumed;

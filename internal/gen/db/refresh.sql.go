@@ -194,3 +194,100 @@ func (q *Queries) RotateRefreshToken(ctx context.Context, arg RotateRefreshToken
 	err := row.Scan(&count)
 	return count, err
 }
+
+const rotateRefreshTokenAtOnce = `-- name: RotateRefreshTokenAtOnce :one
+WITH locked AS (
+    SELECT u.id
+    FROM users u
+    WHERE u.id = $1 AND u.is_active
+    FOR NO KEY UPDATE
+),
+consumed AS (
+    UPDATE tokens t
+    SET invalidated_at = $2::timestamptz
+    FROM sessions s, locked u
+    WHERE t.token_jti = $3
+      AND t.token_type = 'refresh'
+      AND t.invalidated_at IS NULL
+      AND t.expires_at > $2::timestamptz
+      AND t.user_id = $1
+      AND t.session_id = $4
+      AND s.id = t.session_id
+      AND s.revoked_at IS NULL
+      AND s.absolute_expires_at > $2::timestamptz
+      AND s.absolute_expires_at >= $5::timestamptz
+      AND s.last_used_at > $6::timestamptz
+      AND u.id = t.user_id
+    RETURNING t.session_id, t.user_id
+),
+sibling_access AS (
+    UPDATE tokens a
+    SET invalidated_at = $2::timestamptz
+    FROM consumed c
+    WHERE a.session_id = c.session_id
+      AND a.token_type = 'access'
+      AND a.invalidated_at IS NULL
+),
+new_tokens AS (
+    INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)
+    SELECT $7::text, 'access', c.user_id, c.session_id,
+           $2::timestamptz, $8::timestamptz
+    FROM consumed c
+    UNION ALL
+    SELECT $9::text, 'refresh', c.user_id, c.session_id,
+           $2::timestamptz, $5::timestamptz
+    FROM consumed c
+),
+touched_session AS (
+    UPDATE sessions s
+    SET last_used_at = $2::timestamptz,
+        expires_at = $5::timestamptz,
+        ip = $10::text,
+        user_agent = $11::text
+    FROM consumed c
+    WHERE s.id = c.session_id
+)
+SELECT count(*) FROM consumed
+`
+
+type RotateRefreshTokenAtOnceParams struct {
+	UserID           uuid.UUID
+	Now              time.Time
+	PresentedJti     string
+	SessionID        uuid.UUID
+	RefreshExpiresAt time.Time
+	IdleCutoff       time.Time
+	AccessJti        string
+	AccessExpiresAt  time.Time
+	RefreshJti       string
+	Ip               string
+	UserAgent        string
+}
+
+// The usual rotation in one statement, so in one round trip and one implicit transaction:
+// LockUserSession and RotateRefreshToken together. The new tokens are signed before it
+// runs, without the session's absolute end, so it only applies when that end is not before
+// the new refresh token's expiry; otherwise, and whenever nothing is consumed, it changes
+// nothing and returns 0, and the caller takes the transactional path, which decides every
+// other case. The user's row is locked first, as by LockUserSession: "locked" is joined
+// into "consumed", so its lock is taken before the UPDATE locks the token's row. A lock
+// that waited re-reads the user's row, and the token's row is re-read by the UPDATE, so a
+// logout or revocation that committed meanwhile is seen: each invalidates the token too.
+func (q *Queries) RotateRefreshTokenAtOnce(ctx context.Context, arg RotateRefreshTokenAtOnceParams) (int64, error) {
+	row := q.db.QueryRow(ctx, rotateRefreshTokenAtOnce,
+		arg.UserID,
+		arg.Now,
+		arg.PresentedJti,
+		arg.SessionID,
+		arg.RefreshExpiresAt,
+		arg.IdleCutoff,
+		arg.AccessJti,
+		arg.AccessExpiresAt,
+		arg.RefreshJti,
+		arg.Ip,
+		arg.UserAgent,
+	)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}

@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS tokens_session_live_idx;
