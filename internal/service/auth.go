@@ -78,10 +78,14 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 		s.loginFailed(ctx, attempt, reason, client)
 		return TokenPair{}, errInvalidCredentials()
 	}
-	if err := s.resetLoginFailures(ctx, attempt); err != nil {
-		return TokenPair{}, err
+	// The password is right, so the count of failures starts again: here for an account
+	// that cannot log in, and in openSession's own statement otherwise. And telling the
+	// caller about the account's state leaks nothing.
+	if !user.IsActive || !user.IsVerified {
+		if err := s.resetLoginFailures(ctx, attempt); err != nil {
+			return TokenPair{}, err
+		}
 	}
-	// The password is right, so telling the caller about the account's state leaks nothing.
 	if !user.IsActive {
 		s.auditLoginFailure(ctx, user.ID, reasonAccountInactive, client)
 		return TokenPair{}, Errorf(KindForbidden, CodeAccountInactive, "The account is inactive.")

@@ -22,7 +22,9 @@ new_tokens AS (
     VALUES ($8, 'access', $2, $3, $1, $9),
            ($10, 'refresh', $2, $3, $1, $11)
 )
-UPDATE users SET last_login = $1::timestamptz WHERE users.id = $2
+UPDATE users SET last_login = $1::timestamptz,
+    failed_login_attempts = 0, locked_until = NULL, last_failed_login_at = NULL
+WHERE users.id = $2
 `
 
 type CreateSessionWithTokensParams struct {
@@ -40,8 +42,9 @@ type CreateSessionWithTokensParams struct {
 }
 
 // One round trip for a login: the session (a refresh-token family), its first access and
-// refresh token, and the user's last_login. Foreign keys are checked at the end of the
-// statement, so the tokens may reference the session inserted beside them.
+// refresh token, and the user's last_login; the right password also starts the count of
+// failed logins again. Foreign keys are checked at the end of the statement, so the tokens
+// may reference the session inserted beside them.
 func (q *Queries) CreateSessionWithTokens(ctx context.Context, arg CreateSessionWithTokensParams) error {
 	_, err := q.db.Exec(ctx, createSessionWithTokens,
 		arg.Now,
