@@ -81,7 +81,7 @@ func TestServeWiresTheProtections(t *testing.T) {
 	if statuses[0] != 401 || statuses[1] != 401 || statuses[2] != 429 {
 		t.Errorf("logins under AUTHLY_RATE_LIMIT_LOGIN=2/1h: %v", statuses)
 	}
-	if resp := send(`{"grant_type":"password","username":"x","password":"`+strings.Repeat("x", 2000)+`"}`); resp.StatusCode != http.StatusRequestEntityTooLarge {
+	if resp := send(`{"grant_type":"password","username":"x","password":"` + strings.Repeat("x", 2000) + `"}`); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body over AUTHLY_MAX_BODY_BYTES: %d", resp.StatusCode)
 	}
 	if resp := send(login, "Origin", "https://app.example.com"); resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
