@@ -58,7 +58,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, client Client) (Token
 			if err != nil {
 				return err
 			}
-			consumed, err := q.RotateRefreshToken(ctx, db.RotateRefreshTokenParams{
+			consumed, err := q.RotateRefreshTokenAtOnce(ctx, db.RotateRefreshTokenAtOnceParams{
 				Now:              now,
 				PresentedJti:     presented.ID,
 				UserID:           presented.UserID,

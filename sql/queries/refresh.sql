@@ -11,59 +11,6 @@ JOIN sessions s ON s.user_id = u.id
 WHERE u.id = @user_id AND s.id = @session_id
 FOR NO KEY UPDATE OF u;
 
--- name: RotateRefreshToken :one
--- The rotation itself, in one statement: the presented refresh token is consumed only if
--- it is live, its session is neither revoked nor past its idle or absolute end, and its
--- user is active. Everything else hangs on that row, so when it is not consumed nothing
--- changes. Its row lock also settles a race on the token by itself: a second UPDATE waits,
--- re-reads the row and finds it invalidated. Returns the number of tokens consumed: 1 or 0.
-WITH consumed AS (
-    UPDATE tokens t
-    SET invalidated_at = sqlc.arg(now)::timestamptz
-    FROM sessions s, users u
-    WHERE t.token_jti = @presented_jti
-      AND t.token_type = 'refresh'
-      AND t.invalidated_at IS NULL
-      AND t.expires_at > sqlc.arg(now)::timestamptz
-      AND t.user_id = @user_id
-      AND t.session_id = @session_id
-      AND s.id = t.session_id
-      AND s.revoked_at IS NULL
-      AND s.absolute_expires_at > sqlc.arg(now)::timestamptz
-      AND s.last_used_at > sqlc.arg(idle_cutoff)::timestamptz
-      AND u.id = t.user_id
-      AND u.is_active
-    RETURNING t.session_id, t.user_id
-),
-sibling_access AS (
-    UPDATE tokens a
-    SET invalidated_at = sqlc.arg(now)::timestamptz
-    FROM consumed c
-    WHERE a.session_id = c.session_id
-      AND a.token_type = 'access'
-      AND a.invalidated_at IS NULL
-),
-new_tokens AS (
-    INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)
-    SELECT sqlc.arg(access_jti)::text, 'access', c.user_id, c.session_id,
-           sqlc.arg(now)::timestamptz, sqlc.arg(access_expires_at)::timestamptz
-    FROM consumed c
-    UNION ALL
-    SELECT sqlc.arg(refresh_jti)::text, 'refresh', c.user_id, c.session_id,
-           sqlc.arg(now)::timestamptz, sqlc.arg(refresh_expires_at)::timestamptz
-    FROM consumed c
-),
-touched_session AS (
-    UPDATE sessions s
-    SET last_used_at = sqlc.arg(now)::timestamptz,
-        expires_at = sqlc.arg(refresh_expires_at)::timestamptz,
-        ip = sqlc.arg(ip)::text,
-        user_agent = sqlc.arg(user_agent)::text
-    FROM consumed c
-    WHERE s.id = c.session_id
-)
-SELECT count(*) FROM consumed;
-
 -- name: RevokeReusedRefreshFamily :one
 -- Reuse detection. The presented refresh token was rotated away when a newer refresh token
 -- exists in its session; a token that was merely revoked (logout, session revocation) has
@@ -104,15 +51,19 @@ SELECT p.session_id,
 FROM presented p;
 
 -- name: RotateRefreshTokenAtOnce :one
--- The usual rotation in one statement, so in one round trip and one implicit transaction:
--- LockUserSession and RotateRefreshToken together. The new tokens are signed before it
--- runs, without the session's absolute end, so it only applies when that end is not before
--- the new refresh token's expiry; otherwise, and whenever nothing is consumed, it changes
--- nothing and returns 0, and the caller takes the transactional path, which decides every
--- other case. The user's row is locked first, as by LockUserSession: "locked" is joined
--- into "consumed", so its lock is taken before the UPDATE locks the token's row. A lock
--- that waited re-reads the user's row, and the token's row is re-read by the UPDATE, so a
--- logout or revocation that committed meanwhile is seen: each invalidates the token too.
+-- The rotation in one statement: the presented refresh token is consumed only if it is
+-- live, its session is neither revoked nor past its idle or absolute end, and its user is
+-- active; then the sibling access token dies, the new pair is stored and the session is
+-- touched. Everything hangs on the consumed row, so when none is consumed nothing changes
+-- and it returns 0; the token row's lock settles a race by itself, since a second UPDATE
+-- waits, re-reads the row and finds it invalidated.
+-- Alone, it is the usual rotation in one round trip (refresh_atonce.go). Its new refresh
+-- token is then signed without knowing the session's absolute end, so the statement
+-- applies only when that end is not before the token's expiry; every other case falls to
+-- the transactional path, which runs this same statement after LockUserSession with the
+-- expiry already capped. The user's row is locked first, as by LockUserSession: "locked"
+-- is joined into "consumed", so its lock is taken before the UPDATE locks the token's
+-- row, and a logout or revocation that committed meanwhile is seen.
 WITH locked AS (
     SELECT u.id
     FROM users u

@@ -108,93 +108,6 @@ func (q *Queries) RevokeReusedRefreshFamily(ctx context.Context, arg RevokeReuse
 	return i, err
 }
 
-const rotateRefreshToken = `-- name: RotateRefreshToken :one
-WITH consumed AS (
-    UPDATE tokens t
-    SET invalidated_at = $1::timestamptz
-    FROM sessions s, users u
-    WHERE t.token_jti = $2
-      AND t.token_type = 'refresh'
-      AND t.invalidated_at IS NULL
-      AND t.expires_at > $1::timestamptz
-      AND t.user_id = $3
-      AND t.session_id = $4
-      AND s.id = t.session_id
-      AND s.revoked_at IS NULL
-      AND s.absolute_expires_at > $1::timestamptz
-      AND s.last_used_at > $5::timestamptz
-      AND u.id = t.user_id
-      AND u.is_active
-    RETURNING t.session_id, t.user_id
-),
-sibling_access AS (
-    UPDATE tokens a
-    SET invalidated_at = $1::timestamptz
-    FROM consumed c
-    WHERE a.session_id = c.session_id
-      AND a.token_type = 'access'
-      AND a.invalidated_at IS NULL
-),
-new_tokens AS (
-    INSERT INTO tokens (token_jti, token_type, user_id, session_id, created_at, expires_at)
-    SELECT $6::text, 'access', c.user_id, c.session_id,
-           $1::timestamptz, $7::timestamptz
-    FROM consumed c
-    UNION ALL
-    SELECT $8::text, 'refresh', c.user_id, c.session_id,
-           $1::timestamptz, $9::timestamptz
-    FROM consumed c
-),
-touched_session AS (
-    UPDATE sessions s
-    SET last_used_at = $1::timestamptz,
-        expires_at = $9::timestamptz,
-        ip = $10::text,
-        user_agent = $11::text
-    FROM consumed c
-    WHERE s.id = c.session_id
-)
-SELECT count(*) FROM consumed
-`
-
-type RotateRefreshTokenParams struct {
-	Now              time.Time
-	PresentedJti     string
-	UserID           uuid.UUID
-	SessionID        uuid.UUID
-	IdleCutoff       time.Time
-	AccessJti        string
-	AccessExpiresAt  time.Time
-	RefreshJti       string
-	RefreshExpiresAt time.Time
-	Ip               string
-	UserAgent        string
-}
-
-// The rotation itself, in one statement: the presented refresh token is consumed only if
-// it is live, its session is neither revoked nor past its idle or absolute end, and its
-// user is active. Everything else hangs on that row, so when it is not consumed nothing
-// changes. Its row lock also settles a race on the token by itself: a second UPDATE waits,
-// re-reads the row and finds it invalidated. Returns the number of tokens consumed: 1 or 0.
-func (q *Queries) RotateRefreshToken(ctx context.Context, arg RotateRefreshTokenParams) (int64, error) {
-	row := q.db.QueryRow(ctx, rotateRefreshToken,
-		arg.Now,
-		arg.PresentedJti,
-		arg.UserID,
-		arg.SessionID,
-		arg.IdleCutoff,
-		arg.AccessJti,
-		arg.AccessExpiresAt,
-		arg.RefreshJti,
-		arg.RefreshExpiresAt,
-		arg.Ip,
-		arg.UserAgent,
-	)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const rotateRefreshTokenAtOnce = `-- name: RotateRefreshTokenAtOnce :one
 WITH locked AS (
     SELECT u.id
@@ -264,15 +177,19 @@ type RotateRefreshTokenAtOnceParams struct {
 	UserAgent        string
 }
 
-// The usual rotation in one statement, so in one round trip and one implicit transaction:
-// LockUserSession and RotateRefreshToken together. The new tokens are signed before it
-// runs, without the session's absolute end, so it only applies when that end is not before
-// the new refresh token's expiry; otherwise, and whenever nothing is consumed, it changes
-// nothing and returns 0, and the caller takes the transactional path, which decides every
-// other case. The user's row is locked first, as by LockUserSession: "locked" is joined
-// into "consumed", so its lock is taken before the UPDATE locks the token's row. A lock
-// that waited re-reads the user's row, and the token's row is re-read by the UPDATE, so a
-// logout or revocation that committed meanwhile is seen: each invalidates the token too.
+// The rotation in one statement: the presented refresh token is consumed only if it is
+// live, its session is neither revoked nor past its idle or absolute end, and its user is
+// active; then the sibling access token dies, the new pair is stored and the session is
+// touched. Everything hangs on the consumed row, so when none is consumed nothing changes
+// and it returns 0; the token row's lock settles a race by itself, since a second UPDATE
+// waits, re-reads the row and finds it invalidated.
+// Alone, it is the usual rotation in one round trip (refresh_atonce.go). Its new refresh
+// token is then signed without knowing the session's absolute end, so the statement
+// applies only when that end is not before the token's expiry; every other case falls to
+// the transactional path, which runs this same statement after LockUserSession with the
+// expiry already capped. The user's row is locked first, as by LockUserSession: "locked"
+// is joined into "consumed", so its lock is taken before the UPDATE locks the token's
+// row, and a logout or revocation that committed meanwhile is seen.
 func (q *Queries) RotateRefreshTokenAtOnce(ctx context.Context, arg RotateRefreshTokenAtOnceParams) (int64, error) {
 	row := q.db.QueryRow(ctx, rotateRefreshTokenAtOnce,
 		arg.UserID,
