@@ -72,9 +72,11 @@ func userResponse(u db.User) api.User {
 	}
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// deref returns what p points to, or the zero value for nil.
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
 	}
-	return *s
+	return *p
 }

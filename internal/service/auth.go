@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/gen/db"
 	"github.com/authly/authly/internal/token"
 )
@@ -50,21 +51,13 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 	if err := s.limitLogin(ctx, login); err != nil {
 		return TokenPair{}, err
 	}
-	user, err := s.userByLogin(ctx, login)
-	var hash []byte
-	switch {
-	case err == nil:
-		hash = []byte(user.PasswordHash)
-	case errors.Is(err, pgx.ErrNoRows):
-		// Unknown names are counted, locked and hashed below exactly like known ones, so
-		// neither the answers nor their timing reveal them.
-	default:
-		return TokenPair{}, dbError(err)
-	}
-	attempt, err := s.claimLoginAttempt(ctx, user.ID, login, client)
+	// An unknown name is counted, locked and hashed below exactly like a known one, so that
+	// neither the answers nor their timing reveal it.
+	account, attempt, err := s.claimLoginAttempt(ctx, login, client)
 	if err != nil {
 		return TokenPair{}, err
 	}
+	hash := account.passwordHash
 	ok, err := s.checkPassword(ctx, hash, password)
 	if err != nil {
 		s.refundLoginAttempt(ctx, attempt)
@@ -81,20 +74,20 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 	// The password is right, so the count of failures starts again: here for an account
 	// that cannot log in, and in openSession's own statement otherwise. And telling the
 	// caller about the account's state leaks nothing.
-	if !user.IsActive || !user.IsVerified {
+	if !account.isActive || !account.isVerified {
 		if err := s.resetLoginFailures(ctx, attempt); err != nil {
 			return TokenPair{}, err
 		}
 	}
-	if !user.IsActive {
-		s.auditLoginFailure(ctx, user.ID, reasonAccountInactive, client)
+	if !account.isActive {
+		s.auditLoginFailure(ctx, account.id, reasonAccountInactive, client)
 		return TokenPair{}, Errorf(KindForbidden, CodeAccountInactive, "The account is inactive.")
 	}
-	if !user.IsVerified {
-		s.auditLoginFailure(ctx, user.ID, reasonAccountUnverified, client)
+	if !account.isVerified {
+		s.auditLoginFailure(ctx, account.id, reasonAccountUnverified, client)
 		return TokenPair{}, Errorf(KindForbidden, CodeAccountUnverified, "The account has not been verified.")
 	}
-	return s.openSession(ctx, user.ID, client)
+	return s.openSession(ctx, account.id, client)
 }
 
 // auditLoginFailure records a failed login. The login name is not recorded: it may be a
@@ -104,18 +97,49 @@ func (s *Service) auditLoginFailure(ctx context.Context, userID uuid.UUID, reaso
 		Details: map[string]any{"reason": reason}})
 }
 
-// userByLogin finds a user by email when the login contains '@' (usernames cannot), and by
-// username otherwise.
-func (s *Service) userByLogin(ctx context.Context, login string) (db.User, error) {
+// loginAccount is what a login needs of the account its name matches.
+type loginAccount struct {
+	id                   uuid.UUID // uuid.Nil when the name matches no account
+	passwordHash         []byte    // nil when the name matches no account
+	isActive, isVerified bool
+}
+
+// loginNames splits a login into the username or the email it is: an email when it contains
+// '@' (usernames cannot), a username otherwise. The other is nil.
+func loginNames(login string) (username, email *string) {
 	if strings.Contains(login, "@") {
-		return s.q.GetUserByEmail(ctx, strings.ToLower(login))
+		email := strings.ToLower(login)
+		return nil, &email
 	}
-	return s.q.GetUserByUsername(ctx, login)
+	return &login, nil
+}
+
+// findLoginAccount looks up the account a login names, without counting an attempt: for when
+// lockout is off.
+func (s *Service) findLoginAccount(ctx context.Context, login string) (loginAccount, error) {
+	var (
+		user db.User
+		err  error
+	)
+	if username, email := loginNames(login); email != nil {
+		user, err = s.q.GetUserByEmail(ctx, *email)
+	} else {
+		user, err = s.q.GetUserByUsername(ctx, *username)
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return loginAccount{}, nil
+	case err != nil:
+		return loginAccount{}, dbError(err)
+	}
+	return loginAccount{id: user.ID, passwordHash: []byte(user.PasswordHash), isActive: user.IsActive, isVerified: user.IsVerified}, nil
 }
 
 // openSession creates a session with its first token pair, revokes the user's oldest
-// sessions beyond the cap and records the login, in one transaction. The session's absolute
-// end is fixed here; no rotation moves it.
+// sessions beyond the cap and records the login: three statements in one transaction, sent
+// in one round trip. The first also updates the user's row, which locks it until the end, so
+// concurrent logins of one user see each other's sessions when the cap is enforced (see
+// LockUserSession). The session's absolute end is fixed here; no rotation moves it.
 func (s *Service) openSession(ctx context.Context, userID uuid.UUID, client Client) (TokenPair, error) {
 	now := s.now()
 	sessionID := uuid.New()
@@ -124,33 +148,30 @@ func (s *Service) openSession(ctx context.Context, userID uuid.UUID, client Clie
 	if err != nil {
 		return TokenPair{}, err
 	}
-	err = s.inTx(ctx, func(q *db.Queries) error {
-		// This statement also updates the user's row, which locks it for the rest of the
-		// transaction (see LockUserSession).
-		err := q.CreateSessionWithTokens(ctx, db.CreateSessionWithTokensParams{
-			Now:                      now,
-			UserID:                   userID,
-			SessionID:                sessionID,
-			SessionExpiresAt:         refresh.ExpiresAt,
-			SessionAbsoluteExpiresAt: absoluteEnd,
-			UserAgent:                truncate(client.UserAgent, maxUserAgent),
-			Ip:                       client.IP,
-			AccessJti:                access.ID,
-			AccessExpiresAt:          access.ExpiresAt,
-			RefreshJti:               refresh.ID,
-			RefreshExpiresAt:         refresh.ExpiresAt,
-		})
-		if err != nil {
-			return err
-		}
-		if err := s.enforceSessionLimit(ctx, q, userID, now, client); err != nil {
-			return err
-		}
-		return s.audit(ctx, q, auditEvent{Type: AuditLoginSucceeded, UserID: userID, Client: client,
-			Details: map[string]any{"session_id": sessionID}})
+	var pipeline database.Pipeline
+	q := db.New(&pipeline)
+	// Queuing a statement cannot fail; running the pipeline can.
+	_ = q.CreateSessionWithTokens(ctx, db.CreateSessionWithTokensParams{
+		Now:                      now,
+		UserID:                   userID,
+		SessionID:                sessionID,
+		SessionExpiresAt:         refresh.ExpiresAt,
+		SessionAbsoluteExpiresAt: absoluteEnd,
+		UserAgent:                truncate(client.UserAgent, maxUserAgent),
+		Ip:                       client.IP,
+		AccessJti:                access.ID,
+		AccessExpiresAt:          access.ExpiresAt,
+		RefreshJti:               refresh.ID,
+		RefreshExpiresAt:         refresh.ExpiresAt,
 	})
+	s.enforceSessionLimit(ctx, q, userID, now, client)
+	err = s.audit(ctx, q, auditEvent{Type: AuditLoginSucceeded, UserID: userID, Client: client,
+		Details: map[string]any{"session_id": sessionID}})
 	if err != nil {
-		return TokenPair{}, err
+		return TokenPair{}, internal(err)
+	}
+	if err := s.db.RunPipeline(ctx, &pipeline); err != nil {
+		return TokenPair{}, dbError(err)
 	}
 	s.countIssuedPair()
 	return tokenPair(access, refresh, now), nil

@@ -71,42 +71,41 @@ func errAccountLocked(retryAfter time.Duration) *Error {
 		RetryAfter: max(retryAfter, time.Second)}
 }
 
-// claimLoginAttempt counts an attempt on the account userID, or on the unknown name login,
-// before its password is checked. A locked login is refused without counting and without
-// bcrypt, for accounts and unknown names alike, so the two paths cost the same.
+// claimLoginAttempt finds the account login names and counts an attempt on it, or on the
+// name when it matches no account, before the password is checked, in one statement. A
+// locked login is refused without counting and without bcrypt, for accounts and unknown
+// names alike, so the two paths cost the same.
 //
 // Errors: rate limited (account_locked); unavailable; internal.
-func (s *Service) claimLoginAttempt(ctx context.Context, userID uuid.UUID, login string, client Client) (loginAttempt, error) {
+func (s *Service) claimLoginAttempt(ctx context.Context, login string, client Client) (loginAccount, loginAttempt, error) {
 	p := s.lockout
 	if p.off() {
-		return loginAttempt{userID: userID}, nil
+		account, err := s.findLoginAccount(ctx, login)
+		return account, loginAttempt{userID: account.id}, err
 	}
 	now := s.now()
-	a := loginAttempt{userID: userID}
-	var err error
-	if userID != uuid.Nil {
-		var row db.ClaimUserLoginAttemptRow
-		row, err = s.q.ClaimUserLoginAttempt(ctx, db.ClaimUserLoginAttemptParams{
-			UserID: userID, Now: now, ForgetBefore: now.Add(-p.ResetAfter),
-			Threshold: int32(p.Threshold), BaseLockSeconds: p.Duration.Seconds(), MaxLockSeconds: p.MaxDuration.Seconds(),
-		})
-		a.attempts, a.lockedUntil = row.FailedLoginAttempts, row.LockedUntil
+	username, email := loginNames(login)
+	row, err := s.q.ClaimLoginAttempt(ctx, db.ClaimLoginAttemptParams{
+		Username: username, Email: email, LoginName: strings.ToLower(login),
+		Now: now, ForgetBefore: now.Add(-p.ResetAfter),
+		Threshold: int32(p.Threshold), BaseLockSeconds: p.Duration.Seconds(), MaxLockSeconds: p.MaxDuration.Seconds(),
+	})
+	if err != nil {
+		return loginAccount{}, loginAttempt{}, dbError(err)
+	}
+	var account loginAccount
+	a := loginAttempt{attempts: row.Attempts, lockedUntil: row.LockedUntil}
+	if row.AccountID != nil {
+		account = loginAccount{id: *row.AccountID, passwordHash: []byte(deref(row.PasswordHash)),
+			isActive: deref(row.IsActive), isVerified: deref(row.IsVerified)}
+		a.userID = account.id
 	} else {
 		a.name = strings.ToLower(login)
-		var row db.ClaimLoginNameAttemptRow
-		row, err = s.q.ClaimLoginNameAttempt(ctx, db.ClaimLoginNameAttemptParams{
-			LoginName: a.name, Now: now, ForgetBefore: now.Add(-p.ResetAfter),
-			Threshold: int32(p.Threshold), BaseLockSeconds: p.Duration.Seconds(), MaxLockSeconds: p.MaxDuration.Seconds(),
-		})
-		a.attempts, a.lockedUntil = row.FailedAttempts, row.LockedUntil
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return loginAttempt{}, s.refuseLocked(ctx, a, now, client)
+	if !row.Claimed {
+		return loginAccount{}, loginAttempt{}, s.refuseLocked(ctx, a, now, client)
 	}
-	if err != nil {
-		return loginAttempt{}, dbError(err)
-	}
-	return a, nil
+	return account, a, nil
 }
 
 // refuseLocked answers an attempt on a locked login, with how long the lock has left.

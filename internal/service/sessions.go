@@ -76,27 +76,22 @@ func tokenPair(access, refresh token.Issued, now time.Time) TokenPair {
 	}
 }
 
-// enforceSessionLimit revokes the user's oldest live sessions beyond the cap, with their
-// tokens. It runs in the login's transaction, after the new session is inserted and the
-// user's row is locked, so concurrent logins cannot both slip under the cap.
-func (s *Service) enforceSessionLimit(ctx context.Context, q *db.Queries, userID uuid.UUID, now time.Time, client Client) error {
-	evicted, err := q.RevokeSessionsOverLimit(ctx, db.RevokeSessionsOverLimitParams{
+// enforceSessionLimit queues, on the login's pipeline q, the statement that revokes the
+// user's oldest live sessions beyond the cap, with their tokens, and records each revocation.
+// It runs after the statement that inserts the new session and locks the user's row, so
+// concurrent logins cannot both slip under the cap.
+func (s *Service) enforceSessionLimit(ctx context.Context, q *db.Queries, userID uuid.UUID, now time.Time, client Client) {
+	// Queuing a statement cannot fail; running the pipeline can.
+	_ = q.RevokeSessionsOverLimit(ctx, db.RevokeSessionsOverLimitParams{
 		UserID:      userID,
 		Now:         now,
 		IdleCutoff:  s.idleCutoff(now),
 		MaxSessions: int32(s.sessions.MaxPerUser),
+		EventType:   AuditSessionRevoked,
+		Reason:      reasonSessionLimit,
+		Ip:          optional(client.IP),
+		UserAgent:   optional(truncate(client.UserAgent, maxUserAgent)),
 	})
-	if err != nil {
-		return err
-	}
-	for _, id := range evicted {
-		err := s.audit(ctx, q, auditEvent{Type: AuditSessionRevoked, UserID: userID, Client: client,
-			Details: map[string]any{"session_id": id, "reason": reasonSessionLimit}})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // SessionInfo describes one live session.

@@ -5,30 +5,56 @@
 -- An attempt is counted as a failure before its password is checked, in one statement that
 -- queues on the row: attempts racing on several instances are counted one after another, and
 -- no more passwords are ever checked than the threshold allows before the lock. A right
--- password then resets the count. A locked login is left as it is and returns no row.
+-- password then resets the count. A locked login is left as it is.
 
--- name: ClaimUserLoginAttempt :one
-UPDATE users SET
-    failed_login_attempts = login_failure_count(failed_login_attempts, last_failed_login_at, @forget_before),
-    locked_until = login_lock_until(
-        login_failure_count(failed_login_attempts, last_failed_login_at, @forget_before),
-        @threshold, @base_lock_seconds, @max_lock_seconds, sqlc.arg(now)::timestamptz),
-    last_failed_login_at = sqlc.arg(now)::timestamptz
-WHERE id = @user_id
-  AND (locked_until IS NULL OR locked_until <= sqlc.arg(now)::timestamptz)
-RETURNING failed_login_attempts, locked_until;
-
--- name: ClaimLoginNameAttempt :one
-INSERT INTO login_failures AS f (login_name, failed_attempts, locked_until, last_failed_at)
-VALUES (@login_name, 1, login_lock_until(1, @threshold, @base_lock_seconds, @max_lock_seconds, @now), @now)
-ON CONFLICT (login_name) DO UPDATE SET
-    failed_attempts = login_failure_count(f.failed_attempts, f.last_failed_at, @forget_before),
-    locked_until = login_lock_until(
-        login_failure_count(f.failed_attempts, f.last_failed_at, @forget_before),
-        @threshold, @base_lock_seconds, @max_lock_seconds, @now),
-    last_failed_at = @now
-WHERE f.locked_until IS NULL OR f.locked_until <= @now
-RETURNING failed_attempts, locked_until;
+-- name: ClaimLoginAttempt :one
+-- One round trip before the password check: finds the account by username or by email (one of
+-- the two is NULL) and counts the attempt on it, or, when no account has that name, on the
+-- login name. account_id is NULL for an unknown name. claimed is false when the login is
+-- locked: then nothing was counted. The counting UPDATE and upsert queue on their row, so
+-- racing attempts are counted one after another even though the account was read from the
+-- statement's snapshot.
+WITH account AS (
+    SELECT u.id, u.password_hash, u.is_active, u.is_verified
+    FROM users u
+    WHERE u.username = sqlc.narg(username)::citext OR u.email = sqlc.narg(email)::citext
+),
+account_claim AS (
+    UPDATE users SET
+        failed_login_attempts = login_failure_count(users.failed_login_attempts, users.last_failed_login_at, @forget_before),
+        locked_until = login_lock_until(
+            login_failure_count(users.failed_login_attempts, users.last_failed_login_at, @forget_before),
+            @threshold, @base_lock_seconds, @max_lock_seconds, sqlc.arg(now)::timestamptz),
+        last_failed_login_at = sqlc.arg(now)::timestamptz
+    FROM account
+    WHERE users.id = account.id
+      AND (users.locked_until IS NULL OR users.locked_until <= sqlc.arg(now)::timestamptz)
+    RETURNING users.failed_login_attempts AS attempts, users.locked_until
+),
+name_claim AS (
+    INSERT INTO login_failures AS f (login_name, failed_attempts, locked_until, last_failed_at)
+    SELECT @login_name, 1, login_lock_until(1, @threshold, @base_lock_seconds, @max_lock_seconds, sqlc.arg(now)::timestamptz),
+        sqlc.arg(now)::timestamptz
+    WHERE NOT EXISTS (SELECT 1 FROM account)
+    ON CONFLICT (login_name) DO UPDATE SET
+        failed_attempts = login_failure_count(f.failed_attempts, f.last_failed_at, @forget_before),
+        locked_until = login_lock_until(
+            login_failure_count(f.failed_attempts, f.last_failed_at, @forget_before),
+            @threshold, @base_lock_seconds, @max_lock_seconds, sqlc.arg(now)::timestamptz),
+        last_failed_at = sqlc.arg(now)::timestamptz
+    WHERE f.locked_until IS NULL OR f.locked_until <= sqlc.arg(now)::timestamptz
+    RETURNING f.failed_attempts AS attempts, f.locked_until
+),
+claim AS (
+    SELECT attempts, locked_until FROM account_claim
+    UNION ALL
+    SELECT attempts, locked_until FROM name_claim
+)
+SELECT a.id AS account_id, a.password_hash, a.is_active, a.is_verified,
+    (c.attempts IS NOT NULL)::boolean AS claimed, coalesce(c.attempts, 0)::integer AS attempts, c.locked_until
+FROM (SELECT) AS one
+LEFT JOIN account a ON true
+LEFT JOIN claim c ON true;
 
 -- name: GetUserLockedUntil :one
 SELECT locked_until FROM users WHERE id = $1;

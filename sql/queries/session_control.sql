@@ -49,9 +49,10 @@ WHERE user_id = @user_id
   AND revoked_at IS NULL
   AND expires_at > sqlc.arg(now)::timestamptz;
 
--- name: RevokeSessionsOverLimit :many
+-- name: RevokeSessionsOverLimit :exec
 -- Concurrent session control: keeps a user's newest @max_sessions live sessions, revokes
--- the older ones and invalidates their tokens. Returns the revoked sessions.
+-- the older ones, invalidates their tokens and records each revocation as an audit event of
+-- type @event_type.
 WITH evicted AS (
     SELECT live.id
     FROM sessions live
@@ -65,7 +66,7 @@ WITH evicted AS (
 ),
 revoked AS (
     UPDATE sessions s
-    SET revoked_at = sqlc.arg(now)::timestamptz, revoked_reason = 'session_limit'
+    SET revoked_at = sqlc.arg(now)::timestamptz, revoked_reason = sqlc.arg(reason)::text
     FROM evicted e
     WHERE s.id = e.id
     RETURNING s.id
@@ -76,4 +77,7 @@ killed AS (
     FROM revoked r
     WHERE t.session_id = r.id AND t.invalidated_at IS NULL
 )
-SELECT id FROM revoked;
+INSERT INTO audit_events (user_id, event_type, ip, user_agent, details, created_at)
+SELECT sqlc.arg(user_id)::uuid, @event_type, sqlc.narg(ip), sqlc.narg(user_agent),
+    jsonb_build_object('session_id', r.id, 'reason', sqlc.arg(reason)::text), sqlc.arg(now)::timestamptz
+FROM revoked r;

@@ -12,72 +12,70 @@ import (
 	"github.com/google/uuid"
 )
 
-const claimLoginNameAttempt = `-- name: ClaimLoginNameAttempt :one
-INSERT INTO login_failures AS f (login_name, failed_attempts, locked_until, last_failed_at)
-VALUES ($1, 1, login_lock_until(1, $2, $3, $4, $5), $5)
-ON CONFLICT (login_name) DO UPDATE SET
-    failed_attempts = login_failure_count(f.failed_attempts, f.last_failed_at, $6),
-    locked_until = login_lock_until(
-        login_failure_count(f.failed_attempts, f.last_failed_at, $6),
-        $2, $3, $4, $5),
-    last_failed_at = $5
-WHERE f.locked_until IS NULL OR f.locked_until <= $5
-RETURNING failed_attempts, locked_until
+const claimLoginAttempt = `-- name: ClaimLoginAttempt :one
+
+WITH account AS (
+    SELECT u.id, u.password_hash, u.is_active, u.is_verified
+    FROM users u
+    WHERE u.username = $1::citext OR u.email = $2::citext
+),
+account_claim AS (
+    UPDATE users SET
+        failed_login_attempts = login_failure_count(users.failed_login_attempts, users.last_failed_login_at, $3),
+        locked_until = login_lock_until(
+            login_failure_count(users.failed_login_attempts, users.last_failed_login_at, $3),
+            $4, $5, $6, $7::timestamptz),
+        last_failed_login_at = $7::timestamptz
+    FROM account
+    WHERE users.id = account.id
+      AND (users.locked_until IS NULL OR users.locked_until <= $7::timestamptz)
+    RETURNING users.failed_login_attempts AS attempts, users.locked_until
+),
+name_claim AS (
+    INSERT INTO login_failures AS f (login_name, failed_attempts, locked_until, last_failed_at)
+    SELECT $8, 1, login_lock_until(1, $4, $5, $6, $7::timestamptz),
+        $7::timestamptz
+    WHERE NOT EXISTS (SELECT 1 FROM account)
+    ON CONFLICT (login_name) DO UPDATE SET
+        failed_attempts = login_failure_count(f.failed_attempts, f.last_failed_at, $3),
+        locked_until = login_lock_until(
+            login_failure_count(f.failed_attempts, f.last_failed_at, $3),
+            $4, $5, $6, $7::timestamptz),
+        last_failed_at = $7::timestamptz
+    WHERE f.locked_until IS NULL OR f.locked_until <= $7::timestamptz
+    RETURNING f.failed_attempts AS attempts, f.locked_until
+),
+claim AS (
+    SELECT attempts, locked_until FROM account_claim
+    UNION ALL
+    SELECT attempts, locked_until FROM name_claim
+)
+SELECT a.id AS account_id, a.password_hash, a.is_active, a.is_verified,
+    (c.attempts IS NOT NULL)::boolean AS claimed, coalesce(c.attempts, 0)::integer AS attempts, c.locked_until
+FROM (SELECT) AS one
+LEFT JOIN account a ON true
+LEFT JOIN claim c ON true
 `
 
-type ClaimLoginNameAttemptParams struct {
+type ClaimLoginAttemptParams struct {
+	Username        *string
+	Email           *string
+	ForgetBefore    time.Time
+	Threshold       int32
+	BaseLockSeconds float64
+	MaxLockSeconds  float64
+	Now             time.Time
 	LoginName       string
-	Threshold       int32
-	BaseLockSeconds float64
-	MaxLockSeconds  float64
-	Now             time.Time
-	ForgetBefore    time.Time
 }
 
-type ClaimLoginNameAttemptRow struct {
-	FailedAttempts int32
-	LockedUntil    *time.Time
-}
-
-func (q *Queries) ClaimLoginNameAttempt(ctx context.Context, arg ClaimLoginNameAttemptParams) (ClaimLoginNameAttemptRow, error) {
-	row := q.db.QueryRow(ctx, claimLoginNameAttempt,
-		arg.LoginName,
-		arg.Threshold,
-		arg.BaseLockSeconds,
-		arg.MaxLockSeconds,
-		arg.Now,
-		arg.ForgetBefore,
-	)
-	var i ClaimLoginNameAttemptRow
-	err := row.Scan(&i.FailedAttempts, &i.LockedUntil)
-	return i, err
-}
-
-const claimUserLoginAttempt = `-- name: ClaimUserLoginAttempt :one
-
-UPDATE users SET
-    failed_login_attempts = login_failure_count(failed_login_attempts, last_failed_login_at, $1),
-    locked_until = login_lock_until(
-        login_failure_count(failed_login_attempts, last_failed_login_at, $1),
-        $2, $3, $4, $5::timestamptz),
-    last_failed_login_at = $5::timestamptz
-WHERE id = $6
-  AND (locked_until IS NULL OR locked_until <= $5::timestamptz)
-RETURNING failed_login_attempts, locked_until
-`
-
-type ClaimUserLoginAttemptParams struct {
-	ForgetBefore    time.Time
-	Threshold       int32
-	BaseLockSeconds float64
-	MaxLockSeconds  float64
-	Now             time.Time
-	UserID          uuid.UUID
-}
-
-type ClaimUserLoginAttemptRow struct {
-	FailedLoginAttempts int32
-	LockedUntil         *time.Time
+type ClaimLoginAttemptRow struct {
+	AccountID    *uuid.UUID
+	PasswordHash *string
+	IsActive     *bool
+	IsVerified   *bool
+	Claimed      bool
+	Attempts     int32
+	LockedUntil  *time.Time
 }
 
 // Progressive login lockout. Accounts keep their state in users; login names that match no
@@ -87,18 +85,34 @@ type ClaimUserLoginAttemptRow struct {
 // An attempt is counted as a failure before its password is checked, in one statement that
 // queues on the row: attempts racing on several instances are counted one after another, and
 // no more passwords are ever checked than the threshold allows before the lock. A right
-// password then resets the count. A locked login is left as it is and returns no row.
-func (q *Queries) ClaimUserLoginAttempt(ctx context.Context, arg ClaimUserLoginAttemptParams) (ClaimUserLoginAttemptRow, error) {
-	row := q.db.QueryRow(ctx, claimUserLoginAttempt,
+// password then resets the count. A locked login is left as it is.
+// One round trip before the password check: finds the account by username or by email (one of
+// the two is NULL) and counts the attempt on it, or, when no account has that name, on the
+// login name. account_id is NULL for an unknown name. claimed is false when the login is
+// locked: then nothing was counted. The counting UPDATE and upsert queue on their row, so
+// racing attempts are counted one after another even though the account was read from the
+// statement's snapshot.
+func (q *Queries) ClaimLoginAttempt(ctx context.Context, arg ClaimLoginAttemptParams) (ClaimLoginAttemptRow, error) {
+	row := q.db.QueryRow(ctx, claimLoginAttempt,
+		arg.Username,
+		arg.Email,
 		arg.ForgetBefore,
 		arg.Threshold,
 		arg.BaseLockSeconds,
 		arg.MaxLockSeconds,
 		arg.Now,
-		arg.UserID,
+		arg.LoginName,
 	)
-	var i ClaimUserLoginAttemptRow
-	err := row.Scan(&i.FailedLoginAttempts, &i.LockedUntil)
+	var i ClaimLoginAttemptRow
+	err := row.Scan(
+		&i.AccountID,
+		&i.PasswordHash,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.Claimed,
+		&i.Attempts,
+		&i.LockedUntil,
+	)
 	return i, err
 }
 

@@ -132,66 +132,63 @@ func (q *Queries) RevokeSession(ctx context.Context, arg RevokeSessionParams) (R
 	return i, err
 }
 
-const revokeSessionsOverLimit = `-- name: RevokeSessionsOverLimit :many
+const revokeSessionsOverLimit = `-- name: RevokeSessionsOverLimit :exec
 WITH evicted AS (
     SELECT live.id
     FROM sessions live
     WHERE live.user_id = $1
       AND live.revoked_at IS NULL
-      AND live.expires_at > $2::timestamptz
-      AND live.absolute_expires_at > $2::timestamptz
-      AND live.last_used_at > $3::timestamptz
+      AND live.expires_at > $6::timestamptz
+      AND live.absolute_expires_at > $6::timestamptz
+      AND live.last_used_at > $7::timestamptz
     ORDER BY live.created_at DESC, live.id DESC
-    OFFSET $4
+    OFFSET $8
 ),
 revoked AS (
     UPDATE sessions s
-    SET revoked_at = $2::timestamptz, revoked_reason = 'session_limit'
+    SET revoked_at = $6::timestamptz, revoked_reason = $5::text
     FROM evicted e
     WHERE s.id = e.id
     RETURNING s.id
 ),
 killed AS (
     UPDATE tokens t
-    SET invalidated_at = $2::timestamptz
+    SET invalidated_at = $6::timestamptz
     FROM revoked r
     WHERE t.session_id = r.id AND t.invalidated_at IS NULL
 )
-SELECT id FROM revoked
+INSERT INTO audit_events (user_id, event_type, ip, user_agent, details, created_at)
+SELECT $1::uuid, $2, $3, $4,
+    jsonb_build_object('session_id', r.id, 'reason', $5::text), $6::timestamptz
+FROM revoked r
 `
 
 type RevokeSessionsOverLimitParams struct {
 	UserID      uuid.UUID
+	EventType   string
+	Ip          *string
+	UserAgent   *string
+	Reason      string
 	Now         time.Time
 	IdleCutoff  time.Time
 	MaxSessions int32
 }
 
 // Concurrent session control: keeps a user's newest @max_sessions live sessions, revokes
-// the older ones and invalidates their tokens. Returns the revoked sessions.
-func (q *Queries) RevokeSessionsOverLimit(ctx context.Context, arg RevokeSessionsOverLimitParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, revokeSessionsOverLimit,
+// the older ones, invalidates their tokens and records each revocation as an audit event of
+// type @event_type.
+func (q *Queries) RevokeSessionsOverLimit(ctx context.Context, arg RevokeSessionsOverLimitParams) error {
+	_, err := q.db.Exec(ctx, revokeSessionsOverLimit,
 		arg.UserID,
+		arg.EventType,
+		arg.Ip,
+		arg.UserAgent,
+		arg.Reason,
 		arg.Now,
 		arg.IdleCutoff,
 		arg.MaxSessions,
 	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+	return err
 }
 
 const revokeUserSessions = `-- name: RevokeUserSessions :execrows
