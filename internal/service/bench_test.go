@@ -106,3 +106,28 @@ func BenchmarkPasswordLogin(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPasswordLoginHTTP measures POST /api/v1/auth/token with the password grant end to
+// end through the real handler, at bcrypt's cheapest cost.
+func BenchmarkPasswordLoginHTTP(b *testing.B) {
+	svc, _ := benchService(b)
+	h, err := service.NewServer(svc, service.ServerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	body, _ := json.Marshal(map[string]string{"grant_type": "password", "username": "bench", "password": testPassword})
+	for b.Loop() {
+		resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var tr api.TokenResponse
+		err = json.NewDecoder(resp.Body).Decode(&tr)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("login: %d %v", resp.StatusCode, err)
+		}
+	}
+}

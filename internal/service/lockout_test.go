@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/testdb"
 )
 
 // A small lockout: locked from the 3rd consecutive failure, for 1 minute, doubling up to 4.
@@ -257,6 +259,37 @@ func TestCleanupForgetsLapsedUnknownNames(t *testing.T) {
 	for i, want := range []seen{wrong, wrong, wrong, locked("60")} {
 		if got := e.loginSeen("ghost-a", "wrong password"); got != want {
 			t.Fatalf("attempt %d after cleanup: %+v", i+1, got)
+		}
+	}
+}
+
+// The attempt is counted in a statement that commits without waiting for the disk. That
+// relaxation belongs to that one transaction: the connection's next transactions, such as the
+// session a right password opens, commit durably again.
+func TestOnlyTheAttemptCountCommitsWithoutWaitingForTheDisk(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1 // every statement below runs on the one connection the login used
+	// The test cluster itself does not wait for the disk; this connection does, as in production.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	e := newInstance(t, pool, &clock{now: time.Now()}, service.ServerOptions{}, withLockout(testLockout))
+	e.seedUser("dave")
+	for _, password := range []string{"wrong password", testPassword} {
+		e.loginSeen("dave", password)
+		var setting string
+		if err := pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&setting); err != nil {
+			t.Fatal(err)
+		}
+		if setting != "on" {
+			t.Fatalf("after a login, the connection's synchronous_commit is %q, want on", setting)
 		}
 	}
 }
