@@ -31,6 +31,9 @@ type conn struct {
 	br   *bufio.Reader
 	req  []byte
 	body []byte
+	// retryAfter is the last answer's Retry-After in seconds, zero when it had none (or
+	// gave a date, which Authly never sends). Like body, it holds until the next call.
+	retryAfter time.Duration
 }
 
 func (t *target) conn() *conn { return &conn{t: t} }
@@ -45,8 +48,9 @@ func (c *conn) close() {
 var errMalformed = errors.New("malformed HTTP response")
 
 // call sends one request and returns the status and, with keep set, the body. The body is
-// only valid until the next call.
+// only valid until the next call. The answer's Retry-After is left in c.retryAfter.
 func (c *conn) call(method, path, bearer, contentType string, body []byte, keep bool) (status int, respBody []byte, err error) {
+	c.retryAfter = 0
 	if c.c == nil {
 		nc, err := net.DialTimeout("tcp", c.t.addr, 5*time.Second)
 		if err != nil {
@@ -130,6 +134,10 @@ func (c *conn) readResponse(keep bool) (int, []byte, error) {
 			chunked = bytes.EqualFold(value, []byte("chunked"))
 		case bytes.EqualFold(name, []byte("Connection")):
 			closing = bytes.EqualFold(value, []byte("close"))
+		case bytes.EqualFold(name, []byte("Retry-After")):
+			if s, err := strconv.Atoi(string(value)); err == nil && s > 0 {
+				c.retryAfter = time.Duration(s) * time.Second
+			}
 		}
 	}
 	c.body = c.body[:0]

@@ -197,12 +197,13 @@ type registerWorker struct {
 	c *conn
 }
 
-func (w *registerWorker) step(_ context.Context, rec *recorder) {
+func (w *registerWorker) step(ctx context.Context, rec *recorder) {
 	name := fmt.Sprintf("%s-u%d", w.b.prefix, w.b.registered.Add(1))
 	body, _ := json.Marshal(map[string]string{"username": name, "email": name + "@example.com", "password": w.b.password})
 	start := time.Now()
 	status, _, err := w.c.call(http.MethodPost, "/api/v1/users", "", "application/json", body, false)
 	rec.add("register", start, status, err)
+	pause(ctx, backOff(status, w.c.retryAfter, time.Now(), rec.to))
 }
 
 func (w *registerWorker) close() { w.c.close() }
@@ -212,13 +213,42 @@ type loginWorker struct {
 	body []byte
 }
 
-func (w *loginWorker) step(_ context.Context, rec *recorder) {
+func (w *loginWorker) step(ctx context.Context, rec *recorder) {
 	start := time.Now()
 	status, _, err := w.c.call(http.MethodPost, "/api/v1/auth/token", "", "application/json", w.body, false)
 	rec.add("login", start, status, err)
+	pause(ctx, backOff(status, w.c.retryAfter, time.Now(), rec.to))
 }
 
 func (w *loginWorker) close() { w.c.close() }
+
+// maxBackOff caps how long a worker honours a Retry-After.
+const maxBackOff = 5 * time.Second
+
+// backOff is how long a worker waits before its next request after an answer of status with
+// retryAfter, at now, in a window that ends at windowEnd: after a 503 or 429 with a
+// Retry-After, that long, up to maxBackOff, as a well-behaved client waits. Without it a
+// worker asks again at once, and a loop of fast refusals would take the CPU the run
+// measures. No worker starts a request after the window, so the wait never runs past it.
+func backOff(status int, retryAfter time.Duration, now, windowEnd time.Time) time.Duration {
+	if status != http.StatusServiceUnavailable && status != http.StatusTooManyRequests {
+		return 0
+	}
+	return max(min(retryAfter, maxBackOff, windowEnd.Sub(now)), 0)
+}
+
+// pause sleeps for d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
 
 // session is one worker's login: a token pair that refreshes replace.
 type session struct {

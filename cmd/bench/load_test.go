@@ -2,6 +2,9 @@ package main
 
 import (
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,5 +24,70 @@ func TestRecorderCountsEachRequestByItsShareOfTheWindow(t *testing.T) {
 	// Latency and statuses are those of the requests that started inside the window.
 	if s.ok.n != 1 || s.rejected.n != 1 || s.statuses[200] != 1 || s.statuses[503] != 1 {
 		t.Fatalf("ok %d, rejected %d, statuses %v", s.ok.n, s.rejected.n, s.statuses)
+	}
+}
+
+func TestBackOff(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	later := now.Add(time.Minute)
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter time.Duration
+		windowEnd  time.Time
+		want       time.Duration
+	}{
+		{"a 503 with a Retry-After waits that long", http.StatusServiceUnavailable, 2 * time.Second, later, 2 * time.Second},
+		{"a 429 with a Retry-After waits that long", http.StatusTooManyRequests, time.Second, later, time.Second},
+		{"a 503 without a Retry-After does not wait", http.StatusServiceUnavailable, 0, later, 0},
+		{"a success does not wait, whatever it carries", http.StatusOK, 2 * time.Second, later, 0},
+		{"another refusal does not wait", http.StatusUnauthorized, 2 * time.Second, later, 0},
+		{"a long Retry-After is capped", http.StatusServiceUnavailable, time.Hour, later, maxBackOff},
+		{"the wait ends with the window", http.StatusServiceUnavailable, 3 * time.Second, now.Add(time.Second), time.Second},
+		{"after the window there is no wait", http.StatusServiceUnavailable, 3 * time.Second, now.Add(-time.Second), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := backOff(tt.status, tt.retryAfter, now, tt.windowEnd); got != tt.want {
+				t.Errorf("backOff(%d, %s) = %s, want %s", tt.status, tt.retryAfter, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCallReadsRetryAfter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("retry_after"); v != "" {
+			w.Header().Set("Retry-After", v)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	c := (&target{addr: strings.TrimPrefix(srv.URL, "http://"), timeout: 10 * time.Second}).conn()
+	defer c.close()
+
+	// One kept-alive connection in sequence: each answer replaces the last one's value.
+	tests := []struct {
+		name       string
+		path       string
+		wantStatus int
+		want       time.Duration
+	}{
+		{"seconds are read", "/?retry_after=3", http.StatusServiceUnavailable, 3 * time.Second},
+		{"an answer without one clears the last one", "/", http.StatusOK, 0},
+		{"a date is not read", "/?retry_after=Wed,+21+Oct+2015+07:28:00+GMT", http.StatusServiceUnavailable, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, err := c.call(http.MethodGet, tt.path, "", "", nil, false)
+			if err != nil || status != tt.wantStatus {
+				t.Fatalf("call = %d, %v; want %d", status, err, tt.wantStatus)
+			}
+			if c.retryAfter != tt.want {
+				t.Errorf("retryAfter = %s, want %s", c.retryAfter, tt.want)
+			}
+		})
 	}
 }

@@ -329,8 +329,10 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter
 	if err != nil {
 		return nil, err
 	}
-	// bcrypt runs in a pool of GOMAXPROCS workers; beyond AUTHLY_HASH_QUEUE waiting callers,
-	// or AUTHLY_HASH_MAX_WAIT of waiting, a login answers 503 server_busy at once.
+	// bcrypt runs in a pool of GOMAXPROCS workers. A login answers 503 server_busy at once when
+	// AUTHLY_HASH_QUEUE callers already wait, or when the callers ahead of it and the measured
+	// hash time say it would wait longer than AUTHLY_HASH_MAX_WAIT; one that waits that long
+	// anyway gets the 503 then.
 	hasher, err := hashpool.New(hashpool.Options{Queue: cfg.HashQueue, MaxWait: cfg.HashMaxWait, Cost: cfg.BcryptCost, OnWait: m.HashWait})
 	if err != nil {
 		return nil, err

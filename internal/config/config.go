@@ -129,7 +129,7 @@ type Config struct {
 	LockoutMaxDuration time.Duration   // AUTHLY_LOCKOUT_MAX_DURATION: the longest lock, at least LockoutDuration, up to 720h; default 1h
 	LockoutResetAfter  time.Duration   // AUTHLY_LOCKOUT_RESET_AFTER: failures older than this lapse; at least LockoutMaxDuration, up to 8760h; default 24h
 	HashQueue          int             // AUTHLY_HASH_QUEUE: callers that may wait for a bcrypt worker, 0..100000, default 64
-	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 2s
+	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 1.5s; a longer estimated wait is refused at once
 	MaxBodyBytes       int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
 	CORSAllowedOrigins []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
 }

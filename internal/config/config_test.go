@@ -77,7 +77,7 @@ func defaults() Config {
 		LockoutMaxDuration: time.Hour,
 		LockoutResetAfter:  24 * time.Hour,
 		HashQueue:          64,
-		HashMaxWait:        2 * time.Second,
+		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
 	}
 }
@@ -217,7 +217,7 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		LockoutMaxDuration: time.Hour,
 		LockoutResetAfter:  24 * time.Hour,
 		HashQueue:          64,
-		HashMaxWait:        2 * time.Second,
+		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
 	}
 	if !reflect.DeepEqual(got, want) {

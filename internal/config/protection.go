@@ -22,7 +22,7 @@ const (
 	defaultLockoutMaxDuration = time.Hour
 	defaultLockoutResetAfter  = 24 * time.Hour
 	defaultHashQueue          = 64
-	defaultHashMaxWait        = 2 * time.Second
+	defaultHashMaxWait        = 1500 * time.Millisecond
 	defaultMaxBodyBytes       = 64 << 10
 )
 

@@ -1,11 +1,20 @@
 // Package hashpool runs bcrypt work in a bounded pool, so a flood of logins queues briefly or is
 // refused at once instead of piling up latency.
 //
-// A Pool has a fixed number of worker slots and a bounded queue of callers waiting for one.
-// A caller that finds every slot taken joins the queue if there is room, and is refused with
-// ErrBusy at once if there is not; a queued caller gives up with ErrBusy after MaxWait. The pool
-// starts no goroutines: each caller runs bcrypt itself while it holds a slot, so there is nothing
-// to start or stop.
+// A Pool has a fixed number of worker slots and a bounded line of callers waiting for one. A
+// caller is admitted when a worker is free for it, or when the line has room and its wait,
+// estimated from the callers ahead of it and the measured time of one hash, fits in MaxWait.
+// Otherwise it is refused with ErrBusy at once: a caller that would be refused after waiting
+// MaxWait anyway learns so without waiting. The estimate can be wrong (a hash can run slower
+// than the average), so an admitted caller still gives up with ErrBusy when MaxWait has passed
+// without a worker. The pool starts no goroutines: each caller runs bcrypt itself while it holds
+// a slot, so there is nothing to start or stop.
+//
+// Reserve takes the place in line separately from the work, so a caller can be admitted, or
+// refused at once, before it does other work, such as a login's database bookkeeping, and only
+// then hash. The Reservation holds no worker meanwhile: workers are taken when the work starts,
+// first come first served, so none idles while a reserved caller is busy elsewhere. Pool.Compare
+// and Pool.Hash reserve and work in one call.
 //
 // A login that names no account must cost the same as one that does (DESIGN.md §5). Callers get
 // that by comparing the password against a dummy hash, made once by Hash at the pool's cost,
@@ -24,18 +33,22 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// ErrBusy means the pool could not take the work: the queue was full, or the caller waited
-// MaxWait without getting a worker. Callers answer 503 server_busy with a Retry-After taken
-// from RetryAfter.
+// ErrBusy means the pool could not take the work: the line was full, the caller's estimated
+// wait was longer than MaxWait, or it waited MaxWait without getting a worker. Callers answer
+// 503 server_busy with a Retry-After taken from RetryAfter.
 var ErrBusy = errors.New("hashpool: too many password hashes in progress")
+
+// errSpent means a Reservation was asked for a second piece of work: each one does one.
+var errSpent = errors.New("hashpool: the reservation has already worked or been cancelled")
 
 // Defaults for Options.
 const (
 	// DefaultQueue is the queue length for an unset AUTHLY_HASH_QUEUE. New does not apply it,
 	// because a zero Queue is a meaningful setting (no waiting at all).
 	DefaultQueue = 64
-	// DefaultMaxWait is the wait limit New applies when Options.MaxWait is zero.
-	DefaultMaxWait = 2 * time.Second
+	// DefaultMaxWait is the wait limit New applies when Options.MaxWait is zero. With the wait
+	// bounded by it, a login (wait, one hash and the database) stays under two seconds.
+	DefaultMaxWait = 1500 * time.Millisecond
 )
 
 // Options configure a Pool.
@@ -47,15 +60,19 @@ type Options struct {
 	// busy, a caller gets ErrBusy at once. Unlike the other fields it has no implicit default:
 	// whoever reads AUTHLY_HASH_QUEUE passes DefaultQueue when it is unset.
 	Queue int
-	// MaxWait is the longest a caller waits for a worker before it gets ErrBusy. Zero means
-	// DefaultMaxWait.
+	// MaxWait is the longest a caller may wait for a worker, counted from its admission. A
+	// caller whose wait would be longer, judging by the callers ahead of it and the measured
+	// hash time, is refused with ErrBusy at once; one that is admitted but still has no worker
+	// after MaxWait gets ErrBusy then. Zero means DefaultMaxWait.
 	MaxWait time.Duration
 	// Cost is the bcrypt cost Hash uses, bcrypt.MinCost to bcrypt.MaxCost. Zero means
 	// bcrypt.DefaultCost. Compare always uses the cost recorded in the hash it is given.
 	Cost int
-	// OnWait, when set, is called once for every caller that gets a worker, with how long it
-	// queued (zero when a worker was free), so metrics can keep a histogram of queueing delay.
-	// It runs on the caller's goroutine while the caller holds its worker, so it must be quick.
+	// OnWait, when set, is called once for every caller that gets a worker, with how long its
+	// work waited for one (zero when a worker was free), so metrics can keep a histogram of
+	// queueing delay. For a Reservation the wait starts when Compare or Hash is called, not at
+	// Reserve: what the caller does in between is its own time, not the pool's. OnWait runs on
+	// the caller's goroutine while the caller holds its worker, so it must be quick.
 	OnWait func(wait time.Duration)
 }
 
@@ -63,10 +80,10 @@ type Options struct {
 type Stats struct {
 	Workers   int           // worker slots in the pool
 	Busy      int           // callers holding a worker now
-	Waiting   int           // callers queued for a worker now
+	Waiting   int           // callers in line for a worker now: admitted, including by Reserve, and not yet holding one
 	Admitted  uint64        // callers that got a worker
-	Rejected  uint64        // callers refused with ErrBusy, whether the queue was full or the wait ran out
-	WaitTotal time.Duration // time admitted callers spent queued; WaitTotal/Admitted is the mean wait
+	Rejected  uint64        // callers refused with ErrBusy: the line was full, the estimated wait too long, or the wait ran out
+	WaitTotal time.Duration // time admitted callers' work spent waiting for a worker; WaitTotal/Admitted is the mean wait
 }
 
 // Pool bounds concurrent bcrypt work. It is safe for concurrent use.
@@ -77,7 +94,10 @@ type Pool struct {
 	cost    int
 	onWait  func(time.Duration)
 
-	waiting   atomic.Int64
+	// callers counts admitted callers that have not left: those holding a worker and those in
+	// line for one. One counter for both lets a single compare-and-swap bound the line exactly,
+	// while a caller moves from the line to a worker without touching it.
+	callers   atomic.Int64
 	admitted  atomic.Uint64
 	rejected  atomic.Uint64
 	waitTotal atomic.Int64 // nanoseconds
@@ -125,13 +145,109 @@ func New(o Options) (*Pool, error) {
 	}, nil
 }
 
-// Hash returns the bcrypt hash of password at the pool's cost. It returns ErrBusy when the pool
-// cannot take the work, the context's error when ctx ends before a worker is free, and
-// bcrypt.ErrPasswordTooLong (wrapped) for a password over 72 bytes.
+// Hash returns the bcrypt hash of password at the pool's cost. It reserves a place in line and
+// works at once, so it returns what Reserve and Reservation.Hash return.
 func (p *Pool) Hash(ctx context.Context, password []byte) ([]byte, error) {
+	r, err := p.Reserve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Hash(ctx, password)
+}
+
+// Compare reports whether password matches hash. It reserves a place in line and works at
+// once, so it returns what Reserve and Reservation.Compare return.
+func (p *Pool) Compare(ctx context.Context, hash, password []byte) (bool, error) {
+	r, err := p.Reserve(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.Compare(ctx, hash, password)
+}
+
+// Reserve admits the caller to the line for a worker, or refuses it at once. A caller is
+// admitted when a worker is free for it, counting those in line ahead of it, or when the line
+// has room and the wait estimated from the callers ahead and the measured hash time fits in
+// MaxWait. Until a hash has been measured there is no estimate, and only the line's bound
+// refuses.
+//
+// The Reservation counts as waiting from now on, in Stats and in later callers' estimates, but
+// holds no worker: its Compare or Hash takes one when called. The caller must end it with one
+// Compare or Hash, or with Cancel; deferring Cancel right after Reserve does that on every path.
+//
+// Reserve returns ErrBusy when it refuses, and the context's error when ctx has already ended.
+func (p *Pool) Reserve(ctx context.Context) (*Reservation, error) {
+	// A request that has already ended gets no place in line, even if a worker is free.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	return &Reservation{p: p, since: time.Now()}, nil
+}
+
+// Stats returns a snapshot of the pool's load.
+func (p *Pool) Stats() Stats {
+	return Stats{
+		Workers:   cap(p.slots),
+		Busy:      len(p.slots),
+		Waiting:   p.waiting(),
+		Admitted:  p.admitted.Load(),
+		Rejected:  p.rejected.Load(),
+		WaitTotal: time.Duration(p.waitTotal.Load()),
+	}
+}
+
+// RetryAfter suggests a Retry-After for a caller refused with ErrBusy: about as long as the
+// callers in line now need to be served, rounded up to whole seconds and never under one second.
+func (p *Pool) RetryAfter() time.Duration {
+	return retryAfter(p.waiting(), cap(p.slots), time.Duration(p.avgHash.Load()))
+}
+
+// waiting counts the callers in line: admitted and not yet holding a worker.
+func (p *Pool) waiting() int {
+	// The two counts are read one after the other, and a caller that arrives and takes a free
+	// worker in between is among the busy but not yet among the callers read; the floor keeps
+	// the difference from going negative.
+	callers := p.callers.Load()
+	return max(int(callers)-len(p.slots), 0)
+}
+
+// enter admits a caller to the line, or refuses it with ErrBusy.
+func (p *Pool) enter() error {
+	workers := int64(cap(p.slots))
+	avgHash := time.Duration(p.avgHash.Load())
+	// The compare-and-swap keeps the count at or under the bound at every instant, so Stats
+	// never reports more waiters than the queue allows once every worker is busy.
+	for {
+		n := p.callers.Load()
+		if n >= workers+p.queue || expectedWait(n, workers, avgHash) > p.maxWait {
+			p.rejected.Add(1)
+			return ErrBusy
+		}
+		if p.callers.CompareAndSwap(n, n+1) {
+			return nil
+		}
+	}
+}
+
+// A Reservation is one caller's place in line for a worker, from Reserve. It does one piece of
+// work, Compare or Hash, which waits for a worker, runs bcrypt and leaves the line; or it is
+// cancelled, leaving the line without working.
+type Reservation struct {
+	p     *Pool
+	since time.Time   // when it was admitted: MaxWait counts from here
+	left  atomic.Bool // it has left the line, by working, giving up or Cancel
+}
+
+// Hash returns the bcrypt hash of password at the pool's cost. It returns ErrBusy when no worker
+// came free within MaxWait of the reservation, the context's error when ctx ends before one
+// does, and bcrypt.ErrPasswordTooLong (wrapped) for a password over 72 bytes.
+func (r *Reservation) Hash(ctx context.Context, password []byte) ([]byte, error) {
 	var hash []byte
-	err := p.run(ctx, func() (err error) {
-		hash, err = bcrypt.GenerateFromPassword(password, p.cost)
+	err := r.run(ctx, func() (err error) {
+		hash, err = bcrypt.GenerateFromPassword(password, r.p.cost)
 		return err
 	})
 	if err != nil {
@@ -141,12 +257,12 @@ func (p *Pool) Hash(ctx context.Context, password []byte) ([]byte, error) {
 }
 
 // Compare reports whether password matches hash: true on a match, false with a nil error on a
-// mismatch. It returns an error only when it could not decide: ErrBusy when the pool cannot take
-// the work, the context's error when ctx ends before a worker is free, or a wrapped bcrypt error
-// when hash is not a valid bcrypt hash.
-func (p *Pool) Compare(ctx context.Context, hash, password []byte) (bool, error) {
+// mismatch. It returns an error only when it could not decide: ErrBusy when no worker came free
+// within MaxWait of the reservation, the context's error when ctx ends before one does, or a
+// wrapped bcrypt error when hash is not a valid bcrypt hash.
+func (r *Reservation) Compare(ctx context.Context, hash, password []byte) (bool, error) {
 	match := false
-	err := p.run(ctx, func() error {
+	err := r.run(ctx, func() error {
 		err := bcrypt.CompareHashAndPassword(hash, password)
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 			return nil
@@ -160,29 +276,26 @@ func (p *Pool) Compare(ctx context.Context, hash, password []byte) (bool, error)
 	return match, nil
 }
 
-// Stats returns a snapshot of the pool's load.
-func (p *Pool) Stats() Stats {
-	return Stats{
-		Workers:   cap(p.slots),
-		Busy:      len(p.slots),
-		Waiting:   int(p.waiting.Load()),
-		Admitted:  p.admitted.Load(),
-		Rejected:  p.rejected.Load(),
-		WaitTotal: time.Duration(p.waitTotal.Load()),
+// Cancel leaves the line without working, for a caller that turned out to need no hash, such as
+// a login to a locked account. After Compare or Hash, or a first Cancel, it does nothing.
+func (r *Reservation) Cancel() {
+	if r.left.CompareAndSwap(false, true) {
+		r.p.callers.Add(-1)
 	}
-}
-
-// RetryAfter suggests a Retry-After for a caller refused with ErrBusy: about as long as the
-// callers queued now need to be served, rounded up to whole seconds and never under one second.
-func (p *Pool) RetryAfter() time.Duration {
-	return retryAfter(int(p.waiting.Load()), cap(p.slots), time.Duration(p.avgHash.Load()))
 }
 
 // run does work while holding a worker, and records how long the work took when it succeeded.
 // Failed work is not timed: a corrupt hash or an over-long password fails before bcrypt's
-// expensive part and would drag the average down.
-func (p *Pool) run(ctx context.Context, work func() error) error {
-	if err := p.acquire(ctx); err != nil {
+// expensive part and would drag the average down. Whatever happens, the caller leaves the line.
+func (r *Reservation) run(ctx context.Context, work func() error) error {
+	if r.left.Load() {
+		return errSpent
+	}
+	// Deferred first, so it runs last: the worker is given back before the caller stops
+	// counting, and the count never drops below the workers held.
+	defer r.Cancel()
+	p := r.p
+	if err := p.acquire(ctx, r.since); err != nil {
 		return err
 	}
 	defer func() { <-p.slots }()
@@ -197,12 +310,15 @@ func (p *Pool) run(ctx context.Context, work func() error) error {
 	return nil
 }
 
-// acquire takes a worker slot, queueing for one when none is free and the queue has room.
-func (p *Pool) acquire(ctx context.Context) error {
+// acquire takes a worker slot for a caller admitted at since, waiting for one until MaxWait
+// after since.
+func (p *Pool) acquire(ctx context.Context, since time.Time) error {
 	// A request that has already ended gets no bcrypt work, even if a worker is free.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// A free slot is taken even when the caller spent its MaxWait on its own work since
+	// reserving: it waits for nobody, and refusing it would waste what it has done.
 	select {
 	case p.slots <- struct{}{}:
 		p.admit(0)
@@ -210,22 +326,9 @@ func (p *Pool) acquire(ctx context.Context) error {
 	default:
 	}
 
-	// Join the queue only if it has room. The compare-and-swap keeps the count at or under the
-	// bound at every instant, so Stats never reports more waiters than the queue allows.
-	for {
-		n := p.waiting.Load()
-		if n >= p.queue {
-			p.rejected.Add(1)
-			return ErrBusy
-		}
-		if p.waiting.CompareAndSwap(n, n+1) {
-			break
-		}
-	}
-	defer p.waiting.Add(-1)
-
+	// Callers blocked sending on the channel are served in the order they came.
 	start := time.Now()
-	timer := time.NewTimer(p.maxWait)
+	timer := time.NewTimer(p.maxWait - start.Sub(since))
 	defer timer.Stop()
 	select {
 	case p.slots <- struct{}{}:
@@ -269,6 +372,19 @@ func movingAverage(avg, sample time.Duration) time.Duration {
 		return sample
 	}
 	return avg + (sample-avg)/averageWeight
+}
+
+// expectedWait estimates, on the safe side, how long a caller waits for a worker when ahead
+// callers hold workers or are in line before it. With fewer ahead than workers, one is free
+// for it. Otherwise the callers ahead are served workers at a time, each taking a whole hash,
+// and the caller starts after ahead/workers rounds. With every worker busy that is
+// waiting/workers + 1 rounds: the +1 is the hashes in progress, counted as if just begun. With
+// no hash measured yet (avgHash zero) the estimate is zero.
+func expectedWait(ahead, workers int64, avgHash time.Duration) time.Duration {
+	if ahead < workers {
+		return 0
+	}
+	return time.Duration(ahead/workers) * avgHash
 }
 
 // retryAfter estimates how long the waiting callers need: they are served workers at a time, a

@@ -362,6 +362,7 @@ func TestAWaitingCallerGivesUp(t *testing.T) {
 	tests := []struct {
 		name         string
 		maxWait      time.Duration
+		avgHash      time.Duration // the measured hash time the pool starts with
 		ctx          func(context.Context) (context.Context, context.CancelFunc)
 		cancelQueued bool // cancel the context once the caller is queued
 		wantErr      error
@@ -370,6 +371,14 @@ func TestAWaitingCallerGivesUp(t *testing.T) {
 		{
 			name:    "a caller still waiting at MaxWait is refused as busy",
 			maxWait: 20 * time.Millisecond,
+			ctx:     context.WithCancel,
+			wantErr: ErrBusy, wantRejected: 1,
+		},
+		{
+			// The worker is held far longer than the measured hash time, so the estimate that
+			// admitted the caller (one round of 1ms) turns out wrong.
+			name:    "a caller admitted on an estimate that proves wrong is refused at MaxWait",
+			maxWait: 20 * time.Millisecond, avgHash: time.Millisecond,
 			ctx:     context.WithCancel,
 			wantErr: ErrBusy, wantRejected: 1,
 		},
@@ -391,6 +400,7 @@ func TestAWaitingCallerGivesUp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPool(t, Options{Workers: 1, Queue: 1, MaxWait: tt.maxWait, Cost: bcrypt.MinCost})
+			p.avgHash.Store(int64(tt.avgHash))
 			hash := cheapHash(t, testPassword)
 			h := hold(t, p, 1)
 
@@ -492,9 +502,12 @@ func TestAFloodNeverExceedsTheWorkers(t *testing.T) {
 			close(start)
 
 			if tt.holdFirst {
+				// A caller that has been admitted but has not yet taken its free worker counts as
+				// waiting, so the count settles only once the held workers are taken.
 				eventually(t, "every caller holds a worker, has queued or has been refused", func() bool {
 					st := p.Stats()
-					return uint64(h.running.Load())+uint64(st.Waiting)+st.Rejected == callers || h.overrun()
+					running := h.running.Load()
+					return running == workers && uint64(running)+uint64(st.Waiting)+st.Rejected == callers || h.overrun()
 				})
 				if st := p.Stats(); h.running.Load() != workers || st.Waiting != queue {
 					t.Errorf("%d callers hold workers and %d queued, want %d and %d", h.running.Load(), st.Waiting, workers, queue)
@@ -577,6 +590,319 @@ func TestOnWaitSeesEveryAdmittedCaller(t *testing.T) {
 	}
 	if got := p.Stats().WaitTotal; got != waits[1] {
 		t.Errorf("WaitTotal = %s, want the queued caller's wait %s", got, waits[1])
+	}
+}
+
+func TestACallerThatWouldWaitTooLongIsRefusedAtOnce(t *testing.T) {
+	// The line has room for every caller here, so only the estimate can refuse one. The hash
+	// time is set rather than measured, so the estimates are exact, and the held workers make
+	// the hashes in progress last as long as the test needs.
+	tests := []struct {
+		name             string
+		workers          int
+		avgHash, maxWait time.Duration
+		wantQueued       int // callers admitted to wait behind the held workers
+	}{
+		{"with one worker, callers one and two rounds away wait and one three rounds away is refused", 1, 4 * time.Second, 10 * time.Second, 2},
+		{"a caller whose estimate equals MaxWait still waits", 1, 5 * time.Second, 10 * time.Second, 2},
+		{"with two workers, the callers ahead are served two per round", 2, 4 * time.Second, 10 * time.Second, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPool(t, Options{Workers: tt.workers, Queue: 100, MaxWait: tt.maxWait, Cost: bcrypt.MinCost})
+			p.avgHash.Store(int64(tt.avgHash))
+			hash := cheapHash(t, testPassword)
+			h := hold(t, p, tt.workers)
+
+			results := make(chan error, tt.workers+tt.wantQueued)
+			compare := func() {
+				match, err := p.Compare(t.Context(), hash, testPassword)
+				if err == nil && !match {
+					err = errors.New("the right password did not match")
+				}
+				results <- err
+			}
+			for range tt.workers {
+				go compare()
+			}
+			h.awaitEntered(tt.workers)
+			for i := range tt.wantQueued {
+				go compare()
+				eventually(t, "the caller is queued or refused", func() bool {
+					st := p.Stats()
+					return st.Waiting == i+1 || st.Rejected > 0
+				})
+				if p.Stats().Rejected > 0 {
+					t.Fatalf("caller %d in line was refused; want it queued, its estimate fits in MaxWait", i+1)
+				}
+			}
+
+			// A refused caller must not join the line even for a moment: it would then get the
+			// context's error instead of ErrBusy.
+			ctx, cancel := context.WithCancel(t.Context())
+			stop := cancelIfQueued(p, tt.wantQueued, cancel)
+			start := time.Now()
+			match, err := p.Compare(ctx, hash, testPassword)
+			took := time.Since(start)
+			stop()
+			cancel()
+			if !errors.Is(err, ErrBusy) || match {
+				t.Fatalf("Compare with %d callers in line = %v, %v; want false, ErrBusy without queueing", tt.wantQueued, match, err)
+			}
+			// The wait limit would have refused it after MaxWait; the estimate refuses it without
+			// waiting. A second is far longer than a refusal takes, and far shorter than MaxWait.
+			if took >= time.Second {
+				t.Errorf("the refusal took %s; want it at once, not after waiting (MaxWait %s)", took, tt.maxWait)
+			}
+
+			h.letGo()
+			for range tt.workers + tt.wantQueued {
+				if err := receive(t, "an admitted caller to finish", results); err != nil {
+					t.Errorf("an admitted caller got %v, want a match", err)
+				}
+			}
+			if st := p.Stats(); st.Admitted != uint64(tt.workers+tt.wantQueued) || st.Rejected != 1 || st.Busy != 0 || st.Waiting != 0 {
+				t.Errorf("Stats = %+v, want %d admitted, 1 rejected, nothing busy or waiting", st, tt.workers+tt.wantQueued)
+			}
+		})
+	}
+}
+
+func TestNoWaitIsEstimatedBeforeAHashIsMeasured(t *testing.T) {
+	// Any measured hash takes longer than this MaxWait, so once one is measured, no caller may
+	// wait behind another.
+	p := newPool(t, Options{Workers: 1, Queue: 2, MaxWait: time.Nanosecond, Cost: bcrypt.MinCost})
+	var reservations []*Reservation
+	for i := range 3 {
+		r, err := p.Reserve(t.Context())
+		if err != nil {
+			t.Fatalf("reservation %d before any hash was measured: %v; want it admitted, only the line's bound refusing", i+1, err)
+		}
+		reservations = append(reservations, r)
+	}
+	if _, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a reservation beyond the worker and the line = %v, want ErrBusy", err)
+	}
+	for _, r := range reservations {
+		r.Cancel()
+	}
+
+	if _, err := p.Hash(t.Context(), testPassword); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Reserve(t.Context())
+	if err != nil {
+		t.Fatalf("with the worker free, Reserve = %v; want it admitted whatever the hash time", err)
+	}
+	defer r.Cancel()
+	if _, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("once a hash is measured, a caller behind another = %v; want ErrBusy from the estimate", err)
+	}
+	if st := p.Stats(); st.Rejected != 2 || st.Waiting != 1 || st.Busy != 0 {
+		t.Errorf("Stats = %+v, want 2 rejected, 1 waiting, none busy", st)
+	}
+}
+
+func TestCancelGivesUpThePlaceInLine(t *testing.T) {
+	p := newPool(t, Options{Workers: 1, Queue: 1, MaxWait: time.Hour, Cost: bcrypt.MinCost})
+	hash := cheapHash(t, testPassword)
+	h := hold(t, p, 1)
+	holderDone := make(chan error, 1)
+	go func() {
+		_, err := p.Compare(t.Context(), hash, testPassword)
+		holderDone <- err
+	}()
+	h.awaitEntered(1)
+
+	r, err := p.Reserve(t.Context())
+	if err != nil {
+		t.Fatalf("Reserve with room in line = %v", err)
+	}
+	if st := p.Stats(); st.Waiting != 1 {
+		t.Fatalf("with a reservation in line, Waiting = %d, want 1", st.Waiting)
+	}
+	if _, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("with the line full, Reserve = %v, want ErrBusy", err)
+	}
+	r.Cancel()
+	if st := p.Stats(); st.Waiting != 0 {
+		t.Fatalf("after Cancel, Waiting = %d, want 0", st.Waiting)
+	}
+
+	later := make(chan error, 1)
+	go func() {
+		match, err := p.Compare(t.Context(), hash, testPassword)
+		if err == nil && !match {
+			err = errors.New("the right password did not match")
+		}
+		later <- err
+	}()
+	eventually(t, "the later caller is queued or refused", func() bool {
+		st := p.Stats()
+		return st.Waiting == 1 || st.Rejected > 1
+	})
+	if p.Stats().Rejected > 1 {
+		t.Fatal("a caller after the Cancel was refused: the cancelled reservation kept its place")
+	}
+	h.letGo()
+	if err := receive(t, "the holder to finish", holderDone); err != nil {
+		t.Fatalf("the caller holding the worker got %v", err)
+	}
+	if err := receive(t, "the later caller to finish", later); err != nil {
+		t.Fatalf("the caller admitted after the Cancel got %v", err)
+	}
+
+	if _, err := r.Compare(t.Context(), hash, testPassword); err == nil || errors.Is(err, ErrBusy) {
+		t.Errorf("Compare on a cancelled reservation = %v; want an error that is not ErrBusy", err)
+	}
+	if st := p.Stats(); st.Admitted != 2 || st.Rejected != 1 || st.Busy != 0 || st.Waiting != 0 {
+		t.Errorf("Stats = %+v; want the holder and the later caller admitted, the cancelled reservation never", st)
+	}
+}
+
+func TestAReservationCountsInTheEstimateButHoldsNoWorker(t *testing.T) {
+	// With one worker and 4s a hash, MaxWait admits callers up to two rounds away.
+	p := newPool(t, Options{Workers: 1, Queue: 100, MaxWait: 10 * time.Second, Cost: bcrypt.MinCost})
+	p.avgHash.Store(int64(4 * time.Second))
+	hash := cheapHash(t, testPassword)
+	var reservations []*Reservation
+	for i := range 3 {
+		r, err := p.Reserve(t.Context())
+		if err != nil {
+			t.Fatalf("reservation %d, %d rounds from a worker: %v; want it admitted", i+1, i, err)
+		}
+		t.Cleanup(r.Cancel)
+		reservations = append(reservations, r)
+	}
+	if _, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a fourth reservation, three rounds (12s) from a worker = %v; want ErrBusy from the estimate", err)
+	}
+	if st := p.Stats(); st.Busy != 0 || st.Waiting != 3 {
+		t.Fatalf("with three reservations, Busy = %d and Waiting = %d; want 0 and 3", st.Busy, st.Waiting)
+	}
+
+	// The earlier reservations are busy elsewhere and hold no worker, so the last one works at
+	// once rather than waiting for them.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	match, err := reservations[2].Compare(ctx, hash, testPassword)
+	if err != nil || !match {
+		t.Fatalf("Compare by the last reservation = %v, %v; want a match without waiting", match, err)
+	}
+	if st := p.Stats(); st.WaitTotal != 0 || st.Admitted != 1 || st.Waiting != 2 {
+		t.Errorf("Stats = %+v; want one admitted without waiting and two still in line", st)
+	}
+}
+
+func TestCancelAfterTheWorkDoesNothing(t *testing.T) {
+	p := newPool(t, Options{Workers: 1, Queue: 0, MaxWait: time.Hour, Cost: bcrypt.MinCost})
+	hash := cheapHash(t, testPassword)
+	r, err := p.Reserve(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if match, err := r.Compare(t.Context(), hash, testPassword); err != nil || !match {
+		t.Fatalf("Compare = %v, %v; want a match", match, err)
+	}
+	r.Cancel()
+	r.Cancel()
+	if _, err := r.Compare(t.Context(), hash, testPassword); err == nil || errors.Is(err, ErrBusy) {
+		t.Errorf("a second Compare on one reservation = %v; want an error that is not ErrBusy", err)
+	}
+
+	// Had the reservation left the line more than once, the pool would count one caller too
+	// few and admit a caller beyond its bound: here, one while its only worker is held.
+	h := hold(t, p, 1)
+	holderDone := make(chan error, 1)
+	go func() {
+		_, err := p.Compare(t.Context(), hash, testPassword)
+		holderDone <- err
+	}()
+	h.awaitEntered(1)
+	if extra, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
+		if extra != nil {
+			extra.Cancel()
+		}
+		t.Errorf("with the only worker held and no queue, Reserve = %v; want ErrBusy", err)
+	}
+	h.letGo()
+	if err := receive(t, "the holder to finish", holderDone); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Admitted != 2 || st.Busy != 0 || st.Waiting != 0 {
+		t.Errorf("Stats = %+v; want 2 admitted, nothing busy or waiting", st)
+	}
+}
+
+func TestMaxWaitCountsFromTheReservation(t *testing.T) {
+	tests := []struct {
+		name       string
+		holdWorker bool
+		wantErr    error
+	}{
+		{"a reservation that spent MaxWait elsewhere and finds every worker busy is refused at once", true, ErrBusy},
+		{"a reservation that spent MaxWait elsewhere and finds a worker free still does its work", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPool(t, Options{Workers: 1, Queue: 1, MaxWait: time.Hour, Cost: bcrypt.MinCost})
+			hash := cheapHash(t, testPassword)
+			h := hold(t, p, 1)
+			holderDone := make(chan error, 1)
+			if tt.holdWorker {
+				go func() {
+					_, err := p.Compare(t.Context(), hash, testPassword)
+					holderDone <- err
+				}()
+				h.awaitEntered(1)
+			} else {
+				h.letGo()
+				holderDone <- nil
+			}
+
+			r, err := p.Reserve(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.since = r.since.Add(-time.Hour) // as if the caller's own work had taken MaxWait
+			// The deadline only keeps a pool that waits a fresh MaxWait from hanging the run.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if _, err := r.Compare(ctx, hash, testPassword); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Compare = %v, want %v", err, tt.wantErr)
+			}
+			h.letGo()
+			if err := receive(t, "the holder to finish", holderDone); err != nil {
+				t.Fatal(err)
+			}
+			// The wait OnWait and WaitTotal see starts at Compare, not at Reserve.
+			if st := p.Stats(); st.Waiting != 0 || st.Busy != 0 || st.WaitTotal != 0 {
+				t.Errorf("Stats = %+v; want nothing waiting or busy, and no time spent waiting", st)
+			}
+		})
+	}
+}
+
+func TestExpectedWait(t *testing.T) {
+	tests := []struct {
+		name           string
+		ahead, workers int64
+		avgHash        time.Duration
+		want           time.Duration
+	}{
+		{"with a worker free there is no wait", 1, 2, time.Second, 0},
+		{"with no hash measured there is no estimate", 40, 2, 0, 0},
+		{"with every worker busy and nobody in line, one round", 2, 2, time.Second, time.Second},
+		{"one in line with two workers still gets a worker in the first round", 3, 2, time.Second, time.Second},
+		{"a full round in line adds a round", 4, 2, time.Second, 2 * time.Second},
+		{"64 callers ahead of two workers wait 32 rounds", 64, 2, 70 * time.Millisecond, 32 * 70 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := expectedWait(tt.ahead, tt.workers, tt.avgHash); got != tt.want {
+				t.Errorf("expectedWait(%d, %d, %s) = %s, want %s", tt.ahead, tt.workers, tt.avgHash, got, tt.want)
+			}
+		})
 	}
 }
 
