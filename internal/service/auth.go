@@ -38,8 +38,8 @@ type Principal struct {
 const maxUserAgent = 512
 
 // PasswordLogin checks a username (or email) and password and opens a new session. In order:
-// the login name's rate limit; the lockout, which refuses a locked login without spending
-// bcrypt; the password, in the bounded bcrypt pool; then the account's state. A name that
+// the login name's rate limit; a place in line in the bounded bcrypt pool; the lockout, which
+// refuses a locked login without spending bcrypt; the password; then the account's state. A name that
 // matches no account goes through the same steps, with the same answers, as a wrong password
 // for one that does.
 //
@@ -51,6 +51,13 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 	if err := s.limitLogin(ctx, login); err != nil {
 		return TokenPair{}, err
 	}
+	// Admission to the bcrypt pool comes first: when the server is too busy to check the
+	// password soon, the answer is a fast 503 that has cost no database work.
+	reservation, err := s.reservePasswordCheck(ctx)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	defer reservation.Cancel()
 	// An unknown name is counted, locked and hashed below exactly like a known one, so that
 	// neither the answers nor their timing reveal it.
 	account, attempt, err := s.claimLoginAttempt(ctx, login, client)
@@ -58,7 +65,7 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 		return TokenPair{}, err
 	}
 	hash := account.passwordHash
-	ok, err := s.checkPassword(ctx, hash, password)
+	ok, err := s.checkPassword(ctx, reservation, hash, password)
 	if err != nil {
 		s.refundLoginAttempt(ctx, attempt)
 		return TokenPair{}, err

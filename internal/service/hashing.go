@@ -31,18 +31,31 @@ func (s *Service) hashPassword(ctx context.Context, password string) (string, er
 	return string(h), nil
 }
 
-// checkPassword compares a password with a stored hash in the bcrypt pool. A nil hash, for a
-// login name with no account, compares against the dummy hash and always fails, so both cost
-// the same. A password longer than bcrypt's 72 bytes never matches: no stored password is that
-// long, and bcrypt would compare only its first 72 bytes.
+// reservePasswordCheck takes a place in line in the bcrypt pool for a password check, or
+// refuses at once when the wait would be too long, before the caller does any other work for
+// the check. The caller must end the reservation: checkPassword does, and so does Cancel.
 //
 // Errors: unavailable (server_busy); internal.
-func (s *Service) checkPassword(ctx context.Context, hash []byte, password string) (bool, error) {
+func (s *Service) reservePasswordCheck(ctx context.Context) (*hashpool.Reservation, error) {
+	r, err := s.hasher.Reserve(ctx)
+	if err != nil {
+		return nil, s.hashError(ctx, "compare", err)
+	}
+	return r, nil
+}
+
+// checkPassword compares a password with a stored hash on its reservation in the bcrypt pool.
+// A nil hash, for a login name with no account, compares against the dummy hash and always
+// fails, so both cost the same. A password longer than bcrypt's 72 bytes never matches: no
+// stored password is that long, and bcrypt would compare only its first 72 bytes.
+//
+// Errors: unavailable (server_busy); internal.
+func (s *Service) checkPassword(ctx context.Context, r *hashpool.Reservation, hash []byte, password string) (bool, error) {
 	known := hash != nil
 	if !known {
 		hash = s.dummyHash
 	}
-	ok, err := s.hasher.Compare(ctx, hash, []byte(password))
+	ok, err := r.Compare(ctx, hash, []byte(password))
 	if err != nil {
 		return false, s.hashError(ctx, "compare", err)
 	}
