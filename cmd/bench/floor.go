@@ -25,28 +25,37 @@ type floor struct {
 	ParallelPerSecond float64 `json:"parallel_hashes_per_second"`
 }
 
-// measureFloor times single bcrypt hashes (median of at least 5, and at least one second's
-// worth), then all CPUs hashing at once for a second.
-func measureFloor(cost int) floor {
+// floorSample is one measurement of the floor: single hashes one after another, then every
+// CPU hashing at once.
+type floorSample struct {
+	hashes   []time.Duration
+	parallel int64         // hashes completed by all CPUs at once
+	elapsed  time.Duration // how long they took
+}
+
+// floorDuration is how long each half of a floorSample lasts, at least.
+const floorDuration = 1500 * time.Millisecond
+
+// sampleFloor times single bcrypt hashes (at least 5, and at least floorDuration's worth),
+// then all CPUs hashing at once for floorDuration.
+func sampleFloor(cost int) floorSample {
 	password := []byte("bench-floor-password")
-	var samples []time.Duration
+	var s floorSample
 	began := time.Now()
-	for len(samples) < 5 || time.Since(began) < time.Second {
+	for len(s.hashes) < 5 || time.Since(began) < floorDuration {
 		t := time.Now()
 		_, _ = bcrypt.GenerateFromPassword(password, cost)
-		samples = append(samples, time.Since(t))
-		if len(samples) >= 200 {
+		s.hashes = append(s.hashes, time.Since(t))
+		if len(s.hashes) >= 200 {
 			break
 		}
 	}
-	slices.Sort(samples)
-	median := samples[len(samples)/2]
-	cpus := runtime.NumCPU()
 
 	var done atomic.Int64
 	var wg sync.WaitGroup
-	stop := time.Now().Add(time.Second)
-	for range cpus {
+	stop := time.Now().Add(floorDuration)
+	start := time.Now()
+	for range runtime.NumCPU() {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
 				_, _ = bcrypt.GenerateFromPassword(password, cost)
@@ -54,16 +63,39 @@ func measureFloor(cost int) floor {
 			}
 		})
 	}
-	start := time.Now()
 	wg.Wait()
-	elapsed := time.Since(start)
+	s.parallel, s.elapsed = done.Load(), time.Since(start)
+	return s
+}
 
-	return floor{
-		BcryptCost:        cost,
-		Samples:           len(samples),
-		HashMillis:        round3(float64(median.Microseconds()) / 1000),
-		CPUs:              cpus,
-		CeilingPerSecond:  round1(float64(cpus) / median.Seconds()),
-		ParallelPerSecond: round1(float64(done.Load()) / elapsed.Seconds()),
+// floorOf is the floor of the samples together: the median of all their single hashes, and
+// the flat-out rate over all their parallel hashing.
+func floorOf(cost int, samples ...floorSample) floor {
+	var (
+		hashes   []time.Duration
+		parallel int64
+		elapsed  time.Duration
+	)
+	for _, s := range samples {
+		hashes = append(hashes, s.hashes...)
+		parallel += s.parallel
+		elapsed += s.elapsed
 	}
+	if len(hashes) == 0 {
+		return floor{BcryptCost: cost}
+	}
+	slices.Sort(hashes)
+	median := hashes[len(hashes)/2]
+	cpus := runtime.NumCPU()
+	f := floor{
+		BcryptCost:       cost,
+		Samples:          len(hashes),
+		HashMillis:       round3(float64(median.Microseconds()) / 1000),
+		CPUs:             cpus,
+		CeilingPerSecond: round1(float64(cpus) / median.Seconds()),
+	}
+	if elapsed > 0 {
+		f.ParallelPerSecond = round1(float64(parallel) / elapsed.Seconds())
+	}
+	return f
 }

@@ -160,20 +160,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := runOptions{warmup: *warmup, duration: *duration, timeout: *timeout}
 	for _, sc := range scens {
 		for _, c := range concs {
-			// The floor is measured right before each bcrypt-bound run, with the server
-			// idle, so that it sees the machine as the run does: between runs a hash's time
-			// drifts by a percent or two.
-			var f *floor
-			if sc.bcryptBound && !*skipFloor {
-				fl := measureFloor(*bcryptCost)
-				f = &fl
-				logf("bcrypt floor: one hash at cost %d takes %.1f ms; ceiling %.1f/s on %d CPUs",
-					fl.BcryptCost, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
+			// The floor is measured right before and right after each bcrypt-bound run, with
+			// the server idle, so that it sees the machine as the run does: a hash's time
+			// drifts by a few percent over a minute on a shared machine, and bracketing the
+			// run averages that drift out.
+			measure := sc.bcryptBound && !*skipFloor
+			var before floorSample
+			if measure {
+				before = sampleFloor(*bcryptCost)
 			}
 			logf("%s at concurrency %d: %s", sc.name, c, sc.about)
-			res, err := runScenario(ctx, sc, c, opts, b, addr, pr, f)
+			res, err := runScenario(ctx, sc, c, opts, b, addr, pr)
 			if err != nil {
 				return err
+			}
+			if measure {
+				fl := floorOf(*bcryptCost, before, sampleFloor(*bcryptCost))
+				res.compareWithFloor(fl)
+				logf("bcrypt floor around the run: one hash at cost %d takes %.1f ms; ceiling %.1f/s on %d CPUs",
+					fl.BcryptCost, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
 			}
 			p99 := "–"
 			if res.Latency != nil {

@@ -89,7 +89,7 @@ func writeTable(w io.Writer, r *report) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "\nbcrypt floor, measured right before each run: the median of single hashes at cost %d; ceiling = %d CPUs ÷ that time; and %d goroutines hashing flat out, alone\n",
+			fmt.Fprintf(w, "\nbcrypt floor, measured right before and right after each run: the median of single hashes at cost %d; ceiling = %d CPUs ÷ that time; and %d goroutines hashing flat out, alone\n",
 				f.BcryptCost, f.CPUs, f.CPUs)
 			header = true
 		}

@@ -49,7 +49,7 @@ type runOptions struct {
 // runScenario runs one scenario at one concurrency: the workers log in if they need to,
 // run for the warm-up, then for the measured duration, and the outcomes of the requests that
 // started inside the measured window are reported.
-func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b *bench, addr string, pr probe, f *floor) (result, error) {
+func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b *bench, addr string, pr probe) (result, error) {
 	t := &target{addr: addr, timeout: opts.timeout}
 	workers := make([]worker, conc)
 	errs := make([]error, conc)
@@ -101,7 +101,7 @@ func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b 
 	for _, r := range recs {
 		all.merge(r)
 	}
-	res := summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB, f)
+	res := summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB)
 	if w, ok := workers[0].(interface{ checkRevocation() string }); ok {
 		res.Revocation = w.checkRevocation()
 	}
@@ -227,13 +227,13 @@ type result struct {
 	// Revocation is what happened to the first request after one worker logged out at the
 	// end of the run (GET /users/me only).
 	Revocation string `json:"revocation_check,omitempty"`
-	// Floor is the bcrypt floor measured right before this run, for the bcrypt-bound
+	// Floor is the bcrypt floor measured right before and right after this run, for the bcrypt-bound
 	// scenarios, and BcryptCeilingPct the 2xx rate as a percentage of its ceiling.
 	Floor            *floor  `json:"bcrypt_floor,omitempty"`
 	BcryptCeilingPct float64 `json:"bcrypt_ceiling_percent,omitempty"`
 }
 
-func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, after snapshot, pr probe, peakKiB int64, f *floor) result {
+func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, after snapshot, pr probe, peakKiB int64) result {
 	secs := d.Seconds()
 	r := result{Scenario: sc.name, Concurrency: conc, DurationSeconds: secs, Statuses: map[string]int64{}}
 	var okAll, rejAll histogram
@@ -287,11 +287,17 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 	if peakKiB > 0 {
 		r.ServerPeakRSSMiB = round1(float64(peakKiB) / 1024)
 	}
-	if f != nil && f.CeilingPerSecond > 0 {
-		r.Floor = f
-		r.BcryptCeilingPct = round1(100 * r.OKPerSecond / f.CeilingPerSecond)
-	}
 	return r
+}
+
+// compareWithFloor records the bcrypt floor measured around the run and the run's accepted
+// throughput as a share of its ceiling.
+func (r *result) compareWithFloor(f floor) {
+	if f.CeilingPerSecond <= 0 {
+		return
+	}
+	r.Floor = &f
+	r.BcryptCeilingPct = round1(100 * r.OKPerSecond / f.CeilingPerSecond)
 }
 
 func opOrder(name string) int {
