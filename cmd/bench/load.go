@@ -153,18 +153,27 @@ var scenarios = []scenario{
 	{name: "refresh", about: "POST /api/v1/auth/refresh, each worker chaining its own rotations", needsLogin: true,
 		newWorker: func(b *bench, c *conn, w int) (worker, error) {
 			s, err := newSession(c, b.sessionUsers[w%len(b.sessionUsers)])
-			return &refreshWorker{s: s}, err
+			if err != nil {
+				return nil, err
+			}
+			return &refreshWorker{s: s}, nil
 		}},
 	{name: "me", about: "GET /api/v1/users/me with a bearer token", needsLogin: true,
 		newWorker: func(b *bench, c *conn, w int) (worker, error) {
 			s, err := newSession(c, b.sessionUsers[w%len(b.sessionUsers)])
-			return &meWorker{s: s}, err
+			if err != nil {
+				return nil, err
+			}
+			return &meWorker{s: s}, nil
 		}},
 	{name: "mixed", about: "90% GET /users/me, 9% refresh, 1% password login", needsLogin: true,
 		newWorker: func(b *bench, c *conn, w int) (worker, error) {
 			s, err := newSession(c, b.sessionUsers[w%len(b.sessionUsers)])
+			if err != nil {
+				return nil, err
+			}
 			return &mixedWorker{s: s, rng: rand.New(rand.NewPCG(uint64(w), 6)),
-				login: &loginWorker{c: c, body: b.loginUsers[w%len(b.loginUsers)].loginBody}}, err
+				login: &loginWorker{c: c, body: b.loginUsers[w%len(b.loginUsers)].loginBody}}, nil
 		}},
 }
 
@@ -257,13 +266,27 @@ type session struct {
 	pair tokenPair
 }
 
+// sessionSetupLimit bounds how long a worker keeps asking for its first login while the
+// server answers 503 or 429: at 64 workers logging in at once, the bcrypt pool admits what it
+// can serve in time and asks the rest to come back.
+const sessionSetupLimit = time.Minute
+
+// newSession logs u in on c, honouring Retry-After like any client for up to
+// sessionSetupLimit.
 func newSession(c *conn, u seededUser) (*session, error) {
-	p, status, err := c.login(u.loginBody)
-	if err != nil || status != http.StatusOK {
-		c.close()
-		return nil, fmt.Errorf("logging in %s: status %d: %v", u.username, status, err)
+	deadline := time.Now().Add(sessionSetupLimit)
+	for {
+		p, status, err := c.login(u.loginBody)
+		if err == nil && status == http.StatusOK {
+			return &session{c: c, user: u, pair: p}, nil
+		}
+		wait := backOff(status, c.retryAfter, time.Now(), deadline)
+		if err != nil || wait <= 0 {
+			c.close()
+			return nil, fmt.Errorf("logging in %s: status %d: %v", u.username, status, err)
+		}
+		time.Sleep(wait)
 	}
-	return &session{c: c, user: u, pair: p}, nil
 }
 
 // refresh rotates the pair. A 401 on a refresh token this worker has never presented
@@ -299,7 +322,8 @@ func (s *session) relogin(ctx context.Context, rec *recorder) {
 			s.pair = p
 			return
 		}
-		time.Sleep(100 * time.Millisecond) // the server is failing; do not spin
+		// The server is busy or failing: wait as it asks, or a little, but do not spin.
+		pause(ctx, max(backOff(status, s.c.retryAfter, time.Now(), time.Now().Add(maxBackOff)), 100*time.Millisecond))
 	}
 }
 
