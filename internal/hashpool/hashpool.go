@@ -377,14 +377,18 @@ func movingAverage(avg, sample time.Duration) time.Duration {
 // expectedWait estimates, on the safe side, how long a caller waits for a worker when ahead
 // callers hold workers or are in line before it. With fewer ahead than workers, one is free
 // for it. Otherwise the callers ahead are served workers at a time, each taking a whole hash,
-// and the caller starts after ahead/workers rounds. With every worker busy that is
-// waiting/workers + 1 rounds: the +1 is the hashes in progress, counted as if just begun. With
-// no hash measured yet (avgHash zero) the estimate is zero.
+// and the caller starts after ahead/workers rounds, with every worker busy waiting/workers + 1
+// rounds: the +1 is the hashes in progress, counted as if just begun. One more round is added
+// as a margin: each hand-over from one caller to the next takes a moment that no hash time
+// includes, and at 20 rounds deep those moments add up to about a round. Without the margin a
+// caller admitted at the edge could wait out MaxWait and be refused then, slowly, which is
+// the one answer the estimate exists to prevent. With no hash measured yet (avgHash zero) the
+// estimate is zero.
 func expectedWait(ahead, workers int64, avgHash time.Duration) time.Duration {
 	if ahead < workers {
 		return 0
 	}
-	return time.Duration(ahead/workers) * avgHash
+	return time.Duration(ahead/workers+1) * avgHash
 }
 
 // retryAfter estimates how long the waiting callers need: they are served workers at a time, a

@@ -603,9 +603,10 @@ func TestACallerThatWouldWaitTooLongIsRefusedAtOnce(t *testing.T) {
 		avgHash, maxWait time.Duration
 		wantQueued       int // callers admitted to wait behind the held workers
 	}{
-		{"with one worker, callers one and two rounds away wait and one three rounds away is refused", 1, 4 * time.Second, 10 * time.Second, 2},
-		{"a caller whose estimate equals MaxWait still waits", 1, 5 * time.Second, 10 * time.Second, 2},
-		{"with two workers, the callers ahead are served two per round", 2, 4 * time.Second, 10 * time.Second, 4},
+		// Each estimate counts one round more than the callers ahead need, as a margin.
+		{"with one worker, callers one and two rounds away wait and one three rounds away is refused", 1, 3 * time.Second, 10 * time.Second, 2},
+		{"a caller whose estimate equals MaxWait still waits", 1, 5 * time.Second, 15 * time.Second, 2},
+		{"with two workers, the callers ahead are served two per round", 2, 3 * time.Second, 10 * time.Second, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -761,9 +762,10 @@ func TestCancelGivesUpThePlaceInLine(t *testing.T) {
 }
 
 func TestAReservationCountsInTheEstimateButHoldsNoWorker(t *testing.T) {
-	// With one worker and 4s a hash, MaxWait admits callers up to two rounds away.
+	// With one worker and 3s a hash, MaxWait admits callers up to two rounds away (each
+	// estimate adds a round as a margin: 6s and 9s).
 	p := newPool(t, Options{Workers: 1, Queue: 100, MaxWait: 10 * time.Second, Cost: bcrypt.MinCost})
-	p.avgHash.Store(int64(4 * time.Second))
+	p.avgHash.Store(int64(3 * time.Second))
 	hash := cheapHash(t, testPassword)
 	var reservations []*Reservation
 	for i := range 3 {
@@ -775,7 +777,7 @@ func TestAReservationCountsInTheEstimateButHoldsNoWorker(t *testing.T) {
 		reservations = append(reservations, r)
 	}
 	if _, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
-		t.Fatalf("a fourth reservation, three rounds (12s) from a worker = %v; want ErrBusy from the estimate", err)
+		t.Fatalf("a fourth reservation, three rounds from a worker (12s with the margin) = %v; want ErrBusy from the estimate", err)
 	}
 	if st := p.Stats(); st.Busy != 0 || st.Waiting != 3 {
 		t.Fatalf("with three reservations, Busy = %d and Waiting = %d; want 0 and 3", st.Busy, st.Waiting)
@@ -892,10 +894,10 @@ func TestExpectedWait(t *testing.T) {
 	}{
 		{"with a worker free there is no wait", 1, 2, time.Second, 0},
 		{"with no hash measured there is no estimate", 40, 2, 0, 0},
-		{"with every worker busy and nobody in line, one round", 2, 2, time.Second, time.Second},
-		{"one in line with two workers still gets a worker in the first round", 3, 2, time.Second, time.Second},
-		{"a full round in line adds a round", 4, 2, time.Second, 2 * time.Second},
-		{"64 callers ahead of two workers wait 32 rounds", 64, 2, 70 * time.Millisecond, 32 * 70 * time.Millisecond},
+		{"with every worker busy and nobody in line, one round and the margin", 2, 2, time.Second, 2 * time.Second},
+		{"one in line with two workers still gets a worker in the first round", 3, 2, time.Second, 2 * time.Second},
+		{"a full round in line adds a round", 4, 2, time.Second, 3 * time.Second},
+		{"64 callers ahead of two workers wait 32 rounds and the margin", 64, 2, 70 * time.Millisecond, 33 * 70 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
