@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authly/authly/internal/hashpool"
 	"github.com/authly/authly/internal/service"
@@ -259,4 +262,38 @@ func (e *env) timedGet(path, accessToken string) time.Duration {
 		e.t.Errorf("GET %s: %d", path, resp.StatusCode)
 	}
 	return elapsed
+}
+
+// A login the bcrypt pool sheds is logged as a warning: under a flood, each one is the server
+// protecting itself, and error lines are kept for faults.
+func TestAShedLoginIsLoggedAsAWarning(t *testing.T) {
+	t.Parallel()
+	pool, err := hashpool.New(hashpool.Options{Workers: 1, Queue: 0, Cost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := newEnvWithServer(t, service.ServerOptions{Logger: logger}, withHasher(pool))
+	// The one place in the pool is taken, so the login is refused at once.
+	r, err := pool.Reserve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Cancel()
+	if got := e.loginSeen("anyone", "wrong password"); got.Status != http.StatusServiceUnavailable || got.Code != service.CodeServerBusy {
+		t.Fatalf("a login with the pool full: %+v", got)
+	}
+	var shed int
+	for _, line := range sink.lines(t) {
+		if line["level"] == "ERROR" {
+			t.Errorf("an error line for a shed login: %v", line)
+		}
+		if line["msg"] == "request failed" && line["code"] == service.CodeServerBusy && line["level"] == "WARN" {
+			shed++
+		}
+	}
+	if shed != 1 {
+		t.Errorf("%d warnings for the shed login, want 1", shed)
+	}
 }

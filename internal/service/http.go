@@ -298,8 +298,14 @@ func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error)
 		status = http.StatusInternalServerError
 	}
 	if status >= 500 {
-		// A 5xx is logged once, here, with its cause. A 4xx is the client's business.
-		loggerFrom(r.Context(), p.log).LogAttrs(r.Context(), slog.LevelError, "request failed",
+		// A 5xx is logged once, here, with its cause. A 4xx is the client's business. A login
+		// the bcrypt pool sheds is the server protecting itself as designed, not a fault: it is
+		// a warning, so that a flood does not bury real errors (the metrics count each one).
+		level := slog.LevelError
+		if e.Code == CodeServerBusy {
+			level = slog.LevelWarn
+		}
+		loggerFrom(r.Context(), p.log).LogAttrs(r.Context(), level, "request failed",
 			slog.String("code", e.Code), slog.Int("status", status), slog.Any("cause", e.Cause))
 	}
 	h := w.Header()
