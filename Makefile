@@ -87,6 +87,7 @@ lint: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
 ## vuln: govulncheck against an offline vulnerability database built from the pinned
 ## golang.org/x/vulndb module (tools/vuln.mod), since the online one may be unreachable
 vuln:
+	$(GO) mod download -modfile=tools/vuln.mod golang.org/x/vulndb
 	rm -rf $(VULNDB_DIR) && mkdir -p $(VULNDB_DIR)
 	$(VULN) indexdb -vulns "$$($(GO) list -modfile=tools/vuln.mod -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv" -out $(VULNDB_DIR)
 	$(VULN) govulncheck -db "file://$(CURDIR)/$(VULNDB_DIR)" ./...

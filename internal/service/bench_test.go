@@ -60,26 +60,39 @@ func BenchmarkRefresh(b *testing.B) {
 // handler.
 func BenchmarkRefreshHTTP(b *testing.B) {
 	svc, pair := benchService(b)
+	url := benchServer(b, svc) + "/api/v1/auth/refresh"
+	for b.Loop() {
+		body, _ := json.Marshal(api.RefreshRequest{GrantType: api.RefreshRequestGrantTypeRefreshToken, RefreshToken: pair.RefreshToken})
+		pair.RefreshToken = postForTokens(b, url, body).RefreshToken
+	}
+}
+
+// benchServer serves svc through the real handler and returns its base URL.
+func benchServer(b *testing.B, svc *service.Service) string {
+	b.Helper()
 	h, err := service.NewServer(svc, service.ServerOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
-	defer srv.Close()
-	for b.Loop() {
-		body, _ := json.Marshal(api.RefreshRequest{GrantType: api.RefreshRequestGrantTypeRefreshToken, RefreshToken: pair.RefreshToken})
-		resp, err := http.Post(srv.URL+"/api/v1/auth/refresh", "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var tr api.TokenResponse
-		err = json.NewDecoder(resp.Body).Decode(&tr)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("refresh: %d %v", resp.StatusCode, err)
-		}
-		pair.RefreshToken = tr.RefreshToken
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// postForTokens posts a JSON body that must be answered 200 with a token pair.
+func postForTokens(b *testing.B, url string, body []byte) api.TokenResponse {
+	b.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
 	}
+	var tr api.TokenResponse
+	err = json.NewDecoder(resp.Body).Decode(&tr)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("POST %s: %d %v", url, resp.StatusCode, err)
+	}
+	return tr
 }
 
 // BenchmarkAuthenticate measures the bearer check: signature, claims and one indexed query.
@@ -111,23 +124,9 @@ func BenchmarkPasswordLogin(b *testing.B) {
 // end through the real handler, at bcrypt's cheapest cost.
 func BenchmarkPasswordLoginHTTP(b *testing.B) {
 	svc, _ := benchService(b)
-	h, err := service.NewServer(svc, service.ServerOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	url := benchServer(b, svc) + "/api/v1/auth/token"
 	body, _ := json.Marshal(map[string]string{"grant_type": "password", "username": "bench", "password": testPassword})
 	for b.Loop() {
-		resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var tr api.TokenResponse
-		err = json.NewDecoder(resp.Body).Decode(&tr)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("login: %d %v", resp.StatusCode, err)
-		}
+		postForTokens(b, url, body)
 	}
 }
