@@ -39,9 +39,9 @@ const maxUserAgent = 512
 
 // PasswordLogin checks a username (or email) and password and opens a new session. In order:
 // the login name's rate limit; a place in line in the bounded bcrypt pool; the lockout, which
-// refuses a locked login without spending bcrypt; the password; then the account's state. A name that
-// matches no account goes through the same steps, with the same answers, as a wrong password
-// for one that does.
+// refuses a locked login without spending bcrypt; the password; then the account's state. A
+// name that matches no account goes through the same steps, with the same answers, as a wrong
+// password for one that does.
 //
 // Errors: rate limited (rate_limited, account_locked); unauthenticated (invalid_credentials)
 // for an unknown name or a wrong password, whatever the account's state; forbidden
