@@ -91,6 +91,19 @@ func (h *holder) awaitEntered(n int) {
 	}
 }
 
+// holdOneWorker starts a Compare that takes a worker of p, which hold(t, p, 1) set up as h,
+// and returns once it holds it. The Compare keeps it until h lets go, then sends its error.
+func holdOneWorker(t *testing.T, p *Pool, h *holder, hash []byte) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Compare(t.Context(), hash, testPassword)
+		done <- err
+	}()
+	h.awaitEntered(1)
+	return done
+}
+
 // eventually polls cond until it holds. The deadline only keeps a broken pool from hanging the
 // run; no test depends on how fast anything happens.
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -404,12 +417,7 @@ func TestAWaitingCallerGivesUp(t *testing.T) {
 			hash := cheapHash(t, testPassword)
 			h := hold(t, p, 1)
 
-			holderDone := make(chan error, 1)
-			go func() {
-				_, err := p.Compare(t.Context(), hash, testPassword)
-				holderDone <- err
-			}()
-			h.awaitEntered(1)
+			holderDone := holdOneWorker(t, p, h, hash)
 
 			ctx, cancel := tt.ctx(t.Context())
 			defer cancel()
@@ -708,12 +716,7 @@ func TestCancelGivesUpThePlaceInLine(t *testing.T) {
 	p := newPool(t, Options{Workers: 1, Queue: 1, MaxWait: time.Hour, Cost: bcrypt.MinCost})
 	hash := cheapHash(t, testPassword)
 	h := hold(t, p, 1)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := p.Compare(t.Context(), hash, testPassword)
-		holderDone <- err
-	}()
-	h.awaitEntered(1)
+	holderDone := holdOneWorker(t, p, h, hash)
 
 	r, err := p.Reserve(t.Context())
 	if err != nil {
@@ -815,12 +818,7 @@ func TestCancelAfterTheWorkDoesNothing(t *testing.T) {
 	// Had the reservation left the line more than once, the pool would count one caller too
 	// few and admit a caller beyond its bound: here, one while its only worker is held.
 	h := hold(t, p, 1)
-	holderDone := make(chan error, 1)
-	go func() {
-		_, err := p.Compare(t.Context(), hash, testPassword)
-		holderDone <- err
-	}()
-	h.awaitEntered(1)
+	holderDone := holdOneWorker(t, p, h, hash)
 	if extra, err := p.Reserve(t.Context()); !errors.Is(err, ErrBusy) {
 		if extra != nil {
 			extra.Cancel()
@@ -850,16 +848,14 @@ func TestMaxWaitCountsFromTheReservation(t *testing.T) {
 			p := newPool(t, Options{Workers: 1, Queue: 1, MaxWait: time.Hour, Cost: bcrypt.MinCost})
 			hash := cheapHash(t, testPassword)
 			h := hold(t, p, 1)
-			holderDone := make(chan error, 1)
+			var holderDone <-chan error
 			if tt.holdWorker {
-				go func() {
-					_, err := p.Compare(t.Context(), hash, testPassword)
-					holderDone <- err
-				}()
-				h.awaitEntered(1)
+				holderDone = holdOneWorker(t, p, h, hash)
 			} else {
 				h.letGo()
-				holderDone <- nil
+				free := make(chan error, 1)
+				free <- nil
+				holderDone = free
 			}
 
 			r, err := p.Reserve(t.Context())
