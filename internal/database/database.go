@@ -1,5 +1,6 @@
 // Package database opens Authly's PostgreSQL connection pool and applies the migrations
-// embedded from sql/schema.
+// embedded from sql/schema. Bounded is the handle the domain runs every query through, with a
+// bounded wait for a connection; a Pipeline sends several statements in one round trip.
 package database
 
 import (

@@ -3,6 +3,7 @@ package database
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,8 +45,8 @@ func (p *Pipeline) QueryRow(context.Context, string, ...any) pgx.Row {
 func (p *Pipeline) Len() int { return p.batch.Len() }
 
 // RunPipeline sends p's statements in one round trip on one pooled connection and waits for
-// them to commit. It returns the first statement's error, if any, and then nothing of p has
-// taken effect.
+// them to commit. It reads every statement's result in order and returns the first failure,
+// naming the statement; then nothing of p has taken effect.
 func (b *Bounded) RunPipeline(ctx context.Context, p *Pipeline) error {
 	if p.Len() == 0 {
 		return nil
@@ -55,5 +56,17 @@ func (b *Bounded) RunPipeline(ctx context.Context, p *Pipeline) error {
 		return err
 	}
 	defer c.Release()
-	return c.SendBatch(ctx, &p.batch).Close()
+	results := c.SendBatch(ctx, &p.batch)
+	for i := range p.Len() {
+		if _, err = results.Exec(); err != nil {
+			err = fmt.Errorf("database: pipeline statement %d of %d: %w", i+1, p.Len(), err)
+			break
+		}
+	}
+	// Close reports a failure that no single result carried, such as the implicit commit's.
+	closeErr := results.Close()
+	if err != nil {
+		return err
+	}
+	return closeErr
 }
