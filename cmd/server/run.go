@@ -23,6 +23,7 @@ import (
 	"github.com/authly/authly/internal/config"
 	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/hashpool"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/pgcluster"
 	"github.com/authly/authly/internal/ratelimit"
@@ -231,7 +232,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
 		}
 	}
-	handler, err := service.NewServer(svc, service.ServerOptions{
+	handler, err := httpapi.NewServer(svc, httpapi.ServerOptions{
 		Logger:             log,
 		Metrics:            m,
 		Docs:               cfg.DocsEnabled,

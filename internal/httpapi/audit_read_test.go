@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"

@@ -1,9 +1,10 @@
-package service
+package httpapi
 
 import (
 	"context"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/service"
 )
 
 // CreateToken logs in with the password grant, or rotates a refresh token with the
@@ -14,27 +15,28 @@ func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject)
 		body = req.FormdataBody
 	}
 	if body == nil {
-		return nil, invalidFields(FieldError{Field: "body", Message: "is required"})
+		return nil, service.InvalidFields(service.FieldError{Field: "body", Message: "is required"})
 	}
 	if body.GrantType == api.TokenRequestGrantTypeRefreshToken {
 		return a.refreshGrant(ctx, body)
 	}
 	username, password := deref(body.Username), deref(body.Password)
-	var missing []*FieldError
+	var missing []*service.FieldError
 	if username == "" {
-		missing = append(missing, &FieldError{Field: "username", Message: "is required for the password grant"})
+		missing = append(missing, &service.FieldError{Field: "username", Message: "is required for the password grant"})
 	}
 	if password == "" {
-		missing = append(missing, &FieldError{Field: "password", Message: "is required for the password grant"})
+		missing = append(missing, &service.FieldError{Field: "password", Message: "is required for the password grant"})
 	}
 	if body.RefreshToken != nil {
-		missing = append(missing, &FieldError{Field: "refresh_token", Message: "is only for the refresh_token grant"})
+		missing = append(missing, &service.FieldError{Field: "refresh_token", Message: "is only for the refresh_token grant"})
 	}
-	if err := collect(missing...); err != nil {
+	if err := service.Collect(missing...); err != nil {
 		return nil, err
 	}
-	pair, err := a.svc.PasswordLogin(ctx, username, password, clientFrom(ctx))
-	a.svc.metrics.Login(loginOutcome(err))
+	c := callerFrom(ctx)
+	pair, quota, err := a.svc.PasswordLogin(ctx, username, password, c.client)
+	c.countedAgainst(quota)
 	if err != nil {
 		return nil, err
 	}
@@ -44,20 +46,20 @@ func (a *API) CreateToken(ctx context.Context, req api.CreateTokenRequestObject)
 // refreshGrant is the token endpoint's refresh_token grant: the same rotation as
 // RefreshToken.
 func (a *API) refreshGrant(ctx context.Context, body *api.TokenRequest) (api.CreateTokenResponseObject, error) {
-	var wrong []*FieldError
+	var wrong []*service.FieldError
 	if deref(body.RefreshToken) == "" {
-		wrong = append(wrong, &FieldError{Field: "refresh_token", Message: "is required for the refresh_token grant"})
+		wrong = append(wrong, &service.FieldError{Field: "refresh_token", Message: "is required for the refresh_token grant"})
 	}
 	if body.Username != nil {
-		wrong = append(wrong, &FieldError{Field: "username", Message: "is only for the password grant"})
+		wrong = append(wrong, &service.FieldError{Field: "username", Message: "is only for the password grant"})
 	}
 	if body.Password != nil {
-		wrong = append(wrong, &FieldError{Field: "password", Message: "is only for the password grant"})
+		wrong = append(wrong, &service.FieldError{Field: "password", Message: "is only for the password grant"})
 	}
-	if err := collect(wrong...); err != nil {
+	if err := service.Collect(wrong...); err != nil {
 		return nil, err
 	}
-	pair, err := a.svc.Refresh(ctx, *body.RefreshToken, clientFrom(ctx))
+	pair, err := a.svc.Refresh(ctx, *body.RefreshToken, callerFrom(ctx).client)
 	if err != nil {
 		return nil, err
 	}
@@ -67,9 +69,9 @@ func (a *API) refreshGrant(ctx context.Context, body *api.TokenRequest) (api.Cre
 // RefreshToken rotates a refresh token.
 func (a *API) RefreshToken(ctx context.Context, req api.RefreshTokenRequestObject) (api.RefreshTokenResponseObject, error) {
 	if req.Body == nil {
-		return nil, invalidFields(FieldError{Field: "body", Message: "is required"})
+		return nil, service.InvalidFields(service.FieldError{Field: "body", Message: "is required"})
 	}
-	pair, err := a.svc.Refresh(ctx, req.Body.RefreshToken, clientFrom(ctx))
+	pair, err := a.svc.Refresh(ctx, req.Body.RefreshToken, callerFrom(ctx).client)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +80,8 @@ func (a *API) RefreshToken(ctx context.Context, req api.RefreshTokenRequestObjec
 
 // Logout logs the caller out of every session.
 func (a *API) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
-	n, err := a.svc.Logout(ctx, principalFrom(ctx), clientFrom(ctx))
+	c := callerFrom(ctx)
+	n, err := a.svc.Logout(ctx, c.principal, c.client)
 	if err != nil {
 		return nil, err
 	}
@@ -88,10 +91,11 @@ func (a *API) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Logout
 	}, nil
 }
 
-// loginOutcome labels a login for metrics: "success", or the error's code, a closed set.
-func loginOutcome(err error) string {
-	if err == nil {
-		return "success"
+func tokenResponse(p service.TokenPair) api.TokenResponse {
+	return api.TokenResponse{
+		AccessToken:  p.AccessToken,
+		RefreshToken: p.RefreshToken,
+		TokenType:    api.Bearer,
+		ExpiresIn:    int(p.ExpiresIn.Seconds()),
 	}
-	return AsError(err).Code
 }

@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"io"
@@ -6,15 +6,15 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/httpapi"
 )
 
 // BenchmarkMeHTTP measures GET /api/v1/users/me end to end through the real handler, with
 // parallel keep-alive clients: the bearer check's one query included. Run it with
-// -cpuprofile and focus on service.NewServer's handler to see where the server's time goes.
+// -cpuprofile and focus on httpapi.NewServer's handler to see where the server's time goes.
 func BenchmarkMeHTTP(b *testing.B) {
 	svc, pair := benchService(b)
-	h, err := service.NewServer(svc, service.ServerOptions{})
+	h, err := httpapi.NewServer(svc, httpapi.ServerOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func BenchmarkMeHTTP(b *testing.B) {
 // network: middleware, token check with its one query, and the response, on a recorder.
 func BenchmarkMeHandler(b *testing.B) {
 	svc, pair := benchService(b)
-	h, err := service.NewServer(svc, service.ServerOptions{})
+	h, err := httpapi.NewServer(svc, httpapi.ServerOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

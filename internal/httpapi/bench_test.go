@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testdb"
 	"github.com/authly/authly/internal/token"
@@ -35,25 +36,11 @@ func benchService(b *testing.B) (*service.Service, service.TokenPair) {
 	if _, err := svc.EnsureAdmin(ctx, service.NewUser{Username: "bench", Email: "bench@example.com", Password: testPassword}); err != nil {
 		b.Fatal(err)
 	}
-	pair, err := svc.PasswordLogin(ctx, "bench", testPassword, service.Client{IP: "127.0.0.1", UserAgent: "bench"})
+	pair, _, err := svc.PasswordLogin(ctx, "bench", testPassword, service.Client{IP: "127.0.0.1", UserAgent: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return svc, pair
-}
-
-// BenchmarkRefresh measures one rotation through the service: verify, lock, rotate, commit.
-func BenchmarkRefresh(b *testing.B) {
-	svc, pair := benchService(b)
-	ctx := context.Background()
-	client := service.Client{IP: "127.0.0.1", UserAgent: "bench"}
-	for b.Loop() {
-		next, err := svc.Refresh(ctx, pair.RefreshToken, client)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pair = next
-	}
 }
 
 // BenchmarkRefreshHTTP measures POST /api/v1/auth/refresh end to end through the real
@@ -70,7 +57,7 @@ func BenchmarkRefreshHTTP(b *testing.B) {
 // benchServer serves svc through the real handler and returns its base URL.
 func benchServer(b *testing.B, svc *service.Service) string {
 	b.Helper()
-	h, err := service.NewServer(svc, service.ServerOptions{})
+	h, err := httpapi.NewServer(svc, httpapi.ServerOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,31 +80,6 @@ func postForTokens(b *testing.B, url string, body []byte) api.TokenResponse {
 		b.Fatalf("POST %s: %d %v", url, resp.StatusCode, err)
 	}
 	return tr
-}
-
-// BenchmarkAuthenticate measures the bearer check: signature, claims and one indexed query.
-func BenchmarkAuthenticate(b *testing.B) {
-	svc, pair := benchService(b)
-	ctx := context.Background()
-	for b.Loop() {
-		if _, err := svc.Authenticate(ctx, pair.AccessToken); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkPasswordLogin measures a password login through the service at bcrypt's cheapest
-// cost, so that what it shows is mostly the login's own work: the lockout bookkeeping, the
-// session and its tokens, the session cap and the audit record.
-func BenchmarkPasswordLogin(b *testing.B) {
-	svc, _ := benchService(b)
-	ctx := context.Background()
-	client := service.Client{IP: "127.0.0.1", UserAgent: "bench"}
-	for b.Loop() {
-		if _, err := svc.PasswordLogin(ctx, "bench", testPassword, client); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // BenchmarkPasswordLoginHTTP measures POST /api/v1/auth/token with the password grant end to

@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/service"
 )
 
@@ -51,7 +52,7 @@ func (r *patternRecorder) ServeHTTP(http.ResponseWriter, *http.Request) {}
 func TestTheGeneratedRouterServesExactlyTheContract(t *testing.T) {
 	_, ops := specOperations(t)
 	rec := &patternRecorder{}
-	api.HandlerWithOptions(api.NewStrictHandler(&service.API{}, nil), api.StdHTTPServerOptions{BaseRouter: rec})
+	api.HandlerWithOptions(api.NewStrictHandler(&httpapi.API{}, nil), api.StdHTTPServerOptions{BaseRouter: rec})
 	sort.Strings(rec.patterns)
 	if !slices.Equal(rec.patterns, ops) {
 		t.Fatalf("the generated router registers\n  %s\nbut openapi.yaml has\n  %s\n(run make generate)",
@@ -108,7 +109,7 @@ func TestNewServerRoutesEveryOperationAndNothingElse(t *testing.T) {
 	e := newEnv(t)
 	spec, ops := specOperations(t)
 	logs := &routeLog{}
-	h, err := service.NewServer(e.svc, service.ServerOptions{Docs: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	h, err := httpapi.NewServer(e.svc, httpapi.ServerOptions{Docs: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

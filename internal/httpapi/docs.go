@@ -1,4 +1,4 @@
-package service
+package httpapi
 
 import (
 	"bytes"
@@ -6,12 +6,13 @@ import (
 
 	"github.com/authly/authly/internal/docs"
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/service"
 )
 
 // GetOpenAPISpec serves openapi.yaml as built into the binary; 404 when docs are disabled.
 func (a *API) GetOpenAPISpec(context.Context, api.GetOpenAPISpecRequestObject) (api.GetOpenAPISpecResponseObject, error) {
 	if !a.docs {
-		return nil, errNotFound()
+		return nil, service.NotFound()
 	}
 	spec := docs.Spec()
 	return api.GetOpenAPISpec200ApplicationyamlResponse{Body: bytes.NewReader(spec), ContentLength: int64(len(spec))}, nil
@@ -21,7 +22,7 @@ func (a *API) GetOpenAPISpec(context.Context, api.GetOpenAPISpecRequestObject) (
 // run; 404 when docs are disabled.
 func (a *API) GetDocs(context.Context, api.GetDocsRequestObject) (api.GetDocsResponseObject, error) {
 	if !a.docs {
-		return nil, errNotFound()
+		return nil, service.NotFound()
 	}
 	page, csp := docs.Page(), docs.PageCSP
 	return api.GetDocs200TexthtmlResponse{
@@ -35,7 +36,7 @@ func (a *API) GetDocs(context.Context, api.GetDocsRequestObject) (api.GetDocsRes
 // disabled.
 func (a *API) GetDocsScript(context.Context, api.GetDocsScriptRequestObject) (api.GetDocsScriptResponseObject, error) {
 	if !a.docs {
-		return nil, errNotFound()
+		return nil, service.NotFound()
 	}
 	script := docs.Script()
 	return api.GetDocsScript200TextjavascriptResponse{Body: bytes.NewReader(script), ContentLength: int64(len(script))}, nil

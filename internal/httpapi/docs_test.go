@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/authly/authly/internal/docs"
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/service"
 )
 
@@ -32,7 +33,7 @@ func init() {
 // docsServer serves e's service with the reference page on or off.
 func docsServer(t *testing.T, e *env, enabled bool) *api.ClientWithResponses {
 	t.Helper()
-	h, err := service.NewServer(e.svc, service.ServerOptions{Docs: enabled})
+	h, err := httpapi.NewServer(e.svc, httpapi.ServerOptions{Docs: enabled})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestTheReferencePageRendersInChromium(t *testing.T) {
 	t.Parallel()
 	bin := chromium(t)
 	e := newEnv(t)
-	h, err := service.NewServer(e.svc, service.ServerOptions{Docs: true})
+	h, err := httpapi.NewServer(e.svc, httpapi.ServerOptions{Docs: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -306,25 +306,6 @@ func TestEveryErrorCodeIsInTheContract(t *testing.T) {
 	slices.Sort(codes)
 	if !slices.Equal(enum, codes) {
 		t.Fatalf("openapi.yaml ErrorCode %v != service codes %v", enum, codes)
-	}
-}
-
-func TestBootstrapAdminIsIdempotent(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	in := service.NewUser{Username: "boss", Email: "boss@example.com", Password: testPassword}
-	created, err := e.svc.EnsureAdmin(context.Background(), in)
-	if err != nil || !created {
-		t.Fatalf("first EnsureAdmin: %v %v", created, err)
-	}
-	created, err = e.svc.EnsureAdmin(context.Background(), in)
-	if err != nil || created {
-		t.Fatalf("second EnsureAdmin: %v %v", created, err)
-	}
-	tr := e.login("boss", testPassword)
-	me, _ := e.client.GetCurrentUserWithResponse(context.Background(), bearer(tr.AccessToken))
-	if me.JSON200 == nil || !me.JSON200.IsAdmin || !me.JSON200.IsVerified {
-		t.Fatalf("bootstrap admin: %s", me.Body)
 	}
 }
 

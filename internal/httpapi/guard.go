@@ -1,4 +1,4 @@
-package service
+package httpapi
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/service"
 )
 
 // route is one operation of openapi.yaml, keyed by the ServeMux pattern the generated server
@@ -34,7 +35,7 @@ type route struct {
 func loadRoutes() (map[string]*route, error) {
 	spec, err := api.GetSpec()
 	if err != nil {
-		return nil, fmt.Errorf("service: loading embedded openapi.yaml: %w", err)
+		return nil, fmt.Errorf("httpapi: loading embedded openapi.yaml: %w", err)
 	}
 	routes := map[string]*route{}
 	for path, item := range spec.Paths.Map() {
@@ -67,28 +68,26 @@ func loadRoutes() (map[string]*route, error) {
 }
 
 // callerKey keys what guard learns about a request's caller: one value, so one allocation.
+// It carries the request from the guard to the strict handler's methods, which hand each
+// field to the domain as a parameter.
 type callerKey struct{}
 
 type caller struct {
-	client    Client
-	principal Principal
+	client    service.Client
+	principal service.Principal // set on bearer operations
+	quota     service.Quota     // the tightest rate limit the request counted against so far
 }
 
-// principalFrom returns the authenticated caller that guard stored.
-func principalFrom(ctx context.Context) Principal {
-	c, _ := ctx.Value(callerKey{}).(*caller)
-	if c == nil {
-		return Principal{}
-	}
-	return c.principal
-}
+// countedAgainst keeps the tighter of the caller's quota and q, for the RateLimit-* headers.
+func (c *caller) countedAgainst(q service.Quota) { c.quota = c.quota.Tighter(q) }
 
-func clientFrom(ctx context.Context) Client {
-	c, _ := ctx.Value(callerKey{}).(*caller)
-	if c == nil {
-		return Client{}
+// callerFrom returns what guard stored about the request's caller; an empty caller when guard
+// did not run.
+func callerFrom(ctx context.Context) *caller {
+	if c, ok := ctx.Value(callerKey{}).(*caller); ok {
+		return c
 	}
-	return c.client
+	return &caller{}
 }
 
 // validation is how guard runs the contract's request validator; it is never modified.
@@ -107,16 +106,16 @@ func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := s.routes[r.Pattern]
 		if rt == nil {
-			s.problems.write(w, r, internal(fmt.Errorf("no contract route for %q", r.Pattern)))
+			s.problems.write(w, r, service.Internal(fmt.Errorf("no contract route for %q", r.Pattern)))
 			return
 		}
-		who := &caller{client: Client{IP: s.clientIP.ClientIP(r), UserAgent: r.UserAgent()}}
+		who := &caller{client: service.Client{IP: s.clientIP.ClientIP(r), UserAgent: r.UserAgent()}}
 		ctx := context.WithValue(r.Context(), callerKey{}, who)
 		if rt.ipLimited {
-			q := &quota{}
-			ctx = withQuota(ctx, q)
-			w = &quotaWriter{ResponseWriter: w, quota: q}
-			if err := s.svc.limitClient(ctx, rt.registration); err != nil {
+			w = &quotaWriter{ResponseWriter: w, caller: who}
+			quota, err := s.svc.LimitClient(ctx, who.client, rt.registration)
+			who.countedAgainst(quota)
+			if err != nil {
 				s.problems.write(w, r.WithContext(ctx), err)
 				return
 			}
@@ -172,20 +171,20 @@ func (s *server) checkBody(w http.ResponseWriter, r *http.Request, rt *route) er
 	// would be read wrongly, so it is refused rather than guessed at.
 	charset, hasCharset := params["charset"]
 	if err != nil || !rt.contentTypes[mediaType] || hasCharset && !strings.EqualFold(charset, "utf-8") {
-		return Errorf(KindUnsupportedMedia, CodeUnsupportedMedia, "The request body's content type is not accepted here.")
+		return service.Errorf(service.KindUnsupportedMedia, service.CodeUnsupportedMedia, "The request body's content type is not accepted here.")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return Errorf(KindTooLarge, CodePayloadTooLarge, "The request body is too large.")
+			return service.Errorf(service.KindTooLarge, service.CodePayloadTooLarge, "The request body is too large.")
 		}
-		return &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: "The request body could not be read.", Cause: err}
+		return &service.Error{Kind: service.KindInvalid, Code: service.CodeInvalidRequest, Message: "The request body could not be read.", Cause: err}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if !utf8.Valid(body) {
-		return invalidFields(FieldError{Field: "body", Message: "must be valid UTF-8"})
+		return service.InvalidFields(service.FieldError{Field: "body", Message: "must be valid UTF-8"})
 	}
 	switch mediaType {
 	case "application/json":
@@ -193,16 +192,16 @@ func (s *server) checkBody(w http.ResponseWriter, r *http.Request, rt *route) er
 	case "application/x-www-form-urlencoded":
 		values, err := url.ParseQuery(string(body))
 		if err != nil {
-			return invalidFields(FieldError{Field: "body", Message: "is not a valid form"})
+			return service.InvalidFields(service.FieldError{Field: "body", Message: "is not a valid form"})
 		}
 		for name, vs := range values {
 			for _, v := range vs {
-				if fe := checkText(name, v); fe != nil {
-					return invalidFields(*fe)
+				if fe := service.CheckText(name, v); fe != nil {
+					return service.InvalidFields(*fe)
 				}
 			}
 			if len(vs) > 1 {
-				return invalidFields(FieldError{Field: name, Message: "must appear once"})
+				return service.InvalidFields(service.FieldError{Field: name, Message: "must appear once"})
 			}
 		}
 	}
@@ -212,7 +211,7 @@ func (s *server) checkBody(w http.ResponseWriter, r *http.Request, rt *route) er
 // schemaError turns a validator error into field errors. Only the schema's reason and the
 // field's location are kept: never the offending value, which may be a password.
 func schemaError(err error) error {
-	var fields []FieldError
+	var fields []service.FieldError
 	var visit func(error)
 	visit = func(err error) {
 		// A RequestError is checked first: it unwraps to the MultiError of its own schema
@@ -238,15 +237,15 @@ func schemaError(err error) error {
 			}
 			return
 		}
-		fields = append(fields, FieldError{Field: "body", Message: "is invalid"})
+		fields = append(fields, service.FieldError{Field: "body", Message: "is invalid"})
 	}
 	visit(err)
-	e := invalidFields(fields...)
+	e := service.InvalidFields(fields...)
 	e.Cause = err
 	return e
 }
 
-func addSchemaField(fields *[]FieldError, field string, err error, reason string) {
+func addSchemaField(fields *[]service.FieldError, field string, err error, reason string) {
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
 		if ptr := se.JSONPointer(); len(ptr) > 0 {
@@ -254,11 +253,11 @@ func addSchemaField(fields *[]FieldError, field string, err error, reason string
 				field = strings.Join(ptr, ".")
 			}
 		}
-		*fields = append(*fields, FieldError{Field: field, Message: se.Reason})
+		*fields = append(*fields, service.FieldError{Field: field, Message: se.Reason})
 		return
 	}
 	if reason == "" {
 		reason = "is invalid"
 	}
-	*fields = append(*fields, FieldError{Field: field, Message: reason})
+	*fields = append(*fields, service.FieldError{Field: field, Message: reason})
 }

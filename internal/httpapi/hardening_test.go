@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
 )
@@ -94,7 +95,7 @@ func TestEveryResponseCarriesTheSecurityHeaders(t *testing.T) {
 func TestCORSAllowsExactlyTheConfiguredOrigins(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.serveWith(service.ServerOptions{CORSAllowedOrigins: []string{"https://app.example.com"}})
+	e.serveWith(httpapi.ServerOptions{CORSAllowedOrigins: []string{"https://app.example.com"}})
 
 	t.Run("a preflight from an allowed origin is answered, not refused", func(t *testing.T) {
 		resp := e.plain("OPTIONS", "/api/v1/auth/token", "Origin", "https://app.example.com",
@@ -140,7 +141,7 @@ func TestCORSAllowsExactlyTheConfiguredOrigins(t *testing.T) {
 func TestTheBodyCapIsConfigurable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.serveWith(service.ServerOptions{MaxBodyBytes: 2048})
+	e.serveWith(httpapi.ServerOptions{MaxBodyBytes: 2048})
 	login := func(padding int) int {
 		resp, _ := e.raw("POST", "/api/v1/auth/token", "application/json",
 			`{"grant_type":"password","username":"nobody","password":"x"}`+strings.Repeat(" ", padding))

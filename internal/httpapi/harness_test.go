@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testdb"
 	"github.com/authly/authly/internal/testredis"
@@ -78,18 +79,18 @@ type envOption func(*token.Config, *service.Deps)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	return newInstance(t, testdb.Pool(t), &clock{now: time.Now()}, service.ServerOptions{}, opts...)
+	return newInstance(t, testdb.Pool(t), &clock{now: time.Now()}, httpapi.ServerOptions{}, opts...)
 }
 
 // newEnvWithServer is newEnv with the HTTP side's options, such as a logger or metrics.
-func newEnvWithServer(t *testing.T, serverOpts service.ServerOptions, opts ...envOption) *env {
+func newEnvWithServer(t *testing.T, serverOpts httpapi.ServerOptions, opts ...envOption) *env {
 	t.Helper()
 	return newInstance(t, testdb.Pool(t), &clock{now: time.Now()}, serverOpts, opts...)
 }
 
 // newInstance builds an Authly on pool and clk: its own service and handler, as one server
 // process would hold them.
-func newInstance(t *testing.T, pool *pgxpool.Pool, clk *clock, serverOpts service.ServerOptions, opts ...envOption) *env {
+func newInstance(t *testing.T, pool *pgxpool.Pool, clk *clock, serverOpts httpapi.ServerOptions, opts ...envOption) *env {
 	t.Helper()
 	tokenConfig := token.Config{
 		Algorithm: "HS256", AccessKey: accessKey, RefreshKey: refreshKey, Issuer: "authly-test",
@@ -108,7 +109,7 @@ func newInstance(t *testing.T, pool *pgxpool.Pool, clk *clock, serverOpts servic
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := service.NewServer(svc, serverOpts)
+	h, err := httpapi.NewServer(svc, serverOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

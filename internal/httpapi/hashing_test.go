@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authly/authly/internal/hashpool"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/service"
 )
 
@@ -274,7 +275,7 @@ func TestAShedLoginIsLoggedAsAWarning(t *testing.T) {
 	}
 	sink := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e := newEnvWithServer(t, service.ServerOptions{Logger: logger}, withHasher(pool))
+	e := newEnvWithServer(t, httpapi.ServerOptions{Logger: logger}, withHasher(pool))
 	// The one place in the pool is taken, so the login is refused at once.
 	r, err := pool.Reserve(context.Background())
 	if err != nil {

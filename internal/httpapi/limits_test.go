@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authly/authly/internal/clientip"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testredis"
@@ -208,7 +209,7 @@ func TestForwardedForIsTrustedOnlyFromTrustedProxies(t *testing.T) {
 	t.Run("behind a trusted proxy the rightmost untrusted address is the client", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, oneEach)
-		e.serveWith(service.ServerOptions{ClientIP: clientip.NewResolver([]netip.Prefix{
+		e.serveWith(httpapi.ServerOptions{ClientIP: clientip.NewResolver([]netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8"),
 		})})
 		steps := []struct {

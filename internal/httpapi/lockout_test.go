@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testdb"
@@ -235,34 +236,6 @@ func TestAdminsUnlockAccounts(t *testing.T) {
 	})
 }
 
-func TestCleanupForgetsLapsedUnknownNames(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, withLockout(testLockout))
-	for range 3 {
-		e.loginSeen("ghost-a", "wrong password")
-	}
-	e.clock.Advance(30 * time.Minute)
-	e.loginSeen("ghost-b", "wrong password")
-	ctx := context.Background()
-	if res, err := e.svc.Cleanup(ctx); err != nil || res.LoginFailures != 0 {
-		t.Fatalf("cleanup before anything lapsed: %+v %v", res, err)
-	}
-	e.clock.Advance(31 * time.Minute) // ghost-a's last failure is now over an hour old
-	if res, err := e.svc.Cleanup(ctx); err != nil || res.LoginFailures != 1 {
-		t.Fatalf("cleanup after ghost-a lapsed: %+v %v", res, err)
-	}
-	var left string
-	if err := e.pool.QueryRow(ctx, "SELECT string_agg(login_name, ',') FROM login_failures").Scan(&left); err != nil || left != "ghost-b" {
-		t.Fatalf("login_failures left: %q %v", left, err)
-	}
-	// A deleted row answers as a lapsed one did: the count starts at 1.
-	for i, want := range []seen{wrong, wrong, wrong, locked("60")} {
-		if got := e.loginSeen("ghost-a", "wrong password"); got != want {
-			t.Fatalf("attempt %d after cleanup: %+v", i+1, got)
-		}
-	}
-}
-
 // The attempt is counted in a statement that commits without waiting for the disk. That
 // relaxation belongs to that one transaction: the connection's next transactions, such as the
 // session a right password opens, commit durably again.
@@ -280,7 +253,7 @@ func TestOnlyTheAttemptCountCommitsWithoutWaitingForTheDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	e := newInstance(t, pool, &clock{now: time.Now()}, service.ServerOptions{}, withLockout(testLockout))
+	e := newInstance(t, pool, &clock{now: time.Now()}, httpapi.ServerOptions{}, withLockout(testLockout))
 	e.seedUser("dave")
 	for _, password := range []string{"wrong password", testPassword} {
 		e.loginSeen("dave", password)

@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/metrics"
-	"github.com/authly/authly/internal/service"
 )
 
 func TestLivenessAndReadinessFollowTheLifecycle(t *testing.T) {
@@ -96,7 +96,7 @@ func (b *syncBuffer) String() string {
 func TestEveryRequestLogsOneSafeLine(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
-	e := newEnvWithServer(t, service.ServerOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	e := newEnvWithServer(t, httpapi.ServerOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	_, tok := e.verifiedUser("olga")
 
 	resp, _ := e.raw("GET", "/api/v1/users/me", "", "", "Authorization", "Bearer "+tok.AccessToken, "X-Request-ID", "req-123.abc")
@@ -145,7 +145,7 @@ func TestEveryRequestLogsOneSafeLine(t *testing.T) {
 func TestMetricsCountRequestsLoginsAndTokens(t *testing.T) {
 	t.Parallel()
 	m := metrics.New()
-	e := newEnvWithServer(t, service.ServerOptions{Metrics: m})
+	e := newEnvWithServer(t, httpapi.ServerOptions{Metrics: m})
 	_, tok := e.verifiedUser("pia")
 	e.tryLogin("pia", "not the password")
 	if _, err := e.client.RefreshTokenWithResponse(context.Background(), api.RefreshRequest{

@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/authly/authly/internal/gen/api"
 	"github.com/authly/authly/internal/hashpool"
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testredis"
@@ -49,7 +50,7 @@ func redisLimiter(t *testing.T, prefix string) ratelimit.Limiter {
 // service, handler and in-memory state, as a second server process would have.
 func (e *env) sibling(opts ...envOption) *env {
 	e.t.Helper()
-	return newInstance(e.t, e.pool, e.clock, service.ServerOptions{}, opts...)
+	return newInstance(e.t, e.pool, e.clock, httpapi.ServerOptions{}, opts...)
 }
 
 func passwordGrant(username, password string) api.TokenRequest {
@@ -57,9 +58,9 @@ func passwordGrant(username, password string) api.TokenRequest {
 }
 
 // serveWith replaces the env's HTTP server with one built with opts, on the same service.
-func (e *env) serveWith(opts service.ServerOptions) {
+func (e *env) serveWith(opts httpapi.ServerOptions) {
 	e.t.Helper()
-	h, err := service.NewServer(e.svc, opts)
+	h, err := httpapi.NewServer(e.svc, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func (e *env) serveWith(opts service.ServerOptions) {
 func (e *env) seedUser(username string) {
 	e.t.Helper()
 	ctx := context.Background()
-	u, err := e.svc.Register(ctx, service.NewUser{Username: username, Email: strings.ToLower(username) + "@example.com", Password: testPassword})
+	u, err := e.svc.Register(ctx, service.NewUser{Username: username, Email: strings.ToLower(username) + "@example.com", Password: testPassword}, service.Client{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func (e *env) seedAdmin() string {
 	if _, err := e.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}); err != nil {
 		e.t.Fatal(err)
 	}
-	pair, err := e.svc.PasswordLogin(ctx, "root", testPassword, service.Client{IP: "192.0.2.1"})
+	pair, _, err := e.svc.PasswordLogin(ctx, "root", testPassword, service.Client{IP: "192.0.2.1"})
 	if err != nil {
 		e.t.Fatal(err)
 	}

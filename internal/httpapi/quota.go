@@ -1,11 +1,10 @@
-package service
+package httpapi
 
 import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/rs/cors"
+	"time"
 )
 
 // Which routes the per-IP rate limits cover: every route under /api/v1/auth/, and
@@ -25,21 +24,22 @@ func rateLimited(pattern string) (ipLimited, registration bool) {
 
 // quotaWriter writes the RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers
 // (IETF draft "RateLimit header fields for HTTP") of the tightest limit the request counted
-// against, just before the status line, once every limit has been counted.
+// against, just before the status line, once every limit has been counted: the guard's per-IP
+// limits, and the login name's limit that the token endpoint adds (caller.countedAgainst).
 type quotaWriter struct {
 	http.ResponseWriter
-	quota   *quota
+	caller  *caller
 	written bool
 }
 
 func (w *quotaWriter) WriteHeader(code int) {
 	if !w.written {
 		w.written = true
-		if q := w.quota; q.set {
+		if q := w.caller.quota; q.Counted {
 			h := w.Header()
-			h.Set("RateLimit-Limit", strconv.Itoa(q.result.Limit))
-			h.Set("RateLimit-Remaining", strconv.Itoa(q.result.Remaining))
-			h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(q.result.ResetAfter), 10))
+			h.Set("RateLimit-Limit", strconv.Itoa(q.Limit))
+			h.Set("RateLimit-Remaining", strconv.Itoa(q.Remaining))
+			h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(q.ResetAfter), 10))
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -54,20 +54,7 @@ func (w *quotaWriter) Write(b []byte) (int, error) {
 
 func (w *quotaWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// corsHeaders answers CORS for the exact origins allowed, through rs/cors. With none, there is
-// no CORS at all: no header is added, and a preflight is an OPTIONS request like any other,
-// answered 405. Credentials are never allowed: Authly's clients send bearer tokens, not
-// cookies, so a browser never needs to attach them.
-func corsHeaders(origins []string, next http.Handler) http.Handler {
-	if len(origins) == 0 {
-		return next
-	}
-	return cors.New(cors.Options{
-		AllowedOrigins:   origins,
-		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
-		AllowedHeaders:   []string{"Authorization", "Content-Type", "X-Request-ID"},
-		ExposedHeaders:   []string{"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "WWW-Authenticate", "X-Request-ID"},
-		AllowCredentials: false,
-		MaxAge:           600,
-	}).Handler(next)
+// ceilSeconds is d in whole seconds, rounded up, as the RateLimit-Reset header counts it.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }

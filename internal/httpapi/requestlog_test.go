@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authly/authly/internal/httpapi"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testdb"
 	"github.com/authly/authly/internal/token"
@@ -66,7 +67,7 @@ func loggedServer(t *testing.T, level slog.Level) (*service.Service, *httptest.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := service.NewServer(svc, service.ServerOptions{Logger: log})
+	h, err := httpapi.NewServer(svc, httpapi.ServerOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestServiceLogsCarryTheRequestID(t *testing.T) {
 	if _, err := svc.EnsureAdmin(ctx, service.NewUser{Username: "ines", Email: "ines@example.com", Password: testPassword}); err != nil {
 		t.Fatal(err)
 	}
-	pair, err := svc.PasswordLogin(ctx, "ines", testPassword, service.Client{})
+	pair, _, err := svc.PasswordLogin(ctx, "ines", testPassword, service.Client{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package service
+package httpapi
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 // ListMySessions lists the caller's live sessions.
 func (a *API) ListMySessions(ctx context.Context, _ api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {
-	sessions, err := a.svc.ListSessions(ctx, principalFrom(ctx))
+	sessions, err := a.svc.ListSessions(ctx, callerFrom(ctx).principal)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +29,8 @@ func (a *API) ListMySessions(ctx context.Context, _ api.ListMySessionsRequestObj
 
 // RevokeMySession revokes one of the caller's sessions.
 func (a *API) RevokeMySession(ctx context.Context, req api.RevokeMySessionRequestObject) (api.RevokeMySessionResponseObject, error) {
-	if err := a.svc.RevokeSession(ctx, principalFrom(ctx), req.SessionId, clientFrom(ctx)); err != nil {
+	c := callerFrom(ctx)
+	if err := a.svc.RevokeSession(ctx, c.principal, req.SessionId, c.client); err != nil {
 		return nil, err
 	}
 	return api.RevokeMySession204Response{}, nil
@@ -37,7 +38,8 @@ func (a *API) RevokeMySession(ctx context.Context, req api.RevokeMySessionReques
 
 // RevokeUserSessions logs a user out everywhere (admin).
 func (a *API) RevokeUserSessions(ctx context.Context, req api.RevokeUserSessionsRequestObject) (api.RevokeUserSessionsResponseObject, error) {
-	out, err := a.svc.RevokeUserSessions(ctx, principalFrom(ctx), req.UserId, clientFrom(ctx))
+	c := callerFrom(ctx)
+	out, err := a.svc.RevokeUserSessions(ctx, c.principal, req.UserId, c.client)
 	if err != nil {
 		return nil, err
 	}

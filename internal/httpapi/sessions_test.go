@@ -1,4 +1,4 @@
-package service_test
+package httpapi_test
 
 import (
 	"context"
@@ -263,95 +263,6 @@ func TestConcurrentLoginsRespectTheCap(t *testing.T) {
 	liveTokens := e.count(`SELECT count(*) FROM tokens WHERE user_id = $1 AND invalidated_at IS NULL`, u.Id)
 	if live != 3 || liveTokens != 6 {
 		t.Fatalf("%d live sessions with %d live tokens after 13 logins, want 3 and 6", live, liveTokens)
-	}
-}
-
-func TestCleanupDeletesExpiredTokensAndSessions(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := context.Background()
-	_, first := e.verifiedUser("cleo") // the admin's login is a session too
-	e.login("cleo", testPassword)
-	e.mustRefresh(first.RefreshToken) // leaves a rotated-away pair behind
-
-	if res, err := e.svc.Cleanup(ctx); err != nil || res != (service.CleanupResult{}) {
-		t.Fatalf("cleanup with nothing expired: %+v %v", res, err)
-	}
-
-	// Half an hour on, the four access tokens have expired: the admin's, two of cleo's,
-	// and the one rotated away beside her first refresh token.
-	e.clock.Advance(30*time.Minute + time.Second)
-	res, err := e.svc.Cleanup(ctx)
-	if err != nil || res != (service.CleanupResult{Tokens: 4}) {
-		t.Fatalf("cleanup after 30 minutes: %+v %v", res, err)
-	}
-
-	// A week on, every refresh token and so every session has expired, the revoked one
-	// included; a session opened now is kept.
-	e.clock.Advance(7 * 24 * time.Hour)
-	fresh := e.login("cleo", testPassword)
-	res, err = e.svc.Cleanup(ctx)
-	if err != nil || res != (service.CleanupResult{Tokens: 4, Sessions: 3}) {
-		t.Fatalf("cleanup after a week: %+v %v", res, err)
-	}
-	if n := e.count(`SELECT count(*) FROM sessions`); n != 1 {
-		t.Fatalf("%d sessions left, want the fresh one", n)
-	}
-	if code := e.meStatus(fresh.AccessToken); code != http.StatusOK {
-		t.Fatalf("the fresh session after cleanup: %d", code)
-	}
-	if res, err := e.svc.Cleanup(ctx); err != nil || res != (service.CleanupResult{}) {
-		t.Fatalf("a second cleanup: %+v %v", res, err)
-	}
-}
-
-func TestCleanupWorksInBatchesFromSeveralInstances(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := context.Background()
-	u, _ := e.verifiedUser("bert")
-	const expiredSessions, tokensEach = 1200, 4
-	_, err := e.pool.Exec(ctx, `
-		WITH s AS (
-			INSERT INTO sessions (user_id, created_at, last_used_at, expires_at, absolute_expires_at)
-			SELECT $1, $2::timestamptz - interval '8 days', $2::timestamptz - interval '8 days',
-			       $2::timestamptz - interval '1 day', $2::timestamptz - interval '1 day'
-			FROM generate_series(1, $3::int)
-			RETURNING id
-		)
-		INSERT INTO tokens (token_jti, token_type, user_id, session_id, expires_at)
-		SELECT gen_random_uuid()::text, 'refresh', $1, s.id, $2::timestamptz - interval '1 day'
-		FROM s, generate_series(1, $4::int)`,
-		u.Id, e.clock.Now(), expiredSessions, tokensEach)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Four instances clean at once; together they delete every expired row exactly once.
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total service.CleanupResult
-	)
-	for range 4 {
-		wg.Go(func() {
-			res, err := e.svc.Cleanup(ctx)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			total.Tokens += res.Tokens
-			total.Sessions += res.Sessions
-		})
-	}
-	wg.Wait()
-	if total != (service.CleanupResult{Tokens: expiredSessions * tokensEach, Sessions: expiredSessions}) {
-		t.Fatalf("the instances deleted %+v in all", total)
-	}
-	if n := e.count(`SELECT count(*) FROM sessions WHERE user_id = $1`, u.Id); n != 1 {
-		t.Fatalf("%d of bert's sessions left, want his live one", n)
 	}
 }
 

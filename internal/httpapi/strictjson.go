@@ -1,4 +1,4 @@
-package service
+package httpapi
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/authly/authly/internal/service"
 )
 
 // maxJSONDepth bounds how deeply a request body may nest. No body of the contract nests
@@ -68,15 +70,15 @@ func checkJSON(body []byte) error {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			if !started {
-				return invalidFields(FieldError{Field: "body", Message: "is not valid JSON"})
+				return service.InvalidFields(service.FieldError{Field: "body", Message: "is not valid JSON"})
 			}
 			return nil
 		}
 		if err != nil {
-			return invalidFields(FieldError{Field: "body", Message: "is not valid JSON"})
+			return service.InvalidFields(service.FieldError{Field: "body", Message: "is not valid JSON"})
 		}
 		if started && len(stack) == 0 {
-			return invalidFields(FieldError{Field: "body", Message: "must hold a single JSON value"})
+			return service.InvalidFields(service.FieldError{Field: "body", Message: "must hold a single JSON value"})
 		}
 		started = true
 		parent := top()
@@ -89,7 +91,7 @@ func checkJSON(body []byte) error {
 			switch t {
 			case '{', '[':
 				if len(stack) >= maxJSONDepth {
-					return invalidFields(FieldError{Field: "body", Message: "nests too deeply"})
+					return service.InvalidFields(service.FieldError{Field: "body", Message: "nests too deeply"})
 				}
 				f := &jsonFrame{path: path}
 				if t == '{' {
@@ -104,16 +106,16 @@ func checkJSON(body []byte) error {
 			if parent != nil && parent.expectKey {
 				parent.key, parent.expectKey = t, false
 				if strings.IndexFunc(t, unicode.IsControl) >= 0 {
-					return invalidFields(FieldError{Field: parent.childPath(), Message: "must not contain control characters"})
+					return service.InvalidFields(service.FieldError{Field: parent.childPath(), Message: "must not contain control characters"})
 				}
 				if _, dup := parent.keys[t]; dup {
-					return invalidFields(FieldError{Field: parent.childPath(), Message: "must appear once"})
+					return service.InvalidFields(service.FieldError{Field: parent.childPath(), Message: "must appear once"})
 				}
 				parent.keys[t] = struct{}{}
 				continue
 			}
 			if strings.IndexFunc(t, unicode.IsControl) >= 0 {
-				return invalidFields(FieldError{Field: field(path), Message: "must not contain control characters"})
+				return service.InvalidFields(service.FieldError{Field: field(path), Message: "must not contain control characters"})
 			}
 		}
 		if p := top(); p != nil {

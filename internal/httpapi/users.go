@@ -1,14 +1,16 @@
-package service
+package httpapi
 
 import (
 	"context"
 
 	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/service"
 )
 
 // CreateUser registers a user.
 func (a *API) CreateUser(ctx context.Context, req api.CreateUserRequestObject) (api.CreateUserResponseObject, error) {
-	u, err := a.svc.Register(ctx, NewUser{Username: req.Body.Username, Email: req.Body.Email, Password: req.Body.Password})
+	in := service.NewUser{Username: req.Body.Username, Email: req.Body.Email, Password: req.Body.Password}
+	u, err := a.svc.Register(ctx, in, callerFrom(ctx).client)
 	if err != nil {
 		return nil, err
 	}
@@ -17,12 +19,13 @@ func (a *API) CreateUser(ctx context.Context, req api.CreateUserRequestObject) (
 
 // GetCurrentUser returns the caller's account.
 func (a *API) GetCurrentUser(ctx context.Context, _ api.GetCurrentUserRequestObject) (api.GetCurrentUserResponseObject, error) {
-	return api.GetCurrentUser200JSONResponse{Body: userResponse(principalFrom(ctx).User), Headers: api.GetCurrentUser200ResponseHeaders{CacheControl: noStore()}}, nil
+	return api.GetCurrentUser200JSONResponse{Body: userResponse(callerFrom(ctx).principal.User), Headers: api.GetCurrentUser200ResponseHeaders{CacheControl: noStore()}}, nil
 }
 
 // VerifyUser marks a user verified.
 func (a *API) VerifyUser(ctx context.Context, req api.VerifyUserRequestObject) (api.VerifyUserResponseObject, error) {
-	u, err := a.svc.VerifyUser(ctx, principalFrom(ctx), req.UserId)
+	c := callerFrom(ctx)
+	u, err := a.svc.VerifyUser(ctx, c.principal, req.UserId, c.client)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +41,7 @@ func (a *API) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (ap
 	if req.Params.Limit != nil {
 		limit = *req.Params.Limit
 	}
-	users, err := a.svc.ListUsers(ctx, principalFrom(ctx), skip, limit)
+	users, err := a.svc.ListUsers(ctx, callerFrom(ctx).principal, skip, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +54,7 @@ func (a *API) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (ap
 
 // GetUser returns one user.
 func (a *API) GetUser(ctx context.Context, req api.GetUserRequestObject) (api.GetUserResponseObject, error) {
-	u, err := a.svc.GetUser(ctx, principalFrom(ctx), req.UserId)
+	u, err := a.svc.GetUser(ctx, callerFrom(ctx).principal, req.UserId)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +63,11 @@ func (a *API) GetUser(ctx context.Context, req api.GetUserRequestObject) (api.Ge
 
 // UpdateUser applies a partial update.
 func (a *API) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
-	b := req.Body
-	u, err := a.svc.UpdateUser(ctx, principalFrom(ctx), req.UserId, UserChanges{
+	b, c := req.Body, callerFrom(ctx)
+	u, err := a.svc.UpdateUser(ctx, c.principal, req.UserId, service.UserChanges{
 		Username: b.Username, Email: b.Email, Password: b.Password,
 		IsActive: b.IsActive, IsVerified: b.IsVerified, IsAdmin: b.IsAdmin,
-	})
+	}, c.client)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +76,8 @@ func (a *API) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (
 
 // DeleteUser deletes a user.
 func (a *API) DeleteUser(ctx context.Context, req api.DeleteUserRequestObject) (api.DeleteUserResponseObject, error) {
-	if err := a.svc.DeleteUser(ctx, principalFrom(ctx), req.UserId); err != nil {
+	c := callerFrom(ctx)
+	if err := a.svc.DeleteUser(ctx, c.principal, req.UserId, c.client); err != nil {
 		return nil, err
 	}
 	return api.DeleteUser204Response{}, nil
@@ -81,9 +85,25 @@ func (a *API) DeleteUser(ctx context.Context, req api.DeleteUserRequestObject) (
 
 // UnlockUser clears a user's lockout.
 func (a *API) UnlockUser(ctx context.Context, req api.UnlockUserRequestObject) (api.UnlockUserResponseObject, error) {
-	u, err := a.svc.UnlockUser(ctx, principalFrom(ctx), req.UserId)
+	c := callerFrom(ctx)
+	u, err := a.svc.UnlockUser(ctx, c.principal, req.UserId, c.client)
 	if err != nil {
 		return nil, err
 	}
 	return api.UnlockUser200JSONResponse{Body: userResponse(u), Headers: api.UnlockUser200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// userResponse is the whole public shape of a user.
+func userResponse(u service.User) api.User {
+	return api.User{
+		Id:         u.ID,
+		Username:   u.Username,
+		Email:      u.Email,
+		CreatedAt:  u.CreatedAt,
+		UpdatedAt:  u.UpdatedAt,
+		LastLogin:  u.LastLogin,
+		IsActive:   u.IsActive,
+		IsVerified: u.IsVerified,
+		IsAdmin:    u.IsAdmin,
+	}
 }

@@ -118,7 +118,7 @@ type Result struct {
 	ResetAfter time.Duration
 }
 
-// Limiter is the rate limit store the HTTP layer counts hits in.
+// Limiter is the rate limit store the domain counts hits in.
 type Limiter interface {
 	// Allow records one hit for key under limit l and reports whether it is allowed.
 	Allow(ctx context.Context, key string, l Limit) (Result, error)

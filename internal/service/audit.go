@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/logctx"
 )
 
 // Audit event types: the event_type of each row in audit_events.
@@ -46,9 +47,9 @@ const (
 	reasonLogout            = "logout"
 )
 
-// auditEvent is one security event. Details must never hold a secret: no password, token,
-// token id or hash, only ids, counts and reasons.
-type auditEvent struct {
+// auditEntry is one security event to record. Details must never hold a secret: no password,
+// token, token id or hash, only ids, counts and reasons.
+type auditEntry struct {
 	Type    string
 	UserID  uuid.UUID // the user the event is about; uuid.Nil when there is none
 	Client  Client
@@ -57,7 +58,7 @@ type auditEvent struct {
 
 // audit records an event with q, inside the caller's transaction, so the event commits or
 // rolls back with the change it describes.
-func (s *Service) audit(ctx context.Context, q *db.Queries, ev auditEvent) error {
+func (s *Service) audit(ctx context.Context, q *db.Queries, ev auditEntry) error {
 	details := ev.Details
 	if details == nil {
 		details = map[string]any{}
@@ -82,18 +83,24 @@ func (s *Service) audit(ctx context.Context, q *db.Queries, ev auditEvent) error
 
 // auditOutsideTx records an event that belongs to no transaction, such as a failed login.
 // A failure is logged, not returned: the answer to the client must not depend on it.
-func (s *Service) auditOutsideTx(ctx context.Context, ev auditEvent) {
-	if err := s.audit(ctx, s.q, ev); err != nil {
-		loggerFrom(ctx, s.log).LogAttrs(ctx, slog.LevelError, "writing an audit event",
+func (s *Service) auditOutsideTx(ctx context.Context, ev auditEntry) {
+	if err := s.audit(ctx, s.queries(), ev); err != nil {
+		logctx.From(ctx, s.log).LogAttrs(ctx, slog.LevelError, "writing an audit event",
 			slog.String("event_type", ev.Type), slog.Any("err", err))
 	}
 }
 
+// auditLoginFailure records a failed login. The login name is not recorded: it may be a
+// password typed into the wrong field.
+func (s *Service) auditLoginFailure(ctx context.Context, userID uuid.UUID, reason string, client Client) {
+	s.auditOutsideTx(ctx, auditEntry{Type: AuditLoginFailed, UserID: userID, Client: client,
+		Details: map[string]any{"reason": reason}})
+}
+
 // auditUserChange records an admin's change to a user's account, in the change's
 // transaction. changes names the fields set and their new values; never a password or hash.
-// The client is the one the request guard stored in ctx.
-func (s *Service) auditUserChange(ctx context.Context, q *db.Queries, actor Principal, target uuid.UUID, changes map[string]any) error {
-	return s.audit(ctx, q, auditEvent{Type: AuditUserChanged, UserID: target, Client: clientFrom(ctx),
+func (s *Service) auditUserChange(ctx context.Context, q *db.Queries, actor Principal, target uuid.UUID, changes map[string]any, client Client) error {
+	return s.audit(ctx, q, auditEntry{Type: AuditUserChanged, UserID: target, Client: client,
 		Details: map[string]any{"actor_id": actor.User.ID, "changes": changes}})
 }
 

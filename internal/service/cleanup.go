@@ -21,9 +21,10 @@ type CleanupResult struct {
 }
 
 // Cleanup deletes expired tokens, then expired sessions, then the lockout state of unknown
-// login names whose failures have lapsed, at most 1000 rows per statement, until none is left. Several instances may run it at once: each skips the rows another
-// holds. Revoked sessions and their tokens stay until they expire, so that a reused refresh
-// token is still recognised as reuse.
+// login names whose failures have lapsed, at most 1000 rows per statement, until none is
+// left. Several instances may run it at once: each skips the rows another holds. Revoked
+// sessions and their tokens stay until they expire, so that a reused refresh token is still
+// recognised as reuse.
 //
 // Errors: unavailable; internal; the context's error when it ends between batches.
 func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
@@ -47,20 +48,20 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
 	// Tokens first: a session expires with its newest token, so by the time a session is
 	// deleted its tokens are gone and the cascade has next to nothing to do.
 	err := deleteAll(&res.Tokens, func() (int64, error) {
-		return s.q.DeleteExpiredTokens(ctx, db.DeleteExpiredTokensParams{Now: now, BatchSize: cleanupBatchSize})
+		return s.queries().DeleteExpiredTokens(ctx, db.DeleteExpiredTokensParams{Now: now, BatchSize: cleanupBatchSize})
 	})
 	if err != nil {
 		return res, err
 	}
 	err = deleteAll(&res.Sessions, func() (int64, error) {
-		return s.q.DeleteExpiredSessions(ctx, db.DeleteExpiredSessionsParams{Now: now, BatchSize: cleanupBatchSize})
+		return s.queries().DeleteExpiredSessions(ctx, db.DeleteExpiredSessionsParams{Now: now, BatchSize: cleanupBatchSize})
 	})
 	if err != nil {
 		return res, err
 	}
 	// A lapsed row answers exactly as no row would, so deleting it changes no answer.
 	err = deleteAll(&res.LoginFailures, func() (int64, error) {
-		return s.q.DeleteLapsedLoginFailures(ctx, db.DeleteLapsedLoginFailuresParams{
+		return s.queries().DeleteLapsedLoginFailures(ctx, db.DeleteLapsedLoginFailuresParams{
 			Now: now, ForgetBefore: now.Add(-s.lockout.ResetAfter), BatchSize: cleanupBatchSize})
 	})
 	return res, err

@@ -9,10 +9,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Kind is the closed set of error categories. Each maps to exactly one HTTP status, in
-// statusOf (http.go).
+// Kind is the closed set of error categories. The transport maps each to exactly one HTTP
+// status, in one table (internal/httpapi).
 type Kind int
 
+// The kinds. TooLarge, UnsupportedMedia and MethodNotAllowed are only raised by the transport,
+// about a request's shape; the domain raises the others.
 const (
 	KindInternal Kind = iota
 	KindInvalid
@@ -92,13 +94,13 @@ func Errorf(kind Kind, code, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// invalidFields is a 400 invalid_request that lists the offending fields.
-func invalidFields(fields ...FieldError) *Error {
+// InvalidFields is an invalid_request error that lists the offending fields.
+func InvalidFields(fields ...FieldError) *Error {
 	return &Error{Kind: KindInvalid, Code: CodeInvalidRequest, Message: "The request is invalid.", Fields: fields}
 }
 
-// internal wraps an unexpected failure; the cause is logged where the error is mapped.
-func internal(cause error) *Error {
+// Internal wraps an unexpected failure; the cause is logged where the error is mapped.
+func Internal(cause error) *Error {
 	return &Error{Kind: KindInternal, Code: CodeInternal, Message: "An internal error occurred.", Cause: cause}
 }
 
@@ -128,7 +130,9 @@ func errRefreshTokenReused() *Error {
 	return Errorf(KindUnauthenticated, CodeRefreshTokenReused, "The refresh token was already used; the session is revoked.")
 }
 
-func errNotFound() *Error {
+// NotFound is the one answer for a resource that does not exist or that the caller may not
+// see.
+func NotFound() *Error {
 	return Errorf(KindNotFound, CodeNotFound, "The resource was not found.")
 }
 
@@ -142,7 +146,7 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return internal(err)
+	return Internal(err)
 }
 
 // constraintErrors maps unique constraints to the conflict they mean.
@@ -169,7 +173,7 @@ func dbError(err error) error {
 		return e
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return errNotFound()
+		return NotFound()
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -183,7 +187,7 @@ func dbError(err error) error {
 		if len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:4] == "57P0" || pgErr.Code == "57014") {
 			return unavailable(err)
 		}
-		return internal(err)
+		return Internal(err)
 	}
 	// Not reported by the server, so it happened on the way there: a refused or dropped
 	// connection, a timed-out acquire, a canceled context. To the client that is the

@@ -23,10 +23,10 @@ func errServerBusy(retryAfter time.Duration, cause error) *Error {
 // hashPassword hashes a new password in the bcrypt pool.
 //
 // Errors: unavailable (server_busy); internal.
-func (s *Service) hashPassword(ctx context.Context, password string) (string, error) {
+func (s *Service) hashPassword(ctx context.Context, password string, client Client) (string, error) {
 	h, err := s.hasher.Hash(ctx, []byte(password))
 	if err != nil {
-		return "", s.hashError(ctx, "hash", err)
+		return "", s.hashError(ctx, "hash", err, client)
 	}
 	return string(h), nil
 }
@@ -36,10 +36,10 @@ func (s *Service) hashPassword(ctx context.Context, password string) (string, er
 // the check. The caller must end the reservation: checkPassword does, and so does Cancel.
 //
 // Errors: unavailable (server_busy); internal.
-func (s *Service) reservePasswordCheck(ctx context.Context) (*hashpool.Reservation, error) {
+func (s *Service) reservePasswordCheck(ctx context.Context, client Client) (*hashpool.Reservation, error) {
 	r, err := s.hasher.Reserve(ctx)
 	if err != nil {
-		return nil, s.hashError(ctx, "compare", err)
+		return nil, s.hashError(ctx, "compare", err, client)
 	}
 	return r, nil
 }
@@ -50,28 +50,28 @@ func (s *Service) reservePasswordCheck(ctx context.Context) (*hashpool.Reservati
 // stored password is that long, and bcrypt would compare only its first 72 bytes.
 //
 // Errors: unavailable (server_busy); internal.
-func (s *Service) checkPassword(ctx context.Context, r *hashpool.Reservation, hash []byte, password string) (bool, error) {
+func (s *Service) checkPassword(ctx context.Context, r *hashpool.Reservation, hash []byte, password string, client Client) (bool, error) {
 	known := hash != nil
 	if !known {
 		hash = s.dummyHash
 	}
 	ok, err := r.Compare(ctx, hash, []byte(password))
 	if err != nil {
-		return false, s.hashError(ctx, "compare", err)
+		return false, s.hashError(ctx, "compare", err, client)
 	}
 	return ok && known && len(password) <= maxPasswordBytes, nil
 }
 
-// hashError maps a pool error: a refusal is server_busy, recorded in the audit log at most
-// once per serverBusyAuditInterval; anything else is internal.
-func (s *Service) hashError(ctx context.Context, operation string, err error) error {
+// hashError maps a pool error: a refusal is server_busy, recorded in the audit log with the
+// client at most once per serverBusyAuditInterval; anything else is internal.
+func (s *Service) hashError(ctx context.Context, operation string, err error, client Client) error {
 	if !errors.Is(err, hashpool.ErrBusy) {
-		return internal(err)
+		return Internal(err)
 	}
 	s.metrics.HashRejected()
 	if s.firstIn(ctx, "audit:server_busy", serverBusyAuditInterval) {
 		stats := s.hasher.Stats()
-		s.auditOutsideTx(ctx, auditEvent{Type: AuditServerBusy, Client: clientFrom(ctx), Details: map[string]any{
+		s.auditOutsideTx(ctx, auditEntry{Type: AuditServerBusy, Client: client, Details: map[string]any{
 			"operation": operation, "workers": stats.Workers, "waiting": stats.Waiting, "rejected_total": stats.Rejected,
 		}})
 	}

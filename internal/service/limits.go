@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authly/authly/internal/logctx"
 	"github.com/authly/authly/internal/ratelimit"
 )
 
@@ -36,88 +37,79 @@ func errRateLimited(retryAfter time.Duration) *Error {
 		RetryAfter: max(retryAfter, time.Second)}
 }
 
-// quota is what one request learned about the rate limits it counted against, for the
-// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers. The HTTP layer puts one
-// in the request's context; the service records into it.
-type quota struct {
-	result ratelimit.Result
-	set    bool
+// Quota is what a request learned about the rate limits it counted against: the result of
+// the tightest, for the RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers. The
+// zero Quota counted against none.
+type Quota struct {
+	ratelimit.Result
+	Counted bool // false when no limit counted the request
 }
 
-// record keeps the tightest result: a refusal over anything, otherwise the fewest remaining.
-func (q *quota) record(r ratelimit.Result) {
+// Tighter returns the tighter of q and o: a refusal over anything, otherwise the fewest
+// remaining.
+func (q Quota) Tighter(o Quota) Quota {
 	switch {
-	case !q.set, !r.Allowed && q.result.Allowed, r.Allowed == q.result.Allowed && r.Remaining < q.result.Remaining:
-		q.result, q.set = r, true
+	case !o.Counted:
+		return q
+	case !q.Counted, !o.Allowed && q.Allowed, o.Allowed == q.Allowed && o.Remaining < q.Remaining:
+		return o
 	}
-}
-
-type quotaKey struct{}
-
-func withQuota(ctx context.Context, q *quota) context.Context {
-	return context.WithValue(ctx, quotaKey{}, q)
-}
-
-func quotaFrom(ctx context.Context) *quota {
-	q, _ := ctx.Value(quotaKey{}).(*quota)
 	return q
 }
 
-// limitClient counts a request against the per-IP limit, and a registration against the
-// registration limit too. The client is the one the request guard stored in ctx.
+// LimitClient counts a request from client against the per-IP limit, and a registration
+// against the registration limit too. It returns the tightest of the limits it counted
+// against, also when it refuses.
 //
 // Errors: rate limited (rate_limited).
-func (s *Service) limitClient(ctx context.Context, registration bool) error {
-	ip := clientFrom(ctx).IP
-	if err := s.limit(ctx, limitIP, ip, s.limits.IP); err != nil {
-		return err
+func (s *Service) LimitClient(ctx context.Context, client Client, registration bool) (Quota, error) {
+	quota, err := s.limit(ctx, limitIP, client.IP, s.limits.IP, client)
+	if err != nil || !registration {
+		return quota, err
 	}
-	if registration {
-		return s.limit(ctx, limitRegister, ip, s.limits.Register)
-	}
-	return nil
+	register, err := s.limit(ctx, limitRegister, client.IP, s.limits.Register, client)
+	return quota.Tighter(register), err
 }
 
 // limitLogin counts a password-grant attempt against its login name. Names are compared
 // without case, as accounts are found.
 //
 // Errors: rate limited (rate_limited).
-func (s *Service) limitLogin(ctx context.Context, login string) error {
-	return s.limit(ctx, limitLogin, strings.ToLower(login), s.limits.Login)
+func (s *Service) limitLogin(ctx context.Context, login string, client Client) (Quota, error) {
+	return s.limit(ctx, limitLogin, strings.ToLower(login), s.limits.Login, client)
 }
 
-// limit counts one hit on key under the named limit. A store that fails lets the request
+// limit counts one hit on key under the named limit and returns the limit's result; the zero
+// Quota when the limit is off or its store failed. A store that fails lets the request
 // through: Redis being down must not stop every login, and the lockout, kept in PostgreSQL,
 // and the bounded bcrypt pool still hold. The failure is logged.
-func (s *Service) limit(ctx context.Context, name, key string, l ratelimit.Limit) error {
+func (s *Service) limit(ctx context.Context, name, key string, l ratelimit.Limit, client Client) (Quota, error) {
 	if l.Off() {
-		return nil
+		return Quota{}, nil
 	}
 	res, err := s.limiter.Allow(ctx, name+":"+key, l)
 	if err != nil {
-		s.storeFailures.log(ctx, loggerFrom(ctx, s.log), name, err)
-		return nil
+		s.storeFailures.log(ctx, logctx.From(ctx, s.log), name, err)
+		return Quota{}, nil
 	}
-	if q := quotaFrom(ctx); q != nil {
-		q.record(res)
-	}
+	quota := Quota{Result: res, Counted: true}
 	if res.Allowed {
-		return nil
+		return quota, nil
 	}
 	s.metrics.RateLimited(name)
-	s.auditRateLimited(ctx, name, key, l, res)
-	return errRateLimited(res.RetryAfter)
+	s.auditRateLimited(ctx, name, key, l, res, client)
+	return quota, errRateLimited(res.RetryAfter)
 }
 
 // auditRateLimited records that a key tripped its limit: the first refusal of each key in
 // each period of the limit, not every refusal, so that a flood cannot flood the audit log.
 // The key itself is not recorded, since a login name may be a password typed into the wrong
 // field; the client's IP is.
-func (s *Service) auditRateLimited(ctx context.Context, name, key string, l ratelimit.Limit, res ratelimit.Result) {
+func (s *Service) auditRateLimited(ctx context.Context, name, key string, l ratelimit.Limit, res ratelimit.Result, client Client) {
 	if !s.firstIn(ctx, "audit:"+name+":"+key, l.Period) {
 		return
 	}
-	s.auditOutsideTx(ctx, auditEvent{Type: AuditRateLimited, Client: clientFrom(ctx), Details: map[string]any{
+	s.auditOutsideTx(ctx, auditEntry{Type: AuditRateLimited, Client: client, Details: map[string]any{
 		"limit": name, "policy": l.String(), "retry_after_seconds": ceilSeconds(res.RetryAfter),
 	}})
 }

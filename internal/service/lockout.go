@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/logctx"
 )
 
 // LockoutPolicy is the progressive account lockout (AUTHLY_LOCKOUT_*). After Threshold
@@ -52,6 +53,23 @@ func (p LockoutPolicy) withDefaults() LockoutPolicy {
 
 func (p LockoutPolicy) off() bool { return p.Threshold <= 0 }
 
+// loginAccount is what a login needs of the account its name matches.
+type loginAccount struct {
+	id                   uuid.UUID // uuid.Nil when the name matches no account
+	passwordHash         []byte    // nil when the name matches no account
+	isActive, isVerified bool
+}
+
+// loginNames splits a login into the username or the email it is: an email when it contains
+// '@' (usernames cannot), a username otherwise. The other is nil.
+func loginNames(login string) (username, email *string) {
+	if strings.Contains(login, "@") {
+		email := strings.ToLower(login)
+		return nil, &email
+	}
+	return &login, nil
+}
+
 // loginAttempt is one password check counted against a login before it runs. Accounts are
 // counted in users, and login names that match no account in login_failures, under the same
 // rule, so the two answer alike.
@@ -74,18 +92,14 @@ func errAccountLocked(retryAfter time.Duration) *Error {
 // claimLoginAttempt finds the account login names and counts an attempt on it, or on the
 // name when it matches no account, before the password is checked, in one statement. A
 // locked login is refused without counting and without bcrypt, for accounts and unknown
-// names alike, so the two paths cost the same.
+// names alike, so the two paths cost the same. Lockout must be on.
 //
 // Errors: rate limited (account_locked); unavailable; internal.
 func (s *Service) claimLoginAttempt(ctx context.Context, login string, client Client) (loginAccount, loginAttempt, error) {
 	p := s.lockout
-	if p.off() {
-		account, err := s.findLoginAccount(ctx, login)
-		return account, loginAttempt{userID: account.id}, err
-	}
 	now := s.now()
 	username, email := loginNames(login)
-	row, err := s.q.ClaimLoginAttempt(ctx, db.ClaimLoginAttemptParams{
+	row, err := s.queries().ClaimLoginAttempt(ctx, db.ClaimLoginAttemptParams{
 		Username: username, Email: email, LoginName: strings.ToLower(login),
 		Now: now, ForgetBefore: now.Add(-p.ResetAfter),
 		Threshold: int32(p.Threshold), BaseLockSeconds: p.Duration.Seconds(), MaxLockSeconds: p.MaxDuration.Seconds(),
@@ -115,9 +129,9 @@ func (s *Service) refuseLocked(ctx context.Context, a loginAttempt, now time.Tim
 		err         error
 	)
 	if a.userID != uuid.Nil {
-		lockedUntil, err = s.q.GetUserLockedUntil(ctx, a.userID)
+		lockedUntil, err = s.queries().GetUserLockedUntil(ctx, a.userID)
 	} else {
-		lockedUntil, err = s.q.GetLoginNameLockedUntil(ctx, a.name)
+		lockedUntil, err = s.queries().GetLoginNameLockedUntil(ctx, a.name)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The account was deleted in between: there is nothing left to log in to.
@@ -145,12 +159,12 @@ func (s *Service) refundLoginAttempt(ctx context.Context, a loginAttempt) {
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	if a.userID != uuid.Nil {
-		err = s.q.RefundUserLoginAttempt(ctx, db.RefundUserLoginAttemptParams{UserID: a.userID, ClaimedAttempts: a.attempts})
+		err = s.queries().RefundUserLoginAttempt(ctx, db.RefundUserLoginAttemptParams{UserID: a.userID, ClaimedAttempts: a.attempts})
 	} else {
-		err = s.q.RefundLoginNameAttempt(ctx, db.RefundLoginNameAttemptParams{LoginName: a.name, ClaimedAttempts: a.attempts})
+		err = s.queries().RefundLoginNameAttempt(ctx, db.RefundLoginNameAttemptParams{LoginName: a.name, ClaimedAttempts: a.attempts})
 	}
 	if err != nil {
-		loggerFrom(ctx, s.log).ErrorContext(ctx, "taking back an unchecked login attempt", "err", err)
+		logctx.From(ctx, s.log).ErrorContext(ctx, "taking back an unchecked login attempt", "err", err)
 	}
 }
 
@@ -169,7 +183,7 @@ func (s *Service) loginFailed(ctx context.Context, a loginAttempt, reason string
 	if a.userID == uuid.Nil {
 		details["reason"] = reasonUnknownUser
 	}
-	s.auditOutsideTx(ctx, auditEvent{Type: AuditAccountLocked, UserID: a.userID, Client: client, Details: details})
+	s.auditOutsideTx(ctx, auditEntry{Type: AuditAccountLocked, UserID: a.userID, Client: client, Details: details})
 }
 
 // resetLoginFailures starts an account's count again after a right password.
@@ -177,16 +191,16 @@ func (s *Service) resetLoginFailures(ctx context.Context, a loginAttempt) error 
 	if a.attempts == 0 {
 		return nil
 	}
-	return dbError(s.q.ResetUserLoginFailures(ctx, a.userID))
+	return dbError(s.queries().ResetUserLoginFailures(ctx, a.userID))
 }
 
 // UnlockUser clears a user's lock and failed-login count. Only admins may. Unlocking an
 // account that is not locked changes nothing and succeeds.
 //
 // Errors: forbidden; not found; unavailable; internal.
-func (s *Service) UnlockUser(ctx context.Context, actor Principal, id uuid.UUID) (db.User, error) {
+func (s *Service) UnlockUser(ctx context.Context, actor Principal, id uuid.UUID, client Client) (User, error) {
 	if !actor.User.IsAdmin {
-		return db.User{}, errForbidden("Admin rights are required.")
+		return User{}, errForbidden("Admin rights are required.")
 	}
 	var u db.User
 	err := s.inTx(ctx, func(q *db.Queries) error {
@@ -198,8 +212,17 @@ func (s *Service) UnlockUser(ctx context.Context, actor Principal, id uuid.UUID)
 			return err
 		}
 		wasLocked := before.LockedUntil != nil && before.LockedUntil.After(s.now())
-		return s.audit(ctx, q, auditEvent{Type: AuditAccountUnlocked, UserID: id, Client: clientFrom(ctx),
+		return s.audit(ctx, q, auditEntry{Type: AuditAccountUnlocked, UserID: id, Client: client,
 			Details: map[string]any{"actor_id": actor.User.ID, "was_locked": wasLocked, "failed_attempts": before.FailedLoginAttempts}})
 	})
-	return u, err
+	return userFrom(u), err
+}
+
+// deref returns what p points to, or the zero value for nil.
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }

@@ -1,6 +1,8 @@
-// Package service is Authly's hand-written layer between the generated HTTP contract and the
-// generated queries: password hashing, token issuance and verification, and the rules of the
-// user and role model. The domain side speaks Go; api.go adapts it to the strict server.
+// Package service is Authly's domain: users and roles, password logins, sessions and their
+// refresh-token rotation, lockout, rate limits, audit and cleanup. It takes and returns its own
+// Go types and *Error values, records its own metrics, and runs every statement through the
+// sqlc queries of internal/gen/db. It knows nothing of HTTP: internal/httpapi adapts it to the
+// contract.
 package service
 
 import (
@@ -46,13 +48,13 @@ type Deps struct {
 
 // Service implements Authly's use cases.
 type Service struct {
-	pool     *pgxpool.Pool
-	q        *db.Queries
+	// store is the one database handle: every query, transaction and pipeline goes through
+	// it, so that every wait for a connection is bounded alike.
+	store    *database.Bounded
 	tokens   *token.Issuer
 	now      func() time.Time
 	log      *slog.Logger
 	sessions SessionPolicy
-	db       *database.Bounded
 	metrics  *metrics.Metrics
 	// phase is starting, serving or draining; readiness reports it.
 	phase   atomic.Int32
@@ -95,12 +97,9 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: computing dummy hash: %w", err)
 	}
-	bounded := &database.Bounded{Pool: d.Pool, AcquireTimeout: d.AcquireTimeout}
 	return &Service{
-		pool:      d.Pool,
-		db:        bounded,
+		store:     &database.Bounded{Pool: d.Pool, AcquireTimeout: d.AcquireTimeout},
 		metrics:   d.Metrics,
-		q:         db.New(bounded),
 		tokens:    d.Tokens,
 		now:       d.Clock,
 		log:       d.Logger,
@@ -113,14 +112,17 @@ func New(d Deps) (*Service, error) {
 	}, nil
 }
 
+// queries are the generated queries on the store, outside any transaction.
+func (s *Service) queries() *db.Queries { return db.New(s.store) }
+
 // inTx runs fn in one transaction: it commits when fn returns nil and rolls back otherwise.
 func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	tx, err := s.db.Begin(ctx)
+	tx, err := s.store.Begin(ctx)
 	if err != nil {
 		return dbError(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if err := fn(s.q.WithTx(tx)); err != nil {
+	if err := fn(db.New(tx)); err != nil {
 		return dbError(err)
 	}
 	return dbError(tx.Commit(ctx))
@@ -149,7 +151,7 @@ func (s *Service) Phase() string { return phases[s.phase.Load()] }
 func (s *Service) Health(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.pool.Ping(ctx); err != nil {
+	if err := s.store.Pool.Ping(ctx); err != nil {
 		return unavailable(err)
 	}
 	return nil

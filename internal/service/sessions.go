@@ -59,11 +59,11 @@ func (s *Service) issuePair(userID, sessionID uuid.UUID, now, absoluteEnd time.T
 	}
 	refresh, err = s.tokens.Issue(token.Refresh, userID, sessionID, sessionEnd)
 	if err != nil {
-		return token.Issued{}, token.Issued{}, internal(err)
+		return token.Issued{}, token.Issued{}, Internal(err)
 	}
 	access, err = s.tokens.Issue(token.Access, userID, sessionID, refresh.ExpiresAt)
 	if err != nil {
-		return token.Issued{}, token.Issued{}, internal(err)
+		return token.Issued{}, token.Issued{}, Internal(err)
 	}
 	return access, refresh, nil
 }
@@ -80,9 +80,8 @@ func tokenPair(access, refresh token.Issued, now time.Time) TokenPair {
 // user's oldest live sessions beyond the cap, with their tokens, and records each revocation.
 // It runs after the statement that inserts the new session and locks the user's row, so
 // concurrent logins cannot both slip under the cap.
-func (s *Service) enforceSessionLimit(ctx context.Context, q *db.Queries, userID uuid.UUID, now time.Time, client Client) {
-	// Queuing a statement cannot fail; running the pipeline can.
-	_ = q.RevokeSessionsOverLimit(ctx, db.RevokeSessionsOverLimitParams{
+func (s *Service) enforceSessionLimit(ctx context.Context, q *db.Queries, userID uuid.UUID, now time.Time, client Client) error {
+	return q.RevokeSessionsOverLimit(ctx, db.RevokeSessionsOverLimitParams{
 		UserID:      userID,
 		Now:         now,
 		IdleCutoff:  s.idleCutoff(now),
@@ -94,8 +93,8 @@ func (s *Service) enforceSessionLimit(ctx context.Context, q *db.Queries, userID
 	})
 }
 
-// SessionInfo describes one live session.
-type SessionInfo struct {
+// Session is one live session: one login, one refresh-token family.
+type Session struct {
 	ID         uuid.UUID
 	CreatedAt  time.Time
 	LastUsedAt time.Time
@@ -108,17 +107,17 @@ type SessionInfo struct {
 // ListSessions returns the caller's live sessions, newest first.
 //
 // Errors: unavailable; internal.
-func (s *Service) ListSessions(ctx context.Context, actor Principal) ([]SessionInfo, error) {
+func (s *Service) ListSessions(ctx context.Context, actor Principal) ([]Session, error) {
 	now := s.now()
-	rows, err := s.q.ListLiveSessions(ctx, db.ListLiveSessionsParams{
+	rows, err := s.queries().ListLiveSessions(ctx, db.ListLiveSessionsParams{
 		UserID: actor.User.ID, Now: now, IdleCutoff: s.idleCutoff(now),
 	})
 	if err != nil {
 		return nil, dbError(err)
 	}
-	sessions := make([]SessionInfo, len(rows))
+	sessions := make([]Session, len(rows))
 	for i, r := range rows {
-		sessions[i] = SessionInfo{
+		sessions[i] = Session{
 			ID:         r.ID,
 			CreatedAt:  r.CreatedAt,
 			LastUsedAt: r.LastUsedAt,
@@ -150,7 +149,7 @@ func (s *Service) RevokeSession(ctx context.Context, actor Principal, sessionID 
 			return err // no rows: not found
 		}
 		s.metrics.TokensRevoked(reasonRevokedByUser, row.InvalidatedTokens)
-		return s.audit(ctx, q, auditEvent{Type: AuditSessionRevoked, UserID: userID, Client: client,
+		return s.audit(ctx, q, auditEntry{Type: AuditSessionRevoked, UserID: userID, Client: client,
 			Details: map[string]any{"session_id": row.ID, "reason": reasonRevokedByUser, "invalidated_tokens": row.InvalidatedTokens}})
 	})
 }
@@ -169,7 +168,7 @@ func (s *Service) Logout(ctx context.Context, actor Principal, client Client) (i
 			return err
 		}
 		invalidated = tokens
-		return s.audit(ctx, q, auditEvent{Type: AuditLogout, UserID: actor.User.ID, Client: client,
+		return s.audit(ctx, q, auditEntry{Type: AuditLogout, UserID: actor.User.ID, Client: client,
 			Details: map[string]any{"session_id": actor.SessionID, "revoked_sessions": revoked, "invalidated_tokens": tokens}})
 	})
 	if err != nil {
@@ -202,7 +201,7 @@ func (s *Service) RevokeUserSessions(ctx context.Context, actor Principal, userI
 			return err
 		}
 		out = ForcedLogout{RevokedSessions: revoked, InvalidatedTokens: tokens}
-		return s.audit(ctx, q, auditEvent{Type: AuditUserSessionsRevoked, UserID: userID, Client: client,
+		return s.audit(ctx, q, auditEntry{Type: AuditUserSessionsRevoked, UserID: userID, Client: client,
 			Details: map[string]any{"actor_id": actor.User.ID, "revoked_sessions": revoked, "invalidated_tokens": tokens}})
 	})
 	return out, err

@@ -4,12 +4,42 @@ import (
 	"context"
 	"errors"
 	"math"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authly/authly/internal/gen/db"
 )
+
+// User is an account as the domain shows it: never its password hash or its brute-force
+// state, which stay in the database layer.
+type User struct {
+	ID         uuid.UUID
+	Username   string
+	Email      string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastLogin  *time.Time
+	IsActive   bool
+	IsVerified bool
+	IsAdmin    bool
+}
+
+// userFrom is the domain's view of a users row.
+func userFrom(u db.User) User {
+	return User{
+		ID:         u.ID,
+		Username:   u.Username,
+		Email:      u.Email,
+		CreatedAt:  u.CreatedAt,
+		UpdatedAt:  u.UpdatedAt,
+		LastLogin:  u.LastLogin,
+		IsActive:   u.IsActive,
+		IsVerified: u.IsVerified,
+		IsAdmin:    u.IsAdmin,
+	}
+}
 
 // NewUser is a registration request.
 type NewUser struct {
@@ -18,24 +48,24 @@ type NewUser struct {
 	Password string
 }
 
-// Register creates an active, unverified, non-admin user.
+// Register creates an active, unverified, non-admin user for client.
 //
 // Errors: invalid (invalid_request with field errors); conflict (username_taken,
 // email_taken); unavailable (server_busy, database_unavailable); internal.
-func (s *Service) Register(ctx context.Context, in NewUser) (db.User, error) {
-	return s.createUser(ctx, in, false)
+func (s *Service) Register(ctx context.Context, in NewUser, client Client) (User, error) {
+	return s.createUser(ctx, in, false, client)
 }
 
-func (s *Service) createUser(ctx context.Context, in NewUser, admin bool) (db.User, error) {
+func (s *Service) createUser(ctx context.Context, in NewUser, admin bool, client Client) (User, error) {
 	email, emailErr := normalizeEmail(in.Email)
-	if err := collect(validateUsername(in.Username), emailErr, validatePassword(in.Password, in.Username, in.Email)); err != nil {
-		return db.User{}, err
+	if err := Collect(validateUsername(in.Username), emailErr, validatePassword(in.Password, in.Username, in.Email)); err != nil {
+		return User{}, err
 	}
-	hash, err := s.hashPassword(ctx, in.Password)
+	hash, err := s.hashPassword(ctx, in.Password, client)
 	if err != nil {
-		return db.User{}, err
+		return User{}, err
 	}
-	u, err := s.q.CreateUser(ctx, db.CreateUserParams{
+	u, err := s.queries().CreateUser(ctx, db.CreateUserParams{
 		Username:     in.Username,
 		Email:        email,
 		PasswordHash: hash,
@@ -43,7 +73,7 @@ func (s *Service) createUser(ctx context.Context, in NewUser, admin bool) (db.Us
 		IsVerified:   admin,
 		IsAdmin:      admin,
 	})
-	return u, dbError(err)
+	return userFrom(u), dbError(err)
 }
 
 // EnsureAdmin creates an active, verified admin unless a user with that username already
@@ -52,14 +82,14 @@ func (s *Service) createUser(ctx context.Context, in NewUser, admin bool) (db.Us
 // Errors: invalid; conflict (email_taken, when another user has the email); unavailable;
 // internal.
 func (s *Service) EnsureAdmin(ctx context.Context, in NewUser) (created bool, err error) {
-	_, err = s.q.GetUserByUsername(ctx, in.Username)
+	_, err = s.queries().GetUserByUsername(ctx, in.Username)
 	if err == nil {
 		return false, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return false, dbError(err)
 	}
-	if _, err := s.createUser(ctx, in, true); err != nil {
+	if _, err := s.createUser(ctx, in, true, Client{}); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -68,9 +98,9 @@ func (s *Service) EnsureAdmin(ctx context.Context, in NewUser) (created bool, er
 // VerifyUser marks a user verified. Only admins may.
 //
 // Errors: forbidden; not found; unavailable; internal.
-func (s *Service) VerifyUser(ctx context.Context, actor Principal, id uuid.UUID) (db.User, error) {
+func (s *Service) VerifyUser(ctx context.Context, actor Principal, id uuid.UUID, client Client) (User, error) {
 	if !actor.User.IsAdmin {
-		return db.User{}, errForbidden("Admin rights are required.")
+		return User{}, errForbidden("Admin rights are required.")
 	}
 	var u db.User
 	err := s.inTx(ctx, func(q *db.Queries) error {
@@ -78,35 +108,42 @@ func (s *Service) VerifyUser(ctx context.Context, actor Principal, id uuid.UUID)
 		if u, err = q.SetUserVerified(ctx, id); err != nil {
 			return err
 		}
-		return s.auditUserChange(ctx, q, actor, id, map[string]any{"is_verified": true})
+		return s.auditUserChange(ctx, q, actor, id, map[string]any{"is_verified": true}, client)
 	})
-	return u, err
+	return userFrom(u), err
 }
 
 // ListUsers returns a page of users, newest first. Only admins may.
 //
 // Errors: forbidden; unavailable; internal.
-func (s *Service) ListUsers(ctx context.Context, actor Principal, skip, limit int) ([]db.User, error) {
+func (s *Service) ListUsers(ctx context.Context, actor Principal, skip, limit int) ([]User, error) {
 	if !actor.User.IsAdmin {
 		return nil, errForbidden("Admin rights are required.")
 	}
 	if skip < 0 || limit < 1 || limit > 100 {
-		return nil, invalidFields(FieldError{Field: "limit", Message: "must be from 1 to 100, with skip at least 0"})
+		return nil, InvalidFields(FieldError{Field: "limit", Message: "must be from 1 to 100, with skip at least 0"})
 	}
-	users, err := s.q.ListUsers(ctx, db.ListUsersParams{SkipRows: int32(min(skip, math.MaxInt32)), MaxRows: int32(limit)})
-	return users, dbError(err)
+	rows, err := s.queries().ListUsers(ctx, db.ListUsersParams{SkipRows: int32(min(skip, math.MaxInt32)), MaxRows: int32(limit)})
+	if err != nil {
+		return nil, dbError(err)
+	}
+	users := make([]User, len(rows))
+	for i, r := range rows {
+		users[i] = userFrom(r)
+	}
+	return users, nil
 }
 
 // GetUser returns a user to itself or to an admin. Anyone else gets not found, exactly as
 // for an id that does not exist, so ids cannot be probed.
 //
 // Errors: not found; unavailable; internal.
-func (s *Service) GetUser(ctx context.Context, actor Principal, id uuid.UUID) (db.User, error) {
+func (s *Service) GetUser(ctx context.Context, actor Principal, id uuid.UUID) (User, error) {
 	if !canSee(actor, id) {
-		return db.User{}, errNotFound()
+		return User{}, NotFound()
 	}
-	u, err := s.q.GetUserByID(ctx, id)
-	return u, dbError(err)
+	u, err := s.queries().GetUserByID(ctx, id)
+	return userFrom(u), dbError(err)
 }
 
 // canSee reports whether actor may see or change user id: itself, or anyone for an admin.
@@ -156,16 +193,16 @@ func (c UserChanges) privileged() bool {
 // Errors: not found (another user's id, for a non-admin); forbidden (flags, for a
 // non-admin); invalid (field errors, last_admin); conflict (username_taken, email_taken);
 // unavailable (server_busy, database_unavailable); internal.
-func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID, c UserChanges) (db.User, error) {
+func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID, c UserChanges, client Client) (User, error) {
 	if !canSee(actor, id) {
-		return db.User{}, errNotFound()
+		return User{}, NotFound()
 	}
 	if c.privileged() && !actor.User.IsAdmin {
-		return db.User{}, errForbidden("Only admins may change is_active, is_verified or is_admin.")
+		return User{}, errForbidden("Only admins may change is_active, is_verified or is_admin.")
 	}
-	current, err := s.q.GetUserByID(ctx, id)
+	current, err := s.queries().GetUserByID(ctx, id)
 	if err != nil {
-		return db.User{}, dbError(err)
+		return User{}, dbError(err)
 	}
 	params := db.UpdateUserParams{ID: id, Username: c.Username, IsActive: c.IsActive, IsVerified: c.IsVerified, IsAdmin: c.IsAdmin}
 	var fes []*FieldError
@@ -182,14 +219,14 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID,
 	if c.Password != nil {
 		fes = append(fes, validatePassword(*c.Password, username, email))
 	}
-	if err := collect(fes...); err != nil {
-		return db.User{}, err
+	if err := Collect(fes...); err != nil {
+		return User{}, err
 	}
 	if c.Password != nil {
 		// Hashed before the transaction, so no row lock waits on bcrypt.
-		hash, err := s.hashPassword(ctx, *c.Password)
+		hash, err := s.hashPassword(ctx, *c.Password, client)
 		if err != nil {
-			return db.User{}, err
+			return User{}, err
 		}
 		params.PasswordHash = &hash
 	}
@@ -224,11 +261,11 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id uuid.UUID,
 			s.metrics.TokensRevoked("user_changed", n)
 		}
 		if actor.User.IsAdmin {
-			return s.auditUserChange(ctx, q, actor, id, c.auditDetails())
+			return s.auditUserChange(ctx, q, actor, id, c.auditDetails(), client)
 		}
 		return nil
 	})
-	return updated, err
+	return userFrom(updated), err
 }
 
 func errLastAdmin() *Error {
@@ -239,9 +276,9 @@ func errLastAdmin() *Error {
 // admins anyone but the last active admin.
 //
 // Errors: not found; invalid (last_admin); unavailable; internal.
-func (s *Service) DeleteUser(ctx context.Context, actor Principal, id uuid.UUID) error {
+func (s *Service) DeleteUser(ctx context.Context, actor Principal, id uuid.UUID, client Client) error {
 	if !canSee(actor, id) {
-		return errNotFound()
+		return NotFound()
 	}
 	return s.inTx(ctx, func(q *db.Queries) error {
 		// Admins first, then the target, in the same order as UpdateUser.
@@ -263,7 +300,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor Principal, id uuid.UUID)
 		if actor.User.IsAdmin {
 			// The event outlives the user: audit_events.user_id is set to NULL, so the id is
 			// kept in the details too.
-			return s.auditUserChange(ctx, q, actor, uuid.Nil, map[string]any{"deleted_user_id": id, "username": target.Username})
+			return s.auditUserChange(ctx, q, actor, uuid.Nil, map[string]any{"deleted_user_id": id, "username": target.Username}, client)
 		}
 		return nil
 	})

@@ -36,9 +36,9 @@ var commonPasswords = func() map[string]struct{} {
 	return set
 }()
 
-// checkText rejects invalid UTF-8 and control characters, which have no place in a name,
+// CheckText rejects invalid UTF-8 and control characters, which have no place in a name,
 // an address or a password and are a common vehicle for log and header injection.
-func checkText(field, v string) *FieldError {
+func CheckText(field, v string) *FieldError {
 	if !utf8.ValidString(v) {
 		return &FieldError{Field: field, Message: "must be valid UTF-8"}
 	}
@@ -51,7 +51,7 @@ func checkText(field, v string) *FieldError {
 }
 
 func validateUsername(v string) *FieldError {
-	if fe := checkText("username", v); fe != nil {
+	if fe := CheckText("username", v); fe != nil {
 		return fe
 	}
 	if !usernamePattern.MatchString(v) {
@@ -62,7 +62,7 @@ func validateUsername(v string) *FieldError {
 
 // normalizeEmail validates an address and returns it lower-cased.
 func normalizeEmail(v string) (string, *FieldError) {
-	if fe := checkText("email", v); fe != nil {
+	if fe := CheckText("email", v); fe != nil {
 		return "", fe
 	}
 	if len(v) > maxEmailBytes {
@@ -79,7 +79,7 @@ func normalizeEmail(v string) (string, *FieldError) {
 // validatePassword applies the password policy. username and email are the account's, for
 // the rule that a password may not equal either.
 func validatePassword(password, username, email string) *FieldError {
-	if fe := checkText("password", password); fe != nil {
+	if fe := CheckText("password", password); fe != nil {
 		return fe
 	}
 	if utf8.RuneCountInString(password) < minPasswordChars {
@@ -97,8 +97,8 @@ func validatePassword(password, username, email string) *FieldError {
 	return nil
 }
 
-// collect gathers the non-nil field errors into one invalid_request error, or nil.
-func collect(fes ...*FieldError) error {
+// Collect gathers the non-nil field errors into one invalid_request error, or nil.
+func Collect(fes ...*FieldError) error {
 	var fields []FieldError
 	for _, fe := range fes {
 		if fe != nil {
@@ -108,5 +108,5 @@ func collect(fes ...*FieldError) error {
 	if len(fields) == 0 {
 		return nil
 	}
-	return invalidFields(fields...)
+	return InvalidFields(fields...)
 }

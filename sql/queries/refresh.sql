@@ -57,7 +57,7 @@ FROM presented p;
 -- touched. Everything hangs on the consumed row, so when none is consumed nothing changes
 -- and it returns 0; the token row's lock settles a race by itself, since a second UPDATE
 -- waits, re-reads the row and finds it invalidated.
--- Alone, it is the usual rotation in one round trip (refresh_atonce.go). Its new refresh
+-- Alone, it is the usual rotation in one round trip (refresh.go). Its new refresh
 -- token is then signed without knowing the session's absolute end, so the statement
 -- applies only when that end is not before the token's expiry; every other case falls to
 -- the transactional path, which runs this same statement after LockUserSession with the

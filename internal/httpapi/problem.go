@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/authly/authly/internal/gen/api"
+	"github.com/authly/authly/internal/logctx"
+	"github.com/authly/authly/internal/service"
+)
+
+// statusOf is the one table that maps a domain error kind to an HTTP status. A conflict (a
+// taken username or email) answers 400, not 409: openapi.yaml declares it among the 400s of
+// registration and update, with its field error.
+var statusOf = map[service.Kind]int{
+	service.KindInternal:         http.StatusInternalServerError,
+	service.KindInvalid:          http.StatusBadRequest,
+	service.KindUnauthenticated:  http.StatusUnauthorized,
+	service.KindForbidden:        http.StatusForbidden,
+	service.KindNotFound:         http.StatusNotFound,
+	service.KindConflict:         http.StatusBadRequest,
+	service.KindTooLarge:         http.StatusRequestEntityTooLarge,
+	service.KindUnsupportedMedia: http.StatusUnsupportedMediaType,
+	service.KindMethodNotAllowed: http.StatusMethodNotAllowed,
+	service.KindRateLimited:      http.StatusTooManyRequests,
+	service.KindUnavailable:      http.StatusServiceUnavailable,
+}
+
+// problemWriter is the one writer of application/problem+json (RFC 9457). Every error a
+// request can end in comes here: a domain *service.Error keeps its kind, code, message and
+// field errors, and anything else is an internal error whose cause is only logged.
+type problemWriter struct {
+	log *slog.Logger
+}
+
+func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
+	e := service.AsError(err)
+	status, ok := statusOf[e.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		// A 5xx is logged once, here, with its cause. A 4xx is the client's business. A login
+		// the bcrypt pool sheds is the server protecting itself as designed, not a fault: it is
+		// a warning, so that a flood does not bury real errors (the metrics count each one).
+		level := slog.LevelError
+		if e.Code == service.CodeServerBusy {
+			level = slog.LevelWarn
+		}
+		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), level, "request failed",
+			slog.String("code", e.Code), slog.Int("status", status), slog.Any("cause", e.Cause))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	if e.Kind == service.KindUnauthenticated && e.Code == service.CodeInvalidToken {
+		h.Set("WWW-Authenticate", `Bearer realm="authly", error="invalid_token"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	body := api.Problem{
+		Type:   "about:blank",
+		Title:  http.StatusText(status),
+		Status: status,
+		Code:   api.ErrorCode(e.Code),
+	}
+	if e.Message != "" {
+		body.Detail = &e.Message
+	}
+	if len(e.Fields) > 0 {
+		fields := make([]api.FieldError, len(e.Fields))
+		for i, f := range e.Fields {
+			fields[i] = api.FieldError{Field: f.Field, Message: f.Message}
+		}
+		body.Errors = &fields
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
