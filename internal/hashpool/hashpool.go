@@ -16,10 +16,11 @@
 // first come first served, so none idles while a reserved caller is busy elsewhere. Pool.Compare
 // and Pool.Hash reserve and work in one call.
 //
-// A login that names no account must cost the same as one that does (DESIGN.md §5). Callers get
-// that by comparing the password against a dummy hash, made once by Hash at the pool's cost,
-// through Compare: the unknown name then waits for a slot, runs the same bcrypt work, and is
-// refused under load, exactly like a known one.
+// A login that names no account must cost the same as one that does, or its timing would tell
+// which names have accounts (docs/security.md). Callers get that by comparing the password
+// against a dummy hash, made once by Hash at the pool's cost, through Compare: the unknown name
+// then waits for a slot, runs the same bcrypt work, and is refused under load, exactly like a
+// known one.
 package hashpool
 
 import (

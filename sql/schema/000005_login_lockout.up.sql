@@ -1,4 +1,4 @@
--- Progressive login lockout (DESIGN.md §5). An account's state stays in
+-- Progressive login lockout (docs/security.md). An account's state stays in
 -- users.failed_login_attempts and users.locked_until; last_failed_login_at lets a count of old
 -- failures lapse, so that one typo a month never adds up to a lock.
 ALTER TABLE users ADD COLUMN last_failed_login_at timestamptz;
