@@ -161,8 +161,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logRequests gives each request an id and a logger carrying it, and logs one line when the
-// request ends. Only the route template is logged, never the raw path or query.
+// logRequests gives each request an id and a logger carrying it, and when the request ends
+// records the HTTP metrics and logs one line. Only the route template is logged, never the raw
+// path or query.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
