@@ -338,9 +338,11 @@ func urlScheme(s string) (string, bool) {
 	if !ok || scheme == "" {
 		return "", false
 	}
+	// RFC 3986: a letter, then letters, digits, "+", "-" and ".".
 	for i, c := range scheme {
 		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+		other := '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'
+		if !letter && (i == 0 || !other) {
 			return "", false
 		}
 	}
