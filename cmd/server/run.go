@@ -105,14 +105,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if isVersion(name) {
 		name = "version"
 	}
-	if isHelp(name) {
-		// "authly help COMMAND" prints the command's usage, as "authly COMMAND --help" does.
-		if cmd, ok := commands[firstOf(args)]; ok {
-			fmt.Fprint(stdout, cmd.usage)
-		} else {
-			fmt.Fprint(stdout, usage)
-		}
+	if isHelp(name) && len(args) == 0 {
+		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if isHelp(name) {
+		// "authly help COMMAND" is "authly COMMAND --help".
+		name, args = args[0], []string{"--help"}
 	}
 	cmd, ok := commands[name]
 	if !ok {
@@ -131,13 +130,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, cmd.usage)
 	}
 	return err
-}
-
-func firstOf(args []string) string {
-	if len(args) == 0 {
-		return ""
-	}
-	return args[0]
 }
 
 func isHelp(arg string) bool {

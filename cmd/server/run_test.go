@@ -124,9 +124,10 @@ func TestAnUnknownCommandOrFlagFailsWithTheUsageOnStderr(t *testing.T) {
 		{"-x", `unknown flag "-x"`},
 		// -v is "verbose" to Go's tools; Authly does not guess.
 		{"-v", `unknown flag "-v"`},
+		{"help frobnicate", `unknown command "frobnicate"`},
 	} {
 		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), []string{tc.arg}, envFrom(nil), nil, &stdout, &stderr)
+		err := run(context.Background(), strings.Fields(tc.arg), envFrom(nil), nil, &stdout, &stderr)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: got error %v, want %q", tc.arg, err, tc.want)
 		}
