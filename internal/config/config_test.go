@@ -113,7 +113,7 @@ func assertProblems(t *testing.T, err error, want ...string) {
 		}
 	}
 	if err != nil {
-		for _, secret := range []string{accessSecret, refreshSecret, shortSecret, adminPassword} {
+		for _, secret := range []string{accessSecret, refreshSecret, shortSecret, adminPassword, dbPassword} {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error quotes a secret: %v", err)
 			}
