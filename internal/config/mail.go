@@ -120,7 +120,7 @@ func (e *env) mail(c *Config, s Secrets) {
 		e.fail(envSMTPPassword, "must be set when %s is set", envSMTPUsername)
 	case m.SMTPPassword != "" && m.SMTPUsername == "":
 		e.fail(envSMTPUsername, "must be set when %s is set", envSMTPPassword)
-	case hasControl(m.SMTPUsername):
+	case hasControlRune(m.SMTPUsername):
 		e.fail(envSMTPUsername, "must not contain control characters")
 	}
 
@@ -139,7 +139,7 @@ func (e *env) mail(c *Config, s Secrets) {
 	case m.From == "" && smtp:
 		e.fail(envMailFrom, "must be set when %s is set, such as \"Example <no-reply@example.com>\"", envSMTPURL)
 	case m.From != "":
-		if a, err := netmail.ParseAddress(m.From); err != nil || hasControl(m.From) || !strings.Contains(a.Address, "@") {
+		if a, err := netmail.ParseAddress(m.From); err != nil || hasControlRune(m.From) || !strings.Contains(a.Address, "@") {
 			e.fail(envMailFrom, "must be an email address, optionally with a name, such as \"Example <no-reply@example.com>\" (got %q)", m.From)
 		}
 	}
@@ -157,6 +157,6 @@ func (e *env) mail(c *Config, s Secrets) {
 	}
 }
 
-func hasControl(s string) bool {
+func hasControlRune(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

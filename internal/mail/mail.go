@@ -39,14 +39,14 @@ const (
 	KindPasswordChangedNotice Kind = "password_changed_notice"
 )
 
-// Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{
+// kinds lists every kind, in a fixed order.
+var kinds = []Kind{
 	KindVerifyEmail, KindPasswordReset, KindEmailChangeConfirm,
 	KindEmailChangedNotice, KindPasswordChangedNotice,
 }
 
 func (k Kind) known() bool {
-	for _, known := range Kinds {
+	for _, known := range kinds {
 		if k == known {
 			return true
 		}

@@ -93,15 +93,15 @@ func ParseSMTPURL(raw string) (SMTPServer, error) {
 		}
 		s.Port = n
 	}
-	if s.Security == SecuritySTARTTLS && IsLoopback(s.Host) {
+	if s.Security == SecuritySTARTTLS && isLoopback(s.Host) {
 		s.Security = SecurityLoopbackPlain
 	}
 	return s, nil
 }
 
-// IsLoopback reports whether host is localhost or a loopback IP address. Names are not
+// isLoopback reports whether host is localhost or a loopback IP address. Names are not
 // resolved: only "localhost" itself counts, as RFC 6761 reserves it for the local machine.
-func IsLoopback(host string) bool {
+func isLoopback(host string) bool {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
@@ -156,7 +156,7 @@ func NewSMTPSender(o SMTPOptions) (*SMTPSender, error) {
 		return nil, errors.New("mail: SMTP server host is required")
 	case s.Port < 1 || s.Port > 65535:
 		return nil, fmt.Errorf("mail: SMTP server port %d is out of range", s.Port)
-	case s.Security == SecurityLoopbackPlain && !IsLoopback(s.Host):
+	case s.Security == SecurityLoopbackPlain && !isLoopback(s.Host):
 		return nil, fmt.Errorf("mail: refusing to send mail to %s without TLS: it is not a loopback host; use smtp:// (STARTTLS) or smtps://", s.Host)
 	case s.Security != SecuritySTARTTLS && s.Security != SecurityImplicitTLS && s.Security != SecurityLoopbackPlain:
 		return nil, errors.New("mail: unknown SMTP security")

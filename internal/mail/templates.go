@@ -63,7 +63,7 @@ func LoadTemplates(dir string) (*Templates, error) {
 			return nil, fmt.Errorf("mail templates: %w", err)
 		}
 		known := map[string]bool{}
-		for _, k := range Kinds {
+		for _, k := range kinds {
 			known[string(k)+".txt"], known[string(k)+".html"] = true, true
 		}
 		var unknown []string
@@ -82,7 +82,7 @@ func LoadTemplates(dir string) (*Templates, error) {
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
 			var names []string
-			for _, k := range Kinds {
+			for _, k := range kinds {
 				names = append(names, string(k))
 			}
 			return nil, fmt.Errorf("mail templates: %s: unknown template file %s; the names are <kind>.txt and <kind>.html for the kinds %s",
@@ -92,7 +92,7 @@ func LoadTemplates(dir string) (*Templates, error) {
 
 	t := &Templates{text: map[Kind]*texttemplate.Template{}, html: map[Kind]*htmltemplate.Template{}}
 	var errs []error
-	for _, k := range Kinds {
+	for _, k := range kinds {
 		textName, htmlName := string(k)+".txt", string(k)+".html"
 		textSrc, textFrom, err := templateSource(textName, overrides)
 		if err != nil {

@@ -38,7 +38,7 @@ func TestEveryKindRendersItsSubjectAndBothBodies(t *testing.T) {
 		KindEmailChangedNotice:    "Your email address was changed",
 		KindPasswordChangedNotice: "Your password was changed",
 	}
-	for _, k := range Kinds {
+	for _, k := range kinds {
 		t.Run(string(k), func(t *testing.T) {
 			m := fullMessage(k)
 			r, err := outbox.Render(m)
