@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,14 +16,15 @@ import (
 
 func TestMigrateCommands(t *testing.T) {
 	env := envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB})
-	latest := latestMigration(t)
+	versions := migrationVersions(t)
+	latest, previous := versions[len(versions)-1], versions[len(versions)-2]
 	steps := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"migrate", "version"}, fmt.Sprintf("version %d", latest)},
-		{[]string{"migrate", "down", "1"}, fmt.Sprintf("version %d", latest-1)},
-		{[]string{"migrate", "down", strconv.Itoa(latest - 1)}, "version 0"},
+		{[]string{"migrate", "down", "1"}, fmt.Sprintf("version %d", previous)},
+		{[]string{"migrate", "down", strconv.Itoa(len(versions) - 1)}, "version 0"},
 		{[]string{"migrate", "up"}, fmt.Sprintf("version %d", latest)},
 	}
 	for _, s := range steps {
@@ -39,20 +41,22 @@ func TestMigrateCommands(t *testing.T) {
 	}
 }
 
-// latestMigration is the highest version among the embedded migrations.
-func latestMigration(t *testing.T) int {
+// migrationVersions are the embedded migrations' versions in ascending order; the numbers
+// may have gaps.
+func migrationVersions(t *testing.T) []int {
 	t.Helper()
 	names, err := fs.Glob(schema.FS, "*.up.sql")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no migrations: %v", err)
+	if err != nil || len(names) < 2 {
+		t.Fatalf("want at least two migrations: %v", err)
 	}
-	latest := 0
+	var versions []int
 	for _, name := range names {
 		v, err := strconv.Atoi(name[:strings.IndexByte(name, '_')])
 		if err != nil {
 			t.Fatalf("migration %s: %v", name, err)
 		}
-		latest = max(latest, v)
+		versions = append(versions, v)
 	}
-	return latest
+	slices.Sort(versions)
+	return versions
 }

@@ -134,6 +134,8 @@ type Config struct {
 	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 1.5s; a longer estimated wait is refused at once
 	MaxBodyBytes       int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
 	CORSAllowedOrigins []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
+
+	Mail Mail // AUTHLY_SMTP_* and AUTHLY_MAIL_*: read in mail.go
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -196,6 +198,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.DocsEnabled = e.boolean(envDocsEnabled, true)
 	e.protection(&c)
 
+	var secrets Secrets
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
 		s, err := provider.Secrets(ctx)
@@ -207,8 +210,10 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 		default:
 			e.errs = append(e.errs, checkLoadedSecrets(s, c.Embedded(), c.SecretsFile)...)
 			c.JWTSecret, c.JWTRefreshSecret = s.Access, s.Refresh
+			secrets = s
 		}
 	}
+	e.mail(&c, secrets)
 
 	if err := errors.Join(e.errs...); err != nil {
 		return Config{}, err
@@ -551,6 +556,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("hash_max_wait", c.HashMaxWait),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
+		slog.Attr{Key: "mail", Value: c.Mail.LogValue()},
 	)
 }
 

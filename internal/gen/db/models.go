@@ -27,6 +27,25 @@ type LoginFailure struct {
 	LastFailedAt   time.Time
 }
 
+type MailOutbox struct {
+	ID            uuid.UUID
+	Kind          string
+	Recipient     string
+	Subject       string
+	TextBody      string
+	HtmlBody      string
+	Status        string
+	Attempts      int32
+	NextAttemptAt time.Time
+	LockedUntil   *time.Time
+	ClaimID       *uuid.UUID
+	LastError     *string
+	DiscardAfter  *time.Time
+	CreatedAt     time.Time
+	SentAt        *time.Time
+	FailedAt      *time.Time
+}
+
 type Session struct {
 	ID                uuid.UUID
 	UserID            uuid.UUID
