@@ -198,6 +198,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	}
 	defer env.close()
 	cfg, log := env.cfg, env.log
+	if err := env.cluster.ClaimServer(); err != nil {
+		return err
+	}
 
 	if err := database.MigrateUp(env.url); err != nil {
 		return err
@@ -207,6 +210,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		return err
 	}
 	defer pool.Close()
+	stopWatch := database.Watch(ctx, pool, log, 5*time.Second)
+	defer stopWatch()
 
 	var m *metrics.Metrics
 	if cfg.MetricsAddr != "" {
@@ -283,6 +288,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	}
 	svc.MarkServing()
 	log.Info("listening", "addr", ln.Addr().String())
+	env.cluster.SetServing(ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -1,5 +1,5 @@
-// Package database opens Authly's PostgreSQL connection pool and applies the migrations
-// embedded from sql/schema.
+// Package database opens Authly's PostgreSQL connection pool, applies the migrations
+// embedded from sql/schema, and reports in the log when the database goes away and returns.
 package database
 
 import (
