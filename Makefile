@@ -19,12 +19,14 @@ export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
 all: generate build test
 
-## generate: rebuild internal/gen/api (oapi-codegen) and internal/gen/db (sqlc), and copy
-## openapi.yaml to internal/docs/assets, from where the server serves it
+## generate: rebuild internal/gen/api (oapi-codegen) and internal/gen/db (sqlc), copy
+## openapi.yaml to internal/docs/assets, from where the server serves it, and write
+## sql/schema.sql, the schema after every migration, dumped from a throwaway cluster
 generate:
 	$(GO) tool sqlc generate
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml openapi.yaml
 	cp openapi.yaml internal/docs/assets/openapi.yaml
+	$(GO) run ./tools/schemadump -o sql/schema.sql
 
 ## docs-assets: copy the Redoc bundle of the reference page from the pinned redoc package
 docs-assets: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
@@ -32,11 +34,13 @@ docs-assets: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
 		$(OPENAPI_TOOLS)/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt internal/docs/assets/
 	cp $(OPENAPI_TOOLS)/node_modules/redoc/LICENSE internal/docs/assets/redoc.LICENSE
 
-## generate-check: fail when the committed generated code or docs assets are stale
+## generate-check: fail when the committed generated code, schema dump or docs assets are
+## stale
+GENERATED := internal/gen internal/docs/assets sql/schema.sql
 generate-check: generate docs-assets
-	@if ! git diff --quiet --exit-code -- internal/gen internal/docs/assets || [ -n "$$(git status --porcelain -- internal/gen internal/docs/assets)" ]; then \
-		echo "internal/gen or internal/docs/assets is stale: run 'make generate docs-assets' and commit the result"; \
-		git status --porcelain -- internal/gen internal/docs/assets; git --no-pager diff --stat -- internal/gen internal/docs/assets; exit 1; \
+	@if ! git diff --quiet --exit-code -- $(GENERATED) || [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "internal/gen, internal/docs/assets or sql/schema.sql is stale: run 'make generate docs-assets' and commit the result"; \
+		git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
 	fi
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
