@@ -12,6 +12,11 @@ VULNDB_DIR := .cache/vulndb
 OPENAPI_TOOLS := tools/openapi
 TS_CLIENT := clients/typescript
 REDOCLY := $(OPENAPI_TOOLS)/node_modules/.bin/redocly
+# A Node.js that .ci/node.sh fetched, because the system's is older than 20.19, comes first.
+NODE_BIN := $(CURDIR)/.cache/node/node_modules/.bin
+ifneq ($(wildcard $(NODE_BIN)/node),)
+export PATH := $(NODE_BIN):$(PATH)
+endif
 export REDOCLY_TELEMETRY := off
 export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
@@ -47,7 +52,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # An npm package's node_modules, installed from its lockfile again whenever the manifest or the
 # lockfile changes.
 %/node_modules/.package-lock.json: %/package.json %/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20.19 or later with npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20.19 or later with npm, or run 'bash .ci/node.sh' to fetch one into .cache/node"; exit 1; }
 	cd $* && npm ci --no-audit --no-fund
 	touch $@
 
