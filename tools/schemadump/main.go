@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,17 +39,23 @@ const header = `-- Authly's schema after every migration in sql/schema, generate
 
 func main() {
 	out := flag.String("o", "sql/schema.sql", "the file to write")
+	verbose := flag.Bool("v", false, "log the throwaway cluster's steps and timings")
 	flag.Parse()
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out); err != nil {
+	if err := run(ctx, *out, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "schemadump:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out string) error {
-	dump, err := dumpSchema(ctx)
+func run(ctx context.Context, out string, logger *slog.Logger) error {
+	dump, err := dumpSchema(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -57,7 +64,7 @@ func run(ctx context.Context, out string) error {
 
 // dumpSchema migrates a throwaway cluster's database and returns pg_dump's schema-only dump
 // of it. The cluster and its directory are gone when it returns.
-func dumpSchema(ctx context.Context) (dump []byte, err error) {
+func dumpSchema(ctx context.Context, logger *slog.Logger) (dump []byte, err error) {
 	parent, err := os.MkdirTemp("", "authly-schemadump-")
 	if err != nil {
 		return nil, err
@@ -67,7 +74,7 @@ func dumpSchema(ctx context.Context) (dump []byte, err error) {
 		return nil, errors.Join(err, os.RemoveAll(parent))
 	}
 	dataDir := filepath.Join(parent, "data")
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dataDir, Ephemeral: true})
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dataDir, Ephemeral: true, Logger: logger})
 	defer func() {
 		// A fresh context: an interrupt cancelled ctx, and the cluster must stop all the same.
 		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -83,9 +90,12 @@ func dumpSchema(ctx context.Context) (dump []byte, err error) {
 	}
 
 	url := cluster.URL(pgcluster.DefaultDatabase)
+	began := time.Now()
 	if err := database.MigrateUp(url); err != nil {
 		return nil, err
 	}
+	logger.Debug("migrated", "took", time.Since(began).Round(time.Millisecond))
+	began = time.Now()
 	cmd := exec.CommandContext(ctx, pgDump(cluster.BinDir()),
 		"--schema-only", "--no-owner", "--no-privileges",
 		"--exclude-table=public.schema_migrations",
@@ -97,6 +107,7 @@ func dumpSchema(ctx context.Context) (dump []byte, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pg_dump: %w\n%s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
+	logger.Debug("dumped", "took", time.Since(began).Round(time.Millisecond))
 	return dump, nil
 }
 
