@@ -45,6 +45,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		return err
 	}
 	defer env.close()
+	// A second server on the same embedded data directory is refused here, before it binds,
+	// with the address of the one already serving it.
+	if err := env.cluster.ClaimServer(); err != nil {
+		return err
+	}
 	a, err := build(ctx, env)
 	if err != nil {
 		return err
@@ -56,6 +61,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
+	env.cluster.SetServing(srv.addr)
 	if ready != nil {
 		ready <- srv.addr
 	}
@@ -97,7 +103,7 @@ func build(ctx context.Context, env *environment) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, pool.Close)
+	a.closers = append(a.closers, pool.Close, database.Watch(ctx, pool, log, 5*time.Second))
 	if cfg.MetricsAddr != "" {
 		a.metrics = metrics.New()
 		a.metrics.WatchPool(pool)

@@ -1,6 +1,7 @@
-// Package database opens Authly's PostgreSQL connection pool and applies the migrations
-// embedded from sql/schema. Bounded is the handle the domain runs every query through, with a
-// bounded wait for a connection; a Pipeline sends several statements in one round trip.
+// Package database opens Authly's PostgreSQL connection pool, applies the migrations
+// embedded from sql/schema, and reports in the log when the database goes away and returns.
+// Bounded is the handle the domain runs every query through, with a bounded wait for a
+// connection; a Pipeline sends several statements in one round trip.
 package database
 
 import (
