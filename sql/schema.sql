@@ -42,6 +42,19 @@ CREATE FUNCTION public.login_lock_until(attempts integer, threshold integer, bas
 $$;
 
 --
+-- Name: notify_mail_outbox(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_mail_outbox() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('authly_mail_outbox', '');
+    RETURN NULL;
+END;
+$$;
+
+--
 -- Name: set_updated_at(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -113,6 +126,34 @@ CREATE TABLE public.login_failures (
     locked_until timestamp with time zone,
     last_failed_at timestamp with time zone NOT NULL,
     CONSTRAINT login_failures_failed_attempts_check CHECK ((failed_attempts >= 0))
+);
+
+--
+-- Name: mail_outbox; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.mail_outbox (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    kind text NOT NULL,
+    recipient text NOT NULL,
+    subject text NOT NULL,
+    text_body text NOT NULL,
+    html_body text NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_until timestamp with time zone,
+    claim_id uuid,
+    last_error text,
+    discard_after timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    failed_at timestamp with time zone,
+    CONSTRAINT mail_outbox_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT mail_outbox_finished_scrubbed_check CHECK (((status = 'pending'::text) OR ((text_body = ''::text) AND (html_body = ''::text)))),
+    CONSTRAINT mail_outbox_kind_check CHECK ((kind ~ '^[a-z][a-z0-9_]{0,63}$'::text)),
+    CONSTRAINT mail_outbox_recipient_check CHECK (((length(recipient) >= 3) AND (length(recipient) <= 254))),
+    CONSTRAINT mail_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text])))
 );
 
 --
@@ -198,6 +239,13 @@ ALTER TABLE ONLY public.login_failures
     ADD CONSTRAINT login_failures_pkey PRIMARY KEY (login_name);
 
 --
+-- Name: mail_outbox mail_outbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.mail_outbox
+    ADD CONSTRAINT mail_outbox_pkey PRIMARY KEY (id);
+
+--
 -- Name: sessions sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -264,6 +312,18 @@ CREATE INDEX audit_events_user_id_idx ON public.audit_events USING btree (user_i
 CREATE INDEX login_failures_last_failed_at_idx ON public.login_failures USING btree (last_failed_at);
 
 --
+-- Name: mail_outbox_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX mail_outbox_due_idx ON public.mail_outbox USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
+--
+-- Name: mail_outbox_finished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX mail_outbox_finished_idx ON public.mail_outbox USING btree (COALESCE(sent_at, failed_at)) WHERE (status <> 'pending'::text);
+
+--
 -- Name: sessions_expires_at_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -304,6 +364,12 @@ CREATE INDEX tokens_user_active_idx ON public.tokens USING btree (user_id) WHERE
 --
 
 CREATE INDEX users_created_at_idx ON public.users USING btree (created_at DESC, id DESC);
+
+--
+-- Name: mail_outbox mail_outbox_notify; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER mail_outbox_notify AFTER INSERT ON public.mail_outbox FOR EACH STATEMENT EXECUTE FUNCTION public.notify_mail_outbox();
 
 --
 -- Name: users users_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
