@@ -134,6 +134,9 @@ func (s *Service) ValidateAuthorizationRequest(ctx context.Context, p Authorizat
 	if p.ClientID == "" {
 		return shown(CodeInvalidRequest, "client_id", "The client_id parameter is missing.")
 	}
+	if len(p.ClientID) > maxClientIDLen {
+		return shown(CodeInvalidClient, "client_id", "The client is not registered.")
+	}
 	client, err := s.GetClient(ctx, p.ClientID)
 	var oe *Error
 	if errors.As(err, &oe) && oe.Code == CodeNotFound {
@@ -317,7 +320,9 @@ func (s *Service) Decide(ctx context.Context, req AuthorizationRequest, sess *Br
 		}
 		return Decision{Step: StepLogin}, nil
 	}
-	if req.Client.SkipConsent {
+	// A client trusted to skip consent still shows the page when the request itself asks
+	// for it with prompt=consent.
+	if req.Client.SkipConsent && !req.Prompt.Consent {
 		return Decision{Step: StepIssue}, nil
 	}
 	missing := req.Scopes

@@ -384,6 +384,7 @@ func TestAuthenticateClient(t *testing.T) {
 		{"a public client over basic", ClientCredentials{HasBasic: true, BasicUser: public.ID}, "", CodeInvalidClient},
 		{"an unknown client with a secret", ClientCredentials{HasBasic: true, BasicUser: "no-such-client", BasicPassword: basicSecret}, "", CodeInvalidClient},
 		{"an unknown client without a secret", ClientCredentials{ClientID: "no-such-client"}, "", CodeInvalidClient},
+		{"a client id far longer than any Authly makes", ClientCredentials{ClientID: strings.Repeat("c", 129)}, "", CodeInvalidClient},
 		{"two methods at once", ClientCredentials{HasBasic: true, BasicUser: basic.ID, BasicPassword: basicSecret, ClientID: basic.ID, ClientSecret: basicSecret}, "", CodeInvalidRequest},
 		{"basic credentials of one client and the client_id of another", ClientCredentials{HasBasic: true, BasicUser: basic.ID, BasicPassword: basicSecret, ClientID: post.ID}, "", CodeInvalidRequest},
 		{"a secret without a client_id", ClientCredentials{ClientSecret: postSecret}, "", CodeInvalidRequest},
