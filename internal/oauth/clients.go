@@ -336,7 +336,7 @@ func setClientScopes(ctx context.Context, q *db.Queries, clientID string, scopes
 // Errors: invalid_client_metadata, invalid_redirect_uri (naming the field);
 // server_error, temporarily_unavailable.
 func (s *Service) CreateClient(ctx context.Context, actor Actor, in NewClient) (Client, string, error) {
-	m, err := in.ClientMetadata.normalize(in.Type)
+	m, err := in.normalize(in.Type)
 	if err != nil {
 		return Client{}, "", err
 	}
