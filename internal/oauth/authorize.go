@@ -89,7 +89,7 @@ type Prompt struct {
 	None          bool // no page may be shown: answer login_required or consent_required instead
 	Login         bool // the user must sign in again
 	Consent       bool // the user must be asked again
-	SelectAccount bool // the user may pick an account; Authly has one per browser, so a login page
+	SelectAccount bool // the user may pick an account: a browser holds one session, so this shows the login page
 }
 
 // AuthorizationRequest is a validated authorization request.
