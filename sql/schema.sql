@@ -117,6 +117,25 @@ ALTER TABLE public.audit_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 );
 
 --
+-- Name: browser_sessions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.browser_sessions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    secret_hash bytea NOT NULL,
+    user_id uuid NOT NULL,
+    auth_time timestamp with time zone NOT NULL,
+    amr text[] DEFAULT '{}'::text[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_reason text,
+    ip text DEFAULT ''::text NOT NULL,
+    user_agent text DEFAULT ''::text NOT NULL
+);
+
+--
 -- Name: login_failures; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -157,6 +176,89 @@ CREATE TABLE public.mail_outbox (
 );
 
 --
+-- Name: oauth_authorization_codes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.oauth_authorization_codes (
+    code_hash bytea NOT NULL,
+    client_id text NOT NULL,
+    user_id uuid NOT NULL,
+    redirect_uri text NOT NULL,
+    scope text DEFAULT ''::text NOT NULL,
+    code_challenge text NOT NULL,
+    code_challenge_method text DEFAULT 'S256'::text NOT NULL,
+    nonce text,
+    auth_time timestamp with time zone NOT NULL,
+    amr text[] DEFAULT '{}'::text[] NOT NULL,
+    browser_session_id uuid,
+    resources text[] DEFAULT '{}'::text[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    session_id uuid,
+    CONSTRAINT oauth_authorization_codes_method_check CHECK ((code_challenge_method = 'S256'::text))
+);
+
+--
+-- Name: oauth_client_scopes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.oauth_client_scopes (
+    client_id text NOT NULL,
+    scope text NOT NULL
+);
+
+--
+-- Name: oauth_clients; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.oauth_clients (
+    client_id text NOT NULL,
+    name text NOT NULL,
+    client_type text NOT NULL,
+    secret_hash bytea,
+    redirect_uris text[] DEFAULT '{}'::text[] NOT NULL,
+    post_logout_redirect_uris text[] DEFAULT '{}'::text[] NOT NULL,
+    grant_types text[] NOT NULL,
+    skip_consent boolean DEFAULT false NOT NULL,
+    token_endpoint_auth_method text NOT NULL,
+    id_token_signed_response_alg text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    secret_rotated_at timestamp with time zone,
+    CONSTRAINT oauth_clients_auth_method_check CHECK ((((client_type = 'public'::text) AND (token_endpoint_auth_method = 'none'::text)) OR ((client_type = 'confidential'::text) AND (token_endpoint_auth_method = ANY (ARRAY['client_secret_basic'::text, 'client_secret_post'::text]))))),
+    CONSTRAINT oauth_clients_client_type_check CHECK ((client_type = ANY (ARRAY['confidential'::text, 'public'::text]))),
+    CONSTRAINT oauth_clients_grant_types_check CHECK (((cardinality(grant_types) > 0) AND (grant_types <@ ARRAY['authorization_code'::text, 'refresh_token'::text, 'client_credentials'::text, 'password'::text]))),
+    CONSTRAINT oauth_clients_id_token_alg_check CHECK ((id_token_signed_response_alg = ANY (ARRAY['RS256'::text, 'ES256'::text, 'EdDSA'::text]))),
+    CONSTRAINT oauth_clients_secret_check CHECK (((client_type = 'public'::text) = (secret_hash IS NULL)))
+);
+
+--
+-- Name: oauth_consents; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.oauth_consents (
+    user_id uuid NOT NULL,
+    client_id text NOT NULL,
+    scopes text[] DEFAULT '{}'::text[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone
+);
+
+--
+-- Name: oauth_scopes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.oauth_scopes (
+    name text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    built_in boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT oauth_scopes_name_check CHECK ((name ~ '^[!#-\[\]-~]{1,64}$'::text))
+);
+
+--
 -- Name: sessions; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -171,6 +273,8 @@ CREATE TABLE public.sessions (
     user_agent text DEFAULT ''::text NOT NULL,
     ip text DEFAULT ''::text NOT NULL,
     absolute_expires_at timestamp with time zone NOT NULL,
+    client_id text,
+    scope text,
     CONSTRAINT sessions_expiry_check CHECK ((expires_at <= absolute_expires_at))
 );
 
@@ -187,6 +291,8 @@ CREATE TABLE public.tokens (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     invalidated_at timestamp with time zone,
+    client_id text,
+    scope text,
     CONSTRAINT tokens_token_type_check CHECK ((token_type = ANY (ARRAY['access'::text, 'refresh'::text])))
 );
 
@@ -232,6 +338,20 @@ ALTER TABLE ONLY public.audit_events
     ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
 
 --
+-- Name: browser_sessions browser_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.browser_sessions
+    ADD CONSTRAINT browser_sessions_pkey PRIMARY KEY (id);
+
+--
+-- Name: browser_sessions browser_sessions_secret_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.browser_sessions
+    ADD CONSTRAINT browser_sessions_secret_hash_key UNIQUE (secret_hash);
+
+--
 -- Name: login_failures login_failures_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -244,6 +364,41 @@ ALTER TABLE ONLY public.login_failures
 
 ALTER TABLE ONLY public.mail_outbox
     ADD CONSTRAINT mail_outbox_pkey PRIMARY KEY (id);
+
+--
+-- Name: oauth_authorization_codes oauth_authorization_codes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_authorization_codes
+    ADD CONSTRAINT oauth_authorization_codes_pkey PRIMARY KEY (code_hash);
+
+--
+-- Name: oauth_client_scopes oauth_client_scopes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_client_scopes
+    ADD CONSTRAINT oauth_client_scopes_pkey PRIMARY KEY (client_id, scope);
+
+--
+-- Name: oauth_clients oauth_clients_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_clients
+    ADD CONSTRAINT oauth_clients_pkey PRIMARY KEY (client_id);
+
+--
+-- Name: oauth_consents oauth_consents_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_consents
+    ADD CONSTRAINT oauth_consents_pkey PRIMARY KEY (user_id, client_id);
+
+--
+-- Name: oauth_scopes oauth_scopes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_scopes
+    ADD CONSTRAINT oauth_scopes_pkey PRIMARY KEY (name);
 
 --
 -- Name: sessions sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -306,6 +461,18 @@ CREATE INDEX audit_events_event_type_idx ON public.audit_events USING btree (eve
 CREATE INDEX audit_events_user_id_idx ON public.audit_events USING btree (user_id, created_at DESC);
 
 --
+-- Name: browser_sessions_expires_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX browser_sessions_expires_at_idx ON public.browser_sessions USING btree (expires_at);
+
+--
+-- Name: browser_sessions_user_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX browser_sessions_user_id_idx ON public.browser_sessions USING btree (user_id, created_at);
+
+--
 -- Name: login_failures_last_failed_at_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -324,6 +491,60 @@ CREATE INDEX mail_outbox_due_idx ON public.mail_outbox USING btree (next_attempt
 CREATE INDEX mail_outbox_finished_idx ON public.mail_outbox USING btree (COALESCE(sent_at, failed_at)) WHERE (status <> 'pending'::text);
 
 --
+-- Name: oauth_authorization_codes_browser_session_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_authorization_codes_browser_session_id_idx ON public.oauth_authorization_codes USING btree (browser_session_id) WHERE (browser_session_id IS NOT NULL);
+
+--
+-- Name: oauth_authorization_codes_client_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_authorization_codes_client_id_idx ON public.oauth_authorization_codes USING btree (client_id);
+
+--
+-- Name: oauth_authorization_codes_expires_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_authorization_codes_expires_at_idx ON public.oauth_authorization_codes USING btree (expires_at);
+
+--
+-- Name: oauth_authorization_codes_session_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_authorization_codes_session_id_idx ON public.oauth_authorization_codes USING btree (session_id) WHERE (session_id IS NOT NULL);
+
+--
+-- Name: oauth_authorization_codes_user_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_authorization_codes_user_id_idx ON public.oauth_authorization_codes USING btree (user_id);
+
+--
+-- Name: oauth_client_scopes_scope_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_client_scopes_scope_idx ON public.oauth_client_scopes USING btree (scope);
+
+--
+-- Name: oauth_clients_created_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_clients_created_at_idx ON public.oauth_clients USING btree (created_at DESC, client_id DESC);
+
+--
+-- Name: oauth_consents_client_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX oauth_consents_client_id_idx ON public.oauth_consents USING btree (client_id);
+
+--
+-- Name: sessions_client_user_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sessions_client_user_idx ON public.sessions USING btree (client_id, user_id) WHERE (client_id IS NOT NULL);
+
+--
 -- Name: sessions_expires_at_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -334,6 +555,12 @@ CREATE INDEX sessions_expires_at_idx ON public.sessions USING btree (expires_at)
 --
 
 CREATE INDEX sessions_user_id_idx ON public.sessions USING btree (user_id, created_at);
+
+--
+-- Name: tokens_client_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tokens_client_id_idx ON public.tokens USING btree (client_id) WHERE (client_id IS NOT NULL);
 
 --
 -- Name: tokens_expires_at_idx; Type: INDEX; Schema: public; Owner: -
@@ -372,6 +599,18 @@ CREATE INDEX users_created_at_idx ON public.users USING btree (created_at DESC, 
 CREATE TRIGGER mail_outbox_notify AFTER INSERT ON public.mail_outbox FOR EACH STATEMENT EXECUTE FUNCTION public.notify_mail_outbox();
 
 --
+-- Name: oauth_clients oauth_clients_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER oauth_clients_set_updated_at BEFORE UPDATE ON public.oauth_clients FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+--
+-- Name: oauth_consents oauth_consents_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER oauth_consents_set_updated_at BEFORE UPDATE ON public.oauth_consents FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+--
 -- Name: users users_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -385,11 +624,88 @@ ALTER TABLE ONLY public.audit_events
     ADD CONSTRAINT audit_events_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE SET NULL;
 
 --
+-- Name: browser_sessions browser_sessions_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.browser_sessions
+    ADD CONSTRAINT browser_sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_authorization_codes oauth_authorization_codes_browser_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_authorization_codes
+    ADD CONSTRAINT oauth_authorization_codes_browser_session_id_fkey FOREIGN KEY (browser_session_id) REFERENCES public.browser_sessions(id) ON DELETE SET NULL;
+
+--
+-- Name: oauth_authorization_codes oauth_authorization_codes_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_authorization_codes
+    ADD CONSTRAINT oauth_authorization_codes_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.oauth_clients(client_id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_authorization_codes oauth_authorization_codes_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_authorization_codes
+    ADD CONSTRAINT oauth_authorization_codes_session_id_fkey FOREIGN KEY (session_id) REFERENCES public.sessions(id) ON DELETE SET NULL;
+
+--
+-- Name: oauth_authorization_codes oauth_authorization_codes_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_authorization_codes
+    ADD CONSTRAINT oauth_authorization_codes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_client_scopes oauth_client_scopes_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_client_scopes
+    ADD CONSTRAINT oauth_client_scopes_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.oauth_clients(client_id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_client_scopes oauth_client_scopes_scope_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_client_scopes
+    ADD CONSTRAINT oauth_client_scopes_scope_fkey FOREIGN KEY (scope) REFERENCES public.oauth_scopes(name) ON DELETE RESTRICT;
+
+--
+-- Name: oauth_consents oauth_consents_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_consents
+    ADD CONSTRAINT oauth_consents_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.oauth_clients(client_id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_consents oauth_consents_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_consents
+    ADD CONSTRAINT oauth_consents_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: sessions sessions_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.oauth_clients(client_id) ON DELETE CASCADE;
+
+--
 -- Name: sessions sessions_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: tokens tokens_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tokens
+    ADD CONSTRAINT tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.oauth_clients(client_id) ON DELETE CASCADE;
 
 --
 -- Name: tokens tokens_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
