@@ -103,8 +103,8 @@ func (e *env) keys(c *Config) {
 	k.SigningBackend = e.oneOf(envSigningBackend, "software", "software", "pkcs11")
 	k.PKCS11Module = e.string(envPKCS11Module, "")
 	k.PKCS11TokenLabel = e.string(envPKCS11TokenLabel, "")
-	switch {
-	case k.SigningBackend == "pkcs11":
+	switch k.SigningBackend {
+	case "pkcs11":
 		if k.PKCS11Module == "" {
 			e.fail(envPKCS11Module, "must be set when %s=pkcs11", envSigningBackend)
 		} else if !filepath.IsAbs(k.PKCS11Module) {
