@@ -60,12 +60,13 @@ func fingerprint(rows []keyRow) string {
 	return strings.Join(parts, ",")
 }
 
-// refresh rebuilds the snapshot when the published keys changed, or always with force.
+// refresh rebuilds the snapshot when the published keys changed, when the current key could
+// not be loaded last time (an HSM that was unreachable), or always with force.
 func (s *Store) refresh(ctx context.Context, force bool) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 	old := s.snap.Load()
-	if !force && old != nil {
+	if !force && old != nil && old.loadErr == nil {
 		fp, err := s.q.GetSigningKeysFingerprint(ctx)
 		if err != nil {
 			return fmt.Errorf("keys: polling: %w", err)
