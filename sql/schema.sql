@@ -279,6 +279,40 @@ CREATE TABLE public.sessions (
 );
 
 --
+-- Name: signing_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.signing_keys (
+    kid text NOT NULL,
+    algorithm text NOT NULL,
+    state text NOT NULL,
+    backend text NOT NULL,
+    public_key bytea NOT NULL,
+    private_key bytea,
+    kek_id text,
+    hsm_key_id bytea,
+    hsm_label text,
+    created_at timestamp with time zone NOT NULL,
+    activated_at timestamp with time zone,
+    superseded_at timestamp with time zone,
+    retired_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT signing_keys_algorithm_check CHECK ((algorithm = ANY (ARRAY['ES256'::text, 'EdDSA'::text, 'RS256'::text]))),
+    CONSTRAINT signing_keys_backend_check CHECK ((backend = ANY (ARRAY['software'::text, 'pkcs11'::text]))),
+    CONSTRAINT signing_keys_hsm_check CHECK (((backend = 'pkcs11'::text) OR ((hsm_key_id IS NULL) AND (hsm_label IS NULL)))),
+    CONSTRAINT signing_keys_hsm_ref_check CHECK (((backend <> 'pkcs11'::text) OR (state = ANY (ARRAY['retired'::text, 'revoked'::text])) OR ((hsm_key_id IS NOT NULL) AND (hsm_label IS NOT NULL)))),
+    CONSTRAINT signing_keys_kid_check CHECK ((kid ~ '^[A-Za-z0-9_-]{1,64}$'::text)),
+    CONSTRAINT signing_keys_private_key_check CHECK (
+CASE
+    WHEN (state = ANY (ARRAY['retired'::text, 'revoked'::text])) THEN ((private_key IS NULL) AND (kek_id IS NULL))
+    ELSE ((backend = 'software'::text) = ((private_key IS NOT NULL) AND (kek_id IS NOT NULL)))
+END),
+    CONSTRAINT signing_keys_state_check CHECK ((state = ANY (ARRAY['next'::text, 'current'::text, 'previous'::text, 'retired'::text, 'revoked'::text]))),
+    CONSTRAINT signing_keys_timeline_check CHECK ((((state <> ALL (ARRAY['current'::text, 'previous'::text])) OR (activated_at IS NOT NULL)) AND ((state <> 'previous'::text) OR (superseded_at IS NOT NULL)) AND ((state <> 'retired'::text) OR (retired_at IS NOT NULL)) AND ((state <> 'revoked'::text) OR (revoked_at IS NOT NULL))))
+);
+
+--
 -- Name: tokens; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -406,6 +440,13 @@ ALTER TABLE ONLY public.oauth_scopes
 
 ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
+
+--
+-- Name: signing_keys signing_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.signing_keys
+    ADD CONSTRAINT signing_keys_pkey PRIMARY KEY (kid);
 
 --
 -- Name: tokens tokens_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -557,6 +598,18 @@ CREATE INDEX sessions_expires_at_idx ON public.sessions USING btree (expires_at)
 CREATE INDEX sessions_user_id_idx ON public.sessions USING btree (user_id, created_at);
 
 --
+-- Name: signing_keys_one_current_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX signing_keys_one_current_idx ON public.signing_keys USING btree (state) WHERE (state = 'current'::text);
+
+--
+-- Name: signing_keys_one_next_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX signing_keys_one_next_idx ON public.signing_keys USING btree (state) WHERE (state = 'next'::text);
+
+--
 -- Name: tokens_client_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -609,6 +662,12 @@ CREATE TRIGGER oauth_clients_set_updated_at BEFORE UPDATE ON public.oauth_client
 --
 
 CREATE TRIGGER oauth_consents_set_updated_at BEFORE UPDATE ON public.oauth_consents FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+--
+-- Name: signing_keys signing_keys_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER signing_keys_set_updated_at BEFORE UPDATE ON public.signing_keys FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
 
 --
 -- Name: users users_set_updated_at; Type: TRIGGER; Schema: public; Owner: -

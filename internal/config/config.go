@@ -88,7 +88,7 @@ type Config struct {
 	DatabaseURL      string        // DATABASE_URL: a postgres:// URL or key=value pairs; empty means the embedded default database
 	JWTSecret        []byte        // JWT_SECRET_KEY, through the secret provider
 	JWTRefreshSecret []byte        // JWT_REFRESH_SECRET_KEY, through the secret provider
-	JWTAlgorithm     string        // JWT_ALGORITHM: HS256 (default), HS384 or HS512
+	JWTAlgorithm     string        // JWT_ALGORITHM: HS256 (default), HS384, HS512, or ES256, EdDSA, RS256 (signing keys from the key store)
 	AccessTokenTTL   time.Duration // ACCESS_TOKEN_EXPIRE_MINUTES: whole minutes, 1..1440, default 30
 	RefreshTokenTTL  time.Duration // REFRESH_TOKEN_EXPIRE_DAYS: whole days, 1..365, default 7
 	ListenAddr       string        // AUTHLY_LISTEN_ADDR: host:port, default 127.0.0.1:8000
@@ -134,6 +134,8 @@ type Config struct {
 	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 1.5s; a longer estimated wait is refused at once
 	MaxBodyBytes       int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
 	CORSAllowedOrigins []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
+	// Signing keys (keys.go): the key store, its KEK, rotation, and the PKCS #11 token.
+	Keys KeyConfig
 
 	Mail Mail // AUTHLY_SMTP_* and AUTHLY_MAIL_*: read in mail.go
 }
@@ -172,7 +174,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 
 	c := Config{
 		DatabaseURL:     e.databaseURL(envDatabaseURL),
-		JWTAlgorithm:    e.oneOf(envJWTAlgorithm, "HS256", "HS256", "HS384", "HS512"),
+		JWTAlgorithm:    e.oneOf(envJWTAlgorithm, "HS256", jwtAlgorithms...),
 		AccessTokenTTL:  time.Duration(e.intRange(envAccessTokenMinutes, 30, 1, 1440, "minutes")) * time.Minute,
 		RefreshTokenTTL: time.Duration(e.intRange(envRefreshTokenDays, 7, 1, 365, "days")) * 24 * time.Hour,
 		ListenAddr:      e.hostPort(envListenAddr, "127.0.0.1:8000"),
@@ -197,6 +199,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.DBStatementTimeout = e.duration(envDBStatementTO, 5*time.Second, 100*time.Millisecond, 10*time.Minute, false)
 	c.DocsEnabled = e.boolean(envDocsEnabled, true)
 	e.protection(&c)
+	e.keys(&c)
 
 	var secrets Secrets
 	provider := e.secretProvider(&c, o.secretProvider)
@@ -208,9 +211,10 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 		case err != nil:
 			e.errs = append(e.errs, fmt.Errorf("%s secrets provider: %w", c.SecretsProvider, err))
 		default:
-			e.errs = append(e.errs, checkLoadedSecrets(s, c.Embedded(), c.SecretsFile)...)
+			e.errs = append(e.errs, e.checkJWTSecrets(c, s)...)
 			c.JWTSecret, c.JWTRefreshSecret = s.Access, s.Refresh
 			secrets = s
+			e.keySecrets(&c, s)
 		}
 	}
 	e.mail(&c, secrets)
@@ -556,6 +560,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("hash_max_wait", c.HashMaxWait),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
+		slog.Any("keys", c.Keys),
 		slog.Attr{Key: "mail", Value: c.Mail.LogValue()},
 	)
 }

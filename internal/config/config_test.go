@@ -79,6 +79,8 @@ func defaults() Config {
 		HashQueue:          64,
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
+
+		Keys: KeyConfig{RotationInterval: 30 * 24 * time.Hour, JWKSMaxAge: 5 * time.Minute, SigningBackend: "software"},
 	}
 }
 
@@ -219,6 +221,8 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		HashQueue:          64,
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
+
+		Keys: defaults().Keys,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
@@ -274,8 +278,8 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		value string
 		want  string
 	}{
-		{"an unsigned algorithm is refused", envJWTAlgorithm, "none", `JWT_ALGORITHM: must be one of HS256, HS384, HS512 (got "none")`},
-		{"an asymmetric algorithm is refused", envJWTAlgorithm, "RS256", "JWT_ALGORITHM: must be one of HS256, HS384, HS512"},
+		{"an unsigned algorithm is refused", envJWTAlgorithm, "none", `JWT_ALGORITHM: must be one of HS256, HS384, HS512, ES256, EdDSA, RS256 (got "none")`},
+		{"an unsupported asymmetric algorithm is refused", envJWTAlgorithm, "ES384", "JWT_ALGORITHM: must be one of HS256, HS384, HS512, ES256, EdDSA, RS256"},
 		{"a non-numeric lifetime names the range", envAccessTokenMinutes, "thirty", `ACCESS_TOKEN_EXPIRE_MINUTES: must be a whole number from 1 to 1440 minutes (got "thirty")`},
 		{"a fractional lifetime is refused", envAccessTokenMinutes, "1.5", "ACCESS_TOKEN_EXPIRE_MINUTES: must be a whole number from 1 to 1440 minutes"},
 		{"a zero lifetime is refused", envAccessTokenMinutes, "0", "ACCESS_TOKEN_EXPIRE_MINUTES: must be a whole number from 1 to 1440 minutes"},
@@ -510,7 +514,7 @@ func TestLoadFileSecrets(t *testing.T) {
 		},
 		{
 			name: "an unknown field is refused", file: unknown, provider: "file",
-			wantErrs: []string{"AUTHLY_SECRETS_FILE: " + unknown + `: unknown field "JWT_SECRET"; the allowed keys are JWT_SECRET_KEY and JWT_REFRESH_SECRET_KEY`},
+			wantErrs: []string{"AUTHLY_SECRETS_FILE: " + unknown + `: unknown field "JWT_SECRET"; the allowed keys are JWT_SECRET_KEY, JWT_REFRESH_SECRET_KEY, AUTHLY_KEY_ENCRYPTION_KEY, AUTHLY_PKCS11_PIN, AUTHLY_SMTP_USERNAME and AUTHLY_SMTP_PASSWORD`},
 		},
 		{
 			name: "a non-string secret is refused without quoting it", file: notString, provider: "file",
@@ -518,7 +522,7 @@ func TestLoadFileSecrets(t *testing.T) {
 		},
 		{
 			name: "a JSON array is refused", file: array, provider: "file",
-			wantErrs: []string{"AUTHLY_SECRETS_FILE: " + array + ": must be a JSON object with the keys JWT_SECRET_KEY and JWT_REFRESH_SECRET_KEY"},
+			wantErrs: []string{"AUTHLY_SECRETS_FILE: " + array + ": must be a JSON object with the keys JWT_SECRET_KEY, JWT_REFRESH_SECRET_KEY, AUTHLY_KEY_ENCRYPTION_KEY, AUTHLY_PKCS11_PIN, AUTHLY_SMTP_USERNAME and AUTHLY_SMTP_PASSWORD"},
 		},
 		{
 			name: "data after the object is refused", file: trailing, provider: "file",

@@ -20,11 +20,14 @@ import (
 // key at least as long as the hash output; 32 bytes covers HS256, the default.
 const MinSecretLen = 32
 
-// Secrets are the JWT signing keys and the SMTP credentials. A nil value is one the provider
-// did not find.
+// Secrets are the JWT signing secrets, the signing-key store's secrets and the SMTP
+// credentials. A nil value is one the provider did not find.
 type Secrets struct {
 	Access  []byte // signs access tokens (JWT_SECRET_KEY)
 	Refresh []byte // signs refresh tokens (JWT_REFRESH_SECRET_KEY)
+	// KeyEncryptionKey is AUTHLY_KEY_ENCRYPTION_KEY as written (base64); Load decodes it.
+	KeyEncryptionKey []byte
+	PKCS11PIN        []byte // AUTHLY_PKCS11_PIN
 
 	SMTPUsername []byte // AUTHLY_SMTP_USERNAME; checked in mail.go
 	SMTPPassword []byte // AUTHLY_SMTP_PASSWORD; checked in mail.go
@@ -36,8 +39,9 @@ type SecretProvider interface {
 	Secrets(ctx context.Context) (Secrets, error)
 }
 
-// EnvSecrets reads JWT_SECRET_KEY, JWT_REFRESH_SECRET_KEY, AUTHLY_SMTP_USERNAME and
-// AUTHLY_SMTP_PASSWORD through Getenv, or through os.Getenv when Getenv is nil. This is the
+// EnvSecrets reads JWT_SECRET_KEY, JWT_REFRESH_SECRET_KEY, AUTHLY_KEY_ENCRYPTION_KEY,
+// AUTHLY_PKCS11_PIN, AUTHLY_SMTP_USERNAME and AUTHLY_SMTP_PASSWORD through Getenv, or through
+// os.Getenv when Getenv is nil. This is the
 // default provider.
 type EnvSecrets struct {
 	Getenv func(string) string
@@ -50,10 +54,12 @@ func (p EnvSecrets) Secrets(context.Context) (Secrets, error) {
 		getenv = os.Getenv
 	}
 	return Secrets{
-		Access:       secretBytes(getenv(envJWTSecret)),
-		Refresh:      secretBytes(getenv(envJWTRefreshSecret)),
-		SMTPUsername: secretBytes(getenv(envSMTPUsername)),
-		SMTPPassword: secretBytes(getenv(envSMTPPassword)),
+		Access:           secretBytes(getenv(envJWTSecret)),
+		Refresh:          secretBytes(getenv(envJWTRefreshSecret)),
+		KeyEncryptionKey: secretBytes(getenv(envKeyEncryptionKey)),
+		PKCS11PIN:        secretBytes(getenv(envPKCS11PIN)),
+		SMTPUsername:     secretBytes(getenv(envSMTPUsername)),
+		SMTPPassword:     secretBytes(getenv(envSMTPPassword)),
 	}, nil
 }
 
@@ -61,7 +67,9 @@ func (p EnvSecrets) Secrets(context.Context) (Secrets, error) {
 //
 //	{"JWT_SECRET_KEY": "…", "JWT_REFRESH_SECRET_KEY": "…"}
 //
-// with, optionally, "AUTHLY_SMTP_USERNAME" and "AUTHLY_SMTP_PASSWORD". Unknown fields are rejected, so that a misspelt key is not mistaken for a missing secret.
+// with, where needed, "AUTHLY_KEY_ENCRYPTION_KEY", "AUTHLY_PKCS11_PIN", "AUTHLY_SMTP_USERNAME"
+// and "AUTHLY_SMTP_PASSWORD". Unknown fields are rejected, so that a misspelt key is not
+// mistaken for a missing secret.
 // Errors name the file but never quote its contents.
 type FileSecrets struct {
 	Path string
@@ -83,6 +91,7 @@ type StaticSecrets Secrets
 // Secrets implements SecretProvider. It returns copies, so callers cannot change s.
 func (s StaticSecrets) Secrets(context.Context) (Secrets, error) {
 	return Secrets{Access: bytes.Clone(s.Access), Refresh: bytes.Clone(s.Refresh),
+		KeyEncryptionKey: bytes.Clone(s.KeyEncryptionKey), PKCS11PIN: bytes.Clone(s.PKCS11PIN),
 		SMTPUsername: bytes.Clone(s.SMTPUsername), SMTPPassword: bytes.Clone(s.SMTPPassword)}, nil
 }
 
@@ -127,9 +136,14 @@ const maxSecretsFileSize = 64 << 10
 type secretsFile struct {
 	JWTSecretKey        string `json:"JWT_SECRET_KEY"`
 	JWTRefreshSecretKey string `json:"JWT_REFRESH_SECRET_KEY"`
+	KeyEncryptionKey    string `json:"AUTHLY_KEY_ENCRYPTION_KEY,omitempty"`
+	PKCS11PIN           string `json:"AUTHLY_PKCS11_PIN,omitempty"`
 	SMTPUsername        string `json:"AUTHLY_SMTP_USERNAME,omitempty"`
 	SMTPPassword        string `json:"AUTHLY_SMTP_PASSWORD,omitempty"`
 }
+
+// secretsFileKeys lists the keys of a secrets file for messages.
+const secretsFileKeys = envJWTSecret + ", " + envJWTRefreshSecret + ", " + envKeyEncryptionKey + ", " + envPKCS11PIN + ", " + envSMTPUsername + " and " + envSMTPPassword
 
 // readSecretsJSON decodes a secrets file. Decoder messages can quote the input, so each is
 // replaced by one that only gives a position or a field name.
@@ -151,6 +165,7 @@ func readSecretsJSON(r io.Reader, path string) (Secrets, error) {
 		return Secrets{}, fmt.Errorf("%s: unexpected data after the JSON object", path)
 	}
 	return Secrets{Access: secretBytes(f.JWTSecretKey), Refresh: secretBytes(f.JWTRefreshSecretKey),
+		KeyEncryptionKey: secretBytes(f.KeyEncryptionKey), PKCS11PIN: secretBytes(f.PKCS11PIN),
 		SMTPUsername: secretBytes(f.SMTPUsername), SMTPPassword: secretBytes(f.SMTPPassword)}, nil
 }
 
@@ -163,13 +178,12 @@ func describeJSONError(err error) string {
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return fmt.Sprintf("%s must be a string", typeErr.Field)
 	case errors.As(err, &typeErr):
-		return fmt.Sprintf("must be a JSON object with the keys %s and %s", envJWTSecret, envJWTRefreshSecret)
+		return "must be a JSON object with the keys " + secretsFileKeys
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "empty or truncated JSON"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no error type for this; the message quotes only the key.
-		return fmt.Sprintf("%s; the allowed keys are %s and %s, and for SMTP %s and %s",
-			strings.TrimPrefix(err.Error(), "json: "), envJWTSecret, envJWTRefreshSecret, envSMTPUsername, envSMTPPassword)
+		return fmt.Sprintf("%s; the allowed keys are %s", strings.TrimPrefix(err.Error(), "json: "), secretsFileKeys)
 	default:
 		return "not valid JSON"
 	}

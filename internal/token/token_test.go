@@ -254,6 +254,10 @@ func TestIssuedTokensVerifyWithTheirClaims(t *testing.T) {
 				if header["alg"] != alg {
 					t.Errorf("header alg = %#v, want %q", header["alg"], alg)
 				}
+				wantKID := map[Type]string{Access: HMACAccessKeyID, Refresh: HMACRefreshKeyID}[tc.typ]
+				if header["kid"] != wantKID || issued.KeyID != wantKID || got.KeyID != wantKID {
+					t.Errorf("header kid = %#v, Issued.KeyID %q, Verified.KeyID %q, want the fixed HMAC kid %q", header["kid"], issued.KeyID, got.KeyID, wantKID)
+				}
 
 				payload := decodeSegment(t, issued.Token, 1)
 				for _, c := range []string{"iss", "sub", "jti", "sid", "iat", "nbf", "exp"} {
@@ -732,8 +736,12 @@ func TestNewIssuer(t *testing.T) {
 		{"an empty algorithm is rejected", func(c *Config) { c.Algorithm = "" }, true},
 		{`the algorithm "none" is rejected`, func(c *Config) { c.Algorithm = "none" }, true},
 		{`a lower-case "hs256" is rejected`, func(c *Config) { c.Algorithm = "hs256" }, true},
-		{"the asymmetric RS256 is rejected", func(c *Config) { c.Algorithm = "RS256" }, true},
-		{"the asymmetric ES256 is rejected", func(c *Config) { c.Algorithm = "ES256" }, true},
+		{"RS256 without a key source is rejected", func(c *Config) { c.Algorithm = "RS256" }, true},
+		{"ES256 without a key source is rejected", func(c *Config) { c.Algorithm = "ES256" }, true},
+		{"EdDSA without a key source is rejected", func(c *Config) { c.Algorithm = "EdDSA" }, true},
+		{"an HMAC algorithm that differs from HS256 is rejected", func(c *Config) { c.HMACAlgorithm = "HS512" }, true},
+		{"a key source beside the HMAC secrets is accepted", func(c *Config) { c.Keys = StaticKeys{} }, false},
+		{"a negative cache size turns the cache off", func(c *Config) { c.CacheSize = -1 }, false},
 		{"the unknown HS1024 is rejected", func(c *Config) { c.Algorithm = "HS1024" }, true},
 		{"an empty access key is rejected", func(c *Config) { c.AccessKey = []byte{} }, true},
 		{"a nil access key is rejected", func(c *Config) { c.AccessKey = nil }, true},

@@ -132,6 +132,24 @@ type Session struct {
 	Scope             *string
 }
 
+type SigningKey struct {
+	Kid          string
+	Algorithm    string
+	State        string
+	Backend      string
+	PublicKey    []byte
+	PrivateKey   []byte
+	KekID        *string
+	HsmKeyID     []byte
+	HsmLabel     *string
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
+	SupersededAt *time.Time
+	RetiredAt    *time.Time
+	RevokedAt    *time.Time
+	UpdatedAt    time.Time
+}
+
 type Token struct {
 	ID            int64
 	TokenJti      string
