@@ -79,6 +79,8 @@ func defaults() Config {
 		HashQueue:          64,
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
+
+		Account: defaultAccount(),
 	}
 }
 
@@ -219,6 +221,8 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		HashQueue:          64,
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
+
+		Account: defaultAccount(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
