@@ -105,7 +105,7 @@ func (d *domain) login(username string) service.TokenPair {
 func (d *domain) admin() service.Principal {
 	d.t.Helper()
 	ctx := context.Background()
-	if _, err := d.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}); err != nil {
+	if _, err := d.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}, service.AdminFromBootstrap); err != nil {
 		d.t.Fatal(err)
 	}
 	p, err := d.svc.Authenticate(ctx, d.login("root").AccessToken)
