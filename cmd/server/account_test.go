@@ -44,7 +44,7 @@ func startSMTPSink(t *testing.T) *smtpSink {
 
 type sinkBackend struct{ s *smtpSink }
 
-func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return sinkSession{b.s}, nil }
+func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return sinkSession(b), nil }
 
 type sinkSession struct{ s *smtpSink }
 
