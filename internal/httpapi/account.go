@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
 
 	"github.com/authly/authly/internal/gen/api"
 	"github.com/authly/authly/internal/service"
@@ -26,10 +29,11 @@ func (a *API) ResendVerification(ctx context.Context, req api.ResendVerification
 	if req.Body == nil {
 		return nil, errNoBody()
 	}
-	if err := a.svc.ResendVerification(ctx, req.Body.Email, callerFrom(ctx).client); err != nil {
+	later, err := a.svc.ResendVerification(ctx, req.Body.Email, callerFrom(ctx).client)
+	if err != nil {
 		return nil, err
 	}
-	return api.ResendVerification202JSONResponse{Message: acceptedMessage}, nil
+	return acceptedThen{then: later}, nil
 }
 
 // RequestPasswordReset asks for a password reset link; 202 whatever the address.
@@ -37,10 +41,11 @@ func (a *API) RequestPasswordReset(ctx context.Context, req api.RequestPasswordR
 	if req.Body == nil {
 		return nil, errNoBody()
 	}
-	if err := a.svc.RequestPasswordReset(ctx, req.Body.Email, callerFrom(ctx).client); err != nil {
+	later, err := a.svc.RequestPasswordReset(ctx, req.Body.Email, callerFrom(ctx).client)
+	if err != nil {
 		return nil, err
 	}
-	return api.RequestPasswordReset202JSONResponse{Message: acceptedMessage}, nil
+	return acceptedThen{then: later}, nil
 }
 
 // ResetPassword sets a new password with a reset link's token.
@@ -65,6 +70,34 @@ func (a *API) ConfirmEmailChange(ctx context.Context, req api.ConfirmEmailChange
 	}
 	return api.ConfirmEmailChange204Response{}, nil
 }
+
+// acceptedThen is the 202 of a request whose work is deferred: it sends the whole answer, with
+// its length, flushes it to the client, and only then starts the work. The client has its
+// complete answer before the work begins, so the work cannot slow the answer down, and the
+// answer's timing cannot tell what the work found (whether an account has the address).
+type acceptedThen struct{ then service.Deferred }
+
+// acceptedBody is the one body of every acceptedThen: one string field cannot fail to encode.
+var acceptedBody, _ = json.Marshal(api.Accepted{Message: acceptedMessage})
+
+func (a acceptedThen) write(w http.ResponseWriter) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(acceptedBody)))
+	w.WriteHeader(http.StatusAccepted)
+	_, err := w.Write(acceptedBody)
+	if err == nil {
+		err = http.NewResponseController(w).Flush()
+	}
+	a.then()
+	return err
+}
+
+func (a acceptedThen) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}
+
+func (a acceptedThen) VisitResendVerificationResponse(w http.ResponseWriter) error { return a.write(w) }
 
 func errNoBody() error {
 	return service.InvalidFields(service.FieldError{Field: "body", Message: "is required"})

@@ -255,22 +255,27 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, client Client) 
 	})
 }
 
+// Deferred starts work a request does after its answer: the caller calls it once the answer
+// has been sent, so that neither the answer nor the time it takes depends on what the work
+// finds. It may be called at most once; not calling it drops the work.
+type Deferred func()
+
 // ResendVerification asks for a new verification link for the account with email. The answer
 // is the same whether or not such an account exists and needs one, and so is its timing: the
-// work is done after the answer (see runDeferred). A new link replaces the older ones. In
-// VerifyByAdmin mode nothing is sent. The request counts against the address's and the client
-// IP's mail limits, whether or not an account has the address.
+// lookup and the mail are the returned Deferred, to start after answering. A new link replaces
+// the older ones. In VerifyByAdmin mode nothing is sent. The request counts against the
+// address's and the client IP's mail limits, whether or not an account has the address.
 //
 // Errors: invalid (invalid_request); rate limited (rate_limited).
-func (s *Service) ResendVerification(ctx context.Context, email string, client Client) error {
+func (s *Service) ResendVerification(ctx context.Context, email string, client Client) (Deferred, error) {
 	address, err := s.limitMailRequest(ctx, email, client)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s.verification == VerifyByAdmin {
-		return nil
+		return func() {}, nil
 	}
-	s.runDeferred(ctx, "resending a verification link", func(ctx context.Context) error {
+	return s.deferred.later(ctx, s.log, "resending a verification link", func(ctx context.Context) error {
 		return s.inTx(ctx, func(q *db.Queries) error {
 			u, err := q.GetUserByEmail(ctx, address)
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -281,23 +286,22 @@ func (s *Service) ResendVerification(ctx context.Context, email string, client C
 			}
 			return s.queueVerification(ctx, q, u, client)
 		})
-	})
-	return nil
+	}), nil
 }
 
 // RequestPasswordReset emails a password reset link, valid 30 minutes, to the account with
 // email. The answer is the same whether or not such an account exists, and so is its timing:
-// the lookup and the mail are done after the answer. Inactive accounts get no link. A new link
-// replaces the older ones. The request counts against the address's and the client IP's mail
-// limits, whether or not an account has the address.
+// the lookup and the mail are the returned Deferred, to start after answering. Inactive
+// accounts get no link. A new link replaces the older ones. The request counts against the
+// address's and the client IP's mail limits, whether or not an account has the address.
 //
 // Errors: invalid (invalid_request); rate limited (rate_limited).
-func (s *Service) RequestPasswordReset(ctx context.Context, email string, client Client) error {
+func (s *Service) RequestPasswordReset(ctx context.Context, email string, client Client) (Deferred, error) {
 	address, err := s.limitMailRequest(ctx, email, client)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.runDeferred(ctx, "requesting a password reset", func(ctx context.Context) error {
+	return s.deferred.later(ctx, s.log, "requesting a password reset", func(ctx context.Context) error {
 		return s.inTx(ctx, func(q *db.Queries) error {
 			u, err := q.GetUserByEmail(ctx, address)
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -311,8 +315,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, client
 			}
 			return s.audit(ctx, q, auditEntry{Type: AuditPasswordResetRequested, UserID: u.ID, Client: client})
 		})
-	})
-	return nil
+	}), nil
 }
 
 // limitMailRequest checks an address given by anyone and counts the request against the mail
@@ -433,27 +436,32 @@ type deferredWork struct {
 	wg    sync.WaitGroup
 }
 
-// runDeferred runs fn on its own goroutine, with a context that outlives the request but keeps its
-// logger, so that the answer, and the time it takes, are the same whatever fn finds. Failures
-// are logged.
-func (s *Service) runDeferred(ctx context.Context, what string, fn func(ctx context.Context) error) {
-	log := logctx.From(ctx, s.log)
-	select {
-	case s.deferred.slots <- struct{}{}:
-	default:
-		log.LogAttrs(ctx, slog.LevelWarn, "too much deferred work; dropped", slog.String("work", what))
-		return
+// later returns a Deferred that runs fn on its own goroutine, with a context that outlives the
+// request but keeps its logger. Failures are logged.
+func (d *deferredWork) later(ctx context.Context, log *slog.Logger, what string, fn func(ctx context.Context) error) Deferred {
+	log = logctx.From(ctx, log)
+	ctx = context.WithoutCancel(ctx)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			select {
+			case d.slots <- struct{}{}:
+			default:
+				log.LogAttrs(ctx, slog.LevelWarn, "too much deferred work; dropped", slog.String("work", what))
+				return
+			}
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				defer func() { <-d.slots }()
+				ctx, cancel := context.WithTimeout(ctx, deferredTimeout)
+				defer cancel()
+				if err := fn(ctx); err != nil {
+					log.LogAttrs(ctx, slog.LevelError, "deferred work failed", slog.String("work", what), slog.Any("err", err))
+				}
+			}()
+		})
 	}
-	s.deferred.wg.Add(1)
-	go func() {
-		defer s.deferred.wg.Done()
-		defer func() { <-s.deferred.slots }()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deferredTimeout)
-		defer cancel()
-		if err := fn(ctx); err != nil {
-			log.LogAttrs(ctx, slog.LevelError, "deferred work failed", slog.String("work", what), slog.Any("err", err))
-		}
-	}()
 }
 
 // WaitDeferred waits until the work deferred by earlier requests has finished, or ctx ends.
