@@ -79,7 +79,7 @@ func TestLoadRejectsBadAccountValues(t *testing.T) {
 		{"an unknown verification mode", []string{envRequireVerification, "sometimes"}, []string{"AUTHLY_REQUIRE_VERIFICATION: must be one of email, admin, off"}},
 		{"a malformed mail limit", []string{envRateLimitMailAddr, "lots"}, []string{"AUTHLY_RATE_LIMIT_MAIL_ADDRESS: must be"}},
 		{"an unknown hash", []string{envPasswordHash, "md5"}, []string{"AUTHLY_PASSWORD_HASH: must be one of bcrypt, argon2id"}},
-		{"too little Argon2 memory", []string{envPasswordHash, "argon2id", envArgon2Memory, "1024"}, []string{"AUTHLY_ARGON2_MEMORY_KIB: must be a whole number from 8192 to 1048576 KiB"}},
+		{"too little Argon2 memory", []string{envPasswordHash, "argon2id", envArgon2Memory, "1024"}, []string{"AUTHLY_ARGON2_MEMORY_KIB: must be a whole number from 8192 to 262144 KiB"}},
 		{"no Argon2 passes", []string{envPasswordHash, "argon2id", envArgon2Iterations, "0"}, []string{"AUTHLY_ARGON2_ITERATIONS: must be a whole number from 1 to 16"}},
 		{"Argon2 settings with bcrypt", []string{envArgon2Memory, "65536"}, []string{"AUTHLY_ARGON2_MEMORY_KIB: is only read when AUTHLY_PASSWORD_HASH=argon2id"}},
 	}

@@ -128,7 +128,7 @@ const (
 // allocate without limit.
 const (
 	MinArgon2MemoryKiB   = 8 * 1024
-	MaxArgon2MemoryKiB   = 1024 * 1024
+	MaxArgon2MemoryKiB   = 256 * 1024
 	MinArgon2Iterations  = 1
 	MaxArgon2Iterations  = 16
 	MaxArgon2Parallelism = 16
