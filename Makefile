@@ -76,12 +76,17 @@ test:
 
 ## bench: the load benchmark of docs/benchmarks.md. It starts its own server on the embedded
 ## database in a fresh directory (or uses AUTHLY_BENCH_URL), runs every scenario for
-## BENCH_DURATION at concurrencies 16 and 64, prints the table and writes bench-results.json.
-## More flags go in BENCH_FLAGS, e.g. BENCH_FLAGS='-scenarios me,refresh -concurrency 64'.
+## BENCH_DURATION at concurrencies 16 and 64, prints the table and writes bench-results.json;
+## then it runs the login scenario again on a server with AUTHLY_PASSWORD_HASH=argon2id and
+## writes bench-results-argon2id.json. More flags go in BENCH_FLAGS, e.g.
+## BENCH_FLAGS='-scenarios me,refresh -concurrency 64'; BENCH_ARGON2ID_FLAGS for the second run.
 BENCH_DURATION ?= 10s
+BENCH_ARGON2ID_FLAGS ?= -scenarios login
 bench: build
 	$(GO) build -o bin/authly-bench ./cmd/bench
 	./bin/authly-bench -server-bin bin/authly -duration $(BENCH_DURATION) -json bench-results.json $(BENCH_FLAGS)
+	./bin/authly-bench -server-bin bin/authly -duration $(BENCH_DURATION) -password-hash argon2id \
+		-json bench-results-argon2id.json $(BENCH_ARGON2ID_FLAGS)
 
 ## test-ts: the TypeScript client, generated from openapi.yaml, against the server built here
 test-ts: build $(TS_CLIENT)/node_modules/.package-lock.json

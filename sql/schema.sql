@@ -89,6 +89,23 @@ END;
 $$;
 
 --
+-- Name: account_tokens; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.account_tokens (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    token_hash bytea NOT NULL,
+    purpose text NOT NULL,
+    user_id uuid NOT NULL,
+    email public.citext NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT account_tokens_expiry_check CHECK ((expires_at > created_at)),
+    CONSTRAINT account_tokens_purpose_check CHECK ((purpose = ANY (ARRAY['verify_email'::text, 'password_reset'::text, 'email_change'::text]))),
+    CONSTRAINT account_tokens_token_hash_check CHECK ((octet_length(token_hash) = 32))
+);
+
+--
 -- Name: audit_events; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -365,6 +382,20 @@ CREATE TABLE public.users (
 );
 
 --
+-- Name: account_tokens account_tokens_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.account_tokens
+    ADD CONSTRAINT account_tokens_pkey PRIMARY KEY (id);
+
+--
+-- Name: account_tokens account_tokens_token_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.account_tokens
+    ADD CONSTRAINT account_tokens_token_hash_key UNIQUE (token_hash);
+
+--
 -- Name: audit_events audit_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -482,6 +513,18 @@ ALTER TABLE ONLY public.users
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_username_key UNIQUE (username);
+
+--
+-- Name: account_tokens_expires_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX account_tokens_expires_at_idx ON public.account_tokens USING btree (expires_at);
+
+--
+-- Name: account_tokens_user_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX account_tokens_user_id_idx ON public.account_tokens USING btree (user_id, purpose);
 
 --
 -- Name: audit_events_created_at_idx; Type: INDEX; Schema: public; Owner: -
@@ -674,6 +717,13 @@ CREATE TRIGGER signing_keys_set_updated_at BEFORE UPDATE ON public.signing_keys 
 --
 
 CREATE TRIGGER users_set_updated_at BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.set_users_updated_at();
+
+--
+-- Name: account_tokens account_tokens_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.account_tokens
+    ADD CONSTRAINT account_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: audit_events audit_events_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -1,20 +1,24 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/authly/authly/internal/password"
 )
 
-// floor is the physical limit of the bcrypt-bound endpoints on this machine. Every login and
-// every registration costs one bcrypt hash at the server's cost, so no server can exceed
-// cores ÷ hash time of them per second.
+// floor is the physical limit of the hash-bound endpoints on this machine. Every login and
+// every registration costs one password hash with the server's algorithm and parameters, so
+// no server can exceed cores ÷ hash time of them per second.
 type floor struct {
-	BcryptCost int     `json:"bcrypt_cost"`
+	Algorithm  string  `json:"algorithm"`
+	Parameters string  `json:"parameters"`
+	BcryptCost int     `json:"bcrypt_cost,omitempty"`
 	Samples    int     `json:"samples"`
 	HashMillis float64 `json:"hash_ms_median"`
 	CPUs       int     `json:"cpus"`
@@ -36,15 +40,38 @@ type floorSample struct {
 // floorDuration is how long each half of a floorSample lasts, at least.
 const floorDuration = 1500 * time.Millisecond
 
-// sampleFloor times single bcrypt hashes (at least 5, and at least floorDuration's worth),
-// then all CPUs hashing at once for floorDuration.
-func sampleFloor(cost int) floorSample {
-	password := []byte("bench-floor-password")
+// floorHasher is the Hasher the server uses with -password-hash and -bcrypt-cost: bcrypt at
+// that cost, or Argon2id at the server's defaults.
+func floorHasher(name string, bcryptCost int) (password.Hasher, error) {
+	switch name {
+	case password.AlgorithmBcrypt:
+		return password.NewBcrypt(bcryptCost)
+	case password.AlgorithmArgon2id:
+		return password.NewArgon2id(password.DefaultArgon2MemoryKiB, password.DefaultArgon2Iterations, password.DefaultArgon2Parallelism)
+	}
+	return nil, fmt.Errorf("want bcrypt or argon2id, got %q", name)
+}
+
+// parameters describes a Hasher's cost for the report.
+func parameters(h password.Hasher) string {
+	switch h := h.(type) {
+	case password.Bcrypt:
+		return "cost " + strconv.Itoa(h.Cost)
+	case password.Argon2id:
+		return h.String()
+	}
+	return ""
+}
+
+// sampleFloor times single hashes (at least 5, and at least floorDuration's worth), then all
+// CPUs hashing at once for floorDuration.
+func sampleFloor(h password.Hasher) floorSample {
+	pw := []byte("bench-floor-password")
 	var s floorSample
 	began := time.Now()
 	for len(s.hashes) < 5 || time.Since(began) < floorDuration {
 		t := time.Now()
-		_, _ = bcrypt.GenerateFromPassword(password, cost)
+		_, _ = h.Hash(pw)
 		s.hashes = append(s.hashes, time.Since(t))
 		if len(s.hashes) >= 200 {
 			break
@@ -58,7 +85,7 @@ func sampleFloor(cost int) floorSample {
 	for range runtime.NumCPU() {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
-				_, _ = bcrypt.GenerateFromPassword(password, cost)
+				_, _ = h.Hash(pw)
 				done.Add(1)
 			}
 		})
@@ -70,7 +97,7 @@ func sampleFloor(cost int) floorSample {
 
 // floorOf is the floor of the samples together: the median of all their single hashes, and
 // the flat-out rate over all their parallel hashing.
-func floorOf(cost int, samples ...floorSample) floor {
+func floorOf(h password.Hasher, samples ...floorSample) floor {
 	var (
 		hashes   []time.Duration
 		parallel int64
@@ -81,19 +108,21 @@ func floorOf(cost int, samples ...floorSample) floor {
 		parallel += s.parallel
 		elapsed += s.elapsed
 	}
+	base := floor{Algorithm: h.Algorithm(), Parameters: parameters(h)}
+	if b, ok := h.(password.Bcrypt); ok {
+		base.BcryptCost = b.Cost
+	}
 	if len(hashes) == 0 {
-		return floor{BcryptCost: cost}
+		return base
 	}
 	slices.Sort(hashes)
 	median := hashes[len(hashes)/2]
 	cpus := runtime.NumCPU()
-	f := floor{
-		BcryptCost:       cost,
-		Samples:          len(hashes),
-		HashMillis:       round3(float64(median.Microseconds()) / 1000),
-		CPUs:             cpus,
-		CeilingPerSecond: round1(float64(cpus) / median.Seconds()),
-	}
+	f := base
+	f.Samples = len(hashes)
+	f.HashMillis = round3(float64(median.Microseconds()) / 1000)
+	f.CPUs = cpus
+	f.CeilingPerSecond = round1(float64(cpus) / median.Seconds())
 	if elapsed > 0 {
 		f.ParallelPerSecond = round1(float64(parallel) / elapsed.Seconds())
 	}

@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		scenList    = fs.String("scenarios", "register,login,refresh,me,mixed", "comma-separated scenarios")
 		jsonPath    = fs.String("json", "", "also write the results as JSON to this file")
 		bcryptCost  = fs.Int("bcrypt-cost", 10, "bcrypt cost: the local server's, and the floor's")
+		hashName    = fs.String("password-hash", "bcrypt", "bcrypt or argon2id: the local server's AUTHLY_PASSWORD_HASH, and the floor's (argon2id at its defaults, m=19 MiB, t=2, p=1)")
 		serverBin   = fs.String("server-bin", "", "the Authly binary to start (empty: go build ./cmd/server)")
 		serverPID   = fs.Int("server-pid", 0, "with -url: the server's pid, to read its CPU and memory from /proc")
 		postgresPID = fs.Int("postgres-pid", 0, "the postmaster's pid, to read the cluster's CPU from /proc (found by itself for the local server)")
@@ -68,6 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 		return err
+	}
+	hasher, err := floorHasher(*hashName, *bcryptCost)
+	if err != nil {
+		return fmt.Errorf("-password-hash: %w", err)
+	}
+	if *hashName != "bcrypt" {
+		extraServer = append(extraServer, "AUTHLY_PASSWORD_HASH="+*hashName)
 	}
 	concs, err := parseInts(*concList)
 	if err != nil {
@@ -92,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	rep := &report{Started: time.Now().UTC(), Machine: readMachineInfo(), Settings: settings{
 		Concurrency: concs, WarmupSeconds: warmup.Seconds(), DurationSeconds: duration.Seconds(),
-		TimeoutSeconds: timeout.Seconds(), BcryptCost: *bcryptCost, ServerEnv: extraServer,
+		TimeoutSeconds: timeout.Seconds(), BcryptCost: *bcryptCost, PasswordHash: *hashName, ServerEnv: extraServer,
 	}}
 	for _, sc := range scens {
 		rep.Settings.Scenarios = append(rep.Settings.Scenarios, sc.name)
@@ -160,14 +168,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := runOptions{warmup: *warmup, duration: *duration, timeout: *timeout}
 	for _, sc := range scens {
 		for _, c := range concs {
-			// The floor is measured right before and right after each bcrypt-bound run, with
+			// The floor is measured right before and right after each hash-bound run, with
 			// the server idle, so that it sees the machine as the run does: a hash's time
 			// drifts by a few percent over a minute on a shared machine, and bracketing the
 			// run averages that drift out.
 			measure := sc.bcryptBound && !*skipFloor
 			var before floorSample
 			if measure {
-				before = sampleFloor(*bcryptCost)
+				before = sampleFloor(hasher)
 			}
 			logf("%s at concurrency %d: %s", sc.name, c, sc.about)
 			res, err := runScenario(ctx, sc, c, opts, b, addr, pr)
@@ -175,10 +183,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			if measure {
-				fl := floorOf(*bcryptCost, before, sampleFloor(*bcryptCost))
+				fl := floorOf(hasher, before, sampleFloor(hasher))
 				res.compareWithFloor(fl)
-				logf("bcrypt floor around the run: one hash at cost %d takes %.1f ms; ceiling %.1f/s on %d CPUs",
-					fl.BcryptCost, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
+				logf("%s floor around the run: one hash (%s) takes %.1f ms; ceiling %.1f/s on %d CPUs",
+					fl.Algorithm, fl.Parameters, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
 			}
 			p99 := "–"
 			if res.Latency != nil {

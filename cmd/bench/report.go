@@ -28,6 +28,7 @@ type settings struct {
 	DurationSeconds float64  `json:"duration_seconds"`
 	TimeoutSeconds  float64  `json:"request_timeout_seconds"`
 	BcryptCost      int      `json:"bcrypt_cost"`
+	PasswordHash    string   `json:"password_hash"`
 	ServerEnv       []string `json:"server_env,omitempty"`
 }
 
@@ -44,8 +45,8 @@ func writeJSON(path string, r *report) error {
 func writeTable(w io.Writer, r *report) {
 	fmt.Fprintf(w, "\n%s, %d CPUs, %d MiB; %s; load average %.2f at start\n", r.Machine.CPUModel, r.Machine.CPUs,
 		r.Machine.MemoryMiB, r.Target, r.Machine.LoadAvg1)
-	fmt.Fprintf(w, "warm-up %v, measured %v per run; latency of 2xx answers, in ms; CPU in CPU-seconds per 1,000 requests\n\n",
-		seconds(r.Settings.WarmupSeconds), seconds(r.Settings.DurationSeconds))
+	fmt.Fprintf(w, "password hash %s; warm-up %v, measured %v per run; latency of 2xx answers, in ms; CPU in CPU-seconds per 1,000 requests\n\n",
+		r.Settings.PasswordHash, seconds(r.Settings.WarmupSeconds), seconds(r.Settings.DurationSeconds))
 	fmt.Fprintln(w, "| scenario | conc | req/s | ok/s | p50 | p90 | p99 | statuses | lost | Authly CPU | PG CPU | tool CPU | busy % | other % | Authly peak RSS MiB |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, res := range r.Results {
@@ -89,8 +90,8 @@ func writeTable(w io.Writer, r *report) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "\nbcrypt floor, measured right before and right after each run: the median of single hashes at cost %d; ceiling = %d CPUs ÷ that time; and %d goroutines hashing flat out, alone\n",
-				f.BcryptCost, f.CPUs, f.CPUs)
+			fmt.Fprintf(w, "\n%s floor, measured right before and right after each run: the median of single hashes (%s); ceiling = %d CPUs ÷ that time; and %d goroutines hashing flat out, alone\n",
+				f.Algorithm, f.Parameters, f.CPUs, f.CPUs)
 			header = true
 		}
 		fmt.Fprintf(w, "  %-8s conc %2d: %6.1f ok/s; one hash %.1f ms (median of %d) → ceiling %.1f/s (flat out %.1f/s): %5.1f%% of the ceiling\n",

@@ -16,7 +16,9 @@ const createAdminUsage = `Usage: authly create-admin --username NAME --email ADD
 
 Creates an active, verified admin. The password is read from AUTHLY_ADMIN_PASSWORD or,
 when that is unset, from the first line of standard input; it is never a flag, so it
-stays out of shell history and process listings. An existing username is left as it is.
+stays out of shell history and process listings. An admin of that username and email that
+exists already is left as it is; a username that belongs to an account that is not an
+admin, or to an admin with another email, is an error, and nothing changes.
 `
 
 var createAdminCommand = command{usage: createAdminUsage, run: createAdminCmd}
@@ -49,12 +51,12 @@ func createAdminCmd(ctx context.Context, inv invocation) error {
 		return err
 	}
 	defer closeAll()
-	created, err := svc.EnsureAdmin(ctx, service.NewUser{Username: username, Email: email, Password: password})
+	created, err := svc.EnsureAdmin(ctx, service.NewUser{Username: username, Email: email, Password: password}, service.AdminFromCommand)
 	if err != nil {
-		return fmt.Errorf("create-admin: %s", describe(err))
+		return createAdminError(err, username, email)
 	}
 	if !created {
-		fmt.Fprintf(inv.stdout, "user %q already exists; nothing changed\n", username)
+		fmt.Fprintf(inv.stdout, "the admin %q already exists; nothing changed\n", username)
 		return nil
 	}
 	fmt.Fprintf(inv.stdout, "created admin %q\n", username)

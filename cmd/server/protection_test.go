@@ -16,6 +16,7 @@ import (
 func TestAnUnreachableRedisStopsTheStart(t *testing.T) {
 	err := run(context.Background(), nil, envFrom(map[string]string{
 		"DATABASE_URL":            testdb.URL(t),
+		"AUTHLY_MAIL_DIR":         t.TempDir(),
 		"JWT_SECRET_KEY":          secretA,
 		"JWT_REFRESH_SECRET_KEY":  secretB,
 		"AUTHLY_BCRYPT_COST":      "4",
@@ -36,6 +37,7 @@ func TestAnUnreachableRedisStopsTheStart(t *testing.T) {
 func TestServeWiresTheProtections(t *testing.T) {
 	base, stop := startServe(t, map[string]string{
 		"DATABASE_URL":                testdb.URL(t),
+		"AUTHLY_MAIL_DIR":             t.TempDir(),
 		"JWT_SECRET_KEY":              secretA,
 		"JWT_REFRESH_SECRET_KEY":      secretB,
 		"AUTHLY_BCRYPT_COST":          "4",

@@ -260,11 +260,16 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter
 	if err != nil {
 		return nil, err
 	}
-	// bcrypt runs in a pool of GOMAXPROCS workers. A login answers 503 server_busy at once when
+	// Password hashing runs in a pool of GOMAXPROCS workers. A login answers 503 server_busy at once when
 	// AUTHLY_HASH_QUEUE callers already wait, or when the callers ahead of it and the measured
 	// hash time say it would wait longer than AUTHLY_HASH_MAX_WAIT; one that waits that long
 	// anyway gets the 503 then.
-	hasher, err := hashpool.New(hashpool.Options{Queue: cfg.HashQueue, MaxWait: cfg.HashMaxWait, Cost: cfg.BcryptCost, OnWait: m.HashWait})
+	// With Argon2id the workers bound memory too: at most one hash per worker fills its m.
+	hasher, err := hashpool.New(hashpool.Options{Queue: cfg.HashQueue, MaxWait: cfg.HashMaxWait, Hasher: cfg.PasswordHasher(), OnWait: m.HashWait})
+	if err != nil {
+		return nil, err
+	}
+	outbox, err := newOutbox(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +293,10 @@ func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter
 			MaxDuration: cfg.LockoutMaxDuration,
 			ResetAfter:  cfg.LockoutResetAfter,
 		},
+		Mail:         outbox,
+		PublicURL:    cfg.Account.PublicURL,
+		Verification: service.Verification(cfg.Account.RequireVerification),
+		MailLimits:   service.MailLimits{Address: cfg.Account.RateLimitMailAddress, IP: cfg.Account.RateLimitMailIP},
 	})
 }
 

@@ -23,8 +23,8 @@ import (
 
 const serveUsage = `Usage: authly serve
 
-Applies any pending migration, then serves the API until SIGINT or SIGTERM, and drains
-in-flight requests before it stops.
+Applies any pending migration, then serves the API and sends the account mail queued in the
+outbox until SIGINT or SIGTERM, and drains in-flight requests before it stops.
 `
 
 var serveCommand = command{
@@ -86,7 +86,8 @@ type app struct {
 }
 
 // build migrates the database, opens the pool, builds the service and its handler, creates the
-// bootstrap admin and starts the background cleanup. On error it releases what it built.
+// bootstrap admin, and starts the mail worker and the background cleanup. On error it releases
+// what it built.
 func build(ctx context.Context, env *environment) (_ *app, err error) {
 	cfg, log := env.cfg, env.log
 	a := &app{cfg: cfg, log: log}
@@ -96,6 +97,12 @@ func build(ctx context.Context, env *environment) (_ *app, err error) {
 		}
 	}()
 
+	// Where mail goes is settled before anything starts, so that a server that could not send
+	// its users' links never serves.
+	sender, route, err := mailSender(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := database.MigrateUp(env.url); err != nil {
 		return nil, err
 	}
@@ -118,14 +125,31 @@ func build(ctx context.Context, env *environment) (_ *app, err error) {
 		return nil, err
 	}
 	if cfg.AdminUsername != "" {
-		created, err := a.svc.EnsureAdmin(ctx, service.NewUser{Username: cfg.AdminUsername, Email: cfg.AdminEmail, Password: cfg.AdminPassword})
+		created, err := a.svc.EnsureAdmin(ctx, service.NewUser{Username: cfg.AdminUsername, Email: cfg.AdminEmail, Password: cfg.AdminPassword}, service.AdminFromBootstrap)
 		if err != nil {
-			return nil, fmt.Errorf("bootstrapping the admin from AUTHLY_ADMIN_*: %w", err)
+			return nil, bootstrapAdminError(err, cfg.AdminUsername, cfg.AdminEmail)
 		}
 		if created {
 			log.Info("created the bootstrap admin", "username", cfg.AdminUsername)
 		}
 	}
+	stopWorker, err := startMailWorker(ctx, cfg, pool, sender, log, a.metrics)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, stopWorker)
+	// Closers run backwards: after the last request, the work deferred by requests (password
+	// reset and verification requests answered before their mail was queued) finishes, then
+	// the worker stops, then the pool closes.
+	a.closers = append(a.closers, func() {
+		waitCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := a.svc.WaitDeferred(waitCtx); err != nil {
+			log.Warn("deferred work did not finish before shutdown", "err", err)
+		}
+	})
+	log.Info("sending account mail", "via", route, "public_url", cfg.Account.PublicURL,
+		"verification", cfg.Account.RequireVerification)
 	if cfg.CleanupInterval > 0 {
 		cleanerCtx, stopCleaner := context.WithCancel(ctx)
 		cleanerDone := make(chan struct{})

@@ -140,6 +140,7 @@ func TestAFailedStartNeverShowsTheDatabasePassword(t *testing.T) {
 				var logs bytes.Buffer
 				err := run(context.Background(), []string{"serve"}, envFrom(map[string]string{
 					"DATABASE_URL":           tc.databaseURL,
+					"AUTHLY_MAIL_DIR":        t.TempDir(),
 					"JWT_SECRET_KEY":         secretA,
 					"JWT_REFRESH_SECRET_KEY": secretB,
 					"AUTHLY_LISTEN_ADDR":     "127.0.0.1:0",
@@ -203,7 +204,7 @@ func TestKeywordValueDatabaseURLWorksEndToEnd(t *testing.T) {
 	conn := keywordValue(t, raw)
 	vars := map[string]string{
 		"DATABASE_URL": conn, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
-		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4",
+		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4", "AUTHLY_MAIL_DIR": t.TempDir(),
 	}
 	versions := migrationVersions(t)
 	latest, previous := versions[len(versions)-1], versions[len(versions)-2]

@@ -138,6 +138,10 @@ type Config struct {
 	Keys KeyConfig
 
 	Mail Mail // AUTHLY_SMTP_* and AUTHLY_MAIL_*: read in mail.go
+
+	// Account flows and password hashing: AUTHLY_PUBLIC_URL, AUTHLY_REQUIRE_VERIFICATION,
+	// AUTHLY_RATE_LIMIT_MAIL_*, AUTHLY_PASSWORD_HASH and AUTHLY_ARGON2_*; read in account.go.
+	Account Account
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -218,6 +222,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 		}
 	}
 	e.mail(&c, secrets)
+	e.account(&c)
 
 	if err := errors.Join(e.errs...); err != nil {
 		return Config{}, err
@@ -562,6 +567,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
 		slog.Any("keys", c.Keys),
 		slog.Attr{Key: "mail", Value: c.Mail.LogValue()},
+		slog.Attr{Key: "account", Value: c.Account.LogValue()},
 	)
 }
 

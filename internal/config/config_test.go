@@ -80,7 +80,8 @@ func defaults() Config {
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
 
-		Keys: KeyConfig{RotationInterval: 30 * 24 * time.Hour, JWKSMaxAge: 5 * time.Minute, SigningBackend: "software"},
+		Keys:    KeyConfig{RotationInterval: 30 * 24 * time.Hour, JWKSMaxAge: 5 * time.Minute, SigningBackend: "software"},
+		Account: defaultAccount(),
 	}
 }
 
@@ -222,7 +223,8 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
 
-		Keys: defaults().Keys,
+		Keys:    defaults().Keys,
+		Account: defaultAccount(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)

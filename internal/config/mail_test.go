@@ -69,7 +69,7 @@ func TestMailDefaultsToFilesInTheDataDirectory(t *testing.T) {
 func TestLoadSMTPSettings(t *testing.T) {
 	ca := writeCA(t)
 	c, err := Load(t.Context(), withSecrets(
-		envSMTPURL, "smtp://mail.example.com:587",
+		envSMTPURL, "smtp://mail.example.com:587", envPublicURL, "https://auth.example.com",
 		envSMTPUsername, "authly@example.com",
 		envSMTPPassword, smtpPassword,
 		envSMTPCAFile, ca,
@@ -90,7 +90,7 @@ func TestLoadSMTPSettings(t *testing.T) {
 		t.Errorf("Mail =\n%+v\nwant\n%+v", c.Mail, want)
 	}
 
-	c, err = Load(t.Context(), vars(envSMTPURL, "smtp://127.0.0.1:25", envMailFrom, "authly@example.com"))
+	c, err = Load(t.Context(), vars(envSMTPURL, "smtp://127.0.0.1:25", envMailFrom, "authly@example.com", envPublicURL, "https://auth.example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestLoadSMTPCredentialsFromTheSecretsFile(t *testing.T) {
 	file := writeFile(t, fmt.Sprintf(`{"JWT_SECRET_KEY": %q, "JWT_REFRESH_SECRET_KEY": %q, "AUTHLY_SMTP_USERNAME": "relay-user", "AUTHLY_SMTP_PASSWORD": %q}`,
 		accessSecret, refreshSecret, smtpPassword))
 	getenv := vars(envSecretsProvider, "file", envSecretsFile, file,
-		envSMTPURL, "smtps://mail.example.com", envMailFrom, "no-reply@example.com")
+		envSMTPURL, "smtps://mail.example.com", envMailFrom, "no-reply@example.com", envPublicURL, "https://auth.example.com")
 	c, err := Load(t.Context(), getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestLoadSMTPCredentialsFromTheSecretsFile(t *testing.T) {
 		t.Errorf("SMTP = %+v", c.Mail.SMTP)
 	}
 
-	c, err = Load(t.Context(), vars(envSMTPURL, "smtps://mail.example.com", envMailFrom, "no-reply@example.com"),
+	c, err = Load(t.Context(), vars(envSMTPURL, "smtps://mail.example.com", envMailFrom, "no-reply@example.com", envPublicURL, "https://auth.example.com"),
 		WithSecretProvider(StaticSecrets{Access: []byte(accessSecret), Refresh: []byte(refreshSecret),
 			SMTPUsername: []byte("static-user"), SMTPPassword: []byte(smtpPassword)}))
 	if err != nil {
@@ -133,21 +133,23 @@ func TestLoadRejectsBadMailSettings(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(brokenTemplates, "verify_email.txt"), []byte(`{{.Link`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	smtp := []string{envSMTPURL, "smtp://mail.example.com", envMailFrom, "no-reply@example.com"}
+	smtp := []string{envSMTPURL, "smtp://mail.example.com", envMailFrom, "no-reply@example.com", envPublicURL, "https://auth.example.com"}
 	tests := []struct {
 		name string
 		kv   []string
 		want []string
 	}{
-		{"another scheme", []string{envSMTPURL, "http://mail.example.com", envMailFrom, "a@example.com"},
+		{"another scheme", []string{envSMTPURL, "http://mail.example.com", envMailFrom, "a@example.com", envPublicURL, "https://auth.example.com"},
 			[]string{"AUTHLY_SMTP_URL: must start with smtp:// (STARTTLS) or smtps://"}},
-		{"credentials in the URL", []string{envSMTPURL, "smtp://u:" + smtpPassword + "@mail.example.com", envMailFrom, "a@example.com"},
+		{"credentials in the URL", []string{envSMTPURL, "smtp://u:" + smtpPassword + "@mail.example.com", envMailFrom, "a@example.com", envPublicURL, "https://auth.example.com"},
 			[]string{"AUTHLY_SMTP_URL: must not hold credentials"}},
-		{"SMTP without a From address", []string{envSMTPURL, "smtp://mail.example.com"},
+		{"SMTP without a From address", []string{envSMTPURL, "smtp://mail.example.com", envPublicURL, "https://auth.example.com"},
 			[]string{"AUTHLY_MAIL_FROM: must be set when AUTHLY_SMTP_URL is set"}},
-		{"a From that is not an address", append(smtp[:2:2], envMailFrom, "Authly"),
+		{"SMTP without a public URL", []string{envSMTPURL, "smtp://mail.example.com", envMailFrom, "a@example.com"},
+			[]string{"AUTHLY_PUBLIC_URL: must be set when AUTHLY_SMTP_URL is set"}},
+		{"a From that is not an address", append(smtp[:2:2], envMailFrom, "Authly", envPublicURL, "https://auth.example.com"),
 			[]string{`AUTHLY_MAIL_FROM: must be an email address`}},
-		{"a From with a header injection", append(smtp[:2:2], envMailFrom, "a@example.com\r\nBcc: x@example.com"),
+		{"a From with a header injection", append(smtp[:2:2], envMailFrom, "a@example.com\r\nBcc: x@example.com", envPublicURL, "https://auth.example.com"),
 			[]string{`AUTHLY_MAIL_FROM: must be an email address`}},
 		{"credentials without SMTP", []string{envSMTPUsername, "u", envSMTPPassword, smtpPassword},
 			[]string{"AUTHLY_SMTP_USERNAME: is only read when AUTHLY_SMTP_URL is set"}},
@@ -167,7 +169,7 @@ func TestLoadRejectsBadMailSettings(t *testing.T) {
 			[]string{"AUTHLY_MAIL_TEMPLATES_DIR: mail templates:"}},
 		{"SMTP credentials in the environment with the file provider",
 			[]string{envSecretsProvider, "file", envSecretsFile, writeFile(t, fmt.Sprintf(`{"JWT_SECRET_KEY": %q, "JWT_REFRESH_SECRET_KEY": %q}`, accessSecret, refreshSecret)),
-				envSMTPURL, "smtp://mail.example.com", envMailFrom, "a@example.com", envSMTPPassword, smtpPassword},
+				envSMTPURL, "smtp://mail.example.com", envMailFrom, "a@example.com", envSMTPPassword, smtpPassword, envPublicURL, "https://auth.example.com"},
 			[]string{"AUTHLY_SMTP_PASSWORD: is not read with the file secrets provider"}},
 	}
 	for _, tt := range tests {
@@ -182,7 +184,7 @@ func TestLoadRejectsBadMailSettings(t *testing.T) {
 }
 
 func TestTheSMTPPasswordIsNeverLogged(t *testing.T) {
-	c, err := Load(t.Context(), withSecrets(envSMTPURL, "smtps://mail.example.com", envMailFrom, "a@example.com",
+	c, err := Load(t.Context(), withSecrets(envSMTPURL, "smtps://mail.example.com", envMailFrom, "a@example.com", envPublicURL, "https://auth.example.com",
 		envSMTPUsername, "relay-user", envSMTPPassword, smtpPassword))
 	if err != nil {
 		t.Fatal(err)

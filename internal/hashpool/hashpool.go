@@ -1,5 +1,7 @@
-// Package hashpool runs bcrypt work in a bounded pool, so a flood of logins queues briefly or is
-// refused at once instead of piling up latency.
+// Package hashpool runs password hashing (bcrypt or Argon2id, from internal/password) in a
+// bounded pool, so a flood of logins queues briefly or is refused at once instead of piling up
+// latency, and so that at most one hash per worker runs at any moment: with Argon2id, whose
+// every hash fills its memory parameter, the workers also bound the memory hashing takes.
 //
 // A Pool has a fixed number of worker slots and a bounded line of callers waiting for one. A
 // caller is admitted when a worker is free for it, or when the line has room and its wait,
@@ -18,7 +20,7 @@
 //
 // A login that names no account must cost the same as one that does, or its timing would tell
 // which names have accounts (docs/security.md). Callers get that by comparing the password
-// against a dummy hash, made once by Hash at the pool's cost, through Compare: the unknown name
+// against a dummy hash, made once by Hash with the pool's Hasher, through Compare: the unknown name
 // then waits for a slot, runs the same bcrypt work, and is refused under load, exactly like a
 // known one.
 package hashpool
@@ -32,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authly/authly/internal/password"
 )
 
 // ErrBusy means the pool could not take the work: the line was full, the caller's estimated
@@ -66,8 +70,11 @@ type Options struct {
 	// hash time, is refused with ErrBusy at once; one that is admitted but still has no worker
 	// after MaxWait gets ErrBusy then. Zero means DefaultMaxWait.
 	MaxWait time.Duration
-	// Cost is the bcrypt cost Hash uses, bcrypt.MinCost to bcrypt.MaxCost. Zero means
-	// bcrypt.DefaultCost. Compare always uses the cost recorded in the hash it is given.
+	// Hasher makes the hashes Hash returns. Nil means bcrypt at Cost. Compare always uses the
+	// algorithm and parameters recorded in the hash it is given, whatever Hasher is.
+	Hasher password.Hasher
+	// Cost is the bcrypt cost Hash uses when Hasher is nil, bcrypt.MinCost to bcrypt.MaxCost.
+	// Zero means bcrypt.DefaultCost.
 	Cost int
 	// OnWait, when set, is called once for every caller that gets a worker, with how long its
 	// work waited for one (zero when a worker was free), so metrics can keep a histogram of
@@ -92,7 +99,7 @@ type Pool struct {
 	slots   chan struct{} // a caller holds a worker while it has a value in here
 	queue   int64
 	maxWait time.Duration
-	cost    int
+	hasher  password.Hasher
 	onWait  func(time.Duration)
 
 	// callers counts admitted callers that have not left: those holding a worker and those in
@@ -137,16 +144,27 @@ func New(o Options) (*Pool, error) {
 	if o.Cost == 0 {
 		o.Cost = bcrypt.DefaultCost
 	}
+	if o.Hasher == nil {
+		o.Hasher = password.Bcrypt{Cost: o.Cost}
+	}
 	return &Pool{
 		slots:   make(chan struct{}, o.Workers),
 		queue:   int64(o.Queue),
 		maxWait: o.MaxWait,
-		cost:    o.Cost,
+		hasher:  o.Hasher,
 		onWait:  o.OnWait,
 	}, nil
 }
 
-// Hash returns the bcrypt hash of password at the pool's cost. It reserves a place in line and
+// Hasher returns the Hasher that makes the pool's new hashes.
+func (p *Pool) Hasher() password.Hasher { return p.hasher }
+
+// NeedsRehash reports whether hash was made with another algorithm or other parameters than
+// the pool's Hasher, so that a caller that has just checked a password against it should
+// store a new hash. It does no hashing work.
+func (p *Pool) NeedsRehash(hash []byte) bool { return p.hasher.NeedsRehash(hash) }
+
+// Hash returns the hash of password made by the pool's Hasher. It reserves a place in line and
 // works at once, so it returns what Reserve and Reservation.Hash return.
 func (p *Pool) Hash(ctx context.Context, password []byte) ([]byte, error) {
 	r, err := p.Reserve(ctx)
@@ -242,13 +260,13 @@ type Reservation struct {
 	left  atomic.Bool // it has left the line, by working, giving up or Cancel
 }
 
-// Hash returns the bcrypt hash of password at the pool's cost. It returns ErrBusy when no worker
-// came free within MaxWait of the reservation, the context's error when ctx ends before one
-// does, and bcrypt.ErrPasswordTooLong (wrapped) for a password over 72 bytes.
-func (r *Reservation) Hash(ctx context.Context, password []byte) ([]byte, error) {
+// Hash returns the hash of password made by the pool's Hasher. It returns ErrBusy when no
+// worker came free within MaxWait of the reservation, the context's error when ctx ends before
+// one does, and, with bcrypt, bcrypt.ErrPasswordTooLong (wrapped) for a password over 72 bytes.
+func (r *Reservation) Hash(ctx context.Context, pw []byte) ([]byte, error) {
 	var hash []byte
 	err := r.run(ctx, func() (err error) {
-		hash, err = bcrypt.GenerateFromPassword(password, r.p.cost)
+		hash, err = r.p.hasher.Hash(pw)
 		return err
 	})
 	if err != nil {
@@ -258,17 +276,15 @@ func (r *Reservation) Hash(ctx context.Context, password []byte) ([]byte, error)
 }
 
 // Compare reports whether password matches hash: true on a match, false with a nil error on a
-// mismatch. It returns an error only when it could not decide: ErrBusy when no worker came free
-// within MaxWait of the reservation, the context's error when ctx ends before one does, or a
-// wrapped bcrypt error when hash is not a valid bcrypt hash.
-func (r *Reservation) Compare(ctx context.Context, hash, password []byte) (bool, error) {
+// mismatch. hash may be a bcrypt hash or an Argon2id PHC string, whatever the pool's Hasher.
+// It returns an error only when it could not decide: ErrBusy when no worker came free within
+// MaxWait of the reservation, the context's error when ctx ends before one does, or a wrapped
+// password.ErrMalformedHash (wrapping bcrypt's own error for a bad bcrypt hash) when hash cannot
+// be checked.
+func (r *Reservation) Compare(ctx context.Context, hash, pw []byte) (bool, error) {
 	match := false
-	err := r.run(ctx, func() error {
-		err := bcrypt.CompareHashAndPassword(hash, password)
-		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
-			return nil
-		}
-		match = err == nil
+	err := r.run(ctx, func() (err error) {
+		match, err = password.Verify(hash, pw)
 		return err
 	})
 	if err != nil {

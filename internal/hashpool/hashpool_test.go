@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authly/authly/internal/password"
 )
 
 var (
@@ -179,7 +181,7 @@ func TestHashAndCompare(t *testing.T) {
 			return h
 		}(), testPassword, true, nil},
 		{"a truncated hash is an error, not a mismatch", hash[:20], testPassword, false, bcrypt.ErrHashTooShort},
-		{"an empty hash is an error, not a mismatch", nil, testPassword, false, bcrypt.ErrHashTooShort},
+		{"an empty hash is an error, not a mismatch", nil, testPassword, false, password.ErrMalformedHash},
 		{"a hash with an unknown prefix is an error", append([]byte("#"), hash[1:]...), testPassword, false, errCorrupt},
 		{"a hash with an unreadable cost is an error", []byte(strings.Replace(string(hash), "$04$", "$0x$", 1)), testPassword, false, errCorrupt},
 		{"a hash with a salt that is not base64 is an error", []byte(string(hash[:7]) + strings.Repeat("!", 22) + string(hash[29:])), testPassword, false, errCorrupt},
@@ -249,6 +251,39 @@ func TestHash(t *testing.T) {
 	}
 }
 
+func TestAnArgon2idPoolHashesInPHCAndStillChecksBcryptHashes(t *testing.T) {
+	argon, err := password.NewArgon2id(password.MinArgon2MemoryKiB, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, Options{Workers: 1, Hasher: argon})
+	hash, err := p.Hash(t.Context(), testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(hash), "$argon2id$v=19$m=8192,t=1,p=1$") {
+		t.Fatalf("hash = %s, want an Argon2id PHC string with the pool's parameters", hash)
+	}
+	if p.NeedsRehash(hash) {
+		t.Error("a hash the pool just made needs a rehash")
+	}
+	old, err := bcrypt.GenerateFromPassword(testPassword, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.NeedsRehash(old) {
+		t.Error("a bcrypt hash does not need a rehash in an Argon2id pool")
+	}
+	for name, h := range map[string][]byte{"argon2id": hash, "bcrypt": old} {
+		if ok, err := p.Compare(t.Context(), h, testPassword); !ok || err != nil {
+			t.Errorf("%s: Compare(right password) = %v, %v; want a match", name, ok, err)
+		}
+		if ok, err := p.Compare(t.Context(), h, otherPassword); ok || err != nil {
+			t.Errorf("%s: Compare(wrong password) = %v, %v; want a mismatch", name, ok, err)
+		}
+	}
+}
+
 func TestNew(t *testing.T) {
 	valid := []struct {
 		name        string
@@ -269,9 +304,10 @@ func TestNew(t *testing.T) {
 			if st := p.Stats(); st.Workers != tt.wantWorkers {
 				t.Errorf("Workers = %d, want %d", st.Workers, tt.wantWorkers)
 			}
-			if p.queue != tt.wantQueue || p.maxWait != tt.wantMaxWait || p.cost != tt.wantCost {
+			cost := p.hasher.(password.Bcrypt).Cost
+			if p.queue != tt.wantQueue || p.maxWait != tt.wantMaxWait || cost != tt.wantCost {
 				t.Errorf("queue, max wait, cost = %d, %s, %d; want %d, %s, %d",
-					p.queue, p.maxWait, p.cost, tt.wantQueue, tt.wantMaxWait, tt.wantCost)
+					p.queue, p.maxWait, cost, tt.wantQueue, tt.wantMaxWait, tt.wantCost)
 			}
 		})
 	}

@@ -9,14 +9,16 @@ package httpapi
 import (
 	"github.com/authly/authly/internal/gen/api"
 	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/web"
 )
 
 // API adapts the Service to the generated strict server, one file per resource: it converts
 // requests to calls and results to responses, nothing more. Errors go to the strict handler's
 // error hook, which writes them as problems in one place.
 type API struct {
-	svc  *service.Service
-	docs bool // serve the reference page and openapi.yaml
+	svc   *service.Service
+	docs  bool          // serve the reference page and openapi.yaml
+	pages *web.Renderer // the pages emailed links open
 }
 
 var _ api.StrictServerInterface = (*API)(nil)

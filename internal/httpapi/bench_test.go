@@ -33,7 +33,7 @@ func benchService(b *testing.B) (*service.Service, service.TokenPair) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := svc.EnsureAdmin(ctx, service.NewUser{Username: "bench", Email: "bench@example.com", Password: testPassword}); err != nil {
+	if _, err := svc.EnsureAdmin(ctx, service.NewUser{Username: "bench", Email: "bench@example.com", Password: testPassword}, service.AdminFromBootstrap); err != nil {
 		b.Fatal(err)
 	}
 	pair, _, err := svc.PasswordLogin(ctx, "bench", testPassword, service.Client{IP: "127.0.0.1", UserAgent: "bench"})

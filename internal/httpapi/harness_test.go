@@ -249,7 +249,7 @@ func (e *env) register(username string) api.User {
 // admin bootstraps an admin and returns its access token.
 func (e *env) admin() string {
 	e.t.Helper()
-	if _, err := e.svc.EnsureAdmin(context.Background(), service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}); err != nil {
+	if _, err := e.svc.EnsureAdmin(context.Background(), service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}, service.AdminFromBootstrap); err != nil {
 		e.t.Fatal(err)
 	}
 	return e.login("root", testPassword).AccessToken

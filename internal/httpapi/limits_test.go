@@ -133,7 +133,8 @@ func TestTheLoginLimitCountsPerName(t *testing.T) {
 			}
 			var leaked int
 			if err := e.pool.QueryRow(context.Background(),
-				`SELECT count(*) FROM audit_events WHERE details::text ILIKE '%alice%' OR details::text ILIKE '%ghost%'`).Scan(&leaked); err != nil || leaked != 0 {
+				`SELECT count(*) FROM audit_events WHERE event_type NOT IN ('user_registered', 'mail_queued')
+				AND (details::text ILIKE '%alice%' OR details::text ILIKE '%ghost%')`).Scan(&leaked); err != nil || leaked != 0 {
 				t.Errorf("audit details name a login name: %d %v", leaked, err)
 			}
 		})

@@ -94,7 +94,7 @@ func (e *env) seedUser(username string) {
 func (e *env) seedAdmin() string {
 	e.t.Helper()
 	ctx := context.Background()
-	if _, err := e.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}); err != nil {
+	if _, err := e.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}, service.AdminFromBootstrap); err != nil {
 		e.t.Fatal(err)
 	}
 	pair, _, err := e.svc.PasswordLogin(ctx, "root", testPassword, service.Client{IP: "192.0.2.1"})

@@ -7,19 +7,22 @@ import (
 	"time"
 )
 
-// Which routes the per-IP rate limits cover: every route under /api/v1/auth/, and
-// registration, which also has a limit of its own.
+// Which routes the per-IP rate limits cover: every route under /api/v1/auth/, the pages that
+// emailed links open, and registration, which also has a limit of its own.
 const (
 	authPathPrefix    = "/api/v1/auth/"
 	registrationRoute = http.MethodPost + " /api/v1/users"
 )
+
+// linkPages are the paths of the pages emailed links open.
+var linkPages = map[string]bool{"/verify-email": true, "/reset-password": true, "/confirm-email-change": true}
 
 // rateLimited reports whether the route counts against the per-IP limit, and whether it is
 // registration.
 func rateLimited(pattern string) (ipLimited, registration bool) {
 	_, path, _ := strings.Cut(pattern, " ")
 	registration = pattern == registrationRoute
-	return registration || strings.HasPrefix(path, authPathPrefix), registration
+	return registration || strings.HasPrefix(path, authPathPrefix) || linkPages[path], registration
 }
 
 // quotaWriter writes the RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers

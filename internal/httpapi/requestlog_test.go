@@ -128,7 +128,7 @@ func TestServiceLogsCarryTheRequestID(t *testing.T) {
 	t.Parallel()
 	svc, srv, sink := loggedServer(t, slog.LevelWarn)
 	ctx := context.Background()
-	if _, err := svc.EnsureAdmin(ctx, service.NewUser{Username: "ines", Email: "ines@example.com", Password: testPassword}); err != nil {
+	if _, err := svc.EnsureAdmin(ctx, service.NewUser{Username: "ines", Email: "ines@example.com", Password: testPassword}, service.AdminFromBootstrap); err != nil {
 		t.Fatal(err)
 	}
 	pair, _, err := svc.PasswordLogin(ctx, "ines", testPassword, service.Client{})

@@ -16,6 +16,7 @@ import (
 	"github.com/authly/authly/internal/logctx"
 	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/web"
 )
 
 // ServerOptions configure the HTTP side of Authly.
@@ -64,6 +65,10 @@ func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	pages, err := web.New("")
+	if err != nil {
+		return nil, err
+	}
 	s := &server{
 		svc:      svc,
 		log:      opts.Logger,
@@ -74,7 +79,7 @@ func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 		mux:      http.NewServeMux(),
 		problems: &problemWriter{log: opts.Logger},
 	}
-	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs}, nil, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs, pages: pages}, nil, api.StrictHTTPServerOptions{
 		// The generated defaults write err.Error() to the client; these never do.
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.problems.write(w, r, &service.Error{Kind: service.KindInvalid, Code: service.CodeInvalidRequest,

@@ -61,26 +61,43 @@ func (a *API) GetUser(ctx context.Context, req api.GetUserRequestObject) (api.Ge
 	return api.GetUser200JSONResponse{Body: userResponse(u), Headers: api.GetUser200ResponseHeaders{CacheControl: noStore()}}, nil
 }
 
-// UpdateUser applies a partial update.
+// UpdateUser applies a partial update; 202 when one's own new email awaits its confirmation.
 func (a *API) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
 	b, c := req.Body, callerFrom(ctx)
-	u, err := a.svc.UpdateUser(ctx, c.principal, req.UserId, service.UserChanges{
+	res, err := a.svc.UpdateUser(ctx, c.principal, req.UserId, service.UserChanges{
 		Username: b.Username, Email: b.Email, Password: b.Password,
 		IsActive: b.IsActive, IsVerified: b.IsVerified, IsAdmin: b.IsAdmin,
+		CurrentPassword: b.CurrentPassword,
 	}, c.client)
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateUser200JSONResponse{Body: userResponse(u), Headers: api.UpdateUser200ResponseHeaders{CacheControl: noStore()}}, nil
+	if res.EmailChangePending {
+		return api.UpdateUser202JSONResponse{Body: userResponse(res.User), Headers: api.UpdateUser202ResponseHeaders{CacheControl: noStore()}}, nil
+	}
+	return api.UpdateUser200JSONResponse{Body: userResponse(res.User), Headers: api.UpdateUser200ResponseHeaders{CacheControl: noStore()}}, nil
 }
 
-// DeleteUser deletes a user.
+// DeleteUser deletes another user, as an admin.
 func (a *API) DeleteUser(ctx context.Context, req api.DeleteUserRequestObject) (api.DeleteUserResponseObject, error) {
 	c := callerFrom(ctx)
 	if err := a.svc.DeleteUser(ctx, c.principal, req.UserId, c.client); err != nil {
 		return nil, err
 	}
 	return api.DeleteUser204Response{}, nil
+}
+
+// DeleteMyAccount deletes the caller's own account once its current password is confirmed.
+func (a *API) DeleteMyAccount(ctx context.Context, req api.DeleteMyAccountRequestObject) (api.DeleteMyAccountResponseObject, error) {
+	c := callerFrom(ctx)
+	var current *string
+	if req.Body != nil {
+		current = &req.Body.CurrentPassword
+	}
+	if err := a.svc.DeleteOwnAccount(ctx, c.principal, current, c.client); err != nil {
+		return nil, err
+	}
+	return api.DeleteMyAccount204Response{}, nil
 }
 
 // UnlockUser clears a user's lockout.

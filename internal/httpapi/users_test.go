@@ -223,7 +223,7 @@ func TestUpdateUser(t *testing.T) {
 		field  string
 	}{
 		{"a taken username, in another case", api.UserUpdate{Username: ptr("TAKEN")}, service.CodeUsernameTaken, "username"},
-		{"a taken email, in another case", api.UserUpdate{Email: ptr("Taken@Example.com")}, service.CodeEmailTaken, "email"},
+		{"a taken email, in another case", api.UserUpdate{Email: ptr("Taken@Example.com"), CurrentPassword: ptr(testPassword)}, service.CodeEmailTaken, "email"},
 		{"a username with a space", api.UserUpdate{Username: ptr("hen ry")}, service.CodeInvalidRequest, "username"},
 		{"a username with a control character", api.UserUpdate{Username: ptr("hen\u0007ry")}, service.CodeInvalidRequest, "username"},
 		{"an email over 254 bytes", api.UserUpdate{Email: ptr(strings.Repeat("a", 250) + "@example.com")}, service.CodeInvalidRequest, "email"},
@@ -241,13 +241,16 @@ func TestUpdateUser(t *testing.T) {
 			}
 		})
 	}
-	t.Run("username and email change, the email is stored lower-cased", func(t *testing.T) {
-		resp := update(t, api.UserUpdate{Username: ptr("henry2"), Email: ptr("Henry2@Example.COM")})
-		if resp.JSON200 == nil || resp.JSON200.Username != "henry2" || resp.JSON200.Email != "henry2@example.com" {
+	t.Run("a username changes at once, an email waits for its link, stored lower-cased", func(t *testing.T) {
+		resp := update(t, api.UserUpdate{Username: ptr("henry2"), Email: ptr("Henry2@Example.COM"), CurrentPassword: ptr(testPassword)})
+		if resp.JSON202 == nil || resp.JSON202.Username != "henry2" || resp.JSON202.Email != "henry@example.com" {
 			t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body)
 		}
-		if !resp.JSON200.UpdatedAt.After(self.UpdatedAt) {
+		if !resp.JSON202.UpdatedAt.After(self.UpdatedAt) {
 			t.Fatal("updated_at did not move")
+		}
+		if n := e.count(`SELECT count(*) FROM account_tokens WHERE user_id = $1 AND purpose = 'email_change' AND email = 'henry2@example.com'`, self.Id); n != 1 {
+			t.Fatalf("%d email change links for the new, lower-cased address, want 1", n)
 		}
 		// A profile change does not log the user out.
 		if me, _ := e.client.GetCurrentUserWithResponse(ctx, bearer(tok.AccessToken)); me.JSON200 == nil {
@@ -255,7 +258,7 @@ func TestUpdateUser(t *testing.T) {
 		}
 	})
 	t.Run("a new password is re-hashed and works", func(t *testing.T) {
-		resp := update(t, api.UserUpdate{Password: ptr("a brand new passphrase")})
+		resp := update(t, api.UserUpdate{Password: ptr("a brand new passphrase"), CurrentPassword: ptr(testPassword)})
 		if resp.JSON200 == nil {
 			t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body)
 		}
@@ -273,9 +276,10 @@ func TestChangesThatInvalidateTokens(t *testing.T) {
 		byUser bool
 		update api.UserUpdate
 	}{
-		{"a password change by the user", true, api.UserUpdate{Password: ptr("another good passphrase")}},
+		{"a password change by an admin", false, api.UserUpdate{Password: ptr("another good passphrase")}},
 		{"deactivation by an admin", false, api.UserUpdate{IsActive: ptr(false)}},
 		{"promotion to admin", false, api.UserUpdate{IsAdmin: ptr(true)}},
+		{"un-verification by an admin", false, api.UserUpdate{IsVerified: ptr(false)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" kills every existing token", func(t *testing.T) {
@@ -283,11 +287,7 @@ func TestChangesThatInvalidateTokens(t *testing.T) {
 			e := newEnv(t)
 			u, first := e.verifiedUser("ivy")
 			second := e.login("ivy", testPassword)
-			tok := e.admin()
-			if tc.byUser {
-				tok = first.AccessToken
-			}
-			resp, err := e.client.UpdateUserWithResponse(context.Background(), u.Id, tc.update, bearer(tok))
+			resp, err := e.client.UpdateUserWithResponse(context.Background(), u.Id, tc.update, bearer(e.admin()))
 			if err != nil || resp.JSON200 == nil {
 				t.Fatalf("update: %v %d %s", err, resp.StatusCode(), resp.Body)
 			}
@@ -323,7 +323,7 @@ func TestDeleteUser(t *testing.T) {
 	e := newEnv(t)
 	u, tok := e.verifiedUser("kim")
 	ctx := context.Background()
-	resp, err := e.client.DeleteUserWithResponse(ctx, u.Id, bearer(tok.AccessToken))
+	resp, err := e.client.DeleteMyAccountWithResponse(ctx, api.AccountDeletion{CurrentPassword: testPassword}, bearer(tok.AccessToken))
 	if err != nil || resp.StatusCode() != http.StatusNoContent {
 		t.Fatalf("self delete: %v %d %s", err, resp.StatusCode(), resp.Body)
 	}
@@ -365,7 +365,7 @@ func TestTheLastAdminIsProtected(t *testing.T) {
 			return r.StatusCode(), r.Body
 		}},
 		{"deleting the last admin", func() (int, []byte) {
-			r, _ := e.client.DeleteUserWithResponse(ctx, rootID, bearer(rootTok))
+			r, _ := e.client.DeleteMyAccountWithResponse(ctx, api.AccountDeletion{CurrentPassword: testPassword}, bearer(rootTok))
 			return r.StatusCode(), r.Body
 		}},
 	}

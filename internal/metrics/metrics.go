@@ -31,6 +31,8 @@ type Metrics struct {
 	cleanupRuns   prometheus.Counter
 	cleanupRows   *prometheus.CounterVec
 	mailMessages  *prometheus.CounterVec // mail.go
+	// passwordRehashes: account.go
+	passwordRehashes *prometheus.CounterVec
 }
 
 // New creates the metrics with the Go runtime and process collectors.
@@ -91,6 +93,7 @@ func New() *Metrics {
 		}, []string{"table"})).(*prometheus.CounterVec),
 	}
 	m.mailMessages = newMailMessages(reg)
+	m.passwordRehashes = newPasswordRehashes(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -23,7 +23,18 @@ const (
 	AuditAccountLocked       = "account_locked"        // failed logins locked an account, or a name that matches none
 	AuditAccountUnlocked     = "account_unlocked"      // an admin cleared a lock
 	AuditRateLimited         = "rate_limited"          // a client or login name tripped a rate limit
-	AuditServerBusy          = "server_busy"           // the bcrypt pool refused work
+	AuditServerBusy          = "server_busy"           // the hash pool refused work
+
+	AuditUserRegistered         = "user_registered"          // someone registered an account
+	AuditAdminCreated           = "admin_created"            // the bootstrap admin or the create-admin command made an admin
+	AuditEmailVerified          = "email_verified"           // a verification link was followed
+	AuditEmailChangeRequested   = "email_change_requested"   // a user asked to change its own email; a link went to the new one
+	AuditEmailChanged           = "email_changed"            // an email change was confirmed by its link
+	AuditPasswordChanged        = "password_changed"         // a user changed its own password
+	AuditPasswordResetRequested = "password_reset_requested" // a reset link was sent to an account
+	AuditPasswordReset          = "password_reset"           // a reset link set a new password
+	AuditUserDeleted            = "user_deleted"             // a user deleted its own account
+	AuditMailQueued             = "mail_queued"              // a message was queued for sending: its kind and recipient, never its link
 )
 
 // AuditEventTypes lists every event type, in the order openapi.yaml's AuditEventType enum
@@ -32,6 +43,8 @@ var AuditEventTypes = []string{
 	AuditLoginSucceeded, AuditLoginFailed, AuditAccountLocked, AuditAccountUnlocked,
 	AuditRateLimited, AuditServerBusy, AuditRefreshTokenReused, AuditLogout,
 	AuditSessionRevoked, AuditUserSessionsRevoked, AuditUserChanged,
+	AuditUserRegistered, AuditAdminCreated, AuditEmailVerified, AuditEmailChangeRequested, AuditEmailChanged,
+	AuditPasswordChanged, AuditPasswordResetRequested, AuditPasswordReset, AuditUserDeleted, AuditMailQueued,
 }
 
 // Reasons, in details.reason of failed logins and in sessions.revoked_reason.
@@ -45,6 +58,9 @@ const (
 	reasonRevokedByUser     = "revoked_by_user"
 	reasonRevokedByAdmin    = "revoked_by_admin"
 	reasonLogout            = "logout"
+	// A wrong current password given to confirm a sensitive change; it counts like a failed
+	// login.
+	reasonReauthenticationFailed = "reauthentication_failed"
 )
 
 // auditEntry is one security event to record. Details must never hold a secret: no password,

@@ -18,10 +18,13 @@ type CleanupResult struct {
 	Sessions int64
 	// LoginFailures counts lockout rows of unknown login names whose failures had lapsed.
 	LoginFailures int64
+	// AccountTokens counts expired one-time link tokens (verification, reset, email change).
+	AccountTokens int64
 }
 
 // Cleanup deletes expired tokens, then expired sessions, then the lockout state of unknown
-// login names whose failures have lapsed, at most 1000 rows per statement, until none is
+// login names whose failures have lapsed, then expired one-time link tokens, at most 1000 rows
+// per statement, until none is
 // left. Several instances may run it at once: each skips the rows another holds. Revoked
 // sessions and their tokens stay until they expire, so that a reused refresh token is still
 // recognised as reuse.
@@ -64,6 +67,12 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
 		return s.queries().DeleteLapsedLoginFailures(ctx, db.DeleteLapsedLoginFailuresParams{
 			Now: now, ForgetBefore: now.Add(-s.lockout.ResetAfter), BatchSize: cleanupBatchSize})
 	})
+	if err != nil {
+		return res, err
+	}
+	err = deleteAll(&res.AccountTokens, func() (int64, error) {
+		return s.queries().DeleteExpiredAccountTokens(ctx, db.DeleteExpiredAccountTokensParams{Now: now, BatchSize: cleanupBatchSize})
+	})
 	return res, err
 }
 
@@ -74,17 +83,17 @@ func (s *Service) RunCleanup(ctx context.Context, interval time.Duration) {
 	defer ticker.Stop()
 	for {
 		res, err := s.Cleanup(ctx)
-		s.metrics.Cleanup(map[string]int64{"tokens": res.Tokens, "sessions": res.Sessions})
+		s.metrics.Cleanup(map[string]int64{"tokens": res.Tokens, "sessions": res.Sessions, "account_tokens": res.AccountTokens})
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			s.log.LogAttrs(ctx, slog.LevelError, "cleanup failed", slog.Any("err", err),
 				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions))
-		case res.Tokens > 0 || res.Sessions > 0 || res.LoginFailures > 0:
+		case res.Tokens > 0 || res.Sessions > 0 || res.LoginFailures > 0 || res.AccountTokens > 0:
 			s.log.LogAttrs(ctx, slog.LevelInfo, "cleanup",
 				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions),
-				slog.Int64("deleted_login_failures", res.LoginFailures))
+				slog.Int64("deleted_login_failures", res.LoginFailures), slog.Int64("deleted_account_tokens", res.AccountTokens))
 		}
 		select {
 		case <-ctx.Done():

@@ -52,6 +52,10 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodeAccountLocked       = "account_locked"
 	CodeServerBusy          = "server_busy"
+	// A sensitive change of one's own account without the right current password.
+	CodeReauthenticationRequired = "reauthentication_required"
+	// A one-time link's token that is malformed, unknown, used, expired or no longer applies.
+	CodeInvalidLinkToken = "invalid_link_token"
 )
 
 // Codes lists every code the service can produce.
@@ -60,7 +64,7 @@ var Codes = []string{
 	CodeInvalidCredentials, CodeInvalidToken, CodeInvalidGrant, CodeAccountInactive, CodeAccountUnverified,
 	CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnsupportedMedia,
 	CodeInternal, CodeDatabaseUnavailable, CodeLastAdmin, CodeRefreshTokenReused,
-	CodeRateLimited, CodeAccountLocked, CodeServerBusy,
+	CodeRateLimited, CodeAccountLocked, CodeServerBusy, CodeReauthenticationRequired, CodeInvalidLinkToken,
 }
 
 // FieldError names one invalid request field.

@@ -71,6 +71,13 @@ func withLimits(l service.RateLimits) option {
 
 func newDomain(t *testing.T, opts ...option) *domain {
 	t.Helper()
+	return newDomainOn(t, testdb.Pool(t), opts...)
+}
+
+// newDomainOn is newDomain on an existing database, as a second instance or a restart with
+// other settings would see it.
+func newDomainOn(t *testing.T, pool *pgxpool.Pool, opts ...option) *domain {
+	t.Helper()
 	clk := &clock{now: time.Now()}
 	issuer, err := token.NewIssuer(token.Config{
 		Algorithm: "HS256", AccessKey: accessKey, RefreshKey: refreshKey, Issuer: "authly-test",
@@ -79,7 +86,6 @@ func newDomain(t *testing.T, opts ...option) *domain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := testdb.Pool(t)
 	deps := service.Deps{Pool: pool, Tokens: issuer, BcryptCost: bcrypt.MinCost, Clock: clk.Now}
 	for _, opt := range opts {
 		opt(&deps)
@@ -105,7 +111,7 @@ func (d *domain) login(username string) service.TokenPair {
 func (d *domain) admin() service.Principal {
 	d.t.Helper()
 	ctx := context.Background()
-	if _, err := d.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}); err != nil {
+	if _, err := d.svc.EnsureAdmin(ctx, service.NewUser{Username: "root", Email: "root@example.com", Password: testPassword}, service.AdminFromBootstrap); err != nil {
 		d.t.Fatal(err)
 	}
 	p, err := d.svc.Authenticate(ctx, d.login("root").AccessToken)

@@ -3,12 +3,14 @@ package service
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/gen/db"
+	"github.com/authly/authly/internal/logctx"
 )
 
 // PasswordLogin checks a username (or email) and password and opens a new session. In order:
@@ -18,6 +20,9 @@ import (
 // password for one that does. The quota is the login name's rate limit as this attempt left
 // it, also when the login fails; it is zero when that limit is off. Every outcome is counted
 // in the login metrics.
+//
+// A right password stored under an outdated algorithm or cost is hashed again and stored (see
+// rehash). An unverified account may log in only in VerifyOff mode.
 //
 // Errors: rate limited (rate_limited, account_locked); unauthenticated (invalid_credentials)
 // for an unknown name or a wrong password, whatever the account's state; forbidden
@@ -58,7 +63,8 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 	// The password is right, so the count of failures starts again: here for an account
 	// that cannot log in, and in openSession's own statement otherwise. And telling the
 	// caller about the account's state leaks nothing.
-	if !account.isActive || !account.isVerified {
+	mustVerify := !account.isVerified && s.verification != VerifyOff
+	if !account.isActive || mustVerify {
 		if err := s.resetLoginFailures(ctx, attempt); err != nil {
 			return TokenPair{}, quota, err
 		}
@@ -67,12 +73,37 @@ func (s *Service) PasswordLogin(ctx context.Context, login, password string, cli
 		s.auditLoginFailure(ctx, account.id, reasonAccountInactive, client)
 		return TokenPair{}, quota, Errorf(KindForbidden, CodeAccountInactive, "The account is inactive.")
 	}
-	if !account.isVerified {
+	if mustVerify {
 		s.auditLoginFailure(ctx, account.id, reasonAccountUnverified, client)
 		return TokenPair{}, quota, Errorf(KindForbidden, CodeAccountUnverified, "The account has not been verified.")
 	}
 	pair, err = s.openSession(ctx, account.id, client)
+	if err == nil && s.hasher.NeedsRehash(hash) {
+		s.rehash(ctx, account.id, hash, password, client)
+	}
 	return pair, quota, err
+}
+
+// rehash replaces a stored hash made with another algorithm or cost than the configured one,
+// now that a login has proved the password, so that a change of AUTHLY_PASSWORD_HASH or
+// AUTHLY_BCRYPT_COST reaches every account that logs in. It is best effort: when the hash pool
+// is busy, or the password changed meanwhile, the old hash stays, still valid, until the next
+// login. Failures are logged, never returned: the login has succeeded.
+func (s *Service) rehash(ctx context.Context, userID uuid.UUID, oldHash []byte, password string, client Client) {
+	log := logctx.From(ctx, s.log)
+	newHash, err := s.hasher.Hash(ctx, []byte(password))
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelInfo, "password hash not upgraded; the next login tries again", slog.Any("err", err))
+		return
+	}
+	n, err := s.queries().RehashUserPassword(ctx, db.RehashUserPasswordParams{ID: userID, OldHash: string(oldHash), NewHash: string(newHash)})
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "storing an upgraded password hash", slog.Any("err", err))
+		return
+	}
+	if n == 1 {
+		s.metrics.PasswordRehashed(s.hasher.Hasher().Algorithm())
+	}
 }
 
 // loginOutcome labels a login for metrics: "success", or the error's code, a closed set.

@@ -1,5 +1,7 @@
 // Package service is Authly's domain: users and roles, password logins, sessions and their
-// refresh-token rotation, lockout, rate limits, audit and cleanup. It takes and returns its own
+// refresh-token rotation, lockout, rate limits, audit and cleanup, and the account flows
+// (verification, password reset and email change by one-time emailed links, re-authentication
+// for sensitive changes) with the mail they queue in internal/mail's outbox. It takes and returns its own
 // Go types and *Error values, records its own metrics, and runs every statement through the
 // sqlc queries of internal/gen/db. It knows nothing of HTTP: internal/httpapi adapts it to the
 // contract.
@@ -10,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,20 +22,25 @@ import (
 	"github.com/authly/authly/internal/database"
 	"github.com/authly/authly/internal/gen/db"
 	"github.com/authly/authly/internal/hashpool"
+	"github.com/authly/authly/internal/mail"
 	"github.com/authly/authly/internal/metrics"
+	"github.com/authly/authly/internal/password"
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/token"
 )
 
-// Deps are what a Service needs. Clock and BcryptCost are fields, not globals, so tests can
-// control them.
+// Deps are what a Service needs. Clock and the password hashing are fields, not globals, so
+// tests can control them.
 type Deps struct {
-	Pool       *pgxpool.Pool
-	Tokens     *token.Issuer
-	BcryptCost int
-	Clock      func() time.Time
-	Logger     *slog.Logger
-	Sessions   SessionPolicy // zero fields take their defaults
+	Pool   *pgxpool.Pool
+	Tokens *token.Issuer
+	// PasswordHasher makes new password hashes; nil means bcrypt at BcryptCost. It is used only
+	// when Hasher is nil: a given Hasher brings its own.
+	PasswordHasher password.Hasher
+	BcryptCost     int
+	Clock          func() time.Time
+	Logger         *slog.Logger
+	Sessions       SessionPolicy // zero fields take their defaults
 	// AcquireTimeout bounds the wait for a pooled connection; zero means the request's own
 	// deadline.
 	AcquireTimeout time.Duration
@@ -40,10 +48,20 @@ type Deps struct {
 
 	// Abuse protection (docs/security.md). Zero values turn each protection off, except the
 	// bcrypt pool; config.Load supplies the defaults the server runs with.
-	Hasher      *hashpool.Pool    // bcrypt work; nil: GOMAXPROCS workers, hashpool.DefaultQueue waiting, at BcryptCost
+	Hasher      *hashpool.Pool    // password hashing; nil: GOMAXPROCS workers, hashpool.DefaultQueue waiting, with PasswordHasher
 	RateLimiter ratelimit.Limiter // where rate limits count; nil: in memory, on Clock
 	RateLimits  RateLimits
 	Lockout     LockoutPolicy
+
+	// Account flows (docs/security.md, "Account mail"). Mail queues messages in the outbox;
+	// nil renders the embedded templates (messages are queued, and sent by whichever worker
+	// drains the outbox). PublicURL is the base of emailed links; empty means
+	// DefaultPublicURL. Verification's zero value is VerifyByEmail. MailLimits' zero limits are
+	// off.
+	Mail         *mail.Outbox
+	PublicURL    string
+	Verification Verification
+	MailLimits   MailLimits
 }
 
 // Service implements Authly's use cases.
@@ -67,6 +85,12 @@ type Service struct {
 	dummyHash []byte
 	// storeFailures throttles the log line for a failing rate limit store.
 	storeFailures storeFailureLog
+
+	outbox       *mail.Outbox
+	publicURL    string
+	verification Verification
+	mailLimits   MailLimits
+	deferred     deferredWork
 }
 
 // New builds a Service.
@@ -84,7 +108,7 @@ func New(d Deps) (*Service, error) {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	if d.Hasher == nil {
-		pool, err := hashpool.New(hashpool.Options{Queue: hashpool.DefaultQueue, Cost: d.BcryptCost})
+		pool, err := hashpool.New(hashpool.Options{Queue: hashpool.DefaultQueue, Cost: d.BcryptCost, Hasher: d.PasswordHasher})
 		if err != nil {
 			return nil, fmt.Errorf("service: %w", err)
 		}
@@ -93,9 +117,28 @@ func New(d Deps) (*Service, error) {
 	if d.RateLimiter == nil {
 		d.RateLimiter = ratelimit.NewMemory(d.Clock)
 	}
+	// Made by the pool's own Hasher, so that an unknown name costs what a known one does under
+	// the configured algorithm and parameters.
 	dummy, err := d.Hasher.Hash(context.Background(), []byte("authly-dummy-password-for-unknown-users"))
 	if err != nil {
 		return nil, fmt.Errorf("service: computing dummy hash: %w", err)
+	}
+	if d.Mail == nil {
+		templates, err := mail.LoadTemplates("")
+		if err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
+		d.Mail = mail.NewOutbox(templates, "")
+	}
+	if d.PublicURL == "" {
+		d.PublicURL = DefaultPublicURL
+	}
+	switch d.Verification {
+	case "":
+		d.Verification = VerifyByEmail
+	case VerifyByEmail, VerifyByAdmin, VerifyOff:
+	default:
+		return nil, fmt.Errorf("service: unknown verification mode %q", d.Verification)
 	}
 	return &Service{
 		store:     &database.Bounded{Pool: d.Pool, AcquireTimeout: d.AcquireTimeout},
@@ -109,6 +152,12 @@ func New(d Deps) (*Service, error) {
 		limits:    d.RateLimits,
 		lockout:   d.Lockout.withDefaults(),
 		dummyHash: dummy,
+
+		outbox:       d.Mail,
+		publicURL:    strings.TrimRight(d.PublicURL, "/"),
+		verification: d.Verification,
+		mailLimits:   d.MailLimits,
+		deferred:     deferredWork{slots: make(chan struct{}, maxDeferred)},
 	}, nil
 }
 

@@ -12,11 +12,11 @@ func TestBootstrapAdminIsIdempotent(t *testing.T) {
 	d := newDomain(t)
 	ctx := context.Background()
 	in := service.NewUser{Username: "boss", Email: "boss@example.com", Password: testPassword}
-	created, err := d.svc.EnsureAdmin(ctx, in)
+	created, err := d.svc.EnsureAdmin(ctx, in, service.AdminFromBootstrap)
 	if err != nil || !created {
 		t.Fatalf("first EnsureAdmin: %v %v", created, err)
 	}
-	created, err = d.svc.EnsureAdmin(ctx, in)
+	created, err = d.svc.EnsureAdmin(ctx, in, service.AdminFromBootstrap)
 	if err != nil || created {
 		t.Fatalf("second EnsureAdmin: %v %v", created, err)
 	}

@@ -81,3 +81,27 @@ INSERT INTO audit_events (user_id, event_type, ip, user_agent, details, created_
 SELECT sqlc.arg(user_id)::uuid, @event_type, sqlc.narg(ip), sqlc.narg(user_agent),
     jsonb_build_object('session_id', r.id, 'reason', sqlc.arg(reason)::text), sqlc.arg(now)::timestamptz
 FROM revoked r;
+
+-- name: EndUserSessions :one
+-- Revokes every unexpired session of a user, except @keep_session_id when it is set, with
+-- @reason, and invalidates every live token outside that session. The counts are what this
+-- call changed. Run it after LockUser (or another lock on the user's row).
+WITH revoked AS (
+    UPDATE sessions s
+    SET revoked_at = sqlc.arg(now)::timestamptz, revoked_reason = sqlc.arg(reason)::text
+    WHERE s.user_id = sqlc.arg(user_id)::uuid
+      AND s.revoked_at IS NULL
+      AND s.expires_at > sqlc.arg(now)::timestamptz
+      AND (sqlc.narg(keep_session_id)::uuid IS NULL OR s.id <> sqlc.narg(keep_session_id)::uuid)
+    RETURNING s.id
+),
+killed AS (
+    UPDATE tokens t
+    SET invalidated_at = sqlc.arg(now)::timestamptz
+    WHERE t.user_id = sqlc.arg(user_id)::uuid
+      AND t.invalidated_at IS NULL
+      AND (sqlc.narg(keep_session_id)::uuid IS NULL OR t.session_id <> sqlc.narg(keep_session_id)::uuid)
+    RETURNING t.id
+)
+SELECT (SELECT count(*) FROM revoked)::bigint AS revoked_sessions,
+    (SELECT count(*) FROM killed)::bigint AS invalidated_tokens;

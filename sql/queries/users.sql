@@ -42,3 +42,28 @@ RETURNING *;
 
 -- name: DeleteUser :execrows
 DELETE FROM users WHERE id = $1;
+
+-- name: MarkEmailVerified :one
+-- Verification by link: only while the account still has the address the link was sent to.
+UPDATE users SET is_verified = true WHERE id = @id AND email = @email
+RETURNING *;
+
+-- name: SetUserPassword :one
+-- A password reset also clears the account's lockout: whoever follows the link has proved
+-- they read the account's mail.
+UPDATE users SET password_hash = @password_hash,
+    failed_login_attempts = CASE WHEN sqlc.arg(clear_lockout)::boolean THEN 0 ELSE failed_login_attempts END,
+    locked_until = CASE WHEN sqlc.arg(clear_lockout)::boolean THEN NULL ELSE locked_until END,
+    last_failed_login_at = CASE WHEN sqlc.arg(clear_lockout)::boolean THEN NULL ELSE last_failed_login_at END
+WHERE id = @id
+RETURNING *;
+
+-- name: RehashUserPassword :execrows
+-- A login replaces a hash made with an old algorithm or cost, unless the password changed
+-- meanwhile.
+UPDATE users SET password_hash = @new_hash WHERE id = @id AND password_hash = @old_hash;
+
+-- name: SetUserEmail :one
+-- A confirmed email change: the new address is proven, so the account is verified.
+UPDATE users SET email = lower(@email), is_verified = true WHERE id = @id
+RETURNING *;

@@ -29,17 +29,27 @@ import (
 
 // Defines values for AuditEventType.
 const (
-	AuditEventTypeAccountLocked       AuditEventType = "account_locked"
-	AuditEventTypeAccountUnlocked     AuditEventType = "account_unlocked"
-	AuditEventTypeLoginFailed         AuditEventType = "login_failed"
-	AuditEventTypeLoginSucceeded      AuditEventType = "login_succeeded"
-	AuditEventTypeLogout              AuditEventType = "logout"
-	AuditEventTypeRateLimited         AuditEventType = "rate_limited"
-	AuditEventTypeRefreshTokenReused  AuditEventType = "refresh_token_reused"
-	AuditEventTypeServerBusy          AuditEventType = "server_busy"
-	AuditEventTypeSessionRevoked      AuditEventType = "session_revoked"
-	AuditEventTypeUserChanged         AuditEventType = "user_changed"
-	AuditEventTypeUserSessionsRevoked AuditEventType = "user_sessions_revoked"
+	AuditEventTypeAccountLocked          AuditEventType = "account_locked"
+	AuditEventTypeAccountUnlocked        AuditEventType = "account_unlocked"
+	AuditEventTypeAdminCreated           AuditEventType = "admin_created"
+	AuditEventTypeEmailChangeRequested   AuditEventType = "email_change_requested"
+	AuditEventTypeEmailChanged           AuditEventType = "email_changed"
+	AuditEventTypeEmailVerified          AuditEventType = "email_verified"
+	AuditEventTypeLoginFailed            AuditEventType = "login_failed"
+	AuditEventTypeLoginSucceeded         AuditEventType = "login_succeeded"
+	AuditEventTypeLogout                 AuditEventType = "logout"
+	AuditEventTypeMailQueued             AuditEventType = "mail_queued"
+	AuditEventTypePasswordChanged        AuditEventType = "password_changed"
+	AuditEventTypePasswordReset          AuditEventType = "password_reset"
+	AuditEventTypePasswordResetRequested AuditEventType = "password_reset_requested"
+	AuditEventTypeRateLimited            AuditEventType = "rate_limited"
+	AuditEventTypeRefreshTokenReused     AuditEventType = "refresh_token_reused"
+	AuditEventTypeServerBusy             AuditEventType = "server_busy"
+	AuditEventTypeSessionRevoked         AuditEventType = "session_revoked"
+	AuditEventTypeUserChanged            AuditEventType = "user_changed"
+	AuditEventTypeUserDeleted            AuditEventType = "user_deleted"
+	AuditEventTypeUserRegistered         AuditEventType = "user_registered"
+	AuditEventTypeUserSessionsRevoked    AuditEventType = "user_sessions_revoked"
 )
 
 // Valid indicates whether the value is a known member of the AuditEventType enum.
@@ -49,11 +59,27 @@ func (e AuditEventType) Valid() bool {
 		return true
 	case AuditEventTypeAccountUnlocked:
 		return true
+	case AuditEventTypeAdminCreated:
+		return true
+	case AuditEventTypeEmailChangeRequested:
+		return true
+	case AuditEventTypeEmailChanged:
+		return true
+	case AuditEventTypeEmailVerified:
+		return true
 	case AuditEventTypeLoginFailed:
 		return true
 	case AuditEventTypeLoginSucceeded:
 		return true
 	case AuditEventTypeLogout:
+		return true
+	case AuditEventTypeMailQueued:
+		return true
+	case AuditEventTypePasswordChanged:
+		return true
+	case AuditEventTypePasswordReset:
+		return true
+	case AuditEventTypePasswordResetRequested:
 		return true
 	case AuditEventTypeRateLimited:
 		return true
@@ -65,6 +91,10 @@ func (e AuditEventType) Valid() bool {
 		return true
 	case AuditEventTypeUserChanged:
 		return true
+	case AuditEventTypeUserDeleted:
+		return true
+	case AuditEventTypeUserRegistered:
+		return true
 	case AuditEventTypeUserSessionsRevoked:
 		return true
 	default:
@@ -74,26 +104,28 @@ func (e AuditEventType) Valid() bool {
 
 // Defines values for ErrorCode.
 const (
-	ErrorCodeAccountInactive      ErrorCode = "account_inactive"
-	ErrorCodeAccountLocked        ErrorCode = "account_locked"
-	ErrorCodeAccountUnverified    ErrorCode = "account_unverified"
-	ErrorCodeDatabaseUnavailable  ErrorCode = "database_unavailable"
-	ErrorCodeEmailTaken           ErrorCode = "email_taken"
-	ErrorCodeForbidden            ErrorCode = "forbidden"
-	ErrorCodeInternalError        ErrorCode = "internal_error"
-	ErrorCodeInvalidCredentials   ErrorCode = "invalid_credentials"
-	ErrorCodeInvalidGrant         ErrorCode = "invalid_grant"
-	ErrorCodeInvalidRequest       ErrorCode = "invalid_request"
-	ErrorCodeInvalidToken         ErrorCode = "invalid_token"
-	ErrorCodeLastAdmin            ErrorCode = "last_admin"
-	ErrorCodeMethodNotAllowed     ErrorCode = "method_not_allowed"
-	ErrorCodeNotFound             ErrorCode = "not_found"
-	ErrorCodePayloadTooLarge      ErrorCode = "payload_too_large"
-	ErrorCodeRateLimited          ErrorCode = "rate_limited"
-	ErrorCodeRefreshTokenReused   ErrorCode = "refresh_token_reused"
-	ErrorCodeServerBusy           ErrorCode = "server_busy"
-	ErrorCodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
-	ErrorCodeUsernameTaken        ErrorCode = "username_taken"
+	ErrorCodeAccountInactive          ErrorCode = "account_inactive"
+	ErrorCodeAccountLocked            ErrorCode = "account_locked"
+	ErrorCodeAccountUnverified        ErrorCode = "account_unverified"
+	ErrorCodeDatabaseUnavailable      ErrorCode = "database_unavailable"
+	ErrorCodeEmailTaken               ErrorCode = "email_taken"
+	ErrorCodeForbidden                ErrorCode = "forbidden"
+	ErrorCodeInternalError            ErrorCode = "internal_error"
+	ErrorCodeInvalidCredentials       ErrorCode = "invalid_credentials"
+	ErrorCodeInvalidGrant             ErrorCode = "invalid_grant"
+	ErrorCodeInvalidLinkToken         ErrorCode = "invalid_link_token"
+	ErrorCodeInvalidRequest           ErrorCode = "invalid_request"
+	ErrorCodeInvalidToken             ErrorCode = "invalid_token"
+	ErrorCodeLastAdmin                ErrorCode = "last_admin"
+	ErrorCodeMethodNotAllowed         ErrorCode = "method_not_allowed"
+	ErrorCodeNotFound                 ErrorCode = "not_found"
+	ErrorCodePayloadTooLarge          ErrorCode = "payload_too_large"
+	ErrorCodeRateLimited              ErrorCode = "rate_limited"
+	ErrorCodeReauthenticationRequired ErrorCode = "reauthentication_required"
+	ErrorCodeRefreshTokenReused       ErrorCode = "refresh_token_reused"
+	ErrorCodeServerBusy               ErrorCode = "server_busy"
+	ErrorCodeUnsupportedMediaType     ErrorCode = "unsupported_media_type"
+	ErrorCodeUsernameTaken            ErrorCode = "username_taken"
 )
 
 // Valid indicates whether the value is a known member of the ErrorCode enum.
@@ -117,6 +149,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeInvalidGrant:
 		return true
+	case ErrorCodeInvalidLinkToken:
+		return true
 	case ErrorCodeInvalidRequest:
 		return true
 	case ErrorCodeInvalidToken:
@@ -130,6 +164,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodePayloadTooLarge:
 		return true
 	case ErrorCodeRateLimited:
+		return true
+	case ErrorCodeReauthenticationRequired:
 		return true
 	case ErrorCodeRefreshTokenReused:
 		return true
@@ -285,6 +321,18 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Accepted Example: {"message":"If the address belongs to an account, a message is on its way."}
+type Accepted struct {
+	Message string `json:"message"`
+}
+
+// AccountDeletion defines model for AccountDeletion.
+type AccountDeletion struct {
+	// CurrentPassword The account's current password, to confirm that its owner makes this change (ASVS 5.0
+	// V6.2.3, V7.5). A wrong one counts towards the account's lockout.
+	CurrentPassword CurrentPassword `json:"current_password"`
+}
+
 // AuditEvent Example: {"created_at":"2026-01-02T15:04:05Z","details":{"failed_attempts":5,"locked_seconds":60},"event_type":"account_locked","id":1042,"ip":"203.0.113.7","user_agent":"curl/8.5.0","user_id":"0b5c4d1e-8f0a-4b8e-9c3a-2f6d7e8a9b10"}
 type AuditEvent struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -315,10 +363,22 @@ type AuditEventPage struct {
 // AuditEventType What an audit event records.
 type AuditEventType string
 
+// CurrentPassword The account's current password, to confirm that its owner makes this change (ASVS 5.0
+// V6.2.3, V7.5). A wrong one counts towards the account's lockout.
+type CurrentPassword = string
+
 // Email An email address of at most 254 bytes. Stored lower-cased; unique.
 //
 // Example: alice@example.com
 type Email = string
+
+// EmailRequest defines model for EmailRequest.
+type EmailRequest struct {
+	// Email An email address of at most 254 bytes. Stored lower-cased; unique.
+	//
+	// Example: alice@example.com
+	Email Email `json:"email"`
+}
 
 // ErrorCode A stable, machine-readable error code.
 type ErrorCode string
@@ -354,6 +414,18 @@ type HealthDatabase string
 // HealthStatus Overall status.
 type HealthStatus string
 
+// LinkToken defines model for LinkToken.
+type LinkToken struct {
+	// Token The `token` parameter of the emailed link.
+	Token string `json:"token"`
+}
+
+// LinkTokenForm defines model for LinkTokenForm.
+type LinkTokenForm struct {
+	// Token The link's token, as the page's form carries it.
+	Token string `json:"token"`
+}
+
 // Liveness defines model for Liveness.
 type Liveness struct {
 	Status LivenessStatus `json:"status"`
@@ -372,6 +444,28 @@ type LogoutResult struct {
 // Password At least 8 characters and at most 72 bytes (NIST SP 800-63B). It must differ from the
 // username and email and must not be a very common password.
 type Password = string
+
+// PasswordReset defines model for PasswordReset.
+type PasswordReset struct {
+	// NewPassword At least 8 characters and at most 72 bytes (NIST SP 800-63B). It must differ from the
+	// username and email and must not be a very common password.
+	NewPassword Password `json:"new_password"`
+
+	// Token The `token` parameter of the emailed reset link.
+	Token string `json:"token"`
+}
+
+// PasswordResetForm defines model for PasswordResetForm.
+type PasswordResetForm struct {
+	// ConfirmPassword The new password again; the two must be equal.
+	ConfirmPassword string `json:"confirm_password"`
+
+	// NewPassword Checked by the password rules, which the page explains when it refuses one.
+	NewPassword string `json:"new_password"`
+
+	// Token The link's token, as the page's form carries it.
+	Token string `json:"token"`
+}
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -501,8 +595,13 @@ type UserCreate struct {
 	Username Username `json:"username"`
 }
 
-// UserUpdate The fields to change; absent fields stay as they are.
+// UserUpdate The fields to change; absent fields stay as they are. `current_password` is required to
+// change one's own `email` or `password`.
 type UserUpdate struct {
+	// CurrentPassword The account's current password, to confirm that its owner makes this change (ASVS 5.0
+	// V6.2.3, V7.5). A wrong one counts towards the account's lockout.
+	CurrentPassword *CurrentPassword `json:"current_password,omitempty"`
+
 	// Email An email address of at most 254 bytes. Stored lower-cased; unique.
 	//
 	// Example: alice@example.com
@@ -532,11 +631,17 @@ type UserUpdate struct {
 // Example: alice
 type Username = string
 
+// PageToken defines model for PageToken.
+type PageToken = string
+
 // SessionID defines model for SessionID.
 type SessionID = openapi_types.UUID
 
 // UserID defines model for UserID.
 type UserID = openapi_types.UUID
+
+// AccountLocked An RFC 9457 problem document.
+type AccountLocked = Problem
 
 // AccountNotUsable An RFC 9457 problem document.
 type AccountNotUsable = Problem
@@ -547,6 +652,9 @@ type BadRequest = Problem
 // DocsDisabled An RFC 9457 problem document.
 type DocsDisabled = Problem
 
+// EmailChangeRejected An RFC 9457 problem document.
+type EmailChangeRejected = Problem
+
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
@@ -556,20 +664,32 @@ type GrantRejected = Problem
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
 
+// LinkRejected An RFC 9457 problem document.
+type LinkRejected = Problem
+
 // LoginThrottled An RFC 9457 problem document.
 type LoginThrottled = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
+// PageRejected An RFC 9457 problem document.
+type PageRejected = Problem
+
 // PayloadTooLarge An RFC 9457 problem document.
 type PayloadTooLarge = Problem
+
+// ReauthenticationRequired An RFC 9457 problem document.
+type ReauthenticationRequired = Problem
 
 // RefreshRejected An RFC 9457 problem document.
 type RefreshRejected = Problem
 
 // RegistrationRejected An RFC 9457 problem document.
 type RegistrationRejected = Problem
+
+// ResetRejected An RFC 9457 problem document.
+type ResetRejected = Problem
 
 // TooManyRequests An RFC 9457 problem document.
 type TooManyRequests = Problem
@@ -582,6 +702,9 @@ type Unavailable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// UserChangeForbidden An RFC 9457 problem document.
+type UserChangeForbidden = Problem
 
 // UserDeleteRejected An RFC 9457 problem document.
 type UserDeleteRejected = Problem
@@ -613,6 +736,33 @@ type ListUsersParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ConfirmEmailChangePageParams defines parameters for ConfirmEmailChangePage.
+type ConfirmEmailChangePageParams struct {
+	// Token The one-time token of the emailed link. A page without one says the link is incomplete.
+	Token *PageToken `form:"token,omitempty" json:"token,omitempty"`
+}
+
+// ResetPasswordPageParams defines parameters for ResetPasswordPage.
+type ResetPasswordPageParams struct {
+	// Token The one-time token of the emailed link. A page without one says the link is incomplete.
+	Token *PageToken `form:"token,omitempty" json:"token,omitempty"`
+}
+
+// VerifyEmailPageParams defines parameters for VerifyEmailPage.
+type VerifyEmailPageParams struct {
+	// Token The one-time token of the emailed link. A page without one says the link is incomplete.
+	Token *PageToken `form:"token,omitempty" json:"token,omitempty"`
+}
+
+// ConfirmEmailChangeJSONRequestBody defines body for ConfirmEmailChange for application/json ContentType.
+type ConfirmEmailChangeJSONRequestBody = LinkToken
+
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = EmailRequest
+
+// ResetPasswordJSONRequestBody defines body for ResetPassword for application/json ContentType.
+type ResetPasswordJSONRequestBody = PasswordReset
+
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
 
@@ -622,11 +772,29 @@ type CreateTokenJSONRequestBody = TokenRequest
 // CreateTokenFormdataRequestBody defines body for CreateToken for application/x-www-form-urlencoded ContentType.
 type CreateTokenFormdataRequestBody = TokenRequest
 
+// VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
+type VerifyEmailJSONRequestBody = LinkToken
+
+// ResendVerificationJSONRequestBody defines body for ResendVerification for application/json ContentType.
+type ResendVerificationJSONRequestBody = EmailRequest
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
+// DeleteMyAccountJSONRequestBody defines body for DeleteMyAccount for application/json ContentType.
+type DeleteMyAccountJSONRequestBody = AccountDeletion
+
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserUpdate
+
+// SubmitConfirmEmailChangePageFormdataRequestBody defines body for SubmitConfirmEmailChangePage for application/x-www-form-urlencoded ContentType.
+type SubmitConfirmEmailChangePageFormdataRequestBody = LinkTokenForm
+
+// SubmitResetPasswordPageFormdataRequestBody defines body for SubmitResetPasswordPage for application/x-www-form-urlencoded ContentType.
+type SubmitResetPasswordPageFormdataRequestBody = PasswordResetForm
+
+// SubmitVerifyEmailPageFormdataRequestBody defines body for SubmitVerifyEmailPage for application/x-www-form-urlencoded ContentType.
+type SubmitVerifyEmailPageFormdataRequestBody = LinkTokenForm
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -712,6 +880,32 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ConfirmEmailChangeWithBody Confirm an email change with its link's token
+	//
+	// Makes a user's email change take effect with the `token` of the link sent to the new
+	// address: the account gets the new address, verified, and the old address is told. The
+	// link works once, for 24 hours. When another account took the address meanwhile, the
+	// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+	// page at `GET /confirm-email-change`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+	ConfirmEmailChangeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmEmailChange Confirm an email change with its link's token
+	//
+	// Makes a user's email change take effect with the `token` of the link sent to the new
+	// address: the account gets the new address, verified, and the old address is told. The
+	// link works once, for 24 hours. When another account took the address meanwhile, the
+	// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+	// page at `GET /confirm-email-change`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+	ConfirmEmailChange(ctx context.Context, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Logout Log out everywhere
 	//
 	// Revokes every session of the caller and invalidates every token the caller still
@@ -720,6 +914,62 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordResetWithBody Ask for a password reset link
+	//
+	// Emails a link to set a new password, valid 30 minutes, to the active account with this
+	// address; the new link replaces the older ones. The answer is always 202, at once,
+	// whatever the address: the account is looked up and the mail queued after answering,
+	// so neither the answer nor its timing tells whether an account exists. Requests count
+	// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordReset Ask for a password reset link
+	//
+	// Emails a link to set a new password, valid 30 minutes, to the active account with this
+	// address; the new link replaces the older ones. The answer is always 202, at once,
+	// whatever the address: the account is looked up and the mail queued after answering,
+	// so neither the answer nor its timing tells whether an account exists. Requests count
+	// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+	RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetPasswordWithBody Set a new password with a reset link's token
+	//
+	// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+	// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+	// revokes every session and token of the account, withdraws its other reset links,
+	// clears its lockout, and emails the account a notice that its password changed. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+	// link proved it. People clicking the link use the page at `GET /reset-password`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+	ResetPasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetPassword Set a new password with a reset link's token
+	//
+	// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+	// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+	// revokes every session and token of the account, withdraws its other reset links,
+	// clears its lockout, and emails the account a notice that its password changed. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+	// link proved it. People clicking the link use the page at `GET /reset-password`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+	ResetPassword(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RefreshTokenWithBody Rotate a refresh token
 	//
@@ -835,6 +1085,62 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
 	CreateTokenWithFormdataBody(ctx context.Context, body CreateTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// VerifyEmailWithBody Verify an email address with its link's token
+	//
+	// Verifies the account's address with the `token` of the link that registration (or a
+	// resend) emailed to it. The link works once, for 24 hours, and only while the account
+	// still has the address it was sent to. Any other token answers 400
+	// `invalid_link_token`, without saying why. People clicking the link use the page at
+	// `GET /verify-email`; this is the same for programs.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyEmail Verify an email address with its link's token
+	//
+	// Verifies the account's address with the `token` of the link that registration (or a
+	// resend) emailed to it. The link works once, for 24 hours, and only while the account
+	// still has the address it was sent to. Any other token answers 400
+	// `invalid_link_token`, without saying why. People clicking the link use the page at
+	// `GET /verify-email`; this is the same for programs.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendVerificationWithBody Send a new verification link
+	//
+	// Emails a new verification link to the account with this address when it exists, is
+	// active and is not verified yet; the new link replaces the older ones. The answer is
+	// always 202, at once, whatever the address: the account is looked up after answering,
+	// so neither the answer nor its timing tells whether it exists. With
+	// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+	// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+	ResendVerificationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendVerification Send a new verification link
+	//
+	// Emails a new verification link to the account with this address when it exists, is
+	// active and is not verified yet; the new link replaces the older ones. The answer is
+	// always 202, at once, whatever the address: the account is looked up after answering,
+	// so neither the answer nor its timing tells whether it exists. With
+	// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+	// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+	ResendVerification(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users (admin)
 	//
 	// Lists users, newest first. Admins only.
@@ -844,9 +1150,12 @@ type ClientInterface interface {
 
 	// CreateUserWithBody Register a user
 	//
-	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here. Registrations count
-	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+	// Creates a user account. New accounts are active but not verified. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+	// emailed to it, in the same transaction, and the account logs in once it is followed
+	// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+	// log in unverified. Roles and flags cannot be set here. Registrations count against the
+	// client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -855,9 +1164,12 @@ type ClientInterface interface {
 
 	// CreateUser Register a user
 	//
-	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here. Registrations count
-	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+	// Creates a user account. New accounts are active but not verified. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+	// emailed to it, in the same transaction, and the account logs in once it is followed
+	// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+	// log in unverified. Roles and flags cannot be set here. Registrations count against the
+	// client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -870,6 +1182,46 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMyAccountWithBody Delete the caller's own account
+	//
+	// Deletes the caller's account with all of its sessions and tokens, once the current
+	// password in `current_password` confirms that the account's owner is asking, not merely
+	// someone holding a stolen access token. A missing or wrong password answers 403
+	// `reauthentication_required`, and a wrong one counts towards the account's lockout
+	// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+	// (400 `last_admin`).
+	//
+	// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+	// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+	// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+	// therefore answers 403 `reauthentication_required`; admins keep using it for other
+	// accounts.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+	DeleteMyAccountWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMyAccount Delete the caller's own account
+	//
+	// Deletes the caller's account with all of its sessions and tokens, once the current
+	// password in `current_password` confirms that the account's owner is asking, not merely
+	// someone holding a stolen access token. A missing or wrong password answers 403
+	// `reauthentication_required`, and a wrong one counts towards the account's lockout
+	// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+	// (400 `last_admin`).
+	//
+	// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+	// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+	// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+	// therefore answers 403 `reauthentication_required`; admins keep using it for other
+	// accounts.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+	DeleteMyAccount(ctx context.Context, body DeleteMyAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMySessions List the caller's sessions
 	//
@@ -891,8 +1243,10 @@ type ClientInterface interface {
 
 	// DeleteUser Delete a user
 	//
-	// Deletes a user with all of its sessions and tokens. Users may delete themselves;
-	// admins may delete anyone except the last active admin (400 `last_admin`).
+	// Deletes another user with all of its sessions and tokens, as an admin: anyone except
+	// the last active admin (400 `last_admin`). Deleting one's own account needs the current
+	// password, so it is `POST /api/v1/users/me/deletion`; this operation on one's own id
+	// answers 403 `reauthentication_required`.
 	//
 	// Corresponds with DELETE /api/v1/users/{user_id} (the `DeleteUser` operationId).
 	DeleteUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -909,9 +1263,20 @@ type ClientInterface interface {
 	//
 	// Changes some of a user's fields. Users may update their own username, email and
 	// password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-	// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-	// invalidates every token the user holds. The last active admin cannot be demoted or
-	// deactivated (400 `last_admin`).
+	// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+	// or deactivated (400 `last_admin`).
+	//
+	// Changing one's own password or email needs the current password in
+	// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+	// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+	// it is locked). One's own new email takes effect only once the link emailed to it is
+	// followed: the answer is then 202 with the account as it still is. An admin changing
+	// another account needs no password and is audited.
+	//
+	// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+	// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+	// changing its own password, the session of this request. A new password, and an email
+	// an admin changed, are announced by mail to the account's (old) address.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -922,9 +1287,20 @@ type ClientInterface interface {
 	//
 	// Changes some of a user's fields. Users may update their own username, email and
 	// password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-	// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-	// invalidates every token the user holds. The last active admin cannot be demoted or
-	// deactivated (400 `last_admin`).
+	// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+	// or deactivated (400 `last_admin`).
+	//
+	// Changing one's own password or email needs the current password in
+	// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+	// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+	// it is locked). One's own new email takes effect only once the link emailed to it is
+	// followed: the answer is then 202 with the account as it still is. An admin changing
+	// another account needs no password and is audited.
+	//
+	// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+	// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+	// changing its own password, the session of this request. A new password, and an email
+	// an admin changed, are announced by mail to the account's (old) address.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -954,6 +1330,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 	VerifyUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmEmailChangePage The page an email change link opens
+	//
+	// The page the link sent to a new address opens: a button that confirms the change. It
+	// changes nothing itself. A link that is invalid, used or expired gets a page saying so.
+	//
+	// Corresponds with GET /confirm-email-change (the `ConfirmEmailChangePage` operationId).
+	ConfirmEmailChangePage(ctx context.Context, params *ConfirmEmailChangePageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitConfirmEmailChangePageWithBody Confirm an email change from its page
+	//
+	// The form of `GET /confirm-email-change`: confirms the change as `POST
+	// /api/v1/auth/email-change/confirm` does, and answers with a page.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+	SubmitConfirmEmailChangePageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitConfirmEmailChangePageWithFormdataBody Confirm an email change from its page
+	//
+	// The form of `GET /confirm-email-change`: confirms the change as `POST
+	// /api/v1/auth/email-change/confirm` does, and answers with a page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+	SubmitConfirmEmailChangePageWithFormdataBody(ctx context.Context, body SubmitConfirmEmailChangePageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetDocs Read the API reference page
 	//
@@ -1006,6 +1410,65 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
 	GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetPasswordPage The page a password reset link opens
+	//
+	// The page the emailed reset link opens: a form for the new password, typed twice. It
+	// changes nothing. A link that is invalid, used or expired gets a page saying so.
+	//
+	// Corresponds with GET /reset-password (the `ResetPasswordPage` operationId).
+	ResetPasswordPage(ctx context.Context, params *ResetPasswordPageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitResetPasswordPageWithBody Set a new password from its page
+	//
+	// The form of `GET /reset-password`: sets the password as `POST
+	// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+	// or two that differ, show the form again with the reason, and the link stays usable.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+	SubmitResetPasswordPageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitResetPasswordPageWithFormdataBody Set a new password from its page
+	//
+	// The form of `GET /reset-password`: sets the password as `POST
+	// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+	// or two that differ, show the form again with the reason, and the link stays usable.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+	SubmitResetPasswordPageWithFormdataBody(ctx context.Context, body SubmitResetPasswordPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyEmailPage The page a verification link opens
+	//
+	// The page the emailed verification link opens. It changes nothing: it shows a button
+	// that posts the token back (mail scanners open links, and must not verify anything by
+	// doing so). A link that is invalid, used or expired gets a page saying so.
+	//
+	// Corresponds with GET /verify-email (the `VerifyEmailPage` operationId).
+	VerifyEmailPage(ctx context.Context, params *VerifyEmailPageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitVerifyEmailPageWithBody Verify an email address from its page
+	//
+	// The form of `GET /verify-email`: verifies the address as `POST
+	// /api/v1/auth/verify-email` does, and answers with a page.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+	SubmitVerifyEmailPageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitVerifyEmailPageWithFormdataBody Verify an email address from its page
+	//
+	// The form of `GET /verify-email`: verifies the address as `POST
+	// /api/v1/auth/verify-email` does, and answers with a page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+	SubmitVerifyEmailPageWithFormdataBody(ctx context.Context, body SubmitVerifyEmailPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListAuditEvents Read the audit log (admin)
@@ -1028,6 +1491,52 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 	return c.Client.Do(req)
 }
 
+// ConfirmEmailChangeWithBody Confirm an email change with its link's token
+//
+// Makes a user's email change take effect with the `token` of the link sent to the new
+// address: the account gets the new address, verified, and the old address is told. The
+// link works once, for 24 hours. When another account took the address meanwhile, the
+// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+// page at `GET /confirm-email-change`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+func (c *Client) ConfirmEmailChangeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailChangeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmEmailChange Confirm an email change with its link's token
+//
+// Makes a user's email change take effect with the `token` of the link sent to the new
+// address: the account gets the new address, verified, and the old address is told. The
+// link works once, for 24 hours. When another account took the address meanwhile, the
+// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+// page at `GET /confirm-email-change`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+func (c *Client) ConfirmEmailChange(ctx context.Context, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailChangeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // Logout Log out everywhere
 //
 // Revokes every session of the caller and invalidates every token the caller still
@@ -1037,6 +1546,102 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 // Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
 func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordResetWithBody Ask for a password reset link
+//
+// Emails a link to set a new password, valid 30 minutes, to the active account with this
+// address; the new link replaces the older ones. The answer is always 202, at once,
+// whatever the address: the account is looked up and the mail queued after answering,
+// so neither the answer nor its timing tells whether an account exists. Requests count
+// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordReset Ask for a password reset link
+//
+// Emails a link to set a new password, valid 30 minutes, to the active account with this
+// address; the new link replaces the older ones. The answer is always 202, at once,
+// whatever the address: the account is looked up and the mail queued after answering,
+// so neither the answer nor its timing tells whether an account exists. Requests count
+// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResetPasswordWithBody Set a new password with a reset link's token
+//
+// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+// revokes every session and token of the account, withdraws its other reset links,
+// clears its lockout, and emails the account a notice that its password changed. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+// link proved it. People clicking the link use the page at `GET /reset-password`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+func (c *Client) ResetPasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetPasswordRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResetPassword Set a new password with a reset link's token
+//
+// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+// revokes every session and token of the account, withdraws its other reset links,
+// clears its lockout, and emails the account a notice that its password changed. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+// link proved it. People clicking the link use the page at `GET /reset-password`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+func (c *Client) ResetPassword(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetPasswordRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1211,6 +1816,102 @@ func (c *Client) CreateTokenWithFormdataBody(ctx context.Context, body CreateTok
 	return c.Client.Do(req)
 }
 
+// VerifyEmailWithBody Verify an email address with its link's token
+//
+// Verifies the account's address with the `token` of the link that registration (or a
+// resend) emailed to it. The link works once, for 24 hours, and only while the account
+// still has the address it was sent to. Any other token answers 400
+// `invalid_link_token`, without saying why. People clicking the link use the page at
+// `GET /verify-email`; this is the same for programs.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+func (c *Client) VerifyEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyEmailRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyEmail Verify an email address with its link's token
+//
+// Verifies the account's address with the `token` of the link that registration (or a
+// resend) emailed to it. The link works once, for 24 hours, and only while the account
+// still has the address it was sent to. Any other token answers 400
+// `invalid_link_token`, without saying why. People clicking the link use the page at
+// `GET /verify-email`; this is the same for programs.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+func (c *Client) VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyEmailRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendVerificationWithBody Send a new verification link
+//
+// Emails a new verification link to the account with this address when it exists, is
+// active and is not verified yet; the new link replaces the older ones. The answer is
+// always 202, at once, whatever the address: the account is looked up after answering,
+// so neither the answer nor its timing tells whether it exists. With
+// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+func (c *Client) ResendVerificationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendVerificationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendVerification Send a new verification link
+//
+// Emails a new verification link to the account with this address when it exists, is
+// active and is not verified yet; the new link replaces the older ones. The answer is
+// always 202, at once, whatever the address: the account is looked up after answering,
+// so neither the answer nor its timing tells whether it exists. With
+// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+func (c *Client) ResendVerification(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendVerificationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListUsers List users (admin)
 //
 // Lists users, newest first. Admins only.
@@ -1230,9 +1931,12 @@ func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEdit
 
 // CreateUserWithBody Register a user
 //
-// Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here. Registrations count
-// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+// Creates a user account. New accounts are active but not verified. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+// emailed to it, in the same transaction, and the account logs in once it is followed
+// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+// log in unverified. Roles and flags cannot be set here. Registrations count against the
+// client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1251,9 +1955,12 @@ func (c *Client) CreateUserWithBody(ctx context.Context, contentType string, bod
 
 // CreateUser Register a user
 //
-// Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here. Registrations count
-// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+// Creates a user account. New accounts are active but not verified. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+// emailed to it, in the same transaction, and the account logs in once it is followed
+// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+// log in unverified. Roles and flags cannot be set here. Registrations count against the
+// client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1277,6 +1984,66 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCurrentUserRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMyAccountWithBody Delete the caller's own account
+//
+// Deletes the caller's account with all of its sessions and tokens, once the current
+// password in `current_password` confirms that the account's owner is asking, not merely
+// someone holding a stolen access token. A missing or wrong password answers 403
+// `reauthentication_required`, and a wrong one counts towards the account's lockout
+// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+// (400 `last_admin`).
+//
+// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+// therefore answers 403 `reauthentication_required`; admins keep using it for other
+// accounts.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+func (c *Client) DeleteMyAccountWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMyAccountRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMyAccount Delete the caller's own account
+//
+// Deletes the caller's account with all of its sessions and tokens, once the current
+// password in `current_password` confirms that the account's owner is asking, not merely
+// someone holding a stolen access token. A missing or wrong password answers 403
+// `reauthentication_required`, and a wrong one counts towards the account's lockout
+// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+// (400 `last_admin`).
+//
+// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+// therefore answers 403 `reauthentication_required`; admins keep using it for other
+// accounts.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+func (c *Client) DeleteMyAccount(ctx context.Context, body DeleteMyAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMyAccountRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1327,8 +2094,10 @@ func (c *Client) RevokeMySession(ctx context.Context, sessionId SessionID, reqEd
 
 // DeleteUser Delete a user
 //
-// Deletes a user with all of its sessions and tokens. Users may delete themselves;
-// admins may delete anyone except the last active admin (400 `last_admin`).
+// Deletes another user with all of its sessions and tokens, as an admin: anyone except
+// the last active admin (400 `last_admin`). Deleting one's own account needs the current
+// password, so it is `POST /api/v1/users/me/deletion`; this operation on one's own id
+// answers 403 `reauthentication_required`.
 //
 // Corresponds with DELETE /api/v1/users/{user_id} (the `DeleteUser` operationId).
 func (c *Client) DeleteUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1365,9 +2134,20 @@ func (c *Client) GetUser(ctx context.Context, userId UserID, reqEditors ...Reque
 //
 // Changes some of a user's fields. Users may update their own username, email and
 // password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-// invalidates every token the user holds. The last active admin cannot be demoted or
-// deactivated (400 `last_admin`).
+// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+// or deactivated (400 `last_admin`).
+//
+// Changing one's own password or email needs the current password in
+// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+// it is locked). One's own new email takes effect only once the link emailed to it is
+// followed: the answer is then 202 with the account as it still is. An admin changing
+// another account needs no password and is audited.
+//
+// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+// changing its own password, the session of this request. A new password, and an email
+// an admin changed, are announced by mail to the account's (old) address.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1388,9 +2168,20 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, userId UserID, contentT
 //
 // Changes some of a user's fields. Users may update their own username, email and
 // password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-// invalidates every token the user holds. The last active admin cannot be demoted or
-// deactivated (400 `last_admin`).
+// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+// or deactivated (400 `last_admin`).
+//
+// Changing one's own password or email needs the current password in
+// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+// it is locked). One's own new email takes effect only once the link emailed to it is
+// followed: the answer is then 202 with the account as it still is. An admin changing
+// another account needs no password and is audited.
+//
+// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+// changing its own password, the session of this request. A new password, and an email
+// an admin changed, are announced by mail to the account's (old) address.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1451,6 +2242,64 @@ func (c *Client) UnlockUser(ctx context.Context, userId UserID, reqEditors ...Re
 // Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 func (c *Client) VerifyUser(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyUserRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmEmailChangePage The page an email change link opens
+//
+// The page the link sent to a new address opens: a button that confirms the change. It
+// changes nothing itself. A link that is invalid, used or expired gets a page saying so.
+//
+// Corresponds with GET /confirm-email-change (the `ConfirmEmailChangePage` operationId).
+func (c *Client) ConfirmEmailChangePage(ctx context.Context, params *ConfirmEmailChangePageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailChangePageRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitConfirmEmailChangePageWithBody Confirm an email change from its page
+//
+// The form of `GET /confirm-email-change`: confirms the change as `POST
+// /api/v1/auth/email-change/confirm` does, and answers with a page.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+func (c *Client) SubmitConfirmEmailChangePageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitConfirmEmailChangePageRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitConfirmEmailChangePageWithFormdataBody Confirm an email change from its page
+//
+// The form of `GET /confirm-email-change`: confirms the change as `POST
+// /api/v1/auth/email-change/confirm` does, and answers with a page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+func (c *Client) SubmitConfirmEmailChangePageWithFormdataBody(ctx context.Context, body SubmitConfirmEmailChangePageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitConfirmEmailChangePageRequestWithFormdataBody(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1573,6 +2422,125 @@ func (c *Client) GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditor
 	return c.Client.Do(req)
 }
 
+// ResetPasswordPage The page a password reset link opens
+//
+// The page the emailed reset link opens: a form for the new password, typed twice. It
+// changes nothing. A link that is invalid, used or expired gets a page saying so.
+//
+// Corresponds with GET /reset-password (the `ResetPasswordPage` operationId).
+func (c *Client) ResetPasswordPage(ctx context.Context, params *ResetPasswordPageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetPasswordPageRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitResetPasswordPageWithBody Set a new password from its page
+//
+// The form of `GET /reset-password`: sets the password as `POST
+// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+// or two that differ, show the form again with the reason, and the link stays usable.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+func (c *Client) SubmitResetPasswordPageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitResetPasswordPageRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitResetPasswordPageWithFormdataBody Set a new password from its page
+//
+// The form of `GET /reset-password`: sets the password as `POST
+// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+// or two that differ, show the form again with the reason, and the link stays usable.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+func (c *Client) SubmitResetPasswordPageWithFormdataBody(ctx context.Context, body SubmitResetPasswordPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitResetPasswordPageRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyEmailPage The page a verification link opens
+//
+// The page the emailed verification link opens. It changes nothing: it shows a button
+// that posts the token back (mail scanners open links, and must not verify anything by
+// doing so). A link that is invalid, used or expired gets a page saying so.
+//
+// Corresponds with GET /verify-email (the `VerifyEmailPage` operationId).
+func (c *Client) VerifyEmailPage(ctx context.Context, params *VerifyEmailPageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyEmailPageRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitVerifyEmailPageWithBody Verify an email address from its page
+//
+// The form of `GET /verify-email`: verifies the address as `POST
+// /api/v1/auth/verify-email` does, and answers with a page.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+func (c *Client) SubmitVerifyEmailPageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitVerifyEmailPageRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitVerifyEmailPageWithFormdataBody Verify an email address from its page
+//
+// The form of `GET /verify-email`: verifies the address as `POST
+// /api/v1/auth/verify-email` does, and answers with a page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+func (c *Client) SubmitVerifyEmailPageWithFormdataBody(ctx context.Context, body SubmitVerifyEmailPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitVerifyEmailPageRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewListAuditEventsRequest constructs an http.Request for the ListAuditEvents method
 func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*http.Request, error) {
 	var err error
@@ -1663,6 +2631,46 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 	return req, nil
 }
 
+// NewConfirmEmailChangeRequest calls the generic ConfirmEmailChange builder with application/json body
+func NewConfirmEmailChangeRequest(server string, body ConfirmEmailChangeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmEmailChangeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmEmailChangeRequestWithBody constructs an http.Request for the ConfirmEmailChange method, with any body, and a specified content type
+func NewConfirmEmailChangeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/email-change/confirm")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewLogoutRequest constructs an http.Request for the Logout method
 func NewLogoutRequest(server string) (*http.Request, error) {
 	var err error
@@ -1686,6 +2694,86 @@ func NewLogoutRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRequestPasswordResetRequest calls the generic RequestPasswordReset builder with application/json body
+func NewRequestPasswordResetRequest(server string, body RequestPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRequestPasswordResetRequestWithBody constructs an http.Request for the RequestPasswordReset method, with any body, and a specified content type
+func NewRequestPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/password-reset")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResetPasswordRequest calls the generic ResetPassword builder with application/json body
+func NewResetPasswordRequest(server string, body ResetPasswordJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResetPasswordRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewResetPasswordRequestWithBody constructs an http.Request for the ResetPassword method, with any body, and a specified content type
+func NewResetPasswordRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/password-reset/confirm")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1762,6 +2850,86 @@ func NewCreateTokenRequestWithBody(server string, contentType string, body io.Re
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/auth/token")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyEmailRequest calls the generic VerifyEmail builder with application/json body
+func NewVerifyEmailRequest(server string, body VerifyEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyEmailRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyEmailRequestWithBody constructs an http.Request for the VerifyEmail method, with any body, and a specified content type
+func NewVerifyEmailRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/verify-email")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResendVerificationRequest calls the generic ResendVerification builder with application/json body
+func NewResendVerificationRequest(server string, body ResendVerificationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResendVerificationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewResendVerificationRequestWithBody constructs an http.Request for the ResendVerification method, with any body, and a specified content type
+func NewResendVerificationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/verify-email/resend")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1910,6 +3078,46 @@ func NewGetCurrentUserRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewDeleteMyAccountRequest calls the generic DeleteMyAccount builder with application/json body
+func NewDeleteMyAccountRequest(server string, body DeleteMyAccountJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteMyAccountRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteMyAccountRequestWithBody constructs an http.Request for the DeleteMyAccount method, with any body, and a specified content type
+func NewDeleteMyAccountRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/deletion")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2192,6 +3400,100 @@ func NewVerifyUserRequest(server string, userId UserID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewConfirmEmailChangePageRequest constructs an http.Request for the ConfirmEmailChangePage method
+func NewConfirmEmailChangePageRequest(server string, params *ConfirmEmailChangePageParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/confirm-email-change")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Token != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "token", *params.Token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSubmitConfirmEmailChangePageRequestWithFormdataBody calls the generic SubmitConfirmEmailChangePage builder with application/x-www-form-urlencoded body
+func NewSubmitConfirmEmailChangePageRequestWithFormdataBody(server string, body SubmitConfirmEmailChangePageFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewSubmitConfirmEmailChangePageRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewSubmitConfirmEmailChangePageRequestWithBody constructs an http.Request for the SubmitConfirmEmailChangePage method, with any body, and a specified content type
+func NewSubmitConfirmEmailChangePageRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/confirm-email-change")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetDocsRequest constructs an http.Request for the GetDocs method
 func NewGetDocsRequest(server string) (*http.Request, error) {
 	var err error
@@ -2354,6 +3656,194 @@ func NewGetOpenAPISpecRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewResetPasswordPageRequest constructs an http.Request for the ResetPasswordPage method
+func NewResetPasswordPageRequest(server string, params *ResetPasswordPageParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/reset-password")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Token != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "token", *params.Token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSubmitResetPasswordPageRequestWithFormdataBody calls the generic SubmitResetPasswordPage builder with application/x-www-form-urlencoded body
+func NewSubmitResetPasswordPageRequestWithFormdataBody(server string, body SubmitResetPasswordPageFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewSubmitResetPasswordPageRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewSubmitResetPasswordPageRequestWithBody constructs an http.Request for the SubmitResetPasswordPage method, with any body, and a specified content type
+func NewSubmitResetPasswordPageRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/reset-password")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyEmailPageRequest constructs an http.Request for the VerifyEmailPage method
+func NewVerifyEmailPageRequest(server string, params *VerifyEmailPageParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/verify-email")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Token != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "token", *params.Token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSubmitVerifyEmailPageRequestWithFormdataBody calls the generic SubmitVerifyEmailPage builder with application/x-www-form-urlencoded body
+func NewSubmitVerifyEmailPageRequestWithFormdataBody(server string, body SubmitVerifyEmailPageFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewSubmitVerifyEmailPageRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewSubmitVerifyEmailPageRequestWithBody constructs an http.Request for the SubmitVerifyEmailPage method, with any body, and a specified content type
+func NewSubmitVerifyEmailPageRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/verify-email")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2410,6 +3900,32 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
 
+	// ConfirmEmailChangeWithBodyWithResponse Confirm an email change with its link's token
+	//
+	// Makes a user's email change take effect with the `token` of the link sent to the new
+	// address: the account gets the new address, verified, and the old address is told. The
+	// link works once, for 24 hours. When another account took the address meanwhile, the
+	// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+	// page at `GET /confirm-email-change`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+	ConfirmEmailChangeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmEmailChangeResponse, error)
+
+	// ConfirmEmailChangeWithResponse Confirm an email change with its link's token
+	//
+	// Makes a user's email change take effect with the `token` of the link sent to the new
+	// address: the account gets the new address, verified, and the old address is told. The
+	// link works once, for 24 hours. When another account took the address meanwhile, the
+	// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+	// page at `GET /confirm-email-change`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+	ConfirmEmailChangeWithResponse(ctx context.Context, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailChangeResponse, error)
+
 	// LogoutWithResponse Log out everywhere
 	//
 	// Revokes every session of the caller and invalidates every token the caller still
@@ -2420,6 +3936,62 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/logout (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+	//
+	// Emails a link to set a new password, valid 30 minutes, to the active account with this
+	// address; the new link replaces the older ones. The answer is always 202, at once,
+	// whatever the address: the account is looked up and the mail queued after answering,
+	// so neither the answer nor its timing tells whether an account exists. Requests count
+	// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// RequestPasswordResetWithResponse Ask for a password reset link
+	//
+	// Emails a link to set a new password, valid 30 minutes, to the active account with this
+	// address; the new link replaces the older ones. The answer is always 202, at once,
+	// whatever the address: the account is looked up and the mail queued after answering,
+	// so neither the answer nor its timing tells whether an account exists. Requests count
+	// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// ResetPasswordWithBodyWithResponse Set a new password with a reset link's token
+	//
+	// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+	// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+	// revokes every session and token of the account, withdraws its other reset links,
+	// clears its lockout, and emails the account a notice that its password changed. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+	// link proved it. People clicking the link use the page at `GET /reset-password`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+	ResetPasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error)
+
+	// ResetPasswordWithResponse Set a new password with a reset link's token
+	//
+	// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+	// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+	// revokes every session and token of the account, withdraws its other reset links,
+	// clears its lockout, and emails the account a notice that its password changed. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+	// link proved it. People clicking the link use the page at `GET /reset-password`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+	ResetPasswordWithResponse(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error)
 
 	// RefreshTokenWithBodyWithResponse Rotate a refresh token
 	//
@@ -2535,6 +4107,62 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/auth/token (the `CreateToken` operationId).
 	CreateTokenWithFormdataBodyWithResponse(ctx context.Context, body CreateTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*CreateTokenResponse, error)
 
+	// VerifyEmailWithBodyWithResponse Verify an email address with its link's token
+	//
+	// Verifies the account's address with the `token` of the link that registration (or a
+	// resend) emailed to it. The link works once, for 24 hours, and only while the account
+	// still has the address it was sent to. Any other token answers 400
+	// `invalid_link_token`, without saying why. People clicking the link use the page at
+	// `GET /verify-email`; this is the same for programs.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error)
+
+	// VerifyEmailWithResponse Verify an email address with its link's token
+	//
+	// Verifies the account's address with the `token` of the link that registration (or a
+	// resend) emailed to it. The link works once, for 24 hours, and only while the account
+	// still has the address it was sent to. Any other token answers 400
+	// `invalid_link_token`, without saying why. People clicking the link use the page at
+	// `GET /verify-email`; this is the same for programs.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmailWithResponse(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error)
+
+	// ResendVerificationWithBodyWithResponse Send a new verification link
+	//
+	// Emails a new verification link to the account with this address when it exists, is
+	// active and is not verified yet; the new link replaces the older ones. The answer is
+	// always 202, at once, whatever the address: the account is looked up after answering,
+	// so neither the answer nor its timing tells whether it exists. With
+	// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+	// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+	ResendVerificationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
+
+	// ResendVerificationWithResponse Send a new verification link
+	//
+	// Emails a new verification link to the account with this address when it exists, is
+	// active and is not verified yet; the new link replaces the older ones. The answer is
+	// always 202, at once, whatever the address: the account is looked up after answering,
+	// so neither the answer nor its timing tells whether it exists. With
+	// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+	// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+	// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+	ResendVerificationWithResponse(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
+
 	// ListUsersWithResponse List users (admin)
 	//
 	// Lists users, newest first. Admins only.
@@ -2546,9 +4174,12 @@ type ClientWithResponsesInterface interface {
 
 	// CreateUserWithBodyWithResponse Register a user
 	//
-	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here. Registrations count
-	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+	// Creates a user account. New accounts are active but not verified. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+	// emailed to it, in the same transaction, and the account logs in once it is followed
+	// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+	// log in unverified. Roles and flags cannot be set here. Registrations count against the
+	// client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2557,9 +4188,12 @@ type ClientWithResponsesInterface interface {
 
 	// CreateUserWithResponse Register a user
 	//
-	// Creates a user account. New accounts are active but not verified; an admin verifies
-	// them before they can log in. Roles and flags cannot be set here. Registrations count
-	// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+	// Creates a user account. New accounts are active but not verified. With
+	// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+	// emailed to it, in the same transaction, and the account logs in once it is followed
+	// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+	// log in unverified. Roles and flags cannot be set here. Registrations count against the
+	// client IP's rate limit and its registration limit (429 `rate_limited`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2574,6 +4208,46 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
+
+	// DeleteMyAccountWithBodyWithResponse Delete the caller's own account
+	//
+	// Deletes the caller's account with all of its sessions and tokens, once the current
+	// password in `current_password` confirms that the account's owner is asking, not merely
+	// someone holding a stolen access token. A missing or wrong password answers 403
+	// `reauthentication_required`, and a wrong one counts towards the account's lockout
+	// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+	// (400 `last_admin`).
+	//
+	// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+	// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+	// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+	// therefore answers 403 `reauthentication_required`; admins keep using it for other
+	// accounts.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+	DeleteMyAccountWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMyAccountResponse, error)
+
+	// DeleteMyAccountWithResponse Delete the caller's own account
+	//
+	// Deletes the caller's account with all of its sessions and tokens, once the current
+	// password in `current_password` confirms that the account's owner is asking, not merely
+	// someone holding a stolen access token. A missing or wrong password answers 403
+	// `reauthentication_required`, and a wrong one counts towards the account's lockout
+	// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+	// (400 `last_admin`).
+	//
+	// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+	// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+	// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+	// therefore answers 403 `reauthentication_required`; admins keep using it for other
+	// accounts.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+	DeleteMyAccountWithResponse(ctx context.Context, body DeleteMyAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMyAccountResponse, error)
 
 	// ListMySessionsWithResponse List the caller's sessions
 	//
@@ -2599,8 +4273,10 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteUserWithResponse Delete a user
 	//
-	// Deletes a user with all of its sessions and tokens. Users may delete themselves;
-	// admins may delete anyone except the last active admin (400 `last_admin`).
+	// Deletes another user with all of its sessions and tokens, as an admin: anyone except
+	// the last active admin (400 `last_admin`). Deleting one's own account needs the current
+	// password, so it is `POST /api/v1/users/me/deletion`; this operation on one's own id
+	// answers 403 `reauthentication_required`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2621,9 +4297,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Changes some of a user's fields. Users may update their own username, email and
 	// password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-	// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-	// invalidates every token the user holds. The last active admin cannot be demoted or
-	// deactivated (400 `last_admin`).
+	// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+	// or deactivated (400 `last_admin`).
+	//
+	// Changing one's own password or email needs the current password in
+	// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+	// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+	// it is locked). One's own new email takes effect only once the link emailed to it is
+	// followed: the answer is then 202 with the account as it still is. An admin changing
+	// another account needs no password and is audited.
+	//
+	// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+	// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+	// changing its own password, the session of this request. A new password, and an email
+	// an admin changed, are announced by mail to the account's (old) address.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2634,9 +4321,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Changes some of a user's fields. Users may update their own username, email and
 	// password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-	// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-	// invalidates every token the user holds. The last active admin cannot be demoted or
-	// deactivated (400 `last_admin`).
+	// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+	// or deactivated (400 `last_admin`).
+	//
+	// Changing one's own password or email needs the current password in
+	// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+	// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+	// it is locked). One's own new email takes effect only once the link emailed to it is
+	// followed: the answer is then 202 with the account as it still is. An admin changing
+	// another account needs no password and is audited.
+	//
+	// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+	// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+	// changing its own password, the session of this request. A new password, and an email
+	// an admin changed, are announced by mail to the account's (old) address.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2672,6 +4370,36 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/v1/users/{user_id}/verify (the `VerifyUser` operationId).
 	VerifyUserWithResponse(ctx context.Context, userId UserID, reqEditors ...RequestEditorFn) (*VerifyUserResponse, error)
+
+	// ConfirmEmailChangePageWithResponse The page an email change link opens
+	//
+	// The page the link sent to a new address opens: a button that confirms the change. It
+	// changes nothing itself. A link that is invalid, used or expired gets a page saying so.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /confirm-email-change (the `ConfirmEmailChangePage` operationId).
+	ConfirmEmailChangePageWithResponse(ctx context.Context, params *ConfirmEmailChangePageParams, reqEditors ...RequestEditorFn) (*ConfirmEmailChangePageResponse, error)
+
+	// SubmitConfirmEmailChangePageWithBodyWithResponse Confirm an email change from its page
+	//
+	// The form of `GET /confirm-email-change`: confirms the change as `POST
+	// /api/v1/auth/email-change/confirm` does, and answers with a page.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+	SubmitConfirmEmailChangePageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitConfirmEmailChangePageResponse, error)
+
+	// SubmitConfirmEmailChangePageWithFormdataBodyWithResponse Confirm an email change from its page
+	//
+	// The form of `GET /confirm-email-change`: confirms the change as `POST
+	// /api/v1/auth/email-change/confirm` does, and answers with a page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+	SubmitConfirmEmailChangePageWithFormdataBodyWithResponse(ctx context.Context, body SubmitConfirmEmailChangePageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitConfirmEmailChangePageResponse, error)
 
 	// GetDocsWithResponse Read the API reference page
 	//
@@ -2736,6 +4464,69 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
 	GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error)
+
+	// ResetPasswordPageWithResponse The page a password reset link opens
+	//
+	// The page the emailed reset link opens: a form for the new password, typed twice. It
+	// changes nothing. A link that is invalid, used or expired gets a page saying so.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /reset-password (the `ResetPasswordPage` operationId).
+	ResetPasswordPageWithResponse(ctx context.Context, params *ResetPasswordPageParams, reqEditors ...RequestEditorFn) (*ResetPasswordPageResponse, error)
+
+	// SubmitResetPasswordPageWithBodyWithResponse Set a new password from its page
+	//
+	// The form of `GET /reset-password`: sets the password as `POST
+	// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+	// or two that differ, show the form again with the reason, and the link stays usable.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+	SubmitResetPasswordPageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitResetPasswordPageResponse, error)
+
+	// SubmitResetPasswordPageWithFormdataBodyWithResponse Set a new password from its page
+	//
+	// The form of `GET /reset-password`: sets the password as `POST
+	// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+	// or two that differ, show the form again with the reason, and the link stays usable.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+	SubmitResetPasswordPageWithFormdataBodyWithResponse(ctx context.Context, body SubmitResetPasswordPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitResetPasswordPageResponse, error)
+
+	// VerifyEmailPageWithResponse The page a verification link opens
+	//
+	// The page the emailed verification link opens. It changes nothing: it shows a button
+	// that posts the token back (mail scanners open links, and must not verify anything by
+	// doing so). A link that is invalid, used or expired gets a page saying so.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /verify-email (the `VerifyEmailPage` operationId).
+	VerifyEmailPageWithResponse(ctx context.Context, params *VerifyEmailPageParams, reqEditors ...RequestEditorFn) (*VerifyEmailPageResponse, error)
+
+	// SubmitVerifyEmailPageWithBodyWithResponse Verify an email address from its page
+	//
+	// The form of `GET /verify-email`: verifies the address as `POST
+	// /api/v1/auth/verify-email` does, and answers with a page.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+	SubmitVerifyEmailPageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitVerifyEmailPageResponse, error)
+
+	// SubmitVerifyEmailPageWithFormdataBodyWithResponse Verify an email address from its page
+	//
+	// The form of `GET /verify-email`: verifies the address as `POST
+	// /api/v1/auth/verify-email` does, and answers with a page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+	SubmitVerifyEmailPageWithFormdataBodyWithResponse(ctx context.Context, body SubmitVerifyEmailPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitVerifyEmailPageResponse, error)
 }
 
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
@@ -2829,6 +4620,99 @@ func (r ListAuditEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmEmailChangeResponse429Headers the declared response headers of an HTTP 429 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ConfirmEmailChangeResponse503Headers the declared response headers of an HTTP 503 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ConfirmEmailChangeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *EmailChangeRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmEmailChangeResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmEmailChangeResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON400() *EmailChangeRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmEmailChangeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmEmailChangeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmEmailChangeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmEmailChangeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2929,6 +4813,185 @@ func (r LogoutResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
+type RequestPasswordResetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+type RequestPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Accepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestPasswordResetResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON202() *Accepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResetPasswordResponse429Headers the declared response headers of an HTTP 429 response for ResetPassword
+type ResetPasswordResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ResetPasswordResponse503Headers the declared response headers of an HTTP 503 response for ResetPassword
+type ResetPasswordResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ResetPasswordResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ResetRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResetPasswordResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetPasswordResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON400() *ResetRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ResetPasswordResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResetPasswordResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResetPasswordResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResetPasswordResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3164,6 +5227,185 @@ func (r CreateTokenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyEmailResponse429Headers the declared response headers of an HTTP 429 response for VerifyEmail
+type VerifyEmailResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// VerifyEmailResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmail
+type VerifyEmailResponse503Headers struct {
+	RetryAfter *int
+}
+
+type VerifyEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyEmailResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyEmailResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON400() *LinkRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResendVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendVerification
+type ResendVerificationResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+type ResendVerificationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Accepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResendVerificationResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ResendVerificationResponse) GetJSON202() *Accepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResendVerificationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResendVerificationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResendVerificationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResendVerificationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3457,6 +5699,117 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMyAccountResponse401Headers the declared response headers of an HTTP 401 response for DeleteMyAccount
+type DeleteMyAccountResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteMyAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteMyAccount
+type DeleteMyAccountResponse429Headers struct {
+	RetryAfter *int
+}
+
+// DeleteMyAccountResponse503Headers the declared response headers of an HTTP 503 response for DeleteMyAccount
+type DeleteMyAccountResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteMyAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *UserDeleteRejected
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ReauthenticationRequired
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *AccountLocked
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteMyAccountResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMyAccountResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteMyAccountResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON400() *UserDeleteRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON403() *ReauthenticationRequired {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON429() *AccountLocked {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteMyAccountResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMyAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMyAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMyAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMyAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
 type ListMySessionsResponse200Headers struct {
 	CacheControl *string
@@ -3640,6 +5993,8 @@ type DeleteUserResponse struct {
 	ApplicationproblemJSON400 *UserDeleteRejected
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ReauthenticationRequired
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -3660,6 +6015,11 @@ func (r DeleteUserResponse) GetApplicationproblemJSON400() *UserDeleteRejected {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r DeleteUserResponse) GetApplicationproblemJSON401() *Unauthenticated {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteUserResponse) GetApplicationproblemJSON403() *ReauthenticationRequired {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -3808,9 +6168,19 @@ type UpdateUserResponse200Headers struct {
 	CacheControl *string
 }
 
+// UpdateUserResponse202Headers the declared response headers of an HTTP 202 response for UpdateUser
+type UpdateUserResponse202Headers struct {
+	CacheControl *string
+}
+
 // UpdateUserResponse401Headers the declared response headers of an HTTP 401 response for UpdateUser
 type UpdateUserResponse401Headers struct {
 	WWWAuthenticate *string
+}
+
+// UpdateUserResponse429Headers the declared response headers of an HTTP 429 response for UpdateUser
+type UpdateUserResponse429Headers struct {
+	RetryAfter *int
 }
 
 // UpdateUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateUser
@@ -3823,26 +6193,34 @@ type UpdateUserResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *User
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *User
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *UserUpdateRejected
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *UserChangeForbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *AccountLocked
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateUserResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *UpdateUserResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateUserResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateUserResponse503Headers
 }
@@ -3850,6 +6228,11 @@ type UpdateUserResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r UpdateUserResponse) GetJSON200() *User {
 	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r UpdateUserResponse) GetJSON202() *User {
+	return r.JSON202
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3863,7 +6246,7 @@ func (r UpdateUserResponse) GetApplicationproblemJSON401() *Unauthenticated {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r UpdateUserResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r UpdateUserResponse) GetApplicationproblemJSON403() *UserChangeForbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -3880,6 +6263,11 @@ func (r UpdateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r UpdateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateUserResponse) GetApplicationproblemJSON429() *AccountLocked {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4233,6 +6621,206 @@ func (r VerifyUserResponse) ContentType() string {
 	return ""
 }
 
+// ConfirmEmailChangePageResponse200Headers the declared response headers of an HTTP 200 response for ConfirmEmailChangePage
+type ConfirmEmailChangePageResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// ConfirmEmailChangePageResponse400Headers the declared response headers of an HTTP 400 response for ConfirmEmailChangePage
+type ConfirmEmailChangePageResponse400Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// ConfirmEmailChangePageResponse429Headers the declared response headers of an HTTP 429 response for ConfirmEmailChangePage
+type ConfirmEmailChangePageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ConfirmEmailChangePageResponse503Headers the declared response headers of an HTTP 503 response for ConfirmEmailChangePage
+type ConfirmEmailChangePageResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ConfirmEmailChangePageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *PageRejected
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConfirmEmailChangePageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConfirmEmailChangePageResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmEmailChangePageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmEmailChangePageResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON400() *PageRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmEmailChangePageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmEmailChangePageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmEmailChangePageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmEmailChangePageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SubmitConfirmEmailChangePageResponse200Headers the declared response headers of an HTTP 200 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// SubmitConfirmEmailChangePageResponse400Headers the declared response headers of an HTTP 400 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse400Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// SubmitConfirmEmailChangePageResponse429Headers the declared response headers of an HTTP 429 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// SubmitConfirmEmailChangePageResponse503Headers the declared response headers of an HTTP 503 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SubmitConfirmEmailChangePageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *PageRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SubmitConfirmEmailChangePageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *SubmitConfirmEmailChangePageResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SubmitConfirmEmailChangePageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SubmitConfirmEmailChangePageResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON400() *PageRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SubmitConfirmEmailChangePageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubmitConfirmEmailChangePageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubmitConfirmEmailChangePageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubmitConfirmEmailChangePageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetDocsResponse200Headers the declared response headers of an HTTP 200 response for GetDocs
 type GetDocsResponse200Headers struct {
 	ContentSecurityPolicy *string
@@ -4507,6 +7095,406 @@ func (r GetOpenAPISpecResponse) ContentType() string {
 	return ""
 }
 
+// ResetPasswordPageResponse200Headers the declared response headers of an HTTP 200 response for ResetPasswordPage
+type ResetPasswordPageResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// ResetPasswordPageResponse400Headers the declared response headers of an HTTP 400 response for ResetPasswordPage
+type ResetPasswordPageResponse400Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// ResetPasswordPageResponse429Headers the declared response headers of an HTTP 429 response for ResetPasswordPage
+type ResetPasswordPageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ResetPasswordPageResponse503Headers the declared response headers of an HTTP 503 response for ResetPasswordPage
+type ResetPasswordPageResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ResetPasswordPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *PageRejected
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ResetPasswordPageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ResetPasswordPageResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResetPasswordPageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetPasswordPageResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResetPasswordPageResponse) GetApplicationproblemJSON400() *PageRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ResetPasswordPageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResetPasswordPageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ResetPasswordPageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ResetPasswordPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResetPasswordPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResetPasswordPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResetPasswordPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SubmitResetPasswordPageResponse200Headers the declared response headers of an HTTP 200 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// SubmitResetPasswordPageResponse400Headers the declared response headers of an HTTP 400 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse400Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// SubmitResetPasswordPageResponse429Headers the declared response headers of an HTTP 429 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// SubmitResetPasswordPageResponse503Headers the declared response headers of an HTTP 503 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SubmitResetPasswordPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *PageRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SubmitResetPasswordPageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *SubmitResetPasswordPageResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SubmitResetPasswordPageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SubmitResetPasswordPageResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON400() *PageRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SubmitResetPasswordPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubmitResetPasswordPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubmitResetPasswordPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubmitResetPasswordPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyEmailPageResponse200Headers the declared response headers of an HTTP 200 response for VerifyEmailPage
+type VerifyEmailPageResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// VerifyEmailPageResponse400Headers the declared response headers of an HTTP 400 response for VerifyEmailPage
+type VerifyEmailPageResponse400Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// VerifyEmailPageResponse429Headers the declared response headers of an HTTP 429 response for VerifyEmailPage
+type VerifyEmailPageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// VerifyEmailPageResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmailPage
+type VerifyEmailPageResponse503Headers struct {
+	RetryAfter *int
+}
+
+type VerifyEmailPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *PageRejected
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyEmailPageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyEmailPageResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyEmailPageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyEmailPageResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r VerifyEmailPageResponse) GetApplicationproblemJSON400() *PageRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r VerifyEmailPageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r VerifyEmailPageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyEmailPageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyEmailPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyEmailPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyEmailPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyEmailPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SubmitVerifyEmailPageResponse200Headers the declared response headers of an HTTP 200 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// SubmitVerifyEmailPageResponse400Headers the declared response headers of an HTTP 400 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse400Headers struct {
+	ContentSecurityPolicy *string
+}
+
+// SubmitVerifyEmailPageResponse429Headers the declared response headers of an HTTP 429 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// SubmitVerifyEmailPageResponse503Headers the declared response headers of an HTTP 503 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SubmitVerifyEmailPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *PageRejected
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SubmitVerifyEmailPageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *SubmitVerifyEmailPageResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SubmitVerifyEmailPageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SubmitVerifyEmailPageResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON400() *PageRejected {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SubmitVerifyEmailPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubmitVerifyEmailPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubmitVerifyEmailPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubmitVerifyEmailPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListAuditEventsWithResponse Read the audit log (admin)
 //
 // Lists security events, newest first, optionally only those about one user or of one
@@ -4525,6 +7513,44 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 	return ParseListAuditEventsResponse(rsp)
 }
 
+// ConfirmEmailChangeWithBodyWithResponse Confirm an email change with its link's token
+//
+// Makes a user's email change take effect with the `token` of the link sent to the new
+// address: the account gets the new address, verified, and the old address is told. The
+// link works once, for 24 hours. When another account took the address meanwhile, the
+// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+// page at `GET /confirm-email-change`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+func (c *ClientWithResponses) ConfirmEmailChangeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmEmailChangeResponse, error) {
+	rsp, err := c.ConfirmEmailChangeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailChangeResponse(rsp)
+}
+
+// ConfirmEmailChangeWithResponse Confirm an email change with its link's token
+//
+// Makes a user's email change take effect with the `token` of the link sent to the new
+// address: the account gets the new address, verified, and the old address is told. The
+// link works once, for 24 hours. When another account took the address meanwhile, the
+// answer is 400 `email_taken` and the link stays usable. People clicking the link use the
+// page at `GET /confirm-email-change`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/email-change/confirm (the `ConfirmEmailChange` operationId).
+func (c *ClientWithResponses) ConfirmEmailChangeWithResponse(ctx context.Context, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailChangeResponse, error) {
+	rsp, err := c.ConfirmEmailChange(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailChangeResponse(rsp)
+}
+
 // LogoutWithResponse Log out everywhere
 //
 // Revokes every session of the caller and invalidates every token the caller still
@@ -4540,6 +7566,86 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseLogoutResponse(rsp)
+}
+
+// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+//
+// Emails a link to set a new password, valid 30 minutes, to the active account with this
+// address; the new link replaces the older ones. The answer is always 202, at once,
+// whatever the address: the account is looked up and the mail queued after answering,
+// so neither the answer nor its timing tells whether an account exists. Requests count
+// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// RequestPasswordResetWithResponse Ask for a password reset link
+//
+// Emails a link to set a new password, valid 30 minutes, to the active account with this
+// address; the new link replaces the older ones. The answer is always 202, at once,
+// whatever the address: the account is looked up and the mail queued after answering,
+// so neither the answer nor its timing tells whether an account exists. Requests count
+// against the address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password-reset (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// ResetPasswordWithBodyWithResponse Set a new password with a reset link's token
+//
+// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+// revokes every session and token of the account, withdraws its other reset links,
+// clears its lockout, and emails the account a notice that its password changed. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+// link proved it. People clicking the link use the page at `GET /reset-password`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+func (c *ClientWithResponses) ResetPasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error) {
+	rsp, err := c.ResetPasswordWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetPasswordResponse(rsp)
+}
+
+// ResetPasswordWithResponse Set a new password with a reset link's token
+//
+// Sets `new_password`, under the usual password rules, with the `token` of a reset link.
+// The link works once and for 30 minutes; a refused password leaves it usable. The reset
+// revokes every session and token of the account, withdraws its other reset links,
+// clears its lockout, and emails the account a notice that its password changed. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` it also verifies the address, since following the
+// link proved it. People clicking the link use the page at `GET /reset-password`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password-reset/confirm (the `ResetPassword` operationId).
+func (c *ClientWithResponses) ResetPasswordWithResponse(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error) {
+	rsp, err := c.ResetPassword(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetPasswordResponse(rsp)
 }
 
 // RefreshTokenWithBodyWithResponse Rotate a refresh token
@@ -4686,6 +7792,86 @@ func (c *ClientWithResponses) CreateTokenWithFormdataBodyWithResponse(ctx contex
 	return ParseCreateTokenResponse(rsp)
 }
 
+// VerifyEmailWithBodyWithResponse Verify an email address with its link's token
+//
+// Verifies the account's address with the `token` of the link that registration (or a
+// resend) emailed to it. The link works once, for 24 hours, and only while the account
+// still has the address it was sent to. Any other token answers 400
+// `invalid_link_token`, without saying why. People clicking the link use the page at
+// `GET /verify-email`; this is the same for programs.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+func (c *ClientWithResponses) VerifyEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error) {
+	rsp, err := c.VerifyEmailWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyEmailResponse(rsp)
+}
+
+// VerifyEmailWithResponse Verify an email address with its link's token
+//
+// Verifies the account's address with the `token` of the link that registration (or a
+// resend) emailed to it. The link works once, for 24 hours, and only while the account
+// still has the address it was sent to. Any other token answers 400
+// `invalid_link_token`, without saying why. People clicking the link use the page at
+// `GET /verify-email`; this is the same for programs.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/verify-email (the `VerifyEmail` operationId).
+func (c *ClientWithResponses) VerifyEmailWithResponse(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error) {
+	rsp, err := c.VerifyEmail(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyEmailResponse(rsp)
+}
+
+// ResendVerificationWithBodyWithResponse Send a new verification link
+//
+// Emails a new verification link to the account with this address when it exists, is
+// active and is not verified yet; the new link replaces the older ones. The answer is
+// always 202, at once, whatever the address: the account is looked up after answering,
+// so neither the answer nor its timing tells whether it exists. With
+// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+func (c *ClientWithResponses) ResendVerificationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
+	rsp, err := c.ResendVerificationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendVerificationResponse(rsp)
+}
+
+// ResendVerificationWithResponse Send a new verification link
+//
+// Emails a new verification link to the account with this address when it exists, is
+// active and is not verified yet; the new link replaces the older ones. The answer is
+// always 202, at once, whatever the address: the account is looked up after answering,
+// so neither the answer nor its timing tells whether it exists. With
+// `AUTHLY_REQUIRE_VERIFICATION=admin` nothing is sent. Requests count against the
+// address's limit (`AUTHLY_RATE_LIMIT_MAIL_ADDRESS`) and the client IP's
+// (`AUTHLY_RATE_LIMIT_MAIL_IP`), whether or not an account has the address.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/verify-email/resend (the `ResendVerification` operationId).
+func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
+	rsp, err := c.ResendVerification(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendVerificationResponse(rsp)
+}
+
 // ListUsersWithResponse List users (admin)
 //
 // Lists users, newest first. Admins only.
@@ -4703,9 +7889,12 @@ func (c *ClientWithResponses) ListUsersWithResponse(ctx context.Context, params 
 
 // CreateUserWithBodyWithResponse Register a user
 //
-// Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here. Registrations count
-// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+// Creates a user account. New accounts are active but not verified. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+// emailed to it, in the same transaction, and the account logs in once it is followed
+// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+// log in unverified. Roles and flags cannot be set here. Registrations count against the
+// client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4720,9 +7909,12 @@ func (c *ClientWithResponses) CreateUserWithBodyWithResponse(ctx context.Context
 
 // CreateUserWithResponse Register a user
 //
-// Creates a user account. New accounts are active but not verified; an admin verifies
-// them before they can log in. Roles and flags cannot be set here. Registrations count
-// against the client IP's rate limit and its registration limit (429 `rate_limited`).
+// Creates a user account. New accounts are active but not verified. With
+// `AUTHLY_REQUIRE_VERIFICATION=email` (the default) a link that verifies the address is
+// emailed to it, in the same transaction, and the account logs in once it is followed
+// (or an admin verifies it); with `admin`, only an admin verifies; with `off`, accounts
+// log in unverified. Roles and flags cannot be set here. Registrations count against the
+// client IP's rate limit and its registration limit (429 `rate_limited`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4748,6 +7940,58 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetCurrentUserResponse(rsp)
+}
+
+// DeleteMyAccountWithBodyWithResponse Delete the caller's own account
+//
+// Deletes the caller's account with all of its sessions and tokens, once the current
+// password in `current_password` confirms that the account's owner is asking, not merely
+// someone holding a stolen access token. A missing or wrong password answers 403
+// `reauthentication_required`, and a wrong one counts towards the account's lockout
+// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+// (400 `last_admin`).
+//
+// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+// therefore answers 403 `reauthentication_required`; admins keep using it for other
+// accounts.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+func (c *ClientWithResponses) DeleteMyAccountWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMyAccountResponse, error) {
+	rsp, err := c.DeleteMyAccountWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMyAccountResponse(rsp)
+}
+
+// DeleteMyAccountWithResponse Delete the caller's own account
+//
+// Deletes the caller's account with all of its sessions and tokens, once the current
+// password in `current_password` confirms that the account's owner is asking, not merely
+// someone holding a stolen access token. A missing or wrong password answers 403
+// `reauthentication_required`, and a wrong one counts towards the account's lockout
+// (429 `account_locked` while it is locked). The last active admin cannot delete itself
+// (400 `last_admin`).
+//
+// This is a POST rather than a body on `DELETE /api/v1/users/{user_id}`: OpenAPI 3.0
+// tells tools to ignore request bodies on DELETE, HTTP gives them no meaning, and many
+// clients and proxies drop them. `DELETE /api/v1/users/{user_id}` on one's own id
+// therefore answers 403 `reauthentication_required`; admins keep using it for other
+// accounts.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/deletion (the `DeleteMyAccount` operationId).
+func (c *ClientWithResponses) DeleteMyAccountWithResponse(ctx context.Context, body DeleteMyAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMyAccountResponse, error) {
+	rsp, err := c.DeleteMyAccount(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMyAccountResponse(rsp)
 }
 
 // ListMySessionsWithResponse List the caller's sessions
@@ -4786,8 +8030,10 @@ func (c *ClientWithResponses) RevokeMySessionWithResponse(ctx context.Context, s
 
 // DeleteUserWithResponse Delete a user
 //
-// Deletes a user with all of its sessions and tokens. Users may delete themselves;
-// admins may delete anyone except the last active admin (400 `last_admin`).
+// Deletes another user with all of its sessions and tokens, as an admin: anyone except
+// the last active admin (400 `last_admin`). Deleting one's own account needs the current
+// password, so it is `POST /api/v1/users/me/deletion`; this operation on one's own id
+// answers 403 `reauthentication_required`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4820,9 +8066,20 @@ func (c *ClientWithResponses) GetUserWithResponse(ctx context.Context, userId Us
 //
 // Changes some of a user's fields. Users may update their own username, email and
 // password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-// invalidates every token the user holds. The last active admin cannot be demoted or
-// deactivated (400 `last_admin`).
+// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+// or deactivated (400 `last_admin`).
+//
+// Changing one's own password or email needs the current password in
+// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+// it is locked). One's own new email takes effect only once the link emailed to it is
+// followed: the answer is then 202 with the account as it still is. An admin changing
+// another account needs no password and is audited.
+//
+// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+// changing its own password, the session of this request. A new password, and an email
+// an admin changed, are announced by mail to the account's (old) address.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4839,9 +8096,20 @@ func (c *ClientWithResponses) UpdateUserWithBodyWithResponse(ctx context.Context
 //
 // Changes some of a user's fields. Users may update their own username, email and
 // password; only admins may change `is_active`, `is_verified` and `is_admin` (403
-// otherwise, and nothing changes). Changing the password, `is_active` or `is_admin`
-// invalidates every token the user holds. The last active admin cannot be demoted or
-// deactivated (400 `last_admin`).
+// `forbidden` otherwise, and nothing changes). The last active admin cannot be demoted
+// or deactivated (400 `last_admin`).
+//
+// Changing one's own password or email needs the current password in
+// `current_password` (403 `reauthentication_required` when it is missing or wrong; a
+// wrong one counts towards the account's lockout, and 429 `account_locked` answers while
+// it is locked). One's own new email takes effect only once the link emailed to it is
+// followed: the answer is then 202 with the account as it still is. An admin changing
+// another account needs no password and is audited.
+//
+// A new password, a deactivation, an un-verification (`is_verified: false`) or a change
+// of `is_admin` revokes the user's sessions and their tokens at once, except, for a user
+// changing its own password, the session of this request. A new password, and an email
+// an admin changed, are announced by mail to the account's (old) address.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4900,6 +8168,54 @@ func (c *ClientWithResponses) VerifyUserWithResponse(ctx context.Context, userId
 		return nil, err
 	}
 	return ParseVerifyUserResponse(rsp)
+}
+
+// ConfirmEmailChangePageWithResponse The page an email change link opens
+//
+// The page the link sent to a new address opens: a button that confirms the change. It
+// changes nothing itself. A link that is invalid, used or expired gets a page saying so.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /confirm-email-change (the `ConfirmEmailChangePage` operationId).
+func (c *ClientWithResponses) ConfirmEmailChangePageWithResponse(ctx context.Context, params *ConfirmEmailChangePageParams, reqEditors ...RequestEditorFn) (*ConfirmEmailChangePageResponse, error) {
+	rsp, err := c.ConfirmEmailChangePage(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailChangePageResponse(rsp)
+}
+
+// SubmitConfirmEmailChangePageWithBodyWithResponse Confirm an email change from its page
+//
+// The form of `GET /confirm-email-change`: confirms the change as `POST
+// /api/v1/auth/email-change/confirm` does, and answers with a page.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+func (c *ClientWithResponses) SubmitConfirmEmailChangePageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitConfirmEmailChangePageResponse, error) {
+	rsp, err := c.SubmitConfirmEmailChangePageWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitConfirmEmailChangePageResponse(rsp)
+}
+
+// SubmitConfirmEmailChangePageWithFormdataBodyWithResponse Confirm an email change from its page
+//
+// The form of `GET /confirm-email-change`: confirms the change as `POST
+// /api/v1/auth/email-change/confirm` does, and answers with a page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /confirm-email-change (the `SubmitConfirmEmailChangePage` operationId).
+func (c *ClientWithResponses) SubmitConfirmEmailChangePageWithFormdataBodyWithResponse(ctx context.Context, body SubmitConfirmEmailChangePageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitConfirmEmailChangePageResponse, error) {
+	rsp, err := c.SubmitConfirmEmailChangePageWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitConfirmEmailChangePageResponse(rsp)
 }
 
 // GetDocsWithResponse Read the API reference page
@@ -5002,6 +8318,105 @@ func (c *ClientWithResponses) GetOpenAPISpecWithResponse(ctx context.Context, re
 	return ParseGetOpenAPISpecResponse(rsp)
 }
 
+// ResetPasswordPageWithResponse The page a password reset link opens
+//
+// The page the emailed reset link opens: a form for the new password, typed twice. It
+// changes nothing. A link that is invalid, used or expired gets a page saying so.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /reset-password (the `ResetPasswordPage` operationId).
+func (c *ClientWithResponses) ResetPasswordPageWithResponse(ctx context.Context, params *ResetPasswordPageParams, reqEditors ...RequestEditorFn) (*ResetPasswordPageResponse, error) {
+	rsp, err := c.ResetPasswordPage(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetPasswordPageResponse(rsp)
+}
+
+// SubmitResetPasswordPageWithBodyWithResponse Set a new password from its page
+//
+// The form of `GET /reset-password`: sets the password as `POST
+// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+// or two that differ, show the form again with the reason, and the link stays usable.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+func (c *ClientWithResponses) SubmitResetPasswordPageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitResetPasswordPageResponse, error) {
+	rsp, err := c.SubmitResetPasswordPageWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitResetPasswordPageResponse(rsp)
+}
+
+// SubmitResetPasswordPageWithFormdataBodyWithResponse Set a new password from its page
+//
+// The form of `GET /reset-password`: sets the password as `POST
+// /api/v1/auth/password-reset/confirm` does, and answers with a page. A refused password,
+// or two that differ, show the form again with the reason, and the link stays usable.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /reset-password (the `SubmitResetPasswordPage` operationId).
+func (c *ClientWithResponses) SubmitResetPasswordPageWithFormdataBodyWithResponse(ctx context.Context, body SubmitResetPasswordPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitResetPasswordPageResponse, error) {
+	rsp, err := c.SubmitResetPasswordPageWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitResetPasswordPageResponse(rsp)
+}
+
+// VerifyEmailPageWithResponse The page a verification link opens
+//
+// The page the emailed verification link opens. It changes nothing: it shows a button
+// that posts the token back (mail scanners open links, and must not verify anything by
+// doing so). A link that is invalid, used or expired gets a page saying so.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /verify-email (the `VerifyEmailPage` operationId).
+func (c *ClientWithResponses) VerifyEmailPageWithResponse(ctx context.Context, params *VerifyEmailPageParams, reqEditors ...RequestEditorFn) (*VerifyEmailPageResponse, error) {
+	rsp, err := c.VerifyEmailPage(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyEmailPageResponse(rsp)
+}
+
+// SubmitVerifyEmailPageWithBodyWithResponse Verify an email address from its page
+//
+// The form of `GET /verify-email`: verifies the address as `POST
+// /api/v1/auth/verify-email` does, and answers with a page.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+func (c *ClientWithResponses) SubmitVerifyEmailPageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitVerifyEmailPageResponse, error) {
+	rsp, err := c.SubmitVerifyEmailPageWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitVerifyEmailPageResponse(rsp)
+}
+
+// SubmitVerifyEmailPageWithFormdataBodyWithResponse Verify an email address from its page
+//
+// The form of `GET /verify-email`: verifies the address as `POST
+// /api/v1/auth/verify-email` does, and answers with a page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
+func (c *ClientWithResponses) SubmitVerifyEmailPageWithFormdataBodyWithResponse(ctx context.Context, body SubmitVerifyEmailPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitVerifyEmailPageResponse, error) {
+	rsp, err := c.SubmitVerifyEmailPageWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitVerifyEmailPageResponse(rsp)
+}
+
 // ParseListAuditEventsResponse parses an HTTP response from a ListAuditEventsWithResponse call
 func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5083,6 +8498,114 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAuditEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmEmailChangeResponse parses an HTTP response from a ConfirmEmailChangeWithResponse call
+func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmEmailChangeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest EmailChangeRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ConfirmEmailChangeResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConfirmEmailChangeResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5201,6 +8724,209 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRequestPasswordResetResponse parses an HTTP response from a RequestPasswordResetWithResponse call
+func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Accepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestPasswordResetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResetPasswordResponse parses an HTTP response from a ResetPasswordWithResponse call
+func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResetPasswordResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ResetRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResetPasswordResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ResetPasswordResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5474,6 +9200,209 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyEmailResponse parses an HTTP response from a VerifyEmailWithResponse call
+func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers VerifyEmailResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyEmailResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResendVerificationResponse parses an HTTP response from a ResendVerificationWithResponse call
+func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResendVerificationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Accepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResendVerificationResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -5775,6 +9704,117 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	return response, nil
 }
 
+// ParseDeleteMyAccountResponse parses an HTTP response from a DeleteMyAccountWithResponse call
+func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMyAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest UserDeleteRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ReauthenticationRequired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest AccountLocked
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteMyAccountResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteMyAccountResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteMyAccountResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListMySessionsResponse parses an HTTP response from a ListMySessionsWithResponse call
 func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5966,6 +10006,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ReauthenticationRequired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6130,6 +10177,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest User
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest UserUpdateRejected
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6145,7 +10199,7 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest UserChangeForbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -6171,6 +10225,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest AccountLocked
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -6199,6 +10260,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers UpdateUserResponse202Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers UpdateUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -6209,6 +10280,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers UpdateUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6527,6 +10608,248 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 	return response, nil
 }
 
+// ParseConfirmEmailChangePageResponse parses an HTTP response from a ConfirmEmailChangePageWithResponse call
+func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChangePageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmEmailChangePageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest PageRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConfirmEmailChangePageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConfirmEmailChangePageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers ConfirmEmailChangePageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConfirmEmailChangePageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSubmitConfirmEmailChangePageResponse parses an HTTP response from a SubmitConfirmEmailChangePageWithResponse call
+func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfirmEmailChangePageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubmitConfirmEmailChangePageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest PageRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SubmitConfirmEmailChangePageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers SubmitConfirmEmailChangePageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers SubmitConfirmEmailChangePageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SubmitConfirmEmailChangePageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetDocsResponse parses an HTTP response from a GetDocsWithResponse call
 func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6717,20 +11040,519 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 	return response, nil
 }
 
+// ParseResetPasswordPageResponse parses an HTTP response from a ResetPasswordPageWithResponse call
+func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResetPasswordPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest PageRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ResetPasswordPageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ResetPasswordPageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers ResetPasswordPageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ResetPasswordPageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSubmitResetPasswordPageResponse parses an HTTP response from a SubmitResetPasswordPageWithResponse call
+func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPasswordPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubmitResetPasswordPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest PageRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SubmitResetPasswordPageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers SubmitResetPasswordPageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers SubmitResetPasswordPageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SubmitResetPasswordPageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyEmailPageResponse parses an HTTP response from a VerifyEmailPageWithResponse call
+func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyEmailPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest PageRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyEmailPageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyEmailPageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers VerifyEmailPageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyEmailPageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSubmitVerifyEmailPageResponse parses an HTTP response from a SubmitVerifyEmailPageWithResponse call
+func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubmitVerifyEmailPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest PageRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SubmitVerifyEmailPageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers SubmitVerifyEmailPageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers SubmitVerifyEmailPageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SubmitVerifyEmailPageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// ListAuditEvents Read the audit log (admin)
 	// (GET /api/v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
+	// ConfirmEmailChange Confirm an email change with its link's token
+	// (POST /api/v1/auth/email-change/confirm)
+	ConfirmEmailChange(w http.ResponseWriter, r *http.Request)
 	// Logout Log out everywhere
 	// (POST /api/v1/auth/logout)
 	Logout(w http.ResponseWriter, r *http.Request)
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /api/v1/auth/password-reset)
+	RequestPasswordReset(w http.ResponseWriter, r *http.Request)
+	// ResetPassword Set a new password with a reset link's token
+	// (POST /api/v1/auth/password-reset/confirm)
+	ResetPassword(w http.ResponseWriter, r *http.Request)
 	// RefreshToken Rotate a refresh token
 	// (POST /api/v1/auth/refresh)
 	RefreshToken(w http.ResponseWriter, r *http.Request)
 	// CreateToken Log in with a password
 	// (POST /api/v1/auth/token)
 	CreateToken(w http.ResponseWriter, r *http.Request)
+	// VerifyEmail Verify an email address with its link's token
+	// (POST /api/v1/auth/verify-email)
+	VerifyEmail(w http.ResponseWriter, r *http.Request)
+	// ResendVerification Send a new verification link
+	// (POST /api/v1/auth/verify-email/resend)
+	ResendVerification(w http.ResponseWriter, r *http.Request)
 	// ListUsers List users (admin)
 	// (GET /api/v1/users)
 	ListUsers(w http.ResponseWriter, r *http.Request, params ListUsersParams)
@@ -6740,6 +11562,9 @@ type ServerInterface interface {
 	// GetCurrentUser Read the caller's account
 	// (GET /api/v1/users/me)
 	GetCurrentUser(w http.ResponseWriter, r *http.Request)
+	// DeleteMyAccount Delete the caller's own account
+	// (POST /api/v1/users/me/deletion)
+	DeleteMyAccount(w http.ResponseWriter, r *http.Request)
 	// ListMySessions List the caller's sessions
 	// (GET /api/v1/users/me/sessions)
 	ListMySessions(w http.ResponseWriter, r *http.Request)
@@ -6764,6 +11589,12 @@ type ServerInterface interface {
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(w http.ResponseWriter, r *http.Request, userId UserID)
+	// ConfirmEmailChangePage The page an email change link opens
+	// (GET /confirm-email-change)
+	ConfirmEmailChangePage(w http.ResponseWriter, r *http.Request, params ConfirmEmailChangePageParams)
+	// SubmitConfirmEmailChangePage Confirm an email change from its page
+	// (POST /confirm-email-change)
+	SubmitConfirmEmailChangePage(w http.ResponseWriter, r *http.Request)
 	// GetDocs Read the API reference page
 	// (GET /docs)
 	GetDocs(w http.ResponseWriter, r *http.Request)
@@ -6782,6 +11613,18 @@ type ServerInterface interface {
 	// GetOpenAPISpec Download this OpenAPI document
 	// (GET /openapi.yaml)
 	GetOpenAPISpec(w http.ResponseWriter, r *http.Request)
+	// ResetPasswordPage The page a password reset link opens
+	// (GET /reset-password)
+	ResetPasswordPage(w http.ResponseWriter, r *http.Request, params ResetPasswordPageParams)
+	// SubmitResetPasswordPage Set a new password from its page
+	// (POST /reset-password)
+	SubmitResetPasswordPage(w http.ResponseWriter, r *http.Request)
+	// VerifyEmailPage The page a verification link opens
+	// (GET /verify-email)
+	VerifyEmailPage(w http.ResponseWriter, r *http.Request, params VerifyEmailPageParams)
+	// SubmitVerifyEmailPage Verify an email address from its page
+	// (POST /verify-email)
+	SubmitVerifyEmailPage(w http.ResponseWriter, r *http.Request)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -6865,11 +11708,53 @@ func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// ConfirmEmailChange operation middleware
+func (siw *ServerInterfaceWrapper) ConfirmEmailChange(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ConfirmEmailChange(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // Logout operation middleware
 func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Logout(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RequestPasswordReset operation middleware
+func (siw *ServerInterfaceWrapper) RequestPasswordReset(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RequestPasswordReset(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResetPassword operation middleware
+func (siw *ServerInterfaceWrapper) ResetPassword(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResetPassword(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -6898,6 +11783,34 @@ func (siw *ServerInterfaceWrapper) CreateToken(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CreateToken(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// VerifyEmail operation middleware
+func (siw *ServerInterfaceWrapper) VerifyEmail(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.VerifyEmail(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResendVerification operation middleware
+func (siw *ServerInterfaceWrapper) ResendVerification(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResendVerification(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -6972,6 +11885,20 @@ func (siw *ServerInterfaceWrapper) GetCurrentUser(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetCurrentUser(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteMyAccount operation middleware
+func (siw *ServerInterfaceWrapper) DeleteMyAccount(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteMyAccount(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -7177,6 +12104,53 @@ func (siw *ServerInterfaceWrapper) VerifyUser(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ConfirmEmailChangePage operation middleware
+func (siw *ServerInterfaceWrapper) ConfirmEmailChangePage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ConfirmEmailChangePageParams
+
+	// ------------- Optional query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "token", r.URL.Query(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ConfirmEmailChangePage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SubmitConfirmEmailChangePage operation middleware
+func (siw *ServerInterfaceWrapper) SubmitConfirmEmailChangePage(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SubmitConfirmEmailChangePage(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetDocs operation middleware
 func (siw *ServerInterfaceWrapper) GetDocs(w http.ResponseWriter, r *http.Request) {
 
@@ -7252,6 +12226,100 @@ func (siw *ServerInterfaceWrapper) GetOpenAPISpec(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetOpenAPISpec(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResetPasswordPage operation middleware
+func (siw *ServerInterfaceWrapper) ResetPasswordPage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ResetPasswordPageParams
+
+	// ------------- Optional query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "token", r.URL.Query(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResetPasswordPage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SubmitResetPasswordPage operation middleware
+func (siw *ServerInterfaceWrapper) SubmitResetPasswordPage(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SubmitResetPasswordPage(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// VerifyEmailPage operation middleware
+func (siw *ServerInterfaceWrapper) VerifyEmailPage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params VerifyEmailPageParams
+
+	// ------------- Optional query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "token", r.URL.Query(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.VerifyEmailPage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SubmitVerifyEmailPage operation middleware
+func (siw *ServerInterfaceWrapper) SubmitVerifyEmailPage(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SubmitVerifyEmailPage(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -7402,8 +12470,29 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs/redoc.standalone.js", wrapper.GetDocsScript)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/users/{user_id}/unlock", wrapper.UnlockUser)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/users/me/deletion", wrapper.DeleteMyAccount)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/verify-email", wrapper.VerifyEmail)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/verify-email/resend", wrapper.ResendVerification)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/password-reset", wrapper.RequestPasswordReset)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/password-reset/confirm", wrapper.ResetPassword)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/api/v1/auth/email-change/confirm", wrapper.ConfirmEmailChange)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/verify-email", wrapper.VerifyEmailPage)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/verify-email", wrapper.SubmitVerifyEmailPage)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/reset-password", wrapper.ResetPasswordPage)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/reset-password", wrapper.SubmitResetPasswordPage)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/confirm-email-change", wrapper.ConfirmEmailChangePage)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/confirm-email-change", wrapper.SubmitConfirmEmailChangePage)
 
 	return m
+}
+
+type AccountLockedResponseHeaders struct {
+	RetryAfter *int
+}
+type AccountLockedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers AccountLockedResponseHeaders
 }
 
 type AccountNotUsableApplicationProblemPlusJSONResponse Problem
@@ -7412,11 +12501,15 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 
 type DocsDisabledApplicationProblemPlusJSONResponse Problem
 
+type EmailChangeRejectedApplicationProblemPlusJSONResponse Problem
+
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type GrantRejectedApplicationProblemPlusJSONResponse Problem
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
+
+type LinkRejectedApplicationProblemPlusJSONResponse Problem
 
 type LoginThrottledResponseHeaders struct {
 	RateLimitLimit     *int
@@ -7432,11 +12525,40 @@ type LoginThrottledApplicationProblemPlusJSONResponse struct {
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
+type PageResponseHeaders struct {
+	ContentSecurityPolicy *string
+}
+type PageTexthtmlResponse struct {
+	Body io.Reader
+
+	Headers       PageResponseHeaders
+	ContentLength int64
+}
+
+type PageRejectedResponseHeaders struct {
+	ContentSecurityPolicy *string
+}
+type PageRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PageRejectedResponseHeaders
+}
+type PageRejectedTexthtmlResponse struct {
+	Body io.Reader
+
+	Headers       PageRejectedResponseHeaders
+	ContentLength int64
+}
+
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
+
+type ReauthenticationRequiredApplicationProblemPlusJSONResponse Problem
 
 type RefreshRejectedApplicationProblemPlusJSONResponse Problem
 
 type RegistrationRejectedApplicationProblemPlusJSONResponse Problem
+
+type ResetRejectedApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
 	RateLimitLimit     *int
@@ -7469,6 +12591,8 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type UserChangeForbiddenApplicationProblemPlusJSONResponse Problem
 
 type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
 
@@ -7592,6 +12716,133 @@ func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
+type ConfirmEmailChangeRequestObject struct {
+	Body *ConfirmEmailChangeJSONRequestBody
+}
+
+type ConfirmEmailChangeResponseObject interface {
+	VisitConfirmEmailChangeResponse(w http.ResponseWriter) error
+}
+
+type ConfirmEmailChange204Response struct {
+}
+
+func (response ConfirmEmailChange204Response) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ConfirmEmailChange400ApplicationProblemPlusJSONResponse struct {
+	EmailChangeRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange400ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange413ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange415ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange429ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange503ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogoutRequestObject struct {
 }
 
@@ -7691,6 +12942,247 @@ type Logout503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordResetRequestObject struct {
+	Body *RequestPasswordResetJSONRequestBody
+}
+
+type RequestPasswordResetResponseObject interface {
+	VisitRequestPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type RequestPasswordReset202JSONResponse Accepted
+
+func (response RequestPasswordReset202JSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordRequestObject struct {
+	Body *ResetPasswordJSONRequestBody
+}
+
+type ResetPasswordResponseObject interface {
+	VisitResetPasswordResponse(w http.ResponseWriter) error
+}
+
+type ResetPassword204Response struct {
+}
+
+func (response ResetPassword204Response) VisitResetPasswordResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ResetPassword400ApplicationProblemPlusJSONResponse struct {
+	ResetRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword400ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword429ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -8036,6 +13528,247 @@ func (response CreateToken503ApplicationProblemPlusJSONResponse) VisitCreateToke
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmailRequestObject struct {
+	Body *VerifyEmailJSONRequestBody
+}
+
+type VerifyEmailResponseObject interface {
+	VisitVerifyEmailResponse(w http.ResponseWriter) error
+}
+
+type VerifyEmail204Response struct {
+}
+
+func (response VerifyEmail204Response) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type VerifyEmail400ApplicationProblemPlusJSONResponse struct {
+	LinkRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail400ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail413ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail415ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail429ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationRequestObject struct {
+	Body *ResendVerificationJSONRequestBody
+}
+
+type ResendVerificationResponseObject interface {
+	VisitResendVerificationResponse(w http.ResponseWriter) error
+}
+
+type ResendVerification202JSONResponse Accepted
+
+func (response ResendVerification202JSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification400ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification413ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification415ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification429ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification500ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8386,6 +14119,159 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type DeleteMyAccountRequestObject struct {
+	Body *DeleteMyAccountJSONRequestBody
+}
+
+type DeleteMyAccountResponseObject interface {
+	VisitDeleteMyAccountResponse(w http.ResponseWriter) error
+}
+
+type DeleteMyAccount204Response struct {
+}
+
+func (response DeleteMyAccount204Response) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteMyAccount400ApplicationProblemPlusJSONResponse struct {
+	UserDeleteRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount400ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount401ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount403ApplicationProblemPlusJSONResponse struct {
+	ReauthenticationRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount403ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount413ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount415ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount429ApplicationProblemPlusJSONResponse struct {
+	AccountLockedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount429ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount500ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMyAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMyAccount503ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListMySessionsRequestObject struct {
 }
 
@@ -8624,6 +14510,22 @@ func (response DeleteUser401ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	return err
 }
 
+type DeleteUser403ApplicationProblemPlusJSONResponse struct {
+	ReauthenticationRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteUser404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -8826,6 +14728,30 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	return err
 }
 
+type UpdateUser202ResponseHeaders struct {
+	CacheControl *string
+}
+
+type UpdateUser202JSONResponse struct {
+	Body    User
+	Headers UpdateUser202ResponseHeaders
+}
+
+func (response UpdateUser202JSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUser400ApplicationProblemPlusJSONResponse struct {
 	UserUpdateRejectedApplicationProblemPlusJSONResponse
 }
@@ -8862,7 +14788,7 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 }
 
 type UpdateUser403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	UserChangeForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -8921,6 +14847,25 @@ func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser429ApplicationProblemPlusJSONResponse struct {
+	AccountLockedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9362,6 +15307,298 @@ func (response VerifyUser503ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	return err
 }
 
+type ConfirmEmailChangePageRequestObject struct {
+	Params ConfirmEmailChangePageParams
+}
+
+type ConfirmEmailChangePageResponseObject interface {
+	VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error
+}
+
+type ConfirmEmailChangePage200TexthtmlResponse struct{ PageTexthtmlResponse }
+
+func (response ConfirmEmailChangePage200TexthtmlResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmEmailChangePage400ApplicationProblemPlusJSONResponse struct {
+	PageRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChangePage400ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChangePage400TexthtmlResponse struct{ PageRejectedTexthtmlResponse }
+
+func (response ConfirmEmailChangePage400TexthtmlResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmEmailChangePage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChangePage429ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChangePage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChangePage503ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitConfirmEmailChangePageRequestObject struct {
+	Body *SubmitConfirmEmailChangePageFormdataRequestBody
+}
+
+type SubmitConfirmEmailChangePageResponseObject interface {
+	VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error
+}
+
+type SubmitConfirmEmailChangePage200TexthtmlResponse struct{ PageTexthtmlResponse }
+
+func (response SubmitConfirmEmailChangePage200TexthtmlResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SubmitConfirmEmailChangePage400ApplicationProblemPlusJSONResponse struct {
+	PageRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitConfirmEmailChangePage400ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitConfirmEmailChangePage400TexthtmlResponse struct{ PageRejectedTexthtmlResponse }
+
+func (response SubmitConfirmEmailChangePage400TexthtmlResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitConfirmEmailChangePage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitConfirmEmailChangePage429ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitConfirmEmailChangePage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitConfirmEmailChangePage503ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetDocsRequestObject struct {
 }
 
@@ -9590,20 +15827,619 @@ func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpen
 	return err
 }
 
+type ResetPasswordPageRequestObject struct {
+	Params ResetPasswordPageParams
+}
+
+type ResetPasswordPageResponseObject interface {
+	VisitResetPasswordPageResponse(w http.ResponseWriter) error
+}
+
+type ResetPasswordPage200TexthtmlResponse struct{ PageTexthtmlResponse }
+
+func (response ResetPasswordPage200TexthtmlResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ResetPasswordPage400ApplicationProblemPlusJSONResponse struct {
+	PageRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPasswordPage400ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordPage400TexthtmlResponse struct{ PageRejectedTexthtmlResponse }
+
+func (response ResetPasswordPage400TexthtmlResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ResetPasswordPage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPasswordPage429ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordPage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordPage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPasswordPage503ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitResetPasswordPageRequestObject struct {
+	Body *SubmitResetPasswordPageFormdataRequestBody
+}
+
+type SubmitResetPasswordPageResponseObject interface {
+	VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error
+}
+
+type SubmitResetPasswordPage200TexthtmlResponse struct{ PageTexthtmlResponse }
+
+func (response SubmitResetPasswordPage200TexthtmlResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SubmitResetPasswordPage400ApplicationProblemPlusJSONResponse struct {
+	PageRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitResetPasswordPage400ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitResetPasswordPage400TexthtmlResponse struct{ PageRejectedTexthtmlResponse }
+
+func (response SubmitResetPasswordPage400TexthtmlResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitResetPasswordPage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitResetPasswordPage429ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitResetPasswordPage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitResetPasswordPage503ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmailPageRequestObject struct {
+	Params VerifyEmailPageParams
+}
+
+type VerifyEmailPageResponseObject interface {
+	VisitVerifyEmailPageResponse(w http.ResponseWriter) error
+}
+
+type VerifyEmailPage200TexthtmlResponse struct{ PageTexthtmlResponse }
+
+func (response VerifyEmailPage200TexthtmlResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type VerifyEmailPage400ApplicationProblemPlusJSONResponse struct {
+	PageRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmailPage400ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmailPage400TexthtmlResponse struct{ PageRejectedTexthtmlResponse }
+
+func (response VerifyEmailPage400TexthtmlResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type VerifyEmailPage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmailPage429ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmailPage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmailPage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmailPage503ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitVerifyEmailPageRequestObject struct {
+	Body *SubmitVerifyEmailPageFormdataRequestBody
+}
+
+type SubmitVerifyEmailPageResponseObject interface {
+	VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error
+}
+
+type SubmitVerifyEmailPage200TexthtmlResponse struct{ PageTexthtmlResponse }
+
+func (response SubmitVerifyEmailPage200TexthtmlResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SubmitVerifyEmailPage400ApplicationProblemPlusJSONResponse struct {
+	PageRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitVerifyEmailPage400ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitVerifyEmailPage400TexthtmlResponse struct{ PageRejectedTexthtmlResponse }
+
+func (response SubmitVerifyEmailPage400TexthtmlResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitVerifyEmailPage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitVerifyEmailPage429ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListAuditEvents Read the audit log (admin)
 	// (GET /api/v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
+	// ConfirmEmailChange Confirm an email change with its link's token
+	// (POST /api/v1/auth/email-change/confirm)
+	ConfirmEmailChange(ctx context.Context, request ConfirmEmailChangeRequestObject) (ConfirmEmailChangeResponseObject, error)
 	// Logout Log out everywhere
 	// (POST /api/v1/auth/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /api/v1/auth/password-reset)
+	RequestPasswordReset(ctx context.Context, request RequestPasswordResetRequestObject) (RequestPasswordResetResponseObject, error)
+	// ResetPassword Set a new password with a reset link's token
+	// (POST /api/v1/auth/password-reset/confirm)
+	ResetPassword(ctx context.Context, request ResetPasswordRequestObject) (ResetPasswordResponseObject, error)
 	// RefreshToken Rotate a refresh token
 	// (POST /api/v1/auth/refresh)
 	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
 	// CreateToken Log in with a password
 	// (POST /api/v1/auth/token)
 	CreateToken(ctx context.Context, request CreateTokenRequestObject) (CreateTokenResponseObject, error)
+	// VerifyEmail Verify an email address with its link's token
+	// (POST /api/v1/auth/verify-email)
+	VerifyEmail(ctx context.Context, request VerifyEmailRequestObject) (VerifyEmailResponseObject, error)
+	// ResendVerification Send a new verification link
+	// (POST /api/v1/auth/verify-email/resend)
+	ResendVerification(ctx context.Context, request ResendVerificationRequestObject) (ResendVerificationResponseObject, error)
 	// ListUsers List users (admin)
 	// (GET /api/v1/users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -9613,6 +16449,9 @@ type StrictServerInterface interface {
 	// GetCurrentUser Read the caller's account
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// DeleteMyAccount Delete the caller's own account
+	// (POST /api/v1/users/me/deletion)
+	DeleteMyAccount(ctx context.Context, request DeleteMyAccountRequestObject) (DeleteMyAccountResponseObject, error)
 	// ListMySessions List the caller's sessions
 	// (GET /api/v1/users/me/sessions)
 	ListMySessions(ctx context.Context, request ListMySessionsRequestObject) (ListMySessionsResponseObject, error)
@@ -9637,6 +16476,12 @@ type StrictServerInterface interface {
 	// VerifyUser Verify a user (admin)
 	// (PUT /api/v1/users/{user_id}/verify)
 	VerifyUser(ctx context.Context, request VerifyUserRequestObject) (VerifyUserResponseObject, error)
+	// ConfirmEmailChangePage The page an email change link opens
+	// (GET /confirm-email-change)
+	ConfirmEmailChangePage(ctx context.Context, request ConfirmEmailChangePageRequestObject) (ConfirmEmailChangePageResponseObject, error)
+	// SubmitConfirmEmailChangePage Confirm an email change from its page
+	// (POST /confirm-email-change)
+	SubmitConfirmEmailChangePage(ctx context.Context, request SubmitConfirmEmailChangePageRequestObject) (SubmitConfirmEmailChangePageResponseObject, error)
 	// GetDocs Read the API reference page
 	// (GET /docs)
 	GetDocs(ctx context.Context, request GetDocsRequestObject) (GetDocsResponseObject, error)
@@ -9655,6 +16500,18 @@ type StrictServerInterface interface {
 	// GetOpenAPISpec Download this OpenAPI document
 	// (GET /openapi.yaml)
 	GetOpenAPISpec(ctx context.Context, request GetOpenAPISpecRequestObject) (GetOpenAPISpecResponseObject, error)
+	// ResetPasswordPage The page a password reset link opens
+	// (GET /reset-password)
+	ResetPasswordPage(ctx context.Context, request ResetPasswordPageRequestObject) (ResetPasswordPageResponseObject, error)
+	// SubmitResetPasswordPage Set a new password from its page
+	// (POST /reset-password)
+	SubmitResetPasswordPage(ctx context.Context, request SubmitResetPasswordPageRequestObject) (SubmitResetPasswordPageResponseObject, error)
+	// VerifyEmailPage The page a verification link opens
+	// (GET /verify-email)
+	VerifyEmailPage(ctx context.Context, request VerifyEmailPageRequestObject) (VerifyEmailPageResponseObject, error)
+	// SubmitVerifyEmailPage Verify an email address from its page
+	// (POST /verify-email)
+	SubmitVerifyEmailPage(ctx context.Context, request SubmitVerifyEmailPageRequestObject) (SubmitVerifyEmailPageResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -9722,6 +16579,37 @@ func (sh *strictHandler) ListAuditEvents(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// ConfirmEmailChange operation middleware
+func (sh *strictHandler) ConfirmEmailChange(w http.ResponseWriter, r *http.Request) {
+	var request ConfirmEmailChangeRequestObject
+
+	var body ConfirmEmailChangeJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmEmailChange(ctx, request.(ConfirmEmailChangeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmEmailChange")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ConfirmEmailChangeResponseObject); ok {
+		if err := validResponse.VisitConfirmEmailChangeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Logout operation middleware
 func (sh *strictHandler) Logout(w http.ResponseWriter, r *http.Request) {
 	var request LogoutRequestObject
@@ -9739,6 +16627,68 @@ func (sh *strictHandler) Logout(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(LogoutResponseObject); ok {
 		if err := validResponse.VisitLogoutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RequestPasswordReset operation middleware
+func (sh *strictHandler) RequestPasswordReset(w http.ResponseWriter, r *http.Request) {
+	var request RequestPasswordResetRequestObject
+
+	var body RequestPasswordResetJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestPasswordReset(ctx, request.(RequestPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestPasswordReset")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RequestPasswordResetResponseObject); ok {
+		if err := validResponse.VisitRequestPasswordResetResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResetPassword operation middleware
+func (sh *strictHandler) ResetPassword(w http.ResponseWriter, r *http.Request) {
+	var request ResetPasswordRequestObject
+
+	var body ResetPasswordJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResetPassword(ctx, request.(ResetPasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResetPassword")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResetPasswordResponseObject); ok {
+		if err := validResponse.VisitResetPasswordResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -9824,6 +16774,68 @@ func (sh *strictHandler) CreateToken(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// VerifyEmail operation middleware
+func (sh *strictHandler) VerifyEmail(w http.ResponseWriter, r *http.Request) {
+	var request VerifyEmailRequestObject
+
+	var body VerifyEmailJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyEmail(ctx, request.(VerifyEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyEmail")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(VerifyEmailResponseObject); ok {
+		if err := validResponse.VisitVerifyEmailResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResendVerification operation middleware
+func (sh *strictHandler) ResendVerification(w http.ResponseWriter, r *http.Request) {
+	var request ResendVerificationRequestObject
+
+	var body ResendVerificationJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResendVerification(ctx, request.(ResendVerificationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResendVerification")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResendVerificationResponseObject); ok {
+		if err := validResponse.VisitResendVerificationResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(w http.ResponseWriter, r *http.Request, params ListUsersParams) {
 	var request ListUsersRequestObject
@@ -9898,6 +16910,37 @@ func (sh *strictHandler) GetCurrentUser(w http.ResponseWriter, r *http.Request) 
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetCurrentUserResponseObject); ok {
 		if err := validResponse.VisitGetCurrentUserResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteMyAccount operation middleware
+func (sh *strictHandler) DeleteMyAccount(w http.ResponseWriter, r *http.Request) {
+	var request DeleteMyAccountRequestObject
+
+	var body DeleteMyAccountJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteMyAccount(ctx, request.(DeleteMyAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteMyAccount")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteMyAccountResponseObject); ok {
+		if err := validResponse.VisitDeleteMyAccountResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -10118,6 +17161,67 @@ func (sh *strictHandler) VerifyUser(w http.ResponseWriter, r *http.Request, user
 	}
 }
 
+// ConfirmEmailChangePage operation middleware
+func (sh *strictHandler) ConfirmEmailChangePage(w http.ResponseWriter, r *http.Request, params ConfirmEmailChangePageParams) {
+	var request ConfirmEmailChangePageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmEmailChangePage(ctx, request.(ConfirmEmailChangePageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmEmailChangePage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ConfirmEmailChangePageResponseObject); ok {
+		if err := validResponse.VisitConfirmEmailChangePageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SubmitConfirmEmailChangePage operation middleware
+func (sh *strictHandler) SubmitConfirmEmailChangePage(w http.ResponseWriter, r *http.Request) {
+	var request SubmitConfirmEmailChangePageRequestObject
+
+	if err := r.ParseForm(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode formdata: %w", err))
+		return
+	}
+	var body SubmitConfirmEmailChangePageFormdataRequestBody
+	if err := runtime.BindForm(&body, r.Form, nil, nil); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't bind formdata: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SubmitConfirmEmailChangePage(ctx, request.(SubmitConfirmEmailChangePageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubmitConfirmEmailChangePage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SubmitConfirmEmailChangePageResponseObject); ok {
+		if err := validResponse.VisitSubmitConfirmEmailChangePageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetDocs operation middleware
 func (sh *strictHandler) GetDocs(w http.ResponseWriter, r *http.Request) {
 	var request GetDocsRequestObject
@@ -10262,161 +17366,348 @@ func (sh *strictHandler) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
+// ResetPasswordPage operation middleware
+func (sh *strictHandler) ResetPasswordPage(w http.ResponseWriter, r *http.Request, params ResetPasswordPageParams) {
+	var request ResetPasswordPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResetPasswordPage(ctx, request.(ResetPasswordPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResetPasswordPage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResetPasswordPageResponseObject); ok {
+		if err := validResponse.VisitResetPasswordPageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SubmitResetPasswordPage operation middleware
+func (sh *strictHandler) SubmitResetPasswordPage(w http.ResponseWriter, r *http.Request) {
+	var request SubmitResetPasswordPageRequestObject
+
+	if err := r.ParseForm(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode formdata: %w", err))
+		return
+	}
+	var body SubmitResetPasswordPageFormdataRequestBody
+	if err := runtime.BindForm(&body, r.Form, nil, nil); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't bind formdata: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SubmitResetPasswordPage(ctx, request.(SubmitResetPasswordPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubmitResetPasswordPage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SubmitResetPasswordPageResponseObject); ok {
+		if err := validResponse.VisitSubmitResetPasswordPageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// VerifyEmailPage operation middleware
+func (sh *strictHandler) VerifyEmailPage(w http.ResponseWriter, r *http.Request, params VerifyEmailPageParams) {
+	var request VerifyEmailPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyEmailPage(ctx, request.(VerifyEmailPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyEmailPage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(VerifyEmailPageResponseObject); ok {
+		if err := validResponse.VisitVerifyEmailPageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SubmitVerifyEmailPage operation middleware
+func (sh *strictHandler) SubmitVerifyEmailPage(w http.ResponseWriter, r *http.Request) {
+	var request SubmitVerifyEmailPageRequestObject
+
+	if err := r.ParseForm(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode formdata: %w", err))
+		return
+	}
+	var body SubmitVerifyEmailPageFormdataRequestBody
+	if err := runtime.BindForm(&body, r.Form, nil, nil); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't bind formdata: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SubmitVerifyEmailPage(ctx, request.(SubmitVerifyEmailPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubmitVerifyEmailPage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SubmitVerifyEmailPageResponseObject); ok {
+		if err := validResponse.VisitSubmitVerifyEmailPageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pchs5k+CrYGonQvZMkaIuH1R0xKptuVs98hGSvD37Nb0iVAWSaBcBNoASzXYoYp9m9z32UfZJJjIB",
-	"VKEOHrLko7/2H1usAlCJRGYikRc+RomczqRgwuio/zGaMJoyhX++kudGKgZ/pkwnis8MlyLqR2dMz6TQ",
-	"TJOEKrXgYkyMfM+EJlKRXDNFUmoooYoRwa6ZIglNJiztRnGkkwmbUhiSfaDTWcaifiRkR+OH4sgsZvBE",
-	"G8XFOLq5iaMzatgpn3KD/zRhuZgwotgfOdOG/JFLQ4kcETNhxPDxxMBTRQ0jGfQmZsJ10TqRuTAsJXRM",
-	"udCmTyZyTqZULAbCNdGEG01mTHGZEpplcq7Jg5PjixckVXRkyKCEjli8kRFnWarJSCry88XFm0H0sDsQ",
-	"7fM+iKMpF3yaT6P+TjF1LgwbM1Wd+xmbUi4AJY35/+yAJlOpCkxoYibUuEk7wBXggwg5X7IMvQCc3jpw",
-	"NGtZinOWSJFqkgvDswCCLU3mE5kxtz5cE3pNeUavMmaRvwSi/d31IDGjFkcjw9RycIwkc8oNuWIjiyKD",
-	"JLvJR9uW5SaOZlTRKTOOTc6Z1lyKk+ftxKnt6y1NeBqTkZJTMvzp+IJs0xnfvt7ZBn7R21O27RrqIUBW",
-	"cscB64326OOks5PuXnX2k0es82T0lHZ6VzvJbrrH9kcHvSiOOHxvRs0kiiNBp9DTDXjJ0yiOgDK4YmnU",
-	"Nypn4dRHUk2pifpRnmPLJg++1Uwtmx6Aj3OrQt27Okj20x2AtUc7+1dPWOdpskc7u6NH6WP2hD692lkC",
-	"NQx4V5BvoLOTUdD+KEFmfyXNWw1kB88SKQwTSMZ0Nst4QmFW2zMlrzI2/ffftRQBYeAw1A5zyQVNDL/G",
-	"YXQ+nVK1iPrRiXtKXLMojq5plruPpQBgY4A4SpmhPHPIdO+BRXwTJFNDTa6j/n5vL44MN4jhF1Jd8TRl",
-	"opw/vZK56V9lVLzHdfOfy8U1U3zEWVqF+G3xfAOYg0GWQD2hmggJjMYE8Y0/Hf6bcMX/VbFR1I/+23a5",
-	"W23bt3r7jV0y26VJoTOq9VyqlHAnBGNylRtiAsgDfJMHw/oqDR/CvgYzWzAzKHF2tSBUEJpOuQh6lXga",
-	"ouy/iaMfaXpmBfPtCS9YCS6uacbTSyfk68vgHtvJYEtkSaUkyKnfPka4NzkOQ2aLoynTmo5h8GmuYeXI",
-	"HsjLgx5JJlTRBGXczbtwCXvlEv5IU3JWANO2iPe0hMHUpjQD7mcprMmI8kwTnCsisQtffC4T/Zwjn6d3",
-	"wreQ5nIkc5E2Ma1lrhJG5o7isVWV0vdLNL2Shrxw43xGJGmmQNdSudBkzs2EDI/eXvx8+j8vn79+dn55",
-	"/Orox9Pj5z+MaKbZEBFVcuBdsDQK+LjA0hEyBXKbRj3Qy/JPFgf3hKSEZhlTZEoXuHCpRJ0Q0fGTosKc",
-	"sd9ZYlj6iTuEZ9FEsZQJw2mmqyL3VyXFmHgOBBr24qlF9LaNFiD5xL5uHa2K550Sz28Fzc1EKv4nS5fv",
-	"HP7LY8BJfdPIkbeIYiPF9MSq/iugt2M0WCjoHIismLAPMyAUmIxi1/I9u+tc3Kcu8VOXiuW6vg+eVYBx",
-	"LZoTah1o5bxAPtBMMZouYJXSQ9x1nF6G+9E9zPC+WAPXCUFWbATQdskLqRDiYgu1bcyEtRIdzGgOBD4Q",
-	"D4YtxDt8eIgnI1MiqmMRVY67lDAGokkZpPwMjmB36jrWyYNh29INY0JFOhBwxguWRMi5H97v3yfCwGSz",
-	"Y9hL77iF25EucVuuSExB/EuCL4lMklzVROZBuP16sMi5lfzHbszPJD6PBMlhDVA+Whi75DnCb2V8Jsdj",
-	"lsbuzK+YyZUA8G/i6FSOubiYKGlM9snC1WtYmUze11n4FJ8RCkdBVAtYCvBwoVeotG6gkIWltKfpyhCH",
-	"dWXRdkRa9gdqz727T8sFgtFewmhOSdIrhBQ17BJPy/WZvQZk0sCK0SaZwt5t0/F2gUN7/CUZNUzdHe57",
-	"25UzzoQhJ2+Ikw6Id4LyhWsiAQXApiUSgKeDSQ8fxpWuA1GukqUJxWaMAuHCyuaK6UBltw2Hh4RdM2Gl",
-	"EBpLArk2EE4oFtYNhuMTJlL9sEuOQpBR+xKyoJgxM5qwDzQx2QJ7ajplA0GFnjOluwStGA7OIf7ooE1j",
-	"SLS1YVgbUmCaK0wxncIs1oZ+12O7ZkQLbTmdim1po0HKHrWBnFVow0GgtTfhdAobzsrOpbUHCemVNFav",
-	"/pto+a8k0XkyKSCL7blUMGKqqq1mDMXuG7rIJE0vpDylaszuhKeZHevSSHmZ4WhLzp9XMl0A1xopCTas",
-	"oGwn0PkdeATkzakb8gucIj2ACBwIDWqZPpFixMc5qBgoVrqWPFFzuKdzwXd9+u+jT99mSZqKLPI2N+GU",
-	"B2KVNvuwj1uktbQHKDETJorPUJEW2jtBk08mxwPBhTPEW333jI25NgrJ+o6ED1tFdmnoeyaqNHIML4h9",
-	"0SSNsFuNIvAV4QVWiEJomdOUW+xd2KNi7GrtfRc7V3BkVqWlL7QN40svglZw91/IuHcTF19rW+G37t3S",
-	"Ra51rs3Yvw2XGhveZuL1vnea7pe2ZgZCwXUJ1Fw/XThqVxFpD8GWTR4MA04aPiRXLJNijD4xKqSZMOWV",
-	"VMf6F1KC5l8o/nfRGL7SqeS+zySI8pFUTlRYsUhopqU9k4RP0cMZN84sA9F+aPmu+n+q6m83ciYMkOMd",
-	"7fyeybziVdpkLDOSK0YVU+VG3m7Mvp2acU9UWgdtyrXmYhyv0/8Cgvr11187RwEy2/28AbqB0BE8BnIk",
-	"12xZYMePCFybf9auoI8C+ETdIqWGXlHNLvPqUOUWBID7VoCdXChGkwk2bO5HrePVdqXqaEWzqo0uOOKA",
-	"aY4njLytDLlkN7UenMurXC9q8wCJCSe/wiIxoXoCcTd/5CxvVa7DsWpzsK9gBvDWC189kcpki/uYyX0R",
-	"95KlIw+GbUsVbI5uhuCQxrAYj7aBqOLNnv1Ay+ZZZqNEQNA/GAbYs4o1ccYaQg2RImGEC20YTYkcDUTG",
-	"jIFBYf8SyYKMlZx/kmi/izzU+WwmlWHpS5ZyerGYOWr4RKGYlwNeTmHES1zqGinhUdprl+EHYODquf8g",
-	"FI/F2AShJRd27C90+N/SxOGFwBet1d+AJsRmANOEKWs/ARX2OcuYYfd0/r//w8FRMbMiKmmzQ4KNsamo",
-	"yoU2esdTQUa1ucS4iJqRnmpj4yVa5hh0qhFZht1cbA00IAkVNtCEpGwqDUtjkjJsgSZeqUiKq1bbob+O",
-	"uo9nbZ5W1f11qr07uTfnDvp+iaoixAQo9e0spXem1O8H9n/qA/s/B2t+Nzx8BcMDiCPB5vdueSjkXjKh",
-	"YswGYi7zLCUZo9fMetEC8moRfgV2bKhnnnJzfO2lXppymBHN3ig5Y8pwpqM+xkDFFaVHoXPwkpqoH+32",
-	"dh91ejud3u7FzkG/t9/vHfyjIBL8iPUOX1Jj2HRmNMZyWyfipdPtov6j3k0cMQDk0i9q3e3M06i/04OI",
-	"Yz7D7+51e92dnb3u48hS+CUd40SiJFfZ9pPuQbfn3/B00yhbCFgOJl+dbBBLm1LDOoZPW+LwK5Nvx6kN",
-	"0a3S3EmqYxtmr9HyrBjVEtzpNkKAFnp57A6wEnX2SbeEQF7BbhbVULmaC0oSQLXyxiI6mCkX5tF+1Izt",
-	"tuvwcbkxiKapYlr7FAPHHACuyDN3/rSIaCAwXM6PGzbnaTs08BIBQJygnAJ5cUhgWDKfWCe2coqtYKEv",
-	"IZC+9SjqNUDdhBHZv0XYJViUONAq+axKwCX9xCH1vWtZ5nLx3tAxW05vTR5GWEA0v4sjwT6YyyRXWqqo",
-	"D/NqMIFv/THihk315jQV3RRQU6XoIrqpfa6+Ym+o1oRqMrQNhkUIFPQiMzpmbuGkKFU+eNy99Zq4SVUB",
-	"Wo1lf1CswvzrhBoMboZ2jswUS6RKNUDFBGRH/BZhzMOlzpOEsRRFmn1i5WMUN0VeGSVdPKqZiauGiyU+",
-	"wkyOZW6wtc1xcKYtT3busa4/t1tMGr1rYDK2Cm4TFUfC7WgB81NDplIbsnuwT64WhukuwVQpCBiaM9VJ",
-	"KDonc8H/yFk1MYJmPGH/3f3uJnIaxdGUfjhlYmwmUX/3YB/zT/zvvTZAQQd5hqpMA1iiDZBLTKY0mXDB",
-	"OorRFJ64oDLQgMIVbGqxDeWoqtq3x6TWTah1X3VL4kNrXkEYTBwGZkyZmcj0Eh5hOhM2botIWGq2aEbe",
-	"tVv7KrruEuqrUWyDyEMSbqO0F6A5FsGEK+VbVWg5lXNVDhw2iUHeUPLL+etXxAdpup8ziZjotm3yhfr6",
-	"cY2csXCUHdpEzAupEpaeIqOeMZ1nt1LIHAHhToHYB40qjhw7F/wd9fcakr2t69KsuQxUS9vKZgdCFA0J",
-	"hqhslF5xWJWV1gbk6s/7dgEAgaX+Vh+v79FNVLSA17Z6PzOamcnaFati3rNU237CUOU3oVXXmlRZCoqg",
-	"S8jzYkm+R14urfVtbOSPU/WPQcQkING+bxm25Pd363ZU941SXLRi65RfM8G0viW+ygkEAG4KUisc98ht",
-	"++Fx9hRDe4nMDWx/oL0vPNl2o2+PAzcWZL5h3AZzG4bf+GyN5tZr4MiqDXkSWGvw2OO1hce7VlkgD16d",
-	"nF+Q8zfkSa/XebT348MuOTHWjJ7y0YgpmyZqJmwg/HaMIzlFRKS2sTO0UILrkcjpVIoyA2QgQsQFaSaB",
-	"uvF4t6JtPGnhMm9TaFOMzl48I0/3Dx4TZ1EkqUzyKRN4JKodOp2+skrJLhWbm9Im87EJkjfCbKi7B9tt",
-	"i+7OhTZUJKz1SyWHNonMGXBaeplWnfqIvD07gagwpphImE2Q5qhEjTiz5l6PRxihG62TBE61sYDEpaxC",
-	"XLdR7xmjKf8EQRUK9nsR0fI9nknnE0jDIkbR0Ygn4IIEy08ip8z5YGqiWxuqwNMWxVGqXCDCZxHoRdRn",
-	"YRq+BbZQ6S0sFX4CFV2yFVnVFku0vDCm0EsJe2S0AehS+UbdKqvv954+qjD7zjpUVeGJw3m14czlwd+3",
-	"2Q2TYITxB2AbzqCrXXZ6F72n/b1ev9f7h7OrbZw337S84REAVP0aXHuVj1Tscy/lnzzL6PZBt0ce/OfO",
-	"ziE55SL/QD48eXT5aP/hOhtcQ1kSQRYEygk5Y4KllXDXCZ3hw8r+uNKIV6ByuXoG7gpd+Ywvp4EUB1hx",
-	"9ouykkYgqK6kzBhFj1S4UEtn6D/CbN2IjGkNhiocG4kP0qyxbkPfBVsF9L+lbXDLojsQxzSZFG+n8prh",
-	"OCOp5lSlNuHbGh1nwCqmUpeBXmmZ5ZhZMmKAu9rWuRKnNdNie0GC2xoWC1bGH9SWMSm5ujF6lWLbvrNm",
-	"xM3mWrVhNj8CjpfOEbzfYCJxoRcd7DjFaP2Oh8gNeKc29QrVtZkhPQe0ya8LoKn7kPhNxLyG+Cqy2+3Z",
-	"RMdwXwv0svU7xGyp9nnmkFQYF6spm931quBOb3d/zf6wdotqQFFpX4Jyu22ptEktN4d7K0eQqLelrb7c",
-	"JRsgZ4UJbu0+uWZfdHRly5HcZnekScK09riO2OKXydVPCX/Nfzl5++fJzit+ok/E2UHy7OTRyfRF7z92",
-	"Z3vps1+edtler5vsZuJq+qKX/ucvWcAWXET9nSfgfqyt5OrRxS8rR7fmMTdxF/TX2PGqs2kqx7/8egHO",
-	"Qc3gxKTJ8MhFUKJHsk/ssGSQ93p7CQ6Cf7Jhq0AM57uuTBESDNPabXGua8Vqa1HWZulZyQ5uUrh/XxnK",
-	"hSYUXaj2SzPK2+1wIT5LBdIhdq2GW0F03NDigsEreGojXRDo963PMWtmbzWEb+7UjCOuL30VHqsZcu3s",
-	"th4wri/LujfuGW4XuCtZv1Ac5bN0Lcyl/LFg349PlU2XHXA3VSpKFHxs0cBKhCx5G1YFajYIUbVkSuvd",
-	"mAFyP95Cy/DCfgNtoGgeF3FDFQUhAKEypxB9VWwEmFvGFM/wC7fUEor1XmkDwUa1vX5lzIdvV0Pdqj4+",
-	"QqaB0RZkFnAsw4UNO1uLi+a+7WrlGekiPw5BE2fC+Bfa0AVsBWbCFoRac8CUi3DsnbvhuMJANdkN66+J",
-	"FDYkejV33b5ryHq37P3FCKN1tdvVMB+ndnT+7OSEZMwYpnRMUj7mRsdkq7sVk63LLdDQtjpbXfIWPaMQ",
-	"y0dVmrmTT0J1m7O0qp0d9Or+0RmFrwEU/+u3o84/aOfPXudp97Lz7t//tfU8oVmSK24W5zBnSzU2iwI0",
-	"jvLXCy+sfvn1ImqphVFRGmxZvzevz8u6fpAwsY1vh0V+BK5kLSliYszMBmxxMZIt9JCbSYb5ypRolo06",
-	"E6mxbGU1IQMzOxEWbQP1u+SoDPnURdgkassaq6lYriO0VKAf+PCthzheoSaP0H+IGQIdsNenqNhUMADt",
-	"6UBAkBdTrlHltI7VVsDkT8dWZXdVqnwJNSyESJTMGJnKlGXdgRiIY7RsW9c1YGCFyRnqOSyJcR0+dJ9y",
-	"3vGBaHjHh2AzHXbJj0zz1BljixKCJOOIckADmDvBGmMTvmBSCzKjZmLVPCEHoniJK8F0kTqw39snw8Kr",
-	"bcvPEEreCzkXdgxM4U89XmyUnHV9F9UiyH7vgAyb/vBhgc3hETwZuoqk1pYBfOROH06PeXkCVJ2rzJGg",
-	"7m9vyxkTtrJAV6rxtuukt6FtafD2FHn05iSKo2umrNUv6nV3uhhtBsPQGQex0O1193APMRNktJI5Um46",
-	"ZQzOuK2e6CnXRhPPrjYKRcegQFtHt9ImJnJmd5xsgSKTmInUzMZDESlcrJRUIF+kYAOBlnVyhAE2ZCJh",
-	"n/F2iCG69IfuQ4c2kArzR0YSUBqTYRBXMwSC1My4KkLAK5ADwk0l1sdWwdHVeJ8uwdAb7UxSAEVrMJxN",
-	"V+mScEvA5SxI7CR1eCoDenRULVD6W8M9Cmiyc3R4QmMeIOrTa3j+kTO1aCvieYs6o6sARXsS14VjpISy",
-	"GVXZAk8lTm2zWNp6FOFNvNSF6WA00i23K/O6A092er3uEqB8NZ8SnpSNKLpucZejH1wV2l5vXangNrNI",
-	"lVidQW6m2DWXuS4CzEpEvrxIDl5djBcvfz+ev/rzaP7y+dH85YsnvZfjJfDboSsTCDbqRw0rSutGvWyf",
-	"flcr4brb663IaPCZDLddWowxbKt1ZeWD9XULo2spk89oMmGdZ1IYJbN1qVq+jDZ+Zr/XW9a+mO52UC8U",
-	"u+ys71LPh8V+e+v7lWUXb+LoYBPgqsXQsNfeRvAVPrpQCUP5FKpfv72DpQ9riVDr9rChiJkckweoLzyM",
-	"4sjQsUaTB7yL3sHAFfXLhQn2P0YzqU2bvRJCYXQ1oMGziqunA5t0GRzg21oRHTTThmfZQOCOEhMuCEag",
-	"+MgeGETaZykD7QzbJFmewp7RsEF5aecdLAMxbMYnDH1otdv31kRRtG0cPorys3FaJSBldUlOLNhVRJkg",
-	"lufeCXxPrPeJfLT7dH2/et2Eb5SbTuW4ht6Ai8qAsAYjOU1+OScdu9MEnFJqTmqpnNWzcV6oNuQiqI3m",
-	"efGBksZp2qj5P+71yP/7v/vdnf3uLoTNCFTyjKJCw0nehVDPFNMMi/tXPgFKdNrkNq51jn5GzVOGCpxi",
-	"IeuUqS9gscWMLuwR+3I6Bbhb2rric81iqGYH71EBRf8TjmujqKG45oUb1HGt1QVlbmxAVHXUNhflQBzV",
-	"yyNJ9V5jenKXvLEoAPGCGJpQG/9fpNEBXllK6Jzaal3WZjYQ1uAyMn34r1lOyEUPFjhh2vgZWIEW4MWd",
-	"fLB83n5vh7QXLuoS6w6ey/L6AkUTV0YPgK+dI30lPdTnXfC5q9Foj0w+5UTb2lNtos8FeFwURnL88I8y",
-	"XWwg+wKLd+j5a5ja78/HsnEGWC1w5aZq4DMqZzefUdxXXV2telXV/YEkabnpcBXn4llr5gLLvmlFrF4v",
-	"DvrtbCDS66X6sN/BJltBS+L/X2TXKpU8FEb1rWOzranwva3fmCp2rhZPcZvVS7SauarE+aD07xdFI+Vc",
-	"MFVzND+0Qt8WTaALiN3EmHw46VeMVx868/m8AwfmTq4yJsA4lQ5t77DYcjJhyfsiRKY6pYHQgNSYaAmz",
-	"KO43gCt6Gvc+EO7USMUsLaErVk4ZiN/5RKKRSttayUGA6UD8ioXmSyn4Q0XmDZ2Ja1h7WhbPCFelsKNY",
-	"Kwg3bpNq6hR+B6C6zejq2g5JKpmOYRkHolwhG3HjbshBb7PV6F0Jamm3S/sZkWK6hNtsC8zbqJYA/6i6",
-	"AApVypTdOIvyUVth2do4LFELk259m7yXuftRoqNKr7i2XYIVQAbCV/o/ff3sP16/vbi8+Pns+Pzn16fP",
-	"4YwgQDvEpcfa3MWQuoSlrGls924wcg7EKFe4nbqKuSSV+VXGdAFkn8wnPEONCbQevbR8bmG63H0KhF6t",
-	"ugvGOFx+XJApNcmE6bB6LuDZX9UkUgdnQQIZf88GolBx7JKj5uCVSRLU2fUGXWxbuwCqUmR5IPBqKzKs",
-	"ldsaxuGjohyWJfRhrSLW8BCmjK8OenvlkEEtmDbdxDoX76Sa4OYYOopKWfumIpLC7PiKLlN0Dh1OUSKV",
-	"YokhE6k0I1do0FkAMc4y1uonbwuSaBQKDYvALwXoMypXmyfYV2LEoNtaqf19Ub70onxbGu+FOxuhjvvN",
-	"a6/VO1A2NSI2rtf6ppXe2l0EX0vnBVMMF94xGXB2adQ0k6q+i17TNe4ybFN1klUdSK3uo7c48hrHUeHv",
-	"wG+ghviez5Z5N+Bdu3Mj9G3s7uw/3n+y92j/8brExvXQ3JfzZacXQrje+3JXV8VGSUywQs30pVWeC8TL",
-	"d8fFVzO1cmsIVLrFYYHPo3c38ZJTq1UB/Zm1qNFLXrG5/2HvXHGHOsxvkKa4de+wvJnOPdIDYSZsGhwV",
-	"FyShAh0qXHTJmQTVHlTVUUbHOqjjpJmx2VgkrAvulPKB8Nrz8kMPjtoolWtfPQAFuV4Vd6lOjExwB2vd",
-	"qtjTuyhUm2oqQejgRnrKzr3pKVZ8rChQB4Y4Fzf5ZWVGa7H571azTaxmPqTLSokW8VLXHbanbKn6cBZE",
-	"qvijNx6TTVlmuGIKKyt6NXWKn5h5ZlNtCpb9TAr4KsK2nsUt7efz1V2J37SDvY6tzehpO6xysUIvrXyh",
-	"Uvaiqqz20f42YyrMfgxvlh2IwgXlH7sS19Z2FbYlPM0Y2nFtXGJ51wu+MHzKZG7Qrlq6HNcnPNoCegrM",
-	"UEOXUTZcFpj1cnHuEfQl1ET3sU00xYulK/KdT5bpcxUq1uXCrvZTNHhl+2N5N/eN5ZiMGbY8QAV4Ilyi",
-	"aoxKbK+Fwpo/mdSGzCZY9a0eusINaIHWIOHqWINSdy3f+ygUR83FZzI59vEkVrVDdjkq3vMUGRSvW8sF",
-	"RrLGhYuZCXQGS1V4Elim0eLNaIru2f3efrtzFmZdcE7zXNq2xGWT7fJG9paz2f7Ka9oDF3ehtnqMVaMC",
-	"utGXPhXtr+9X3Ij2zW42gFokZzm6Ezd9dCGmK9nH1u4ujlHW1gKV9kYkuPVTl8HzuotJzBrdc3ZUgHKq",
-	"WXbN9OFAUGtJCV5TsUDS/pCwmWmv2Uwe7Pd6pFG5tE72Ftp2hWl/RSVIrslYCrY5QbaUNf+7E+Zzt5jL",
-	"NOl4tdJs+4XEo5xa5UmHBJSD7yzddMmRWASikVci/ffjip8L/bhp6ehyyg/XBr28PA2P7ZAA0R729xP7",
-	"qlq5DzT/65ml/ikEMJDeciq/3UYLy+x22VneZsZyoRew/5fO/i3tMvxCfrFpmsAxXEHwRBEWEJdVr8ro",
-	"gEMbrRDwlEtmGhYpfeCpDRLtnIfWZ+0NQSbvDWyOzZxrpy3Bb9CF7GhwsStOwatHpTc++A4oOOW4A1Hq",
-	"CM1gYZTXGCNsgzk2qJ+O0SFhCfXNNhOblfl5DGZSjW9n87LAfGnf3EohhBClX0EYtdzU8EVt5bcWY1/F",
-	"EPctyk67arewthU66na1FOjqs15rMoJ1A6xJRahJF1s8sLjmkxS3fK5LKLOQAKEGtotP3hk+G3+3VJhd",
-	"eQXL508w+IZdZP8U2guuuD/NGYlUDYvZdLBtdHTctlXIlwePPssYVboWeufi8wrzAD4HPrVVz63dUqNG",
-	"XjBl6WkbiMLy8ha/DrqFjTItTe7uQioX6uYDWJ1y4jSH4rp5CPUMnG2YlQqcaJjLuF7Y5CS8n2uBxsx8",
-	"BtgD4GdMcZmulQgWVKdNfHuSYNVOX9wy4kvOf+f3vwy/W7IL2WO5K30Fm+MZADXf1lPKSwppM6Hfi+rC",
-	"k+74GJjSVBzmK2Nq/gd+8S/JL37if+Fz+t+SVyzJ+c1xNZ+kMtFrHcFYLcPwhPx88fLURhUhHygmUqac",
-	"W6CovoG21TOWysSnKYyZ3yIHwo6PJvSrnGeGcGFkcFWntV/BjkfTYqOzgVw2pUtzvGXjBAZ7Zlmgc+5Q",
-	"03kjM54srOk+ox9Y6qwDmoyogv8QLiJsnpjVmu2wHu8D8Z6xmRUC2iieGOKMc2XpjnlZtBRAJioXroSJ",
-	"D79//vrZ+eXxq6MfT4+f/4Blj4ZL7G/PYQHWMrhhH8z2xEyzyqk8sjXw/iWVCd5eCQ3wEbMv4DfJqBj/",
-	"MIiYGNjm7P//7/9jXyvEhZ6xBKKUfxj4ch3dBZ1mvrVtuo1ta/23y+9Vwucad/y230Dmq1/7+gOhdGlf",
-	"15YKfvi3y1hxRZC5dutySLjIuIB1XGSYDDDhiSNNwgUcudH7pXKBDuBDDIwqCZkbzbIRGTGTTFjaMjxk",
-	"WQJFOiCwwfAqk1f9IXl7dgq1dcJPJi6UaySVczpQlUwIFyn7cEj4lI6ZGyT4CtqUUmpofzgQMKilo7ZL",
-	"ll3YYkerhGwJKdjWoYPNPoLZbB1abARPyFYuNB2xjsXW1iFkigiWVHvx6TjsgxB5DOALnPchuaKadXLF",
-	"CwgwCt5l5BbPYI/rUJEwbaTS7vmS66E3ksnARs85xhynjeAYF9Zw9OakRnaBUERBWMpES/BdbahIaQYS",
-	"4He9UcCMXeqyH7nKRZrVBObwp+MLgt8Z4gUtrZJwIIqq3jMuBIQYIFBDImZTMqPJezreVDANxKdJJstf",
-	"G8qn3+k1tWip0uX2v/0LeQGRF7aKEOHCFoABiphljGqAl5EWjHdPT54dvzo/7poPhvzb9u2ljFsNfNqN",
-	"7oGYnsu5gK3J17QNiGlLuw+1U9WkuEdlCQ2B7UvDEhb3o7j6Xbid5ULY82FaNHFqKNbdR4HiC9m3RmG5",
-	"e1w+SZcM7MD+G1i6P7i4E35tbAl2sCxZND9tf6wur4lRjFg0LrqBGvVJwFcvgC9mEd4gcE/TWXJ3ebch",
-	"poAAislP/HJ5UnIPQmLazlzBwlaK8oJht9dz6XnuXgmM3APRADsiNVhtILyOp0wqfKuZK2MFBd3c1TbW",
-	"n9gntEgHnDIqdGV0d3/DFfAIXtWw1P9YXJhzV8L8JEIsvr5k7UJsLVmwIjIybLtm3TAqZsOFq0p0pxd4",
-	"UVBlD9sv9mmGRVImJgAro+PiCcFLM0BvInqSmxSjdaRy780KqnU0gdUhKFH+GhFLFEvWuLxs5JuQPiU4",
-	"LasOL61pzN1FcmdJUwW0uK3kfsA9d/egxMQPHNu8blgsmwoDu0O4okvouNh4XOVtN31SKw1TIefwwLCB",
-	"dhScEmOs8494xj+o9teSLjkVQssxE0hZYjwQPnkb8xSkatmPP6Nq9HrGxNGbk/MZS25H0h5RlRu3bK3P",
-	"T62peFPNXKrVJnWQkr1ur3IlU62ia7v0853LjverQXHd+ESL7nTjr1Fsy0Q7lQnFSlosk7OpDViEtpWK",
-	"lv3t7Z3dx90e3OzSf9Lr9dCm5r7zsS1NE7M0KdjmyzwxzMJrZp+d+UssbIkxJEjvskusfSwYxL3RLQO9",
-	"DfJ7LF0rmTEddLaGm2ZPv4thp0JwO5nNM24WwSCOgdsqBYZWHF+4p3locqcYfyLmJhgc16xtaFZW7yzK",
-	"t1Vwm3IT3by7+a8BAA==",
+	"7L37chs3mij+Klj+tkrybpOiZMlxqErVT7HlRFn5spKc7Nlhjgh1gyTGTYBpoC1zXKrap5nzHudR5klO",
+	"fR8uDXQ3L7rYcTKePzJWE40GPnw3fNePnVTO5lIwoVVn8LEzZTRjBf7zlTzXsmDwz4yptOBzzaXoDDpn",
+	"TM2lUEyRlBbFgosJ0fIdE4rIgpSKFSSjmhJaMCLYe1aQlKZTlvU6SUelUzajMCX7QGfznHUGHSG7Cj+U",
+	"dPRiDk+ULriYdG5uks4bOmHPzt80F3ExZWROJ0xtkbnMeboYECH1FBYzowuSS5rBcopSkKtSEz1lvCBS",
+	"MMJFzgUjSi9yRravFoRrRaZUTR8lQzGWxUyRuVSaSJEviJZET7kiihXvWZEQKjIiJFFcM/zMuKAzBpPP",
+	"ekOxZH8ZG9My111VpGRLSMG2Ds3XzRM1pXsHT7r/+J+/bx0S+H6XprBHsqVYPt46JFdUsW5ZcP8yfrRL",
+	"RcoAbso+bwXfGdXslM+4xv+0Q7Fgv5VMafJbKTUlcgzbIZpPphqeFlQzksPbBhJudCpLoVlG6IRyofSA",
+	"TOU1mVGxGAo7RCFk56zgMiM0z+W1ItsnxxcvSFbQsSbDanXEoB0Zc5ZnCqBAfry4eDPsPFoK1oOkM+OC",
+	"z8pZZ7Drt86FZhNWxHs/YzPKBYCksf8f7aLJTBYeEoroKdV203bhBcCDCHm9BIv7wXL665ajWMtRnLNU",
+	"ikyRUmieByvYUuR6KnNmz4crQt9TntOrnBngL1nR/t76JTFdLI7GmhXLl6MluaZckys2NiDSSPGbfLTt",
+	"WG6SzpwC/mrLZYDAL4B7tCOnFKyrOdAYjHHYCQeas4zkXLzrkSNkBOSa66ksNRK5oguFI2EEwIwL4HM5",
+	"0wxWXhHn49/2ut9cH23yv07S4bCs30pWLDpJR9AZzIALi6DRJMNzphSX4uR5+yaV+XlLEZ4lZFzIGRn9",
+	"cHxBduic77zf3QGeqnZmbMcOVKN4EwesP35Mv0m7u9neVXc/fcK6T8ff0m7/ajfdyx6z/fFB361+TvW0",
+	"Wryd8JJnnaQD6M8LlnUGuihZuCNgS1R3Bp2yxJHNHb5VrFi2PVg+7i1edf/qIN3PdmGtfdrdv3rKut+m",
+	"j2l3b/wk+4Y9pd9e7S5ZNUx43yXfwMtWjsH4oxQ52qlM38F0IBeFZgIJlc7nOU8pbGlnXsirnM3+/a9K",
+	"igj14Y0MPkHNTJe5mSrpZExTngMwpDTcZmzRV064UIeIqPYtwFXzInJBx3A01aUC8vo26Wiuc2Znewmz",
+	"nVm2Ve2SXslSD65yKt51bkKo/GvBxp1B5//bqaT+jvlV7bwxOzOwqZ2iW/h1IcWEzKlS17LIVEKoNrsA",
+	"WUsVGaVlUTChL92QUUKm9D1zewp2OhR2g2R7FINs9KhHkDURCryJjPCPLjKqEVGGMRnBEKgrwaBlO7Wj",
+	"dwK+h5u1Z/9K6rcK+Ortjx9X4HbBBUjw9ziNKmczWiw6g86Jfer230k672letmGOnyDEnRhH3JAIO/qP",
+	"K+x4IYsrnmVMLMGKm8R/rhTvWcHHnGXxit/65xusOZhkyaqnVIGKRq4YE8QNvvv6HwSvUYk0mEq4lfKJ",
+	"Uxjb4B0gq3s0egTID7oOzbKCKTUU3OzUg2/BdPBiBarRIVGMkdHR24sfT//X5dnxf749OTu+/Pn47OTF",
+	"ybOji5PXr0aoAt0kne9pZgn9XtyJi/c059ml1XXqh2Ufmy3jSGTaRSGByv7ysYMqmuXByI6TzowpRScw",
+	"+axUcL7kMagNB32STmlBUxT1N7+GB92vDvp7mjkO9gkZWLy1Gc1BPjC8IgAzVgT3ikDswRefy1Q958gN",
+	"7icNhNSXY1mKrAlpJcsiZeTa0gWOiulhvwLTK6nJCzvPJwSSuejAtUmhQuVx8/nrZ+eXx6+Ovj89fv7d",
+	"mOaKjRBQx6CKPZtSMWFn7K8s1Sy7I/tEpe5SU6sLVnwImYghLQQWDiEzRsX1lOeshSmFU9XAjj+hFp0X",
+	"jGYLUrAJV5oVbBmm4xsRmre+fR8Mv0k8XYLCeqllAwgn5vcEtClEW/ZhDpoPargtIGiZrwaJSjW2M7sZ",
+	"ZeG3Bx87JFS9Q22EEsGuiRQ1qXPXrRYVO2vsk1T8adnO7svBHFCic/UK5X1O86GI0dx5rDChJAf5Y/A3",
+	"RYIzR7g9ap716FGCEuxKZouI4Q1FNdxCCsbC4YL5hBVe6Gkp3xEdkJ4nOLI9CgjMC6hKYt+HX44Due/P",
+	"9SibcWGks0K7kjumO6sPD3RCKc1zVqApCM4oM+YiZIw/FFToe7JEd1JpwTImNKe5iqnlF9THnSyGY3Tq",
+	"zArCCWcLgOwor222GM67FZzfClrqqSz431i2nuInAJO6klmilCUFGxdMTYkjy2WrN3M0iD54eRlTK9h7",
+	"+Y7ddy/2U4bOLgsGLDLe0lm0GDuiuaHWiVbuC4RfzJl1ZT1A/fUBdvhQpIHnhEsu2BhW2yMvZIEr9iq3",
+	"GaOnrBXpYEd44QyZVoC8o0doMCW6AlTXAKqadyliDEUTMwJWijMYzb4OdbI9aju6EVqHhwIuAsGRwAXX",
+	"Tu8Y5YnQsNn8GGTSPZV5M9MlireIYwrifiT4I5Ep3s0j5DgIBZtbFjk3OuCxnfMTsc8jQUo4A+SPZo09",
+	"8hzXb3h8LicTliXWh1AwXRYCln+TdE65ePdArPWrvvVV33Isq6EtkWXKkl6ineEZo5Gaq6F4x0W2RD0b",
+	"kFK8E/JaJNHZe6TArwhJcikmrCAWq69yZnnIKRjdLqaF1Dq/Mw3ULJURXhhDqLXARfbKFUagL8XkCWKa",
+	"anaJDpT6zl4DO6GBY6tNNodvt23HuYoOjUeE5FSz4v7rfjC9NOdMaHLyxiGrMdKihOWKSAABCKoKCCDV",
+	"gk0HeI6vDkV1SgYnCjZnFFg3nGxZMNW04x4S9p4JI4fRfxZI9qGwaoF3eBkjMWEiU4/AqRMsGS0RQnqM",
+	"mTCtCPtAU50vjA5EZ2woqFDXrFB3sh4771zXe0pXWpBjv2ro3utG7saNJqneqE1kHYUbTgKjnVfvbobw",
+	"V1IbG9M/icXrlSSqTKd+ZZbrCnTph5c7xRgqHm/oxG7VA0ezD3pnqmd5BI3OsOz3H6f/kskU1k5gAD5i",
+	"5gf4m+RUTL4bdpgYmuHsH//zd/MziB8yY3oqs++GnblUujFkB8bUn1WfWemRbCpjxoVqlI45K5QUCeGC",
+	"/Hjx8rQXU8ozs/XuOUvLgutF9w2GX6xDNRfIceOiOu6uv30W3QRN2XQ+Z7QgUqTs8xqwk4dGqwuI3dhU",
+	"A30wfFIUo4Oup1T7y5zHq0HNQd+ubzsxZGJztlQlQ4KrJdmGqZBouCJqKq+FiY1AQeKwQFf27ZQKITXI",
+	"IJoRilEeZJuaGRAnyISj6LrmwBUUXTwyQocSi5Qkk2k5Y6C+CKUZzRoi5WEIZZFLml1IeUqLCbsXrczN",
+	"XJdaysscZ1tCLU4N1lISHBix6N3AymaXR0C/ObVTfgYPjlsgLg6wgxolI5VizCeluaXNuO4ZcQg2Dya0",
+	"hdSZDxm4ByyL2qSX/h4TwZQrZ6kVjGWKLGRZEOsiD5QhQepu89/Trnnk1izHBALLFEFycmZhoGWzGwR5",
+	"fTMpnVWhOFwD+Q4F/E2ojR4A8bo9WgpBb0+2ZrQHuud/NT3+85geb3MkTZtfYtz54ZaHYpXh79EA71Im",
+	"Si8ACaC3/wwVmTd0ElQucjkZCm4Flcd5cCcWllF9GncqemyNE/XP5Tr9ne1bnzEi4ibxX2s74bf2t6WH",
+	"XHu5tmP3a3jUOPA2G6+/+0UY+DYNAVlp93PbBa9EDEjjLzBkUvORkisGpjyMp615Wj3pK6a/GrUfhOhh",
+	"ZfCVKLbLXBU+IQMQ7PoycL9GtAC6dCpnMym+2MiCgimmV4cUWApA/dv+W7DroQjhbN9sIaHE2PHwqgYg",
+	"e3RY3QBRVioNYdtGKbNUcSElGE693fReSvvvY9R9aJMuHsNYFlaAGmWB0FxJY9INn2LOQNIw+Q5Fu833",
+	"q+X0rpbTtyK4zjyQUavBcI+MiCJXjBasqIi4PRrmdsr3Q7nQakubcaW4MfqsvBUFCPXLL790jwJgticV",
+	"xLdHgssDvgbSZlmm2fe4uLZkAHOCLq/mjtI3o5peUcUuy3iqWC65UQCdUhSMplMc2JRLrfPVhFM8mx8W",
+	"O/kD+wH49nnKyNtoyiUy1hjLLq9KtajtAzgmGM4944cEOjD1/VayslXIhnPV9mB+gh3Ar475qqksdL54",
+	"iJ08FHIvOTqyPWo7qkBg2h1OqTKJZg5sQxHDzZiy4O7J89zkXQGj3x4F0DPXTWJ9XYRqNE87KySR46HI",
+	"mdYwaU41E+mCTAp5/ZlTKt4KVc7nstAse8kyTi8Wc4sNd2SKZTXh5QxmvMSjrqESaibuzhV+ACaOzZgH",
+	"IXv0cxNcLbkwc38mW+aWIhYuBL7o9bI0ZXNY05QVxv0EFzsTa32PYEtl06Oq9yvCfpHTiULzHqGCUAi7",
+	"bKHl1hjN15Avi28odJlZIyJXlyZNArSQS58RASYWdYnD75PCstwO2+C7TbOrl04Y5QW2yVZT2UaW3vb5",
+	"cdLfN8VlybGgEo6HvT3yxxlwrDYTsN8ZmHRtHHJo7a38/A1YbGLvBeR+znKm2QPdgh/eHlT5knwS62Z2",
+	"oUveuBF6A8Q9DUE5VdoQUi2Ahyq9lIKDl+oXenzNZqrBAOsrA4aasZnULEtIxnAEhn/IgmR4atl9LvQP",
+	"xVbRvMqzzaO4zAs2Wbi+dzDxVKCKMPXtPKOafbXRfrXR/tlJ86ut+XewNVvT2oMbm2sCfiiuZZlnJGf0",
+	"PTMRdgF6tTA/Dx2XNI8aKvybZhmH/dD8TSHnrNCcqc4AMwWTUJ+vju1kHOUXRYuu1kuJfQOtWMK42ugC",
+	"9eF58KVg5rYSDJVi+Bc/8FePAvIK+HinygVHRYRLsXZn8RLqfvx1OPTMjH/jhtdX2pivdcllxvXxeyd7",
+	"NjyHtGAULlNUdwadvf7ek25/t9vfu9g9GPT3B/2D//akai4MGL97SbVms7lWWIDFhHle2utjZ/Ckf5N0",
+	"GCzk0pFWPTCYZ53Bbh/KhPA5fvdxr9/b3X3c+6Zj+MwlneBGYOv5ztPeQa/vfuHZplUjGqgRbjaoDZFR",
+	"bcqLNG1C0ebbYWpKTsSUf5KpxNTGUejyLRhVEgKeTRYD9Spx4iqaoFlg2uu0HGwIytV4VKEA3lxvDKCD",
+	"nXKhn+x3mgVZzDl8XG5vdtRpK69YFgXLFWVuTVwGEA0Ahsf5ccPhPGtfDfyIC0CYoLQArn1IYFpyPTVh",
+	"xoW9OwsWOvEDGVivCrJmUTVqxFeCQ0kC3Z7PYwSu8CcJsW81/brw0k1pGNcCAvLXpCPYB32ZloWSRWcA",
+	"+2oQgRv9scM1m6nNcapz41dNi4IuOje1z9VPDPiZKweiZDHyaVrwFoYG2oOTolK84XHv1mdiNxUvaDWU",
+	"nS0qXvMvU6pR8MA4i2YFS2WRKVgVE+UMvodR6ZeqTFPGMmRp5onhj52kyfLcg1L4RzVPVGwbXRKck8uJ",
+	"LDWONjV7rPXcoZ19rOrPjaD3fwYafdJByX5p0RM2iVpEUMjDPDBTOPWk8QP87dha2yN0LEZvxz+5pVk6",
+	"7SQdnNyakn9tYRV1sdnuITBwB+NazRwBvNcECxYzE9AGSoW8Fhjt/Y4pU+rMbIVsH53/fE4Oev2h+PlJ",
+	"b6/3OCE/f9M7wNDSKqLN8nwtr2lhY+OqBcDBy1IbA6vnQaGvmH44ZWKipyAd9/axiJZ/0AIAvB82t30k",
+	"rEIYcG2qyUwqTfYO9snVQjPVI1jXD3JxrlnRTSm650vBfytrxbFozlP2/9u/e6mcxSvdO4gX+njZQoO6",
+	"JbfQpZjb4yomZQDRYAr4tI0LYFLjM7yZNIBHlAa+k5AZTadcsG7BaAZPbAYlXGhCVtC8lDbuOvFNvT0B",
+	"u+7uq0cbtlQFai26E1plwxwMk0ZwCY+wmJ2lwGYw8FITezPNtN0zFV1dl7CxGutrcMs6L1xufW0JTmnj",
+	"FS/g5uhTbW+Bf/bKuapkIg5JQNJR8tP561fEpTDbP+cSQddrUy83vq2YdSQrby0vZJGy7BRFxBlTZX6r",
+	"q4CFJOooCEjQ5ZOOFSResnQGjxs6RdurS4ssYpiJGWU5LM1zEkwRqWhOZV1VxLBtkas/78YFCwjc0Lf6",
+	"eF07bIKiZXltp/cjo7merj2xGPKOBts0GYZXfh26LI2/kGVwBbH1Gx0fk++Q+CtXdBsZOXNK/WOQTQlA",
+	"NL+3TFsxiF/X6XL2GxV/aYUWJH/7ipG3AJheXmVyhL+NAqt+W6HJmpzee7pGTNd2V2dRLTt6IYvZw+0K",
+	"Fr2lDMEhk9K2Zu6WMpkuKS0KzhThutemg9x9O++ZYErdcicVhgUYtCnOtK7jAdnhfmhvPMXKBASLjY7h",
+	"qgDhCobAW8xSvzuLvLVdLGlbcxuElyvgR5rkjCpNngbmdLSIOH30mz2jjpLtVyfnF+T8DXna73efPP7+",
+	"UY+caOPEz/h4zApTERVzwLy5GGayqq7IzGBrCacEz8MEW1YFbDZRvb/Ziyj6aQsbdDv2EWa3QPAoPnSd",
+	"cdmNg6v3PRhXFdT5MOwriXexCikQRHfgaPZiFoGqufMovBdTKEw0qb6WPgCE/VbSvLfplatx1vXzihfx",
+	"bMowG/5qEde0KcqcqYRcT3k69RwXot5yyoUypiqubTiycoHQd1vh78z8k3rIc+PoWvHD+k3abq9nL56R",
+	"b/cPvmlkWfY6TTTJ1ppFq9veTeV3+tiEo3M0bWgZC64ULZYxLpSmImWtX6qEXJNPWydVy1u61WJ1RN6e",
+	"nQAisYKJlFlLBt4sx5zZE7dwhBl6nbXHasOecCFJpY8hrNvO8ozRjN9B1ofK64OoofIdWnyvp1CIjeiC",
+	"jsc8hRhC8G6lcsZsEFVNPVWaFhAq10k6WWEjiT+J0uqTGe9iCUFLgPcDuA1EF+xWYMUjltxkw1Q5J2iN",
+	"QdYXdraDanxiv//tk9uJkHg9SbivNpjZqukP7dSy1kBnXjbxyCp+Zbd/0f928Lg/6Pf/23qtNq6y3vRr",
+	"oV2kVI11PY4+Enm/Xsq/8TynOwe9Ptn+r93dQ3LKRfmBfHj65PLJ/qN1Hq7GhVAEVWCQT8g5E7Ygt0tZ",
+	"nNI5Pozk0UoXmQfl8isoVy66xn3GdZhAjAOoWO9A1VwiYFRXUuaMYtRNeFBLd+g+wkwrhZwpkHA2/weQ",
+	"DyQ2tjIY2GyJAP+3lIlOX/SG4pimU//rTL5HSQkrBfuuKRFtXHpzqnT46S1wTSmZl1hZZ8wAdjXtcyVM",
+	"a4679vL1t3XbeVLGP6jp7FFRdWP2GGPbvrNmxs32GnsImx+B4JLuEfy+wUYSf7U42LV3i/USD4Eb0E5t",
+	"6xHWtTn5HAW08S+80j8Ex28C5jUkSJC9Xt+UOgzlWqCOrZcQy9VbVybBu+7ioo29B3JkrBFRjVVE46ul",
+	"3E4sVYb65c5mZ8mNHTl4reqRDYCzwk+yVk6ukYsWr0zzittIR5qmTCkH6w5b/DS9+iHlr/lPJ2//drL7",
+	"ip+oE3F2kD47eXIye9H/j7354+zZT9/22ON+L93LxdXsRT/7r5/ygCy46Ax2n0KIVe0kV88uflo5u/EZ",
+	"2I3brJ2GxIt301SOf/rlAvx8iokMfdFHNgUKHQkDYqYlptANToL/ZKNWhhjud13nHkQYpuzli9hXI9ea",
+	"AVmbNXslOdhNofy+0nifNOm05ktzytt9DSE8KwXSAnathhsBOmloccHkEZzaUBcY+kPrc9ZP2Oqt3Dxk",
+	"KOn4TAWnGboEBb+wIIHBP0NxgVLJRF0knXKerV1zxX/Msh8mYsl7TO+sVFQg+NiigVUAWfJr2EekOSAE",
+	"1ZItrQ8SCoD78RZahmP2G2gDfnjiY6MjBSFYQrSnEHwxNALILSOKZ/iFT+ghj2X9pqbHEHSr3nFRwA2I",
+	"tgBzpXGoCq1fC4um3Lbt47S0oRuHoIkzod0PStOFNYUtCC1Yr6VfUZhPS7QcCpcJ49NgTKztCJSDkX/N",
+	"aPgzLsKF7j54eGhyyzOPCLomS0xOELQ5bL9vhdR++1dDVnDLtz8borZiX7ta6HIDjs6fnZyQnGnNCpWQ",
+	"jE+4VgnZ6m0lZOtyC5Biq7vVI28xnAbyJ2iR5fYmllLVFmETa4sH/XpQzZzC12AV//svR93/pt2/9bvf",
+	"9i67v/77v7beb5QtOHcOezaIZ9KyQQOq/nrhmOdPv1x0WqpzR0qMaUr35vV51ZUOIjN28NeRT7jGk6xl",
+	"WU+1npsgeS7GsgUfSj3NsZ4bJYrl4+5UKuwsGWd4YwElXIsymb89clSl2SifqoLau8L67pZ0aaXQb7uQ",
+	"+Uc4n1fbTWESTDnuggsuQ0UrggCMp0NhCjLbQZH1wHQHnVEB9n5chKl34RIpsY0fKWTOyExmLO8NxVAc",
+	"o7PKxBcBBFaYwKG+7pK8otEj+ykbwjQUjRCmEdhwRz3yPVM8s8Zh3wCP5BxBDmAA8ytYh0wFCdjUgsyp",
+	"ntrKb3Io/I94Ekz5XOT9/j4Z+dAjUxCfUIJ1rs0cWFI1c3AxmQkmPslX7yX7/QMyagYtjTw0R0fwZGSb",
+	"hhrOC3Rkb0NWr3p5AlhdFrlFQTXY2ZFzJkyl154sJjv2JbUDYysDvMPIozcnnaTznhXGCtnp93Z7GFsO",
+	"09A5B7bQ6/ceo0zTUyS0ijgyrrtVxO2kreXnKVdaEUeuJuZUJaDQm+CiQumEyLmRgPnCtqSdSsVM9DMG",
+	"HiJWycKmag4FWvpdT8ypBLnn7CIjjLsa2Q8dGl8UJqSPJYA0IaMgihZFoWLa9jWYU5Mry3UU2Wvq8qs4",
+	"urdHMNBWWRMZrKI19N3kv/dIKBLwOD2KnWQWTlX4rurEPUT/8rEt5dXs0cIJjYsAqLt3oKx1/awCv2/R",
+	"JXPVQm3ReO+oqVbZzKFoWU8Ulb5Z/lI9Z+AmWRqVYNeopT1u26R0F57s9vu9JYty1dWr9dheyFbK0Q+2",
+	"UWy/v66bb6vzO0JWayCcF+w9l6Xy4eQVIF9epAevLiaLl389vn71t6Prl8+Prl++eNp/OVmyfjN1tIFA",
+	"UD9pWHVaBfUyOf1rrQHpXr+/IovUZY/e9mgxo2B5gV4TviK0qhd5pumUdaGCbSHzdbUfXKNw/Mx+v79s",
+	"vN/uTtDLEF/ZXf9KvcAOvvd4/XtVkv1N0jnYZHFxexZ86/FG6/M+w1AJQ/4Uql9/+RWOPizZSW1fVDg0",
+	"MHCTbdQXHnWSjqYThSYY+K3zK0wcqV+oy3SNnrNjve+w1rlULfLmJca2U9eQN2olpuk7Rth4zFJdlely",
+	"4SVyXFXqwguVlpbhXw+FdTUMop4OWCzZDnHOiMQ3xEx8OUyUDOZnU3I4z3rkYooVqsQ7ci2LdwoLnCSo",
+	"nOztk6ksocQ/enw271mWmPgho2PAl/b7fRJlTfolmV2GpcjIGybnOfpW0ncgA/2wUjEzMVIT1bZvsz2J",
+	"bng8ozbJ9swMDJoo2qbGTOnvZbbYgCME1jJner1NU+uN012rsMub+JKvi5LdNJjZ/sqkDCyFw7UK0aPX",
+	"2ZR9tPWchHd3N6DTekVtfO9gE/puKWgDL+99u/7lehW7z8yKPK+x6AZKdET8SPBwHGHUUMh+zKm1MCCb",
+	"lbSU5Zxh/LOKgyQdP7ENFoDwqoBDN9boiMEwpXmeDwWqtFhEHsOOXTg3TCLNs4zB9RDHpHmZOYKNbnNO",
+	"3XIe56EYNWMeRy6rxyreayIz2zRXl7T1yUR9FOS6ukshdnDxkasI5WsXFfNAsv+OgvwPQEObivNTOamB",
+	"N6CjKgugQUjuctQtXGRpO0Eh71OE2rKZkiimrROoul8hTpLHfTLjotRAClZgxy3InaCHbjyWCR96oY3z",
+	"F2ye09SaC2SewVVTQAoZ8nIvTGl+DeJyr7+XuIJkyVBA2we8/wUSedDs/ITlscu5l7/ImGw9NFOtzHwI",
+	"yggOhZJEMO7zG+wahO3ArfkMyZ3lOYZa4riqmgBhH7jSqudLdhLbih4DSJUOVwppe7ZIpmvPfXRxfHl6",
+	"8vLk4vLl0cnp5dHz52fH5+ejR37pvkbnlhqKpe+dvIEKD2512HFGh4ucUhUupI2v2PXH0cj30ByW+9A2",
+	"1g+iTL+NVIS9h7vvuDoULQzwZLwCtokjpGZtibtcZP7sCkikTBz5gs5V7LOPNt9IeYh53vr7yznTiozC",
+	"mONRQkqRMVfKqaR5MxC75TJDw7j4ofCFrKvrBpI07K5iooeE2qjtwHCMhVMwNMzdFWynK4bdZdqUn8qQ",
+	"bdUgX+oElpoV9NqoxuZqUy0UbNppzmhhfrY5xUmVChFlHYNMkJr7sGAddM6xOdo98gvX06HwfOr4P9+e",
+	"nB1f/nx8dvLi5NnRxcnrV99ZZxfXpsKwvcHViEhxkTojolW37AVuXkgwlHO9/hJF4jsUbrxbc7DVuaBi",
+	"lXPsHuwvjvTvGHE6lYVi5AptOguiNJ2bCqOf8pIVM/T7XLTCMoSK6cN2DTxki0xkLNuc9cX16r9evza4",
+	"fp03VDXntqmo/Fa3L+t/WqEtWh+YMrwrDPX2pfgbXq54IBdBh0WHPtuF1NY/hP6qb/p98n//z35vd7+3",
+	"B/lbAl0TuqBCgcppy3zMYZtC1x1nQ+H0p2gpXKkSo3UVzxgyoIKF962qSBbEPRGu7BveuOSXC6ocVcCi",
+	"WQI9MeF3dJtgFCfOayp9MGN8qkKqnAdDltpk5sWztgX6DsVRvXeOlyo98saAgNuqEcibw946CFeWEXpN",
+	"TQ8uE3kyFEZvGWujQDd6zdg8Yw8TprTbgbkFh0Y3r7gPxX5/l7R3tbEmNsinKpy2XNDUGgtg8TXvp+vH",
+	"iV4oWyDF3ieMKHNlkZRpTNTO0XHKCx9qdkeGHsbPNgLWHi5ScWO+Xkv/2IixP5yNIA4YbfUGxEGEiJKG",
+	"mg5XUS4Kl7lNz/qi3Qf1ZmJf5dUG8uoMmVFddGxmz/ARrOsFUxSd0RJv3RarIVqDM2Lk3K6i5H3rWVPk",
+	"Jw7XfmSYvqkdTheQOYrVO8A/HYVcfOheX193wc3bLYuciVRmyCjr+lbqUkMx0STe0lAoAGpCFJY5dEVd",
+	"wAxQVXMJDSRoeyyYwSU0+MgZA/Z7PZUYWqGGItTuUQSBYk9GFRf8LuJ5xtdBa4x/FNSQD0/Fe/+NbYlr",
+	"K6SaOoWTAFS1hQrZsSOSSabQnTMU1QkZ04kyEhFjto3CinuAbaO4NJ8RGRZWscK2uothbkgAf1RdAIRF",
+	"xopB3UITNL9OwkbXsOnWX+19K4z3T2r4imfbI1gIv7pYnb5+9h+v315cXvx4dnz+4+vT52BYFmBSxKM3",
+	"RaTclKpaS9UZ3d7yaDodinFZoDi1fbdJJsurnCm/yAFBjxccVE5Bai9rwu0Dbva+BUSPe3dDCAkePx7I",
+	"jOp0ylTYg5tb45ntbWde8yiQ83dsKLyKY47cX8WVwSvfrduFIeFYP6u1yYWt2ocC0pYXZFTrOjNKwke+",
+	"K4xB9FGtMczoELaMPx30H1dTBi0RWn11qIrdSzVB4RiGN1a89k3EksI6upEuM69uu9U8nVQWBUv1sitr",
+	"M9q8LdWg0UWyGyTZLF3QJ1SuNi/FG2VawWtrufbXQ/nch/JlabwX9m6EOu4Xr73+AIcb6a6bKHa2lPEr",
+	"qd8qo919yUrvKUi8i2khtc5Z9rvpvOC/48LZZQLKrkJx9LRF30XVbdH14fntau/PkfnUqw0uXGVl4A0K",
+	"x6i7G+jLqPUqJrJHvuaLlmhvbbFqx0E0iXWa5wurMQSLAjWV53ndX+JK6togoB45Egt7u3eKuAvi7Vcu",
+	"9bCLYOLbhfjm8IvNbcNDYYzDIbRHh3GaOegWsM15IScFnbX6z/AcFsc2I+VPHXBTBVe528XmNl5Ywtcr",
+	"823Yh0GsKsAmouw7RdiEqL5jSH2D6ACw55jztukTLlwgtPp793+1TFudyPjJEzQRupgBkbnGVP6augDH",
+	"wh0CBoaiLWKA3DZg4CGCA3gVFLCBN8y0QgAgYNc2bjhhPZ6ABOEEPrLiC48nALz6OUCYr9EEy6IJQnEo",
+	"GMtcME6CJoqvgQS3DiQ4xwz9dpa1jkVintWaBBscE6fVxCknrQknb3HmNakmPkMCv4HWuXd8viwfAn5r",
+	"T4cIsyH2dve/2X/6+Mn+N+vKz65fzUOla+z2wxWuz9e4b3LDRmXY4ISaBdhW5TogXL6mOvxusZHcOGEL",
+	"1ZLigM87v94kS1QbY35z/gLfPJ+8YtfuD4WuXKuvYIWmQFm5TbTLNpZONsj/iNDg/tUW/4IKTXT5SkKv",
+	"eegGD3ywVjjncqJgtGniihqOiaMBp++2dXUArKpPc/3o0OhuI6OPJOYS1xjpRsnxeJS4LyrIYcU7buVv",
+	"6JEzmTMTRG26QladxRTTpnYeOQvunq2aTrtxHWdtdCa3uhAYYutNyJfaXpHgP4lecj/D3aZKTVDoYSOV",
+	"ZvfBVBrDKle0TIRLva1y8Xn5Y4hUX6+at/LOuoR3wxFbWGldT9qZsaWq0lmQx+vTqYDj6aqre+Ryrdq1",
+	"NfWnH5i2pSs8yX4iQ+8qxDZpD1vK7ed3z3P4otMP69DaDJ92sqBRXrvgNj19VetHrJ01z0E745gMH+Tz",
+	"IKKpxMhGXfVYrtzRIMZaarjYSGJVYXBlazURAFwRqsDUmKCSMGMFyxdD4XzrkGQEF3xKlJY5i6MNwDVa",
+	"7xzd4lUF1+KKtseuOsLtWggNhRGZNW9t5fL1LmMb1bC0aSgeHLyiWD6GaSEhstbvEUKjjWWVEnToF9Qa",
+	"V6gg1ERMSEFGz49Pjy+OSYwcH22O/M1oQF7PmTh6c0IeQxclY4DRUuJ/CZ8IWUQN0TnWxSZm1oT8eHHx",
+	"hkz4e4NDM3BCzxgVeHi25MbCKR8GceaF/ACTZIWc4zu9tWuED1Y1fng2FLBTE8ARHClZcaKHrs/2O8bm",
+	"pHTVEsAWjSbyobCn1mqCMWTycnHkye/Oek6zzNBqnWZjBabeHPMhMkG5IhMsgr6pxtDSJ/xT36zOamfu",
+	"6j9+2YqKPa1TZAdfqvwxJxkLB6DA20mhsPvPCktQ9JWoHVBsHhogP56zIqyYDGZUcyeCkGUfcOsem8qH",
+	"NlInHEt4lhuPlKkdZLgnLAV/0HzGoDecyXrfvEiyaSxcgC3cScDRsuIpLxfnDkCfwzBjP7aJbeZi6Yl8",
+	"1daWWVAiLFbVwa6OymzQys5H+y+Qf4ZicqbZ8hxuoInwiOI07oSoMp2aXmi5VJrMp9iHtZ7dzcECYUPT",
+	"recHTAvvpXf8Wmz2n0ETiUm5NgYGJJcj/zvPkECHgitSCqw2lfiAesxqwd4ATrdjucL4PkYzDEbf7++3",
+	"u0Rg155ympbgtiOuhjgiOHneufl1U5nYDOj3xhMHsTgH4s4OhjtLy/31772S+gX2HvxirzwAWkRnOb4X",
+	"NXn1cRX5uPuPK1Zi7C2b3Huo8ja9AaFigdj7AZxTqJ226PYtWjwx2pq5Y8TC1bqvWm9WGKBs7hNxLG/j",
+	"5ufiLzz5NFXpDRXo5Wpxuxlhf0Wv6D+8WvlnoDSr3C01UCWrbVHmvR62AVAYml9Ya8VMsfw9puSaG5f/",
+	"zVAJxiUFvD7Gwf0kClPGMPysilO22hxX2tBAFlrDoepie6mPH9jvauxy1e3+eJ6tP4VEAdRbjuW30xzg",
+	"mK3aMC/bPGE2cwYUmipXY0vZMschvZha1UAxvEBu7JwXSdU9r+L5h9aPVNGUrQ808nWEIdA+qO5rA+xd",
+	"qeAR2TZmL9+LeGRMH9dcWVXQhc6YmdU6K9UVIxmbSUyBlAXJGA7CFMklFiuETizu3P6Iq/7aFHwksCgO",
+	"RYtJcXuN7PKhU1w1jIOHEKV5OzufAVarqc8xMjT5DYX5pLf5vfa7hngKs1uNdd9scTc8Ym9RRc9m5LtE",
+	"b6ZzQQ7ifFH4S0DQVhWp6ssNYGyoCRrlChiwO0h7HsCB42pt5hCEDG2nGGOG1e5YZvN74tI2tMIB608l",
+	"pehGcSPbIYYOCJYLHz0ybZkN2g2FHIdY6wo1aMtIt+oKGdJPfGlJrCqW2FRqeM9WCzeGvxj3kmYPpKD8",
+	"FGlsU2Q+iBAgFwITjQxolhSyFKnpQWgOWtawaVvm2aNVgV+m1vp9HKu29ZstFB6UB3FrNvSrKv7ocxZq",
+	"DRaA5cprceljqIPCZfUi7GZMMNdtbZ7L+kbIYnKbJIegXv1nTnFYqQzgirKHVQoeMsRu1eJtsrhLDwVE",
+	"h+8401pV+cp6eXwAqmF2QXg64frQ3JRM6W1UK1lG4tB2mbtWslUDF1cTyPFBQzqfT7eq0OqzXUYwOAGB",
+	"HsUR3Vo/+2oPv5cqaU79Fj59b4PYiVvgr7bltVaDQSpZV40RB2ERRmuyxgfYctfGFWFM0Nqi3mYlgHWB",
+	"bfrOivInY7MvZJGybJMqi6X6PDUWv+Cgwz/FZQ5P3IUZaolYDYfZDFncyDS4UwpQzpfHRzwzNb1arwHe",
+	"/IvPgU7HRlVHv5RCA4UnypQKS4JD4S3rb/HrGMsg4sAem8xhE7edvLX3M3stg68QkxA/FEFIHyY+ACVq",
+	"Zl3wCytVgdIWqBKXcyOCFTjSuMzWcgSzVKuLfnmcYJXO4ku4mcP+A6SUfqV3L3HxyELyWB6cvILMTZ4W",
+	"knnZWnsdkjBrN+aqHrqSlih1QMZrshRMrtkfkl7cxv/AZst/Slpx6Y1G4Kymk7Yi+EvjMy5cjm+jzwAN",
+	"a8Rj22o1gNizUmspXMUQH+7HrCDrkRM9FDWhZoPdwNpSRfRz5dTdxARayMLFcpguBtQszKYrK7lZHX9s",
+	"vHFbsoSXbMrvEspcd62yd6lNB0e3yz9S8LPHl3opezxYxJIALWHkqtwSmA0KhICCtaKDw6AN03y1o6FY",
+	"25rD1T4y1j1rxnWVBiatFfHOy6sZ10vxazOT3boSKJ8vlx2azt3CUvYp0f1rgsEdu0VgMqEpOTZhLVQG",
+	"zD+TqVqba4Dt6jRPyY8XL08d+8ciFwKEuzGR+/Z3SChnLJOpq7g2Ye5+NBRmfjQXXpU814QLaw3HJnWF",
+	"i2eA46wEAm7FGBwV15CnfgKTPTNk1D23crH7RuY8XZi4nJx+YLZsBlVkTAv4P1yX8Wi4Uru+fjMCeije",
+	"MTY3jEPpgqMnBh3VVe88dCFVSyZFKSx/cElrz18/O788fnX0/enx8++MY2OJL/o5HMBa7U6zD3pnqmd5",
+	"xAw6pin2v2Qyhfg9AgPwETM/wN8kp2Ly3bDDxNAMZ//4n7+bnwuEhZqzFLjNd0PXL6+3oLPcjTZDd3Bs",
+	"7f2d6ntRNmq9g1arZlmwMSuYSJlvABaqlu3n2lJpHP9ti+8hkiAumnM5JFzkXMA5LkyJ8SlPLWoSLoDF",
+	"oJeoKAVGd1obtEdko4WQMdPplGUt00PBFsBIuwgcMLrK5dVgRN6enSrsrVB9MrWZkWNb50AxWqRTwkXG",
+	"PhwSPgOybHwF29dmVNPBaChgUoNHFbQrbLCJkF1VpGRLgA/m0K7NPILdbB0aaARPyFYpFB2zroHW1iFI",
+	"T8HS+C0+m4Tv4IocBPAH3PchuaKKdcuC+xWgNLPFhf0z0KS6VKRMaVko+7yl+drNpgo5kNFzjuWTskb+",
+	"lc2cgcSGGO0CpoiMsOKJBuF7SlOR0Rw4wF/VRjlZ5qir98hVKbK8xjCN7gLfGWH0WCsnHAqLC4zMuRAQ",
+	"P4yLGhExn5E5Td/RyaaMaSjuxpkMfW3In/5K31MDlhgvd/7tX8gLCKs2bTwJF6YDI2DEPGdUwXoZaYF4",
+	"7/Tk2fGr8+Oe/qDJv+3cnsvY08Cnvc4DINNzeS1ANNm+rCEybSn7oXasmjKa6+kKHAI1pKp34k6Rp1ir",
+	"oiiFMMbBLCyJAjaIAjvBAkMBoryyvYsbx/mj+f6dDAmB+um+0Rl05Ds4EE11qcxfG6uZdi1LDs1t29lU",
+	"3SdRaTBgXPQCvelOiy8Fwg3OONxFGWpZD7Mdv3wMe/Zf7TXYFCCA3/zUHZdDJfsgRKad3HYMb8Uoxxj2",
+	"+v2gbti8kJghB6yhVsnHLbSqj/pWMdtHFjoq8/dMwKsYWwd3e1fZdMaoUNHsairLPIOooIIpTQu9NBbv",
+	"1M56b8S8EyL6ry85uxBaSw7Mpy6GY9ecG4a8b3hwMUe3eoFjBTF5mPcSVzHVJxtiLeNCq8Q/IVlBjcGS",
+	"qGmpMwzFl4X9Xa/AWosTWOieYiwnr5BiyRmfuVFfBvepltNy6vCj8Yvogo7HPL03p4kXioBHifUgyz2H",
+	"g8UMSzdxYkpUw2GZyjIgHcITXYLHXvBIU9bZbp/UWqNF6BxeGDbQjoJbYkKuFtpkW+E/qC9ZuORWCCMn",
+	"TCBmQZBamEY6lkWLPP6EqpFNkz2fs/R2KO0AFWCKa7Z/16bmN3EhoJiRhAm9Hva9StGWV3ALWsb93MvV",
+	"iw+rQXHV+ES77hT3GNrMOO2CJauWLZVRGm2IDmvigD4ATEb0NU/bbdOfwCgdtUf6ao/+TPbotm5oD2CQ",
+	"rrXDGhDlOiz77y0xRLd3WVtniiZHjWZnCYZgQ0MYkyvBx2O0q03lNdFuwRj8U4UHF4yqsOxRs7nyUpt3",
+	"G/o+nLnbgmHjtl9fZouwr+b0P3T3r00s6fXC0ptLqGb9V2RDIH7q4T4DDN6fymvlXatgtKSaAH9SQS76",
+	"FU3fkW34AlEpFQL4BkxrWxSaaKBSBbXXFpCUhV8hV4uhyKSRWI8+gcQLyjp/lXefS94tQbN7Sbuovveg",
+	"vereEnEXvXpXf2sTkb46Wr9Khs9dNHyteIBZ8NrZVpv2VKYUm+GzXM5npqACjO0knbLIO4POVOv5YGdn",
+	"d++bXr/X7+0Onvb7feR89kMf25pmYM8MKlK0Brs6iBAs1KxHa1uWJBDO5oJZXch5auK7gknsL6plordB",
+	"xU9zNS9kzlTwsgk8ar7pDHH4krc9WbMTz7leBJNYG0RzlovIEe102abfxzpimJfsweR47WybmhEXfmUS",
+	"3wBaEWwzrltetNkMZJyD1L5aeLEvBeuC29FI5IF5HnHppHZHSVyemYudOkYHdliqHn0FVGRyRrb3Dp6Q",
+	"K67Vo4QoLYvAGU7JlMJ5x32Uh8IIcutidPsy618KEkDVrocnonyk3eDuUNQYI87ctJAIK5T5DhDkCJJc",
+	"J8x28/S5RU4vkYL8cHxxiLSGgqjSeiIggPLTI8dg+Zoa47V15S8LGDCdsRoRByxXzKQFhBAxZH3z683/",
+	"GwA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

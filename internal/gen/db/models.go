@@ -10,6 +10,16 @@ import (
 	"github.com/google/uuid"
 )
 
+type AccountToken struct {
+	ID        uuid.UUID
+	TokenHash []byte
+	Purpose   string
+	UserID    uuid.UUID
+	Email     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 type AuditEvent struct {
 	ID        int64
 	UserID    *uuid.UUID

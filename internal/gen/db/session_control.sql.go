@@ -12,6 +12,55 @@ import (
 	"github.com/google/uuid"
 )
 
+const endUserSessions = `-- name: EndUserSessions :one
+WITH revoked AS (
+    UPDATE sessions s
+    SET revoked_at = $1::timestamptz, revoked_reason = $2::text
+    WHERE s.user_id = $3::uuid
+      AND s.revoked_at IS NULL
+      AND s.expires_at > $1::timestamptz
+      AND ($4::uuid IS NULL OR s.id <> $4::uuid)
+    RETURNING s.id
+),
+killed AS (
+    UPDATE tokens t
+    SET invalidated_at = $1::timestamptz
+    WHERE t.user_id = $3::uuid
+      AND t.invalidated_at IS NULL
+      AND ($4::uuid IS NULL OR t.session_id <> $4::uuid)
+    RETURNING t.id
+)
+SELECT (SELECT count(*) FROM revoked)::bigint AS revoked_sessions,
+    (SELECT count(*) FROM killed)::bigint AS invalidated_tokens
+`
+
+type EndUserSessionsParams struct {
+	Now           time.Time
+	Reason        string
+	UserID        uuid.UUID
+	KeepSessionID *uuid.UUID
+}
+
+type EndUserSessionsRow struct {
+	RevokedSessions   int64
+	InvalidatedTokens int64
+}
+
+// Revokes every unexpired session of a user, except @keep_session_id when it is set, with
+// @reason, and invalidates every live token outside that session. The counts are what this
+// call changed. Run it after LockUser (or another lock on the user's row).
+func (q *Queries) EndUserSessions(ctx context.Context, arg EndUserSessionsParams) (EndUserSessionsRow, error) {
+	row := q.db.QueryRow(ctx, endUserSessions,
+		arg.Now,
+		arg.Reason,
+		arg.UserID,
+		arg.KeepSessionID,
+	)
+	var i EndUserSessionsRow
+	err := row.Scan(&i.RevokedSessions, &i.InvalidatedTokens)
+	return i, err
+}
+
 const listLiveSessions = `-- name: ListLiveSessions :many
 SELECT id, created_at, last_used_at, expires_at, ip, user_agent
 FROM sessions

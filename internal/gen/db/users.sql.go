@@ -237,6 +237,128 @@ func (q *Queries) LockActiveAdmins(ctx context.Context) ([]uuid.UUID, error) {
 	return items, nil
 }
 
+const markEmailVerified = `-- name: MarkEmailVerified :one
+UPDATE users SET is_verified = true WHERE id = $1 AND email = $2
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
+`
+
+type MarkEmailVerifiedParams struct {
+	ID    uuid.UUID
+	Email string
+}
+
+// Verification by link: only while the account still has the address the link was sent to.
+func (q *Queries) MarkEmailVerified(ctx context.Context, arg MarkEmailVerifiedParams) (User, error) {
+	row := q.db.QueryRow(ctx, markEmailVerified, arg.ID, arg.Email)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.IsAdmin,
+		&i.FailedLoginAttempts,
+		&i.LockedUntil,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LastLogin,
+		&i.LastFailedLoginAt,
+	)
+	return i, err
+}
+
+const rehashUserPassword = `-- name: RehashUserPassword :execrows
+UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3
+`
+
+type RehashUserPasswordParams struct {
+	NewHash string
+	ID      uuid.UUID
+	OldHash string
+}
+
+// A login replaces a hash made with an old algorithm or cost, unless the password changed
+// meanwhile.
+func (q *Queries) RehashUserPassword(ctx context.Context, arg RehashUserPasswordParams) (int64, error) {
+	result, err := q.db.Exec(ctx, rehashUserPassword, arg.NewHash, arg.ID, arg.OldHash)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const setUserEmail = `-- name: SetUserEmail :one
+UPDATE users SET email = lower($1), is_verified = true WHERE id = $2
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
+`
+
+type SetUserEmailParams struct {
+	Email string
+	ID    uuid.UUID
+}
+
+// A confirmed email change: the new address is proven, so the account is verified.
+func (q *Queries) SetUserEmail(ctx context.Context, arg SetUserEmailParams) (User, error) {
+	row := q.db.QueryRow(ctx, setUserEmail, arg.Email, arg.ID)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.IsAdmin,
+		&i.FailedLoginAttempts,
+		&i.LockedUntil,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LastLogin,
+		&i.LastFailedLoginAt,
+	)
+	return i, err
+}
+
+const setUserPassword = `-- name: SetUserPassword :one
+UPDATE users SET password_hash = $1,
+    failed_login_attempts = CASE WHEN $2::boolean THEN 0 ELSE failed_login_attempts END,
+    locked_until = CASE WHEN $2::boolean THEN NULL ELSE locked_until END,
+    last_failed_login_at = CASE WHEN $2::boolean THEN NULL ELSE last_failed_login_at END
+WHERE id = $3
+RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
+`
+
+type SetUserPasswordParams struct {
+	PasswordHash string
+	ClearLockout bool
+	ID           uuid.UUID
+}
+
+// A password reset also clears the account's lockout: whoever follows the link has proved
+// they read the account's mail.
+func (q *Queries) SetUserPassword(ctx context.Context, arg SetUserPasswordParams) (User, error) {
+	row := q.db.QueryRow(ctx, setUserPassword, arg.PasswordHash, arg.ClearLockout, arg.ID)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.IsAdmin,
+		&i.FailedLoginAttempts,
+		&i.LockedUntil,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LastLogin,
+		&i.LastFailedLoginAt,
+	)
+	return i, err
+}
+
 const setUserVerified = `-- name: SetUserVerified :one
 UPDATE users SET is_verified = true WHERE id = $1
 RETURNING id, username, email, password_hash, is_active, is_verified, is_admin, failed_login_attempts, locked_until, created_at, updated_at, last_login, last_failed_login_at
