@@ -15,8 +15,8 @@ import (
 
 func TestAnUnreachableRedisStopsTheStart(t *testing.T) {
 	err := run(context.Background(), nil, envFrom(map[string]string{
-		"DATABASE_URL":            testdb.URL(t),
-		"JWT_SECRET_KEY":          secretA,
+		"DATABASE_URL":   testdb.URL(t),
+		"JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 		"JWT_REFRESH_SECRET_KEY":  secretB,
 		"AUTHLY_BCRYPT_COST":      "4",
 		"AUTHLY_LISTEN_ADDR":      "127.0.0.1:0",
@@ -35,8 +35,8 @@ func TestAnUnreachableRedisStopsTheStart(t *testing.T) {
 // small body cap and one CORS origin, and checks each reaches the running server.
 func TestServeWiresTheProtections(t *testing.T) {
 	base, stop := startServe(t, map[string]string{
-		"DATABASE_URL":                testdb.URL(t),
-		"JWT_SECRET_KEY":              secretA,
+		"DATABASE_URL":   testdb.URL(t),
+		"JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 		"JWT_REFRESH_SECRET_KEY":      secretB,
 		"AUTHLY_BCRYPT_COST":          "4",
 		"AUTHLY_LISTEN_ADDR":          "127.0.0.1:0",

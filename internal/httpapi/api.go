@@ -16,7 +16,8 @@ import (
 // error hook, which writes them as problems in one place.
 type API struct {
 	svc  *service.Service
-	docs bool // serve the reference page and openapi.yaml
+	docs bool       // serve the reference page and openapi.yaml
+	jwks JWKSSource // the public signing keys; nil serves an empty set
 }
 
 var _ api.StrictServerInterface = (*API)(nil)

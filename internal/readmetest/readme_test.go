@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -89,6 +90,7 @@ func startServer(t *testing.T, start block) string {
 		"DATABASE_URL=" + testdb.URL(t),
 		"JWT_SECRET_KEY=" + randomSecret(t),
 		"JWT_REFRESH_SECRET_KEY=" + randomSecret(t),
+		"AUTHLY_KEY_ENCRYPTION_KEY=" + randomKEK(t),
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -139,6 +141,16 @@ func randomSecret(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// randomKEK is a fresh key-encryption key: base64 of 32 random bytes.
+func randomKEK(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // serverLog keeps the server's JSON log for when the test fails.

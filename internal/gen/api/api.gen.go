@@ -354,6 +354,9 @@ type HealthDatabase string
 // HealthStatus Overall status.
 type HealthStatus string
 
+// JWKS A JSON Web Key Set (RFC 7517) of public keys only.
+type JWKS = json.RawMessage
+
 // Liveness defines model for Liveness.
 type Liveness struct {
 	Status LivenessStatus `json:"status"`
@@ -702,6 +705,19 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetJWKS Fetch the public signing keys (JWKS)
+	//
+	// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+	// signs now, the next one (published before it signs) and previous ones still verifying
+	// tokens they signed. Resource servers verify access tokens offline with it, picking the
+	// key by the token's `kid`. Only public members are ever present. The set is empty when
+	// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+	// configured. Clients may cache it for the `max-age` of `Cache-Control`
+	// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAuditEvents Read the audit log (admin)
 	//
 	// Lists security events, newest first, optionally only those about one user or of one
@@ -1006,6 +1022,29 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
 	GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetJWKS Fetch the public signing keys (JWKS)
+//
+// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+// signs now, the next one (published before it signs) and previous ones still verifying
+// tokens they signed. Resource servers verify access tokens offline with it, picking the
+// key by the token's `kid`. Only public members are ever present. The set is empty when
+// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+// configured. Clients may cache it for the `max-age` of `Cache-Control`
+// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListAuditEvents Read the audit log (admin)
@@ -1571,6 +1610,33 @@ func (c *Client) GetOpenAPISpec(ctx context.Context, reqEditors ...RequestEditor
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetJWKSRequest constructs an http.Request for the GetJWKS method
+func NewGetJWKSRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListAuditEventsRequest constructs an http.Request for the ListAuditEvents method
@@ -2398,6 +2464,21 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetJWKSWithResponse Fetch the public signing keys (JWKS)
+	//
+	// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+	// signs now, the next one (published before it signs) and previous ones still verifying
+	// tokens they signed. Resource servers verify access tokens offline with it, picking the
+	// key by the token's `kid`. Only public members are ever present. The set is empty when
+	// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+	// configured. Clients may cache it for the `max-age` of `Cache-Control`
+	// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
 	// ListAuditEventsWithResponse Read the audit log (admin)
 	//
 	// Lists security events, newest first, optionally only those about one user or of one
@@ -2736,6 +2817,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPISpec` operationId).
 	GetOpenAPISpecWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPISpecResponse, error)
+}
+
+// GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
+type GetJWKSResponse200Headers struct {
+	CacheControl *string
+}
+
+type GetJWKSResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationjwkSetJSON200 the response for an HTTP 200 `application/jwk-set+json` response
+	ApplicationjwkSetJSON200 *JWKS
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetJWKSResponse200Headers
+}
+
+// GetApplicationjwkSetJSON200 returns the response for an HTTP 200 `application/jwk-set+json` response
+func (r GetJWKSResponse) GetApplicationjwkSetJSON200() *JWKS {
+	return r.ApplicationjwkSetJSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetJWKSResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetJWKSResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetJWKSResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
@@ -4507,6 +4636,27 @@ func (r GetOpenAPISpecResponse) ContentType() string {
 	return ""
 }
 
+// GetJWKSWithResponse Fetch the public signing keys (JWKS)
+//
+// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+// signs now, the next one (published before it signs) and previous ones still verifying
+// tokens they signed. Resource servers verify access tokens offline with it, picking the
+// key by the token's `kid`. Only public members are ever present. The set is empty when
+// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+// configured. Clients may cache it for the `max-age` of `Cache-Control`
+// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error) {
+	rsp, err := c.GetJWKS(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetJWKSResponse(rsp)
+}
+
 // ListAuditEventsWithResponse Read the audit log (admin)
 //
 // Lists security events, newest first, optionally only those about one user or of one
@@ -5000,6 +5150,45 @@ func (c *ClientWithResponses) GetOpenAPISpecWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetOpenAPISpecResponse(rsp)
+}
+
+// ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
+func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetJWKSResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWKS
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationjwkSetJSON200 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetJWKSResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListAuditEventsResponse parses an HTTP response from a ListAuditEventsWithResponse call
@@ -6719,6 +6908,9 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetJWKS Fetch the public signing keys (JWKS)
+	// (GET /.well-known/jwks.json)
+	GetJWKS(w http.ResponseWriter, r *http.Request)
 	// ListAuditEvents Read the audit log (admin)
 	// (GET /api/v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
@@ -6792,6 +6984,20 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// GetJWKS operation middleware
+func (siw *ServerInterfaceWrapper) GetJWKS(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetJWKS(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // ListAuditEvents operation middleware
 func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *http.Request) {
@@ -7397,6 +7603,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.GetUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.UpdateUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}/verify", wrapper.VerifyUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPISpec)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs", wrapper.GetDocs)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs/redoc.standalone.js", wrapper.GetDocsScript)
@@ -7473,6 +7680,37 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
 
 type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
+
+type GetJWKSRequestObject struct {
+}
+
+type GetJWKSResponseObject interface {
+	VisitGetJWKSResponse(w http.ResponseWriter) error
+}
+
+type GetJWKS200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type GetJWKS200ApplicationJwkSetPlusJSONResponse struct {
+	Body    JWKS
+	Headers GetJWKS200ResponseHeaders
+}
+
+func (response GetJWKS200ApplicationJwkSetPlusJSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
@@ -9592,6 +9830,9 @@ func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpen
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetJWKS Fetch the public signing keys (JWKS)
+	// (GET /.well-known/jwks.json)
+	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
 	// ListAuditEvents Read the audit log (admin)
 	// (GET /api/v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
@@ -9694,6 +9935,30 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// GetJWKS operation middleware
+func (sh *strictHandler) GetJWKS(w http.ResponseWriter, r *http.Request) {
+	var request GetJWKSRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetJWKS(ctx, request.(GetJWKSRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetJWKS")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
+		if err := validResponse.VisitGetJWKSResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // ListAuditEvents operation middleware
@@ -10267,156 +10532,168 @@ func (sh *strictHandler) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pchs5k+CrYGonQvZMkaIuH1R0xKptuVs98hGSvD37Nb0iVAWSaBcBNoASzXYoYp9m9z32UfZJJjIB",
-	"VKEOHrLko7/2H1usAlCJRGYikRc+RomczqRgwuio/zGaMJoyhX++kudGKgZ/pkwnis8MlyLqR2dMz6TQ",
-	"TJOEKrXgYkyMfM+EJlKRXDNFUmoooYoRwa6ZIglNJiztRnGkkwmbUhiSfaDTWcaifiRkR+OH4sgsZvBE",
-	"G8XFOLq5iaMzatgpn3KD/zRhuZgwotgfOdOG/JFLQ4kcETNhxPDxxMBTRQ0jGfQmZsJ10TqRuTAsJXRM",
-	"udCmTyZyTqZULAbCNdGEG01mTHGZEpplcq7Jg5PjixckVXRkyKCEjli8kRFnWarJSCry88XFm0H0sDsQ",
-	"7fM+iKMpF3yaT6P+TjF1LgwbM1Wd+xmbUi4AJY35/+yAJlOpCkxoYibUuEk7wBXggwg5X7IMvQCc3jpw",
-	"NGtZinOWSJFqkgvDswCCLU3mE5kxtz5cE3pNeUavMmaRvwSi/d31IDGjFkcjw9RycIwkc8oNuWIjiyKD",
-	"JLvJR9uW5SaOZlTRKTOOTc6Z1lyKk+ftxKnt6y1NeBqTkZJTMvzp+IJs0xnfvt7ZBn7R21O27RrqIUBW",
-	"cscB64326OOks5PuXnX2k0es82T0lHZ6VzvJbrrH9kcHvSiOOHxvRs0kiiNBp9DTDXjJ0yiOgDK4YmnU",
-	"Nypn4dRHUk2pifpRnmPLJg++1Uwtmx6Aj3OrQt27Okj20x2AtUc7+1dPWOdpskc7u6NH6WP2hD692lkC",
-	"NQx4V5BvoLOTUdD+KEFmfyXNWw1kB88SKQwTSMZ0Nst4QmFW2zMlrzI2/ffftRQBYeAw1A5zyQVNDL/G",
-	"YXQ+nVK1iPrRiXtKXLMojq5plruPpQBgY4A4SpmhPHPIdO+BRXwTJFNDTa6j/n5vL44MN4jhF1Jd8TRl",
-	"opw/vZK56V9lVLzHdfOfy8U1U3zEWVqF+G3xfAOYg0GWQD2hmggJjMYE8Y0/Hf6bcMX/VbFR1I/+23a5",
-	"W23bt3r7jV0y26VJoTOq9VyqlHAnBGNylRtiAsgDfJMHw/oqDR/CvgYzWzAzKHF2tSBUEJpOuQh6lXga",
-	"ouy/iaMfaXpmBfPtCS9YCS6uacbTSyfk68vgHtvJYEtkSaUkyKnfPka4NzkOQ2aLoynTmo5h8GmuYeXI",
-	"HsjLgx5JJlTRBGXczbtwCXvlEv5IU3JWANO2iPe0hMHUpjQD7mcprMmI8kwTnCsisQtffC4T/Zwjn6d3",
-	"wreQ5nIkc5E2Ma1lrhJG5o7isVWV0vdLNL2Shrxw43xGJGmmQNdSudBkzs2EDI/eXvx8+j8vn79+dn55",
-	"/Orox9Pj5z+MaKbZEBFVcuBdsDQK+LjA0hEyBXKbRj3Qy/JPFgf3hKSEZhlTZEoXuHCpRJ0Q0fGTosKc",
-	"sd9ZYlj6iTuEZ9FEsZQJw2mmqyL3VyXFmHgOBBr24qlF9LaNFiD5xL5uHa2K550Sz28Fzc1EKv4nS5fv",
-	"HP7LY8BJfdPIkbeIYiPF9MSq/iugt2M0WCjoHIismLAPMyAUmIxi1/I9u+tc3Kcu8VOXiuW6vg+eVYBx",
-	"LZoTah1o5bxAPtBMMZouYJXSQ9x1nF6G+9E9zPC+WAPXCUFWbATQdskLqRDiYgu1bcyEtRIdzGgOBD4Q",
-	"D4YtxDt8eIgnI1MiqmMRVY67lDAGokkZpPwMjmB36jrWyYNh29INY0JFOhBwxguWRMi5H97v3yfCwGSz",
-	"Y9hL77iF25EucVuuSExB/EuCL4lMklzVROZBuP16sMi5lfzHbszPJD6PBMlhDVA+Whi75DnCb2V8Jsdj",
-	"lsbuzK+YyZUA8G/i6FSOubiYKGlM9snC1WtYmUze11n4FJ8RCkdBVAtYCvBwoVeotG6gkIWltKfpyhCH",
-	"dWXRdkRa9gdqz727T8sFgtFewmhOSdIrhBQ17BJPy/WZvQZk0sCK0SaZwt5t0/F2gUN7/CUZNUzdHe57",
-	"25UzzoQhJ2+Ikw6Id4LyhWsiAQXApiUSgKeDSQ8fxpWuA1GukqUJxWaMAuHCyuaK6UBltw2Hh4RdM2Gl",
-	"EBpLArk2EE4oFtYNhuMTJlL9sEuOQpBR+xKyoJgxM5qwDzQx2QJ7ajplA0GFnjOluwStGA7OIf7ooE1j",
-	"SLS1YVgbUmCaK0wxncIs1oZ+12O7ZkQLbTmdim1po0HKHrWBnFVow0GgtTfhdAobzsrOpbUHCemVNFav",
-	"/pto+a8k0XkyKSCL7blUMGKqqq1mDMXuG7rIJE0vpDylaszuhKeZHevSSHmZ4WhLzp9XMl0A1xopCTas",
-	"oGwn0PkdeATkzakb8gucIj2ACBwIDWqZPpFixMc5qBgoVrqWPFFzuKdzwXd9+u+jT99mSZqKLPI2N+GU",
-	"B2KVNvuwj1uktbQHKDETJorPUJEW2jtBk08mxwPBhTPEW333jI25NgrJ+o6ED1tFdmnoeyaqNHIML4h9",
-	"0SSNsFuNIvAV4QVWiEJomdOUW+xd2KNi7GrtfRc7V3BkVqWlL7QN40svglZw91/IuHcTF19rW+G37t3S",
-	"Ra51rs3Yvw2XGhveZuL1vnea7pe2ZgZCwXUJ1Fw/XThqVxFpD8GWTR4MA04aPiRXLJNijD4xKqSZMOWV",
-	"VMf6F1KC5l8o/nfRGL7SqeS+zySI8pFUTlRYsUhopqU9k4RP0cMZN84sA9F+aPmu+n+q6m83ciYMkOMd",
-	"7fyeybziVdpkLDOSK0YVU+VG3m7Mvp2acU9UWgdtyrXmYhyv0/8Cgvr11187RwEy2/28AbqB0BE8BnIk",
-	"12xZYMePCFybf9auoI8C+ETdIqWGXlHNLvPqUOUWBID7VoCdXChGkwk2bO5HrePVdqXqaEWzqo0uOOKA",
-	"aY4njLytDLlkN7UenMurXC9q8wCJCSe/wiIxoXoCcTd/5CxvVa7DsWpzsK9gBvDWC189kcpki/uYyX0R",
-	"95KlIw+GbUsVbI5uhuCQxrAYj7aBqOLNnv1Ay+ZZZqNEQNA/GAbYs4o1ccYaQg2RImGEC20YTYkcDUTG",
-	"jIFBYf8SyYKMlZx/kmi/izzU+WwmlWHpS5ZyerGYOWr4RKGYlwNeTmHES1zqGinhUdprl+EHYODquf8g",
-	"FI/F2AShJRd27C90+N/SxOGFwBet1d+AJsRmANOEKWs/ARX2OcuYYfd0/r//w8FRMbMiKmmzQ4KNsamo",
-	"yoU2esdTQUa1ucS4iJqRnmpj4yVa5hh0qhFZht1cbA00IAkVNtCEpGwqDUtjkjJsgSZeqUiKq1bbob+O",
-	"uo9nbZ5W1f11qr07uTfnDvp+iaoixAQo9e0spXem1O8H9n/qA/s/B2t+Nzx8BcMDiCPB5vdueSjkXjKh",
-	"YswGYi7zLCUZo9fMetEC8moRfgV2bKhnnnJzfO2lXppymBHN3ig5Y8pwpqM+xkDFFaVHoXPwkpqoH+32",
-	"dh91ejud3u7FzkG/t9/vHfyjIBL8iPUOX1Jj2HRmNMZyWyfipdPtov6j3k0cMQDk0i9q3e3M06i/04OI",
-	"Yz7D7+51e92dnb3u48hS+CUd40SiJFfZ9pPuQbfn3/B00yhbCFgOJl+dbBBLm1LDOoZPW+LwK5Nvx6kN",
-	"0a3S3EmqYxtmr9HyrBjVEtzpNkKAFnp57A6wEnX2SbeEQF7BbhbVULmaC0oSQLXyxiI6mCkX5tF+1Izt",
-	"tuvwcbkxiKapYlr7FAPHHACuyDN3/rSIaCAwXM6PGzbnaTs08BIBQJygnAJ5cUhgWDKfWCe2coqtYKEv",
-	"IZC+9SjqNUDdhBHZv0XYJViUONAq+axKwCX9xCH1vWtZ5nLx3tAxW05vTR5GWEA0v4sjwT6YyyRXWqqo",
-	"D/NqMIFv/THihk315jQV3RRQU6XoIrqpfa6+Ym+o1oRqMrQNhkUIFPQiMzpmbuGkKFU+eNy99Zq4SVUB",
-	"Wo1lf1CswvzrhBoMboZ2jswUS6RKNUDFBGRH/BZhzMOlzpOEsRRFmn1i5WMUN0VeGSVdPKqZiauGiyU+",
-	"wkyOZW6wtc1xcKYtT3busa4/t1tMGr1rYDK2Cm4TFUfC7WgB81NDplIbsnuwT64WhukuwVQpCBiaM9VJ",
-	"KDonc8H/yFk1MYJmPGH/3f3uJnIaxdGUfjhlYmwmUX/3YB/zT/zvvTZAQQd5hqpMA1iiDZBLTKY0mXDB",
-	"OorRFJ64oDLQgMIVbGqxDeWoqtq3x6TWTah1X3VL4kNrXkEYTBwGZkyZmcj0Eh5hOhM2botIWGq2aEbe",
-	"tVv7KrruEuqrUWyDyEMSbqO0F6A5FsGEK+VbVWg5lXNVDhw2iUHeUPLL+etXxAdpup8ziZjotm3yhfr6",
-	"cY2csXCUHdpEzAupEpaeIqOeMZ1nt1LIHAHhToHYB40qjhw7F/wd9fcakr2t69KsuQxUS9vKZgdCFA0J",
-	"hqhslF5xWJWV1gbk6s/7dgEAgaX+Vh+v79FNVLSA17Z6PzOamcnaFati3rNU237CUOU3oVXXmlRZCoqg",
-	"S8jzYkm+R14urfVtbOSPU/WPQcQkING+bxm25Pd363ZU941SXLRi65RfM8G0viW+ygkEAG4KUisc98ht",
-	"++Fx9hRDe4nMDWx/oL0vPNl2o2+PAzcWZL5h3AZzG4bf+GyN5tZr4MiqDXkSWGvw2OO1hce7VlkgD16d",
-	"nF+Q8zfkSa/XebT348MuOTHWjJ7y0YgpmyZqJmwg/HaMIzlFRKS2sTO0UILrkcjpVIoyA2QgQsQFaSaB",
-	"uvF4t6JtPGnhMm9TaFOMzl48I0/3Dx4TZ1EkqUzyKRN4JKodOp2+skrJLhWbm9Im87EJkjfCbKi7B9tt",
-	"i+7OhTZUJKz1SyWHNonMGXBaeplWnfqIvD07gagwpphImE2Q5qhEjTiz5l6PRxihG62TBE61sYDEpaxC",
-	"XLdR7xmjKf8EQRUK9nsR0fI9nknnE0jDIkbR0Ygn4IIEy08ip8z5YGqiWxuqwNMWxVGqXCDCZxHoRdRn",
-	"YRq+BbZQ6S0sFX4CFV2yFVnVFku0vDCm0EsJe2S0AehS+UbdKqvv954+qjD7zjpUVeGJw3m14czlwd+3",
-	"2Q2TYITxB2AbzqCrXXZ6F72n/b1ev9f7h7OrbZw337S84REAVP0aXHuVj1Tscy/lnzzL6PZBt0ce/OfO",
-	"ziE55SL/QD48eXT5aP/hOhtcQ1kSQRYEygk5Y4KllXDXCZ3hw8r+uNKIV6ByuXoG7gpd+Ywvp4EUB1hx",
-	"9ouykkYgqK6kzBhFj1S4UEtn6D/CbN2IjGkNhiocG4kP0qyxbkPfBVsF9L+lbXDLojsQxzSZFG+n8prh",
-	"OCOp5lSlNuHbGh1nwCqmUpeBXmmZ5ZhZMmKAu9rWuRKnNdNie0GC2xoWC1bGH9SWMSm5ujF6lWLbvrNm",
-	"xM3mWrVhNj8CjpfOEbzfYCJxoRcd7DjFaP2Oh8gNeKc29QrVtZkhPQe0ya8LoKn7kPhNxLyG+Cqy2+3Z",
-	"RMdwXwv0svU7xGyp9nnmkFQYF6spm931quBOb3d/zf6wdotqQFFpX4Jyu22ptEktN4d7K0eQqLelrb7c",
-	"JRsgZ4UJbu0+uWZfdHRly5HcZnekScK09riO2OKXydVPCX/Nfzl5++fJzit+ok/E2UHy7OTRyfRF7z92",
-	"Z3vps1+edtler5vsZuJq+qKX/ucvWcAWXET9nSfgfqyt5OrRxS8rR7fmMTdxF/TX2PGqs2kqx7/8egHO",
-	"Qc3gxKTJ8MhFUKJHsk/ssGSQ93p7CQ6Cf7Jhq0AM57uuTBESDNPabXGua8Vqa1HWZulZyQ5uUrh/XxnK",
-	"hSYUXaj2SzPK2+1wIT5LBdIhdq2GW0F03NDigsEreGojXRDo963PMWtmbzWEb+7UjCOuL30VHqsZcu3s",
-	"th4wri/LujfuGW4XuCtZv1Ac5bN0Lcyl/LFg349PlU2XHXA3VSpKFHxs0cBKhCx5G1YFajYIUbVkSuvd",
-	"mAFyP95Cy/DCfgNtoGgeF3FDFQUhAKEypxB9VWwEmFvGFM/wC7fUEor1XmkDwUa1vX5lzIdvV0Pdqj4+",
-	"QqaB0RZkFnAsw4UNO1uLi+a+7WrlGekiPw5BE2fC+Bfa0AVsBWbCFoRac8CUi3DsnbvhuMJANdkN66+J",
-	"FDYkejV33b5ryHq37P3FCKN1tdvVMB+ndnT+7OSEZMwYpnRMUj7mRsdkq7sVk63LLdDQtjpbXfIWPaMQ",
-	"y0dVmrmTT0J1m7O0qp0d9Or+0RmFrwEU/+u3o84/aOfPXudp97Lz7t//tfU8oVmSK24W5zBnSzU2iwI0",
-	"jvLXCy+sfvn1ImqphVFRGmxZvzevz8u6fpAwsY1vh0V+BK5kLSliYszMBmxxMZIt9JCbSYb5ypRolo06",
-	"E6mxbGU1IQMzOxEWbQP1u+SoDPnURdgkassaq6lYriO0VKAf+PCthzheoSaP0H+IGQIdsNenqNhUMADt",
-	"6UBAkBdTrlHltI7VVsDkT8dWZXdVqnwJNSyESJTMGJnKlGXdgRiIY7RsW9c1YGCFyRnqOSyJcR0+dJ9y",
-	"3vGBaHjHh2AzHXbJj0zz1BljixKCJOOIckADmDvBGmMTvmBSCzKjZmLVPCEHoniJK8F0kTqw39snw8Kr",
-	"bcvPEEreCzkXdgxM4U89XmyUnHV9F9UiyH7vgAyb/vBhgc3hETwZuoqk1pYBfOROH06PeXkCVJ2rzJGg",
-	"7m9vyxkTtrJAV6rxtuukt6FtafD2FHn05iSKo2umrNUv6nV3uhhtBsPQGQex0O1193APMRNktJI5Um46",
-	"ZQzOuK2e6CnXRhPPrjYKRcegQFtHt9ImJnJmd5xsgSKTmInUzMZDESlcrJRUIF+kYAOBlnVyhAE2ZCJh",
-	"n/F2iCG69IfuQ4c2kArzR0YSUBqTYRBXMwSC1My4KkLAK5ADwk0l1sdWwdHVeJ8uwdAb7UxSAEVrMJxN",
-	"V+mScEvA5SxI7CR1eCoDenRULVD6W8M9Cmiyc3R4QmMeIOrTa3j+kTO1aCvieYs6o6sARXsS14VjpISy",
-	"GVXZAk8lTm2zWNp6FOFNvNSF6WA00i23K/O6A092er3uEqB8NZ8SnpSNKLpucZejH1wV2l5vXangNrNI",
-	"lVidQW6m2DWXuS4CzEpEvrxIDl5djBcvfz+ev/rzaP7y+dH85YsnvZfjJfDboSsTCDbqRw0rSutGvWyf",
-	"flcr4brb663IaPCZDLddWowxbKt1ZeWD9XULo2spk89oMmGdZ1IYJbN1qVq+jDZ+Zr/XW9a+mO52UC8U",
-	"u+ys71LPh8V+e+v7lWUXb+LoYBPgqsXQsNfeRvAVPrpQCUP5FKpfv72DpQ9riVDr9rChiJkckweoLzyM",
-	"4sjQsUaTB7yL3sHAFfXLhQn2P0YzqU2bvRJCYXQ1oMGziqunA5t0GRzg21oRHTTThmfZQOCOEhMuCEag",
-	"+MgeGETaZykD7QzbJFmewp7RsEF5aecdLAMxbMYnDH1otdv31kRRtG0cPorys3FaJSBldUlOLNhVRJkg",
-	"lufeCXxPrPeJfLT7dH2/et2Eb5SbTuW4ht6Ai8qAsAYjOU1+OScdu9MEnFJqTmqpnNWzcV6oNuQiqI3m",
-	"efGBksZp2qj5P+71yP/7v/vdnf3uLoTNCFTyjKJCw0nehVDPFNMMi/tXPgFKdNrkNq51jn5GzVOGCpxi",
-	"IeuUqS9gscWMLuwR+3I6Bbhb2rric81iqGYH71EBRf8TjmujqKG45oUb1HGt1QVlbmxAVHXUNhflQBzV",
-	"yyNJ9V5jenKXvLEoAPGCGJpQG/9fpNEBXllK6Jzaal3WZjYQ1uAyMn34r1lOyEUPFjhh2vgZWIEW4MWd",
-	"fLB83n5vh7QXLuoS6w6ey/L6AkUTV0YPgK+dI30lPdTnXfC5q9Foj0w+5UTb2lNtos8FeFwURnL88I8y",
-	"XWwg+wKLd+j5a5ja78/HsnEGWC1w5aZq4DMqZzefUdxXXV2telXV/YEkabnpcBXn4llr5gLLvmlFrF4v",
-	"DvrtbCDS66X6sN/BJltBS+L/X2TXKpU8FEb1rWOzranwva3fmCp2rhZPcZvVS7SauarE+aD07xdFI+Vc",
-	"MFVzND+0Qt8WTaALiN3EmHw46VeMVx868/m8AwfmTq4yJsA4lQ5t77DYcjJhyfsiRKY6pYHQgNSYaAmz",
-	"KO43gCt6Gvc+EO7USMUsLaErVk4ZiN/5RKKRSttayUGA6UD8ioXmSyn4Q0XmDZ2Ja1h7WhbPCFelsKNY",
-	"Kwg3bpNq6hR+B6C6zejq2g5JKpmOYRkHolwhG3HjbshBb7PV6F0Jamm3S/sZkWK6hNtsC8zbqJYA/6i6",
-	"AApVypTdOIvyUVth2do4LFELk259m7yXuftRoqNKr7i2XYIVQAbCV/o/ff3sP16/vbi8+Pns+Pzn16fP",
-	"4YwgQDvEpcfa3MWQuoSlrGls924wcg7EKFe4nbqKuSSV+VXGdAFkn8wnPEONCbQevbR8bmG63H0KhF6t",
-	"ugvGOFx+XJApNcmE6bB6LuDZX9UkUgdnQQIZf88GolBx7JKj5uCVSRLU2fUGXWxbuwCqUmR5IPBqKzKs",
-	"ldsaxuGjohyWJfRhrSLW8BCmjK8OenvlkEEtmDbdxDoX76Sa4OYYOopKWfumIpLC7PiKLlN0Dh1OUSKV",
-	"YokhE6k0I1do0FkAMc4y1uonbwuSaBQKDYvALwXoMypXmyfYV2LEoNtaqf19Ub70onxbGu+FOxuhjvvN",
-	"a6/VO1A2NSI2rtf6ppXe2l0EX0vnBVMMF94xGXB2adQ0k6q+i17TNe4ybFN1klUdSK3uo7c48hrHUeHv",
-	"wG+ghviez5Z5N+Bdu3Mj9G3s7uw/3n+y92j/8brExvXQ3JfzZacXQrje+3JXV8VGSUywQs30pVWeC8TL",
-	"d8fFVzO1cmsIVLrFYYHPo3c38ZJTq1UB/Zm1qNFLXrG5/2HvXHGHOsxvkKa4de+wvJnOPdIDYSZsGhwV",
-	"FyShAh0qXHTJmQTVHlTVUUbHOqjjpJmx2VgkrAvulPKB8Nrz8kMPjtoolWtfPQAFuV4Vd6lOjExwB2vd",
-	"qtjTuyhUm2oqQejgRnrKzr3pKVZ8rChQB4Y4Fzf5ZWVGa7H571azTaxmPqTLSokW8VLXHbanbKn6cBZE",
-	"qvijNx6TTVlmuGIKKyt6NXWKn5h5ZlNtCpb9TAr4KsK2nsUt7efz1V2J37SDvY6tzehpO6xysUIvrXyh",
-	"Uvaiqqz20f42YyrMfgxvlh2IwgXlH7sS19Z2FbYlPM0Y2nFtXGJ51wu+MHzKZG7Qrlq6HNcnPNoCegrM",
-	"UEOXUTZcFpj1cnHuEfQl1ET3sU00xYulK/KdT5bpcxUq1uXCrvZTNHhl+2N5N/eN5ZiMGbY8QAV4Ilyi",
-	"aoxKbK+Fwpo/mdSGzCZY9a0eusINaIHWIOHqWINSdy3f+ygUR83FZzI59vEkVrVDdjkq3vMUGRSvW8sF",
-	"RrLGhYuZCXQGS1V4Elim0eLNaIru2f3efrtzFmZdcE7zXNq2xGWT7fJG9paz2f7Ka9oDF3ehtnqMVaMC",
-	"utGXPhXtr+9X3Ij2zW42gFokZzm6Ezd9dCGmK9nH1u4ujlHW1gKV9kYkuPVTl8HzuotJzBrdc3ZUgHKq",
-	"WXbN9OFAUGtJCV5TsUDS/pCwmWmv2Uwe7Pd6pFG5tE72Ftp2hWl/RSVIrslYCrY5QbaUNf+7E+Zzt5jL",
-	"NOl4tdJs+4XEo5xa5UmHBJSD7yzddMmRWASikVci/ffjip8L/bhp6ehyyg/XBr28PA2P7ZAA0R729xP7",
-	"qlq5DzT/65ml/ikEMJDeciq/3UYLy+x22VneZsZyoRew/5fO/i3tMvxCfrFpmsAxXEHwRBEWEJdVr8ro",
-	"gEMbrRDwlEtmGhYpfeCpDRLtnIfWZ+0NQSbvDWyOzZxrpy3Bb9CF7GhwsStOwatHpTc++A4oOOW4A1Hq",
-	"CM1gYZTXGCNsgzk2qJ+O0SFhCfXNNhOblfl5DGZSjW9n87LAfGnf3EohhBClX0EYtdzU8EVt5bcWY1/F",
-	"EPctyk67arewthU66na1FOjqs15rMoJ1A6xJRahJF1s8sLjmkxS3fK5LKLOQAKEGtotP3hk+G3+3VJhd",
-	"eQXL508w+IZdZP8U2guuuD/NGYlUDYvZdLBtdHTctlXIlwePPssYVboWeufi8wrzAD4HPrVVz63dUqNG",
-	"XjBl6WkbiMLy8ha/DrqFjTItTe7uQioX6uYDWJ1y4jSH4rp5CPUMnG2YlQqcaJjLuF7Y5CS8n2uBxsx8",
-	"BtgD4GdMcZmulQgWVKdNfHuSYNVOX9wy4kvOf+f3vwy/W7IL2WO5K30Fm+MZADXf1lPKSwppM6Hfi+rC",
-	"k+74GJjSVBzmK2Nq/gd+8S/JL37if+Fz+t+SVyzJ+c1xNZ+kMtFrHcFYLcPwhPx88fLURhUhHygmUqac",
-	"W6CovoG21TOWysSnKYyZ3yIHwo6PJvSrnGeGcGFkcFWntV/BjkfTYqOzgVw2pUtzvGXjBAZ7Zlmgc+5Q",
-	"03kjM54srOk+ox9Y6qwDmoyogv8QLiJsnpjVmu2wHu8D8Z6xmRUC2iieGOKMc2XpjnlZtBRAJioXroSJ",
-	"D79//vrZ+eXxq6MfT4+f/4Blj4ZL7G/PYQHWMrhhH8z2xEyzyqk8sjXw/iWVCd5eCQ3wEbMv4DfJqBj/",
-	"MIiYGNjm7P//7/9jXyvEhZ6xBKKUfxj4ch3dBZ1mvrVtuo1ta/23y+9Vwucad/y230Dmq1/7+gOhdGlf",
-	"15YKfvi3y1hxRZC5dutySLjIuIB1XGSYDDDhiSNNwgUcudH7pXKBDuBDDIwqCZkbzbIRGTGTTFjaMjxk",
-	"WQJFOiCwwfAqk1f9IXl7dgq1dcJPJi6UaySVczpQlUwIFyn7cEj4lI6ZGyT4CtqUUmpofzgQMKilo7ZL",
-	"ll3YYkerhGwJKdjWoYPNPoLZbB1abARPyFYuNB2xjsXW1iFkigiWVHvx6TjsgxB5DOALnPchuaKadXLF",
-	"CwgwCt5l5BbPYI/rUJEwbaTS7vmS66E3ksnARs85xhynjeAYF9Zw9OakRnaBUERBWMpES/BdbahIaQYS",
-	"4He9UcCMXeqyH7nKRZrVBObwp+MLgt8Z4gUtrZJwIIqq3jMuBIQYIFBDImZTMqPJezreVDANxKdJJstf",
-	"G8qn3+k1tWip0uX2v/0LeQGRF7aKEOHCFoABiphljGqAl5EWjHdPT54dvzo/7poPhvzb9u2ljFsNfNqN",
-	"7oGYnsu5gK3J17QNiGlLuw+1U9WkuEdlCQ2B7UvDEhb3o7j6Xbid5ULY82FaNHFqKNbdR4HiC9m3RmG5",
-	"e1w+SZcM7MD+G1i6P7i4E35tbAl2sCxZND9tf6wur4lRjFg0LrqBGvVJwFcvgC9mEd4gcE/TWXJ3ebch",
-	"poAAislP/HJ5UnIPQmLazlzBwlaK8oJht9dz6XnuXgmM3APRADsiNVhtILyOp0wqfKuZK2MFBd3c1TbW",
-	"n9gntEgHnDIqdGV0d3/DFfAIXtWw1P9YXJhzV8L8JEIsvr5k7UJsLVmwIjIybLtm3TAqZsOFq0p0pxd4",
-	"UVBlD9sv9mmGRVImJgAro+PiCcFLM0BvInqSmxSjdaRy780KqnU0gdUhKFH+GhFLFEvWuLxs5JuQPiU4",
-	"LasOL61pzN1FcmdJUwW0uK3kfsA9d/egxMQPHNu8blgsmwoDu0O4okvouNh4XOVtN31SKw1TIefwwLCB",
-	"dhScEmOs8494xj+o9teSLjkVQssxE0hZYjwQPnkb8xSkatmPP6Nq9HrGxNGbk/MZS25H0h5RlRu3bK3P",
-	"T62peFPNXKrVJnWQkr1ur3IlU62ia7v0853LjverQXHd+ESL7nTjr1Fsy0Q7lQnFSlosk7OpDViEtpWK",
-	"lv3t7Z3dx90e3OzSf9Lr9dCm5r7zsS1NE7M0KdjmyzwxzMJrZp+d+UssbIkxJEjvskusfSwYxL3RLQO9",
-	"DfJ7LF0rmTEddLaGm2ZPv4thp0JwO5nNM24WwSCOgdsqBYZWHF+4p3locqcYfyLmJhgc16xtaFZW7yzK",
-	"t1Vwm3IT3by7+a8BAA==",
+	"7H1pcxs5suBfwat9EbLfK1LU5UOKjli1Lbfllo+Q5PG8aXpJsAok0SoCbAAlmu1QxP6a3f+xP2V/yYtM",
+	"oKpQRfCQJbvdMz0fpi0WjkQiM5HIC5+jRE6mUjBhdHT4ORozmjKF/3wjL4xUDP6ZMp0oPjVciugwOmd6",
+	"KoVmmiRUqTkXI2LkFROaSEVyzRRJqaGEKkYEu2aKJDQZs7QdxZFOxmxCYUj2iU6mGYsOIyFbGieKIzOf",
+	"wi/aKC5G0c1NHJ1Tw874hBv8v0VYLseMKPZbzrQhv+XSUCKHxIwZMXw0NvCrooaRDHoTM+a6bJ3IXBiW",
+	"EjqiXGhzSMZyRiZUzLvCNdGEG02mTHGZEpplcqbJg9OTyxckVXRoSLeCjli8kSFnWarJUCry8vLyXTd6",
+	"2O6K8LoP4mjCBZ/kk+hwp1w6F4aNmKqv/ZxNKBeAkoX1v3RAk4lUJSY0MWNq3KId4ArwQYScLdmGjgdO",
+	"Zx04mgW24oIlUqSa5MLwzINgS5PZWGbM7Q/XhF5TntFBxizyl0C0v7seJGbU/HhomFoOjpFkRrkhAza0",
+	"KDJIsptMGtqWmziaUkUnzDg2uWBacylOn4eJU9vPW5rwNCZDJSek/9PJJdmmU759vbMN/KK3J2zbNdR9",
+	"gKzijgPWGe7Rx0lrJ90dtPaTR6z1ZPiUtjqDnWQ33WP7w4NOFEcc5ptSM47iSNAJ9HQD9ngaxRFQBlcs",
+	"jQ6Nypm/9KFUE2qiwyjPseUiD77XTC1bHoCPa6tD3RkcJPvpDsDaoa39wRPWeprs0dbu8FH6mD2hTwc7",
+	"S6CGAe8K8g10djIK2h8nyOxvpHmvgezgt0QKwwSSMZ1OM55QWNX2VMlBxib/+auWwiMMHIbaYXpc0MTw",
+	"axxG55MJVfPoMDp1vxLXLIqja5rlbrIUAFwYII5SZijPHDLdd2CRogmSqaEm19Hhfmcvjgw3iOEXUg14",
+	"mjJRrZ8OZG4OBxkVV7hvxXS5uGaKDzlL6xC/L3/fAGZvkCVQj6kmQgKjMUGKxl8O/42/4/+u2DA6jP7H",
+	"dnVabduvevud3TLbZZFCp1TrmVQp4U4IxmSQG2I8yD18kwf95i71H8K5BiubM9OtcDaYEyoITSdceL0q",
+	"PPVR9t/E0Y80PbeC+faE5+0EF9c042nPCfnmNrif7WKwJbKkUhLk1C+fIzybHIchs8XRhGlNRzD4JNew",
+	"c2QP5OVBhyRjqmiCMu7mo7+FnWoLf6QpOS+BCW3iPW2ht7QJzYD7WQp7MqQ80wTXikhsw4zPZaKfc+Tz",
+	"9E74FtL0hjIX6SKmtcxVwsjMUTy2qlP6foWmN9KQF26cr4gkzRToWioXmsy4GZP+8fvLl2f/1Xv+9tlF",
+	"7+TN8Y9nJ89/GNJMsz4iquLAu2Bp6PFxiaVjZArkNo16YCHLv1gc3BOSEpplTJEJnePGpRJ1QkTHT4oK",
+	"c85+ZYlh6ReeEAWLJoqlTBhOM10XuR+UFCNScCDQcCGeAqI3NJqH5FP7OThaHc87FZ7fC5qbsVT8d5Yu",
+	"PzmKmUeAk+ahkSNvEcWGiumxVf1XQG/HWGAhr7MnsmLCPk2BUGAxil3LK3bXtbipejhVT7FcN8/B8xow",
+	"rsXigoIDrVwXyAeaKUbTOexSeoSnjtPL8Dy6hxXeF2vgPiHIig0B2jZ5IRVCXB6hto0ZsyDRwYpmQOBd",
+	"8aAfIN7+wyO8GZkKUS2LqGrcpYTRFYuUQappcAR7UjexTh70Q1vXjwkVaVfAHc/bEiFnxfDF+X0qDCw2",
+	"O4Gz9I5HuB2ph8dyTWIKUnwk+JHIJMlVQ2Qe+MdvARa5sJL/xI35lcTnsSA57AHKRwtjmzxH+K2Mz+Ro",
+	"xNLY3fkVM7kSAP5NHJ3JEReXYyWNyb5YuBYaViaTqyYLn+FvhMJVENUClgI8XOgVKq0byGdhKe1tujbE",
+	"UVNZtB2RlosLdcG9u0+rDYLRXsNoTknSK4QUNayHt+Xmyt4CMqlnxQhJJr93aDmFXeDIXn9JRg1Td4f7",
+	"3k7ljDNhyOk74qQD4p2gfOGaSEABsGmFBOBpb9H9h3Gta1dUu2RpQrEpo0C4sLO5YtpT2W3D/hFh10xY",
+	"KYTGEk+udYUTiqV1g+H4hIlUP2yTYx9k1L6ELClmxIwm7BNNTDbHnppOWFdQoWdM6TZBK4aDs49/tNCm",
+	"0Sfa2jCsDckzzZWmmFZpFguh3/XYbhjRfFtOq2Zb2miQqkdjIGcV2nAQaF2YcFqlDWdl58rag4T0Rhqr",
+	"V/+LaPlvJNF5Mi4hi+29VDBi6qqtZgzF7js6zyRNL6U8o2rE7oSnqR2rZ6TsZTjakvvnQKZz4FojJcGG",
+	"NZTteDq/A4+AvDlzQ36DW2QBIAIHQoNapk+kGPJRDioGipW2JU/UHO7pXvCXPv2vo0/fZksWFVnkbW78",
+	"JXfFKm324SEekdbS7qHEjJkop6EiLbV3giafTI66ggtniLf67jkbcW0UkvUdCR+Oiqxn6BUTdRo5gQ/E",
+	"flgkDb9bgyLwE+ElVohCaJnTlAP2LuxRM3YFe9/FzuVdmVVl6fNtw/ixEEEruPtPZNy7icvZQjv83n1b",
+	"usmNzo0VF1/9rcaGt1l4s++dlvutrZmeUHBdPDW3WC5cteuItJdgyyYP+h4n9R+SAcukGKFPjAppxkwV",
+	"Sqpj/UspQfMvFf+7aAx/0K3kvu8kiPKhVE5UWLFIaKalvZP4v6KHM164s3RF+NLyl+r/paq/PciZMECO",
+	"d7TzF0xWKF6VTcYyIxkwqpiqDvKwMft2asY9UWkTtAnXmotRvE7/8wjqw4cPrWMPmWE/r4duIHQEj4Ec",
+	"yTVbFtjxIwIX8s/aHSyiAL5Qt0ipoQOqWS+vD1UdQQB40QqwkwvFaDLGhovnUXC8xqlUH61sVrfReVcc",
+	"MM3xhJH3tSGXnKbWg9Mb5HreWAdITLj5lRaJMdVjiLv5LWd5ULn2x2qswX6CFcDXQvjqsVQmm9/HSu6L",
+	"uJdsHXnQD22Vdzi6FYJDGsNiCrR1RR1v9u4HWjbPMhslAoL+Qd/DnlWsiTPWEGqIFAkjXGjDaErksCsy",
+	"ZgwMCueXSOZkpOTsi0T7XeShzqdTqQxLX7OU08v51FHDFwrFvBqwN4ERe7jVDVLCq3ShXfoTwMD1e/+B",
+	"Lx7LsQlCSy7t2N/o8r+licMLgRmt1d+AJsSmANOYKWs/ARX2OcuYYfd0/7//y8FxubIyKmmzS4KNsamp",
+	"yqU2esdbQUa16WFcRMNIT7Wx8RKBNXqdGkSWYTcXWwMNSEKFDTQhKZtIw9KYpAxboIlXKpLirjVO6D9G",
+	"3ce7Nk/r6v461d7d3BfXDvp+haoyxAQo9f00pXem1L8u7P/UF/Z/Dtb8y/DwBxgeQBwJNrt3y0Mp95Ix",
+	"FSPWFTOZZynJGL1m1ovmkVdA+JXYsaGeecrNyXUh9dKUw4po9k7JKVOGMx0dYgxUXFN6FDoHe9REh9Fu",
+	"Z/dRq7PT6uxe7hwcdvYPOwf/KIkEJ7He4R41hk2mRmMst3Ui9pxuFx0+6tzEEQNAesWmNt3OPI0OdzoQ",
+	"ccynOO9eu9Pe2dlrP44shffoCBcSJbnKtp+0D9qd4gtPN42yhYBlb/H1xXqxtCk1rGX4JBCHX1t8GKc2",
+	"RLdOc6epjm2YvUbLs2JUS3Cn2wgBWurlsbvAStTZx+0KAjmA0yxqoHI1F1QkgGrljUW0t1IuzKP9aDG2",
+	"2+7D5+XGIJqmimldpBg45gBwRZ65+6dFxAIC/e38vGFznoahgY8IAOIE5RTIiyMCw5LZ2DqxlVNsBfN9",
+	"CZ70bUZRrwHqxo/I/iXCLt6mxJ5Wyad1Aq7oJ/ap72Ngm6vNe0dHbDm9LfIwwgKi+WMcCfbJ9JJcaami",
+	"Q1jXAhMUrT9H3LCJ3pymopsSaqoUnUc3jemaO/aOak2oJn3boF+GQEEvMqUj5jZOikrlg5/bt94Tt6g6",
+	"QKuxXFwU6zB/GFODwc3QzpGZYolUqQaomIDsiF8ijHno6TxJGEtRpNlfrHyM4kWRV0VJlz81zMR1w8US",
+	"H2EmRzI32NrmODjTVkF27mfd/N0eMWn0cQGTsVVwF1FxLNyJ5jE/NWQitSG7B/tkMDdMtwmmSkHA0Iyp",
+	"VkLROZkL/lvO6okRNOMJ+5/u73YiJ1EcTeinMyZGZhwd7h7sY/5J8fdeCFDQQZ6hKrMALNEGyCUmE5qM",
+	"uWAtxWgKv7igMtCA/B1c1GIXlKO6ah+OSW2aUJu+6kDiQzCvwA8m9gMzJsyMZdqDnzCdCRuHIhKWmi0W",
+	"I+/C1r6arruE+hoUu0DkPgmHKO0FaI5lMOFK+VYXWk7lXJUDh01ikDeUvLp4+4YUQZruz6lETLRDh3yp",
+	"vn5eI2csHFWHkIh5IVXC0jNk1HOm8+xWCpkjIDwpEPugUcWRY+eSv6PDvQXJHuq6NGsuA9XStrLZgRBF",
+	"Q7whagdloTisykoLAbl6+qKdB4Bnqb/V5M0zehEVAfBCu/eS0cyM1+5YHfMFS4XOE4Yqv/GtutakylJQ",
+	"BF1CXiGW5BXycmWtD7FRcZ1qTgYRk4BE+z0wbMXvH9edqG6OSlwEsfXqw88XIWGMHPeBDcjPbE4umCEP",
+	"zl88I48Pdh4/hGNkmg8ynpArNtdECmt7r2MUPtV0lOYMbojaROUkMXH/emL/9aSz9/jh4iQ0QwdggaST",
+	"i92DR1EcnaTPL46jODrHv0MbkKjrgKyIIxb89Yqn4d/NvDb9syiO3v78Dmc+Ds4rguPkmvnjaD4Kdv4U",
+	"7DxfL/QATruKGFFmZwyRQ109bA4DW7rQK44+tUay5X5E6/k5nb128hUiqPk1E0zrW7JkxSMeD2xK9aG1",
+	"3adA3/ctJmcYPU5kboA14II4LyRjO/r+hPzGZ2XRMA7BHMLwuyIhaJHdDckY1YY88QyCeLMuFNLHu1Yf",
+	"JQ/enF5ckot35Emn03q09+PDNjk11lOT8uGQKZuJbMasKwqND0dyuq5IbWNny6ME9yORk4kUVZJRV/iI",
+	"8zKZPI328W5NoX0SYMnCbBXSvUFuPd0/eEyc0ZqkMsknTJhFOZY4lXjVPa7SnW8qs19IhDk734bXQ0+j",
+	"C1wPudCGiiQsFisOXSQyZyMM9DLBa9sxeX9+CoGHTDGRMJuDz1FPH3JmPQoFHmGEdrROEjjt2QISV8ch",
+	"4jpEveeMpvwLBJWvO9yLFiCv0OwxG0OmHzGKDoc8AS83GBcTOWHOzdfQDrShCpy5URylysW6fBWdoQws",
+	"Lr0Pt8AW3qtKY1ixgNp1JYiseoslFwk/bLWQEtYqYXMcpCoateusvt95+qjG7DvrUFWHJ/bXFcKZK7Vw",
+	"35ZdzLMSprCx2IgZXe+y07nsPD3c6xx2Ov9wptuNSzMsGnfxlgm3yQZce7VJaibg1/J3nmV0+6DdIQ/+",
+	"vrNzRM64yD+RT08e9R7tP1xn5l3Qx4WXaINyQk6ZYGktonpMp/hj7XxcaScuUbn8BgAeMV2bpqjYghQH",
+	"WHEmsqpYiyeoBlJmjKLT09+opSssJmG2NEnGtAZbKI6NxAeZ/Fga5NDF83n0v6Vt/NS83RUnNBmXXyfy",
+	"muE4Q6lmVKW2poC1a0+BVUyt9AcdaJnlmLw0ZIC7xtG5EqcN63W45sVtbdclK+Mf1FbKqbh6YfQ6xYbm",
+	"WTPiZmutm8kXJwHfXusYvm+wkLjUiw52nGK0/sRD5Hq801h6jepClu6CA0Ly6xJo6j4k/iJi3kIIH9lt",
+	"d2wurX+ueXrZ+hNiulT7PHdIKu3X9azg9npVcKezu7/mfFh7RC1AUWtfgXK7Y6kyey73uBSGNC8XdEtb",
+	"fblNNkDOCivv2nNyzbno6MpWvLnN6UiThGld4Dpi81fjwU8Jf8tfnb7//XTnDT/Vp+L8IHl2+uh08qLz",
+	"8+50L3326mmb7XXayW4mBpMXnfTvrzKPLbiIDneegIe7sZOrRxevVo5uLbBu4S6udOHEq68mYI75cAn+",
+	"Z83gxqRJ/9gF6aLT+5DYYUk373T2EhwE/8n6QYHor3ddJSwkGKa1O+Jc15pjwKIsZExcyQ5uUXh+Dwzl",
+	"QhOKXno705TysKnXx2elQDrErtVwa4iOF7Q4b/AankKkCwL9vvU5Zj05QV/L5n7zOOK6VxR6spoh1841",
+	"UADGda8qreR+w+MCTyXreoyjfJquhbmSPxbs+3Hbs8myC+6mSkWFgs8BDaxCyJKvfuGpxQY+qpYsab2n",
+	"3EPu51toGYWw30AbKJvHZWhaTUHwQKityUdfHRse5pYxxTOc4ZZaQrnfK20g2Khx1q8MKyraNVC3qk8R",
+	"hLWA0QAySziW4cJGNq7FxeK57coxGumCi45AE2fCFB+0oXM4CsyYzQm15oAJF/7YO3fDcY2BGrIb9r+y",
+	"/K/mrtt39Vnvlr2/GWEEdzushhWhkMcXz05PScaMYUrHJOUjbnRMttpbMdnqbYGGttXaapP36HyHcFGq",
+	"0szdfBKqQ/74unZ20Gm64KcUZgMo/tcvx61/0NbvndbTdq/18T//PXif0CzJFTfzC1izpRqbqAMaR/XX",
+	"i0JYvfpwGQXKrdSUBls58t3bi6p0JOTkbOPXfpmCgzvZyLsZGzO1MYFcDGWAHnIzzjAlnhLNsmFrLDVW",
+	"Rq3n/GDyMMKibS5ImxxXUcW6jMxFbVljwR7LdYRWCvSDIkLwIY5XqslDdFFjEkoL7PUpKjY1DEB72hUQ",
+	"R8iUa1S7rWNBHzD505FV2V0htKJKH9baJEpmjExkyrJ2V3TFCVq2bXQEYGCFyRlKhiwJo+4/dFO5AIyu",
+	"WAjA6IPNtN8mPzLNU2eMLatUkowjygENYO4Ea4zNKYRFzcmUmrFV84TsivIj7gTTZXbKfmef9MvACVvh",
+	"iFByJeRM2DGwSkRa4MUGYtroirIgCdnvHJD+YshFv8Rm/xh+6buit9aWAXzkbh9Oj3l9ClSdq8yRoD7c",
+	"3pZTJmzxirZUo23XSW9D28rgXVDk8bvTKI6umbJWv6jT3mljQCMMQ6ccxEK7097DM8SMkdG22zOWZS1c",
+	"8vavsyvdLsLcR6GitedYpsjuxhp3LTRBfyvajDQfgXEYvbeH+O2KzXGLugK+YSWpuAr0koKRB1V3V42W",
+	"GxxIO25Q7JrLHEQzg8MJspJQjEPB2q4oXVhsjr2gRNd5UaXEBp1o177GOSD6hhkXrjINNzGZ8uQKoEcH",
+	"EAA+mFc2uC1N+lc87bfJW5HNCx/zhE0GTNlST9bOpZgGRwyxSWVoU2OTqZljCGIJLrS30NrpX74+fkY0",
+	"SxQzUITn1YfL3vHZT2/PTy9fvv7hJTib+xYbQiJKsTY0luCpCnS0yTO0amksd4LlpZ0xDlfRn9BPLTpi",
+	"fdi2/jP43HomhVEy60PYsiuMCG773uvjv/eOfzqB2mT25gRzcu3tNC3cbrakMRTwa+ye5YCSK0/T6DD6",
+	"iRkYP2qUot3tdFZkZvw6u2ppZkJ5WTYU4Bfnri+99OiDj9617F/oY8crRmens3PZwf/9o7U3fEp3kt1B",
+	"5Lzt1smODnP0k6NXPBo+2Xv7au/57qcXOz+Onlzng6fmjO2MXr7+/W+PH7Enl7l+mr97eX3+t5P3EXrM",
+	"o0+9Fye/n+dPJ3uPXp696ZmcPTp4evZm+vcPj6bP5heGX/3Xrz+ffjg9oJ3o5uPGYeyIt2XVXMtt8aIn",
+	"GhmttQ1fZPm+7RkTRyU/vOnH5A0ZMGCIIG0QLsqkvSW5rs0x9zqdYOLrTexlKrxgJhlXciWpCRXyAGB4",
+	"CKPQka5CB2CISgNIuWlVsaxBEXfGtdGk0ElsNKeOgdZtwJjSJiZyatXqbI56ITFjqZmNK0bRhUenVMBQ",
+	"UrCuQPchOcZAVTKWoEwXxtY+hsb13URHNiAZ8zCHEs6NmPS9+NQ+MJtmxlXjA4UAMMBNLWZWeWK6jJtt",
+	"Ewxh1c7uDlAEg8pt2meb+HpvgGMBT1VgrI7qhb5/WQgzAjTZNTo8occCEPXltbB/y5mah4ph36Je9ypA",
+	"8RjjuvT+VlAuZicE4KnFe2/GzM1o/Jt4aZyGg9FIt92uXPoO/LLT6bSXAFVUxavgSdmQYnwKqvL0k6vm",
+	"3umsK7kfsv3WibXQA4qTugjUrhD5+jI5eHM5mr/+9WT25vfj2evnx7PXL550Xo+WwG+Hri3Au408WjAV",
+	"B28jyy4jH293/rhz57Zbi7H6oZqRVj7YgB5h1grqVSnPxXMUOM1+p7Osfbncba/uNnbZWd+lWVcC++2t",
+	"71eVL76Jo4NNgKsXFcVeexvBVwYi+DdNlE/+HfOXjzcf/aMG4jKsJRo2Dbxm5AFeivwDBr81Txgz3nbh",
+	"9oefo6nUQSUaQkp1PWqrYBVXlw40uioCqmhrRbTXDJXersATJYZzFyM5iwhZGETa31IGV1Bsk2R56pTZ",
+	"+o2xkHaFF7kr+otBWP0iRcmde2tCxUIHR5GN8NU4rRZ1t7q0NRa+LEPpEMuzItLlnljvC/lo9+n6fs36",
+	"Q98pN53JUQO9HhdVgdULjOTMFcs56cSZTDShzUgcqdwFZcEoUm/IhVdjtODFB0oaZ05A88bjTof8v/+7",
+	"397Zb+9CbKBAJc8oKjSYK10qkrvhNe0sYClIF7mNa53jzVbzFO9GVDGfdaoUUnBLYWY09oiLsnQluFva",
+	"xhvlmsVQFRa+owKKTnYc12YjwU3w0g3quNbqgjI3NuqzPmooDqMrjptlBqW60ljmo03eWRSAeEEMjanN",
+	"oyvT0QGvLCV0Rm3VS+sY6AprVR4aaxtYKMvnovBLnDBtihVYgebhxZl38A6839kh4QKAbWJjXmayegZI",
+	"0cRd+gH4hrGsqEiL+rxL4nK1jq1dqEjd1LaGY0j0uSi2y9ITiBP/KNP5BrLPu9364Q0L/sT7cyRvfAVt",
+	"ROfd1L0YRuXs5iuK+7o/P6hX1X28SJKWm45WcS7etaYueva7VsSadVeh384GIr1Z8hb7HWxyFAQK6PxJ",
+	"Tq1KyUNh1Dw6NjuaygCD9QdTzZgfCIcJmfZF0JZfJ84HVRBTWXxZzgRTjWiah1bo2+JDdE4GznQLN/2a",
+	"hf5TazabteDC3MpVxgRY4NO+7e0/WpCMGZYKd2a92pK6QgNSY6IlrKJ8Jwieult4P4lwp0YqZmkJ403k",
+	"hIH4nY0lWuK1fXPAi6Lvig/4YEslBX+oyby+s+P3G79WRaj8XSntKNYKwo07pBZ1iuIEoDrkWXJt+ySV",
+	"TMewjV1R7VDiDLB4ImJIjdXo3VMO0h6XdhqRYtqhO2xLzNvQPQ//qLoAClXKlD04yzKMW37599gv9Q6L",
+	"Dn5NrmTu/qjQUadX3Ns2wUpaXVEY/87ePvv57fvL3uXL85OLl2/PnsMdQYB2iFuPb1yUQ+oKluptAHt2",
+	"gyenK4a5wuPUVZ4nqcwHGdMlkIdkNuYZakyg9eilZehL/8zuUyD0evV6MMbh9uOGTKhJxkz7VegBz8WT",
+	"hyJ1cJYkkPEr1hWlimO3HDWHQpkkXr36wmuFbRsPKdYeK+gKfCKS9BtlK/ux/1NZVtISer9RWbJ/BEvG",
+	"TwedvWpIr6ZaSDexERR3Uk3wcPS94ZWsfVcTSX6VmZouU3b2vepRIpViiSFjqTQjAzTogKeDTjMWDAYK",
+	"RYItFNz2H1NZCtBXVK42L1RTC4SFbmul9l+b8q035fvSeC/d3Qh13O9ee62/JbapEXHhmcrvWultvOnz",
+	"R+m8YIrhooi+8Di7MmqacV3fzbUjnBXuMmxTd5LVHUhB99F7HHmN46j0d+AcqCFe8eky7wZ8Czs3fN/G",
+	"7s7+4/0ne4/2H68rELAemvtyvux0fAjXe1/u6qrYKFMTdiiQo73Cc4F4+ctx8YeZWrk1BCodcFjg7xFE",
+	"FoRvrVYFLO6sZa178obNij9sgIq71GESlzTl67VH1Quv7ifdFWbMJt5VEeJPBDpUuGiTcwmqPaiqw4yO",
+	"tFcPUTNjU06J/76GU8q7otCel196cNSFkvP20wNQkJvV5ZfqxMgEd7DWrQqwv4tCtamm4sVHb6Sn7Nyb",
+	"nmLFx4pCr2CIc8Hh31ZmBB9t+ctqtonVrIhbtVIiIF6ausP2hC1VH/yAwuLqjddkU5Xrr5nCqsqY7VAQ",
+	"2TObT1iy7FdSwFcRtvUsbuliPX+4K/G7drA3sbUZPW371aJW6KW1GWrlo+rK6iHa36ZM+Sne/gvtXVG6",
+	"oIqf3VMR1nbltyU8zRjacW3wdfVmGn4wfMJkbgNBK5fj+qxuW4hWgRmq79Jm+8sCs17PLwoEfQs10U22",
+	"iaZ4uXRH/uKTZfpcjYp1tbGr/RQLvLL92f2rx9MbyzEZM2x5gArwhL9F9RiV2D6viLXzMqkNmY6xemoz",
+	"dIUbXUU3G+coximKKBRHzeU0mRwV8SRWtUN2OS6/89RFjuNLFxi7HpcuZibQGSxV6UlgmUaLN6Mpumf3",
+	"O/th5yysuuScxXtpaIurJgUTnD6PAnez/XCm9KKLu1RbvXjwWu2lb30r2l/fr3xZ9Ls9bAC1SM5yeCdu",
+	"+uxCTFeyj30Do7xGWVsLVKwdEu/1bF1lCOk2Vmqw4fl2VIByoll2zfRRV1BrSfE+UzFH0v6UsKkJv31A",
+	"Hux3OmShAniT7C20YYVpf0VFZa7JSAq2OUEGngf5VyfM524zl2nS8Wql2fbziUc5taogHeJRDn6zdNMm",
+	"x2LuiUZeS2faj2t+LvTjppWjyyk/XBv08vLUv7ZDllc47O8n9odq5UWg+Z/PLPVPIYCB9JZT+e0OWthm",
+	"d8pO85AZy4VewPlfOfu3tEtj9vnF5qIDx3AFwRNlWEBclfarogOObLSCx1MuY7Nf5i2Dp9bLJnYe2iI1",
+	"uQ8yea9rEwlnXDttCf4GXciOBg+k4xIK9ajyxnvzgIJTjdsVlY6wGCyM8hpjhG0wxwbvkGB0iP8UyWaH",
+	"iU09/zoGM6lGt7N5WWC+tW9upRBCiNI/QBgFXjz6prbyW4uxP8QQ9z3KTrtrt7C2lTrqdr2k9uq7XjAZ",
+	"wboB1qQiNKSLrZBaPpdNytey1yWUWUiAUD3bxRefDF+NvwOV2lc+Zfb1Ewy+YxfZP4X2gjte3OaMRKqG",
+	"zVx0sG10ddy2r3ksDx59ljGqdCP0zsXnleYB/B341L4eYu2WGjXykikrT1tXlJaX9zg76BY2yrQyubuH",
+	"HV2oWxHA6pQTpznALMSGEHaF52zDrFTgRMNcWYm5y8gHTpujMTOfAvYA+ClTXKZrJYIF1WkT358kWHXS",
+	"l691FU+3/MXvfxp+t2Tns8dyV/oKNrelJZDNQ7eU1xTSZny/F9WlJ93xMTClqTnMV8bU/A1n/FPyS7Hw",
+	"P/E9/V+SV/7m6qfYA2c1n6Qy0WsdwVgSyPCEvLx8fWajipAPFBMpU84tUJYYQtvqOUtlUqQpjFhxRHaF",
+	"HR9N6IOcZ4ZwYaT35LW1X8GJR9PyoLOBXDalS3N8reoUBntmWaB14VDTeicznsyt6T6jn1jqrAOaDKmC",
+	"/yBcRNg8Mas122ELvEMtGTa1QkAbxRNDnHGuqk80qyozA8hE5cLVaSrC75+/fXbRO3lz/OPZyfMfsLZb",
+	"f4n97TlswFoGN+yT2R6bSVa7lUe20Oe/pTLBV6ChAf7E7Af4m2RUjH7oRkx0bXP2///3/7GfFeJCT1kC",
+	"Uco/dIuaRO05nWRFa9t0G9s2+m9X89XC5xZKhoRf8ixK/Bf1B3zpEt7XQJlS/LfLWHGV3rl2+3JEuMCa",
+	"QdrMM0wGGPPEkSbhAq7c6P1SuUAH8BEGRlWEzI1m2ZAMmUnGLA0MD1mWQJEOCGzQH2RycNgn78/PoICY",
+	"P2XiQrmG+JYhDENVMiZcpOzTEeETOmJuEG8WtCml1NDDflfAoJaOQgVcXNhiS6uEbAkp2NaRg83+BKvZ",
+	"OrLY8H4hW7nQdMhaFltbR5ApIlhS78UnI78PQlRgAD/guo/IgGrWyhUvIcAoeJeRW/4GZ1yLioRpI5V2",
+	"vwerzWwok4GNnnOMOU4XgmNcWMPxu9MG2XlCEQVhJRMtwbe1oSKlGUiAX/VGATN2q6t+ZJCLNGsIzP5P",
+	"J5cE5+njQ2dBSdgV5dMFUy4EhBggUH0iphMypckVHW0qmLriyyST5a8N5dOv9JpatNTpcvs//o28gMgL",
+	"WyqNcGELwABFTDNGNcDLSADj7bPTZydvLk7a5pMh/7F9eynjdgN/bUf3QEzP5UzA0VQU7vaIaUu7icJU",
+	"NS7fI1tCQ2D70rCF5TtjrkghHme5EPZ+mJZNnBqKj4ugQCle6whGYbn30L5Il/TswMUc+D6J9wA2/LWx",
+	"JdjBsmTTimUX1+rquTXFiEXjvO2pUV8EvP8oi7cK/5mUe1pOCT5GRpSzthfEFBBAufhxsV0FKbkffGLa",
+	"zlxV1iBFFYJht9Nx6Xnu8RyM3APRACciNVhtwH/WrkoqfK+ZK2MFVSvd+13Wn3hIaJkOOGFU6Nro7pGa",
+	"AfAIvkez1P9Yvgp2V8L8IkIsZ1+ydz62lmxYGRnpt12zbxgVs+HG1SW60wsKUVBnD9svLtIMy6RMTABW",
+	"RsflLwRfBgK9iehxblKM1pHKfTcrqNbRBFaHoEQVbyVZoliyx9WLSt+F9KnACew6fLSmMffg0p0lTR3Q",
+	"8kmm+wH3wj32FJNi4NjmdcNm2VQY6gr0VadDkI7Lg8c9L+CWTxqlYWrk7F8YNtCOvFtijI+ZIJ7xH1QX",
+	"z3svuRVCyxETSFlQSbRI3sY8BakC5/FXVI3eTpk4fnd6MWXJ7Ui6QFTtWUFb0PhLC8fe1DOXGgWYHaRk",
+	"r92pvTvXKFsdln5F56rj/WpQXC9MEdCdborniEOZaGcyoVhJi2VyOrEBi9C2Vrb3cHt7Z/dxuwPPVx0+",
+	"6XQ6aFNz83wOpWliliYF23yVJ4ZZeIvZZ+fFSz22xBgSZOGyS6x9zBvEfdGBgd57+T2WrpXMmPY6W8PN",
+	"Ys/iFMNOpeB2Mptn3My9QRwDhyoF+laconDP4qXJ3WKKGzE33uC4Z6GhWVW9syzfVsNtys2Sjv4bs3jY",
+	"uvrAllG2iqhMbzRoCtVa/3sA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
