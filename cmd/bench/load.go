@@ -166,6 +166,10 @@ var scenarios = []scenario{
 			}
 			return &meWorker{s: s}, nil
 		}},
+	{name: "jwks", about: "GET /.well-known/jwks.json, the public signing keys",
+		newWorker: func(_ *bench, c *conn, _ int) (worker, error) {
+			return &jwksWorker{c: c}, nil
+		}},
 	{name: "mixed", about: "90% GET /users/me, 9% refresh, 1% password login", needsLogin: true,
 		newWorker: func(b *bench, c *conn, w int) (worker, error) {
 			s, err := newSession(c, b.sessionUsers[w%len(b.sessionUsers)])
@@ -331,6 +335,17 @@ type refreshWorker struct{ s *session }
 
 func (w *refreshWorker) step(ctx context.Context, rec *recorder) { w.s.refresh(ctx, rec) }
 func (w *refreshWorker) close()                                  { w.s.c.close() }
+
+// jwksWorker fetches the JWKS, as a resource server does when its cached copy expires.
+type jwksWorker struct{ c *conn }
+
+func (w *jwksWorker) step(_ context.Context, rec *recorder) {
+	start := time.Now()
+	status, _, err := w.c.call(http.MethodGet, "/.well-known/jwks.json", "", "", nil, false)
+	rec.add("jwks", start, status, err)
+}
+
+func (w *jwksWorker) close() { w.c.close() }
 
 type meWorker struct{ s *session }
 

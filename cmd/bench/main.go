@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		keep        = fs.Bool("keep", false, "keep the local server's data directory and log")
 		maxRuntime  = fs.Duration("max-runtime", 30*time.Minute, "hard limit on the whole run")
 		skipFloor   = fs.Bool("no-floor", false, "skip the bcrypt floor measurement")
+		algList     = fs.String("jwt-algorithm", "", "comma-separated JWT_ALGORITHM values, such as HS256,ES256: the local server is started once per value\nand every scenario runs against each, for a side-by-side comparison (empty: the server's default)")
 		extraServer listFlag
 	)
 	fs.Var(&extraServer, "server-env", "KEY=VALUE for the local server's environment (repeatable)")
@@ -92,6 +94,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *duration <= 0 || *duration > 10*time.Minute || *warmup < 0 {
 		return errors.New("-duration must be in (0, 10m] and -warmup at least 0")
 	}
+	algs := []string{""}
+	if *algList != "" {
+		if *targetURL != "" {
+			return errors.New("-jwt-algorithm starts local servers; it cannot be used with -url")
+		}
+		algs = nil
+		for a := range strings.SplitSeq(*algList, ",") {
+			a = strings.TrimSpace(a)
+			if !slices.Contains([]string{"HS256", "HS384", "HS512", "ES256", "EdDSA", "RS256"}, a) {
+				return fmt.Errorf("-jwt-algorithm: %q is not one of HS256, HS384, HS512, ES256, EdDSA, RS256", a)
+			}
+			algs = append(algs, a)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, *maxRuntime)
 	defer cancel()
 	logf := func(format string, a ...any) {
@@ -101,6 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rep := &report{Started: time.Now().UTC(), Machine: readMachineInfo(), Settings: settings{
 		Concurrency: concs, WarmupSeconds: warmup.Seconds(), DurationSeconds: duration.Seconds(),
 		TimeoutSeconds: timeout.Seconds(), BcryptCost: *bcryptCost, PasswordHash: *hashName, ServerEnv: extraServer,
+		JWTAlgorithms: slices.DeleteFunc(slices.Clone(algs), func(a string) bool { return a == "" }),
 	}}
 	for _, sc := range scens {
 		rep.Settings.Scenarios = append(rep.Settings.Scenarios, sc.name)
@@ -110,94 +127,104 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		maxConc = max(maxConc, c)
 	}
 
-	pr := probe{postgresPID: *postgresPID}
 	stopServer := func() {}
 	defer func() { stopServer() }()
-	base, admin := strings.TrimRight(*targetURL, "/"), credentials{username: *adminUser, password: *adminPass}
-	var addr string
-	if base == "" {
-		srv, err := startLocalServer(ctx, *serverBin, *bcryptCost, extraServer, *keep, logf)
-		if err != nil {
-			return err
-		}
-		stopServer = func() {
-			rep.ServerLog = srv.serverErrors()
-			srv.stop(logf)
-			stopServer = func() {}
-		}
-		addr, admin = strings.TrimPrefix(srv.url, "http://"), srv.admin
-		pr.serverPID = srv.pid()
-		if pid, err := srv.postmasterPID(); err == nil && *postgresPID == 0 {
-			pr.postgresPID = pid
-		}
-		rep.Target = "local server on the embedded PostgreSQL (fresh data directory)"
-		rep.Notes = append(rep.Notes, "Authly CPU and peak RSS are the Authly process alone; the embedded PostgreSQL "+
-			"runs as separate processes, whose CPU is the PG CPU column.")
-	} else {
-		u, err := url.Parse(base)
-		if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return fmt.Errorf("-url: want http://host:port, got %q", base)
-		}
-		addr = u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "80")
-		}
-		if err := checkLoopback(ctx, u.Hostname()); err != nil {
-			return fmt.Errorf("-url: %w", err)
-		}
-		pr.serverPID = *serverPID
-		rep.Target = "server at " + base
-	}
-
-	b := &bench{prefix: "b" + randomHex(4), password: "bench-pw-" + randomHex(8)}
-	needLogin := false
-	for _, sc := range scens {
-		needLogin = needLogin || sc.needsLogin
-	}
-	if needLogin {
-		if admin.username == "" {
-			return errors.New("the login, refresh, me and mixed scenarios need verified users: " +
-				"give an admin with -admin-user and -admin-password, or run without -url")
-		}
-		seedTarget := &target{addr: addr, timeout: time.Minute}
-		if err := seed(ctx, seedTarget, b, admin, maxConc, 2*runtime.NumCPU(), logf); err != nil {
-			return err
-		}
-	}
-
-	opts := runOptions{warmup: *warmup, duration: *duration, timeout: *timeout}
-	for _, sc := range scens {
-		for _, c := range concs {
-			// The floor is measured right before and right after each hash-bound run, with
-			// the server idle, so that it sees the machine as the run does: a hash's time
-			// drifts by a few percent over a minute on a shared machine, and bracketing the
-			// run averages that drift out.
-			measure := sc.bcryptBound && !*skipFloor
-			var before floorSample
-			if measure {
-				before = sampleFloor(hasher)
+	for _, alg := range algs {
+		pr := probe{postgresPID: *postgresPID}
+		base, admin := strings.TrimRight(*targetURL, "/"), credentials{username: *adminUser, password: *adminPass}
+		var addr string
+		if base == "" {
+			env := extraServer
+			if alg != "" {
+				env = append(slices.Clone(extraServer), "JWT_ALGORITHM="+alg)
+				logf("local server with JWT_ALGORITHM=%s", alg)
 			}
-			logf("%s at concurrency %d: %s", sc.name, c, sc.about)
-			res, err := runScenario(ctx, sc, c, opts, b, addr, pr)
+			srv, err := startLocalServer(ctx, *serverBin, *bcryptCost, env, *keep, logf)
 			if err != nil {
 				return err
 			}
-			if measure {
-				fl := floorOf(hasher, before, sampleFloor(hasher))
-				res.compareWithFloor(fl)
-				logf("%s floor around the run: one hash (%s) takes %.1f ms; ceiling %.1f/s on %d CPUs",
-					fl.Algorithm, fl.Parameters, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
+			stopServer = func() {
+				rep.ServerLog += srv.serverErrors()
+				srv.stop(logf)
+				stopServer = func() {}
 			}
-			p99 := "–"
-			if res.Latency != nil {
-				p99 = strconv.FormatFloat(res.Latency.P99, 'f', 2, 64) + " ms"
+			addr, admin = strings.TrimPrefix(srv.url, "http://"), srv.admin
+			pr.serverPID = srv.pid()
+			if pid, err := srv.postmasterPID(); err == nil && *postgresPID == 0 {
+				pr.postgresPID = pid
 			}
-			logf("  %.1f req/s, p99 %s, %s", res.PerSecond, p99, statusText(res.Statuses))
-			rep.Results = append(rep.Results, res)
+			rep.Target = "local server on the embedded PostgreSQL (fresh data directory)"
+			if note := "Authly CPU and peak RSS are the Authly process alone; the embedded PostgreSQL " +
+				"runs as separate processes, whose CPU is the PG CPU column."; !slices.Contains(rep.Notes, note) {
+				rep.Notes = append(rep.Notes, note)
+			}
+		} else {
+			u, err := url.Parse(base)
+			if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				return fmt.Errorf("-url: want http://host:port, got %q", base)
+			}
+			addr = u.Host
+			if u.Port() == "" {
+				addr = net.JoinHostPort(u.Hostname(), "80")
+			}
+			if err := checkLoopback(ctx, u.Hostname()); err != nil {
+				return fmt.Errorf("-url: %w", err)
+			}
+			pr.serverPID = *serverPID
+			rep.Target = "server at " + base
 		}
+
+		b := &bench{prefix: "b" + randomHex(4), password: "bench-pw-" + randomHex(8)}
+		needLogin := false
+		for _, sc := range scens {
+			needLogin = needLogin || sc.needsLogin
+		}
+		if needLogin {
+			if admin.username == "" {
+				return errors.New("the login, refresh, me and mixed scenarios need verified users: " +
+					"give an admin with -admin-user and -admin-password, or run without -url")
+			}
+			seedTarget := &target{addr: addr, timeout: time.Minute}
+			if err := seed(ctx, seedTarget, b, admin, maxConc, 2*runtime.NumCPU(), logf); err != nil {
+				return err
+			}
+		}
+
+		opts := runOptions{warmup: *warmup, duration: *duration, timeout: *timeout}
+		for _, sc := range scens {
+			for _, c := range concs {
+				// The floor is measured right before and right after each hash-bound run, with
+				// the server idle, so that it sees the machine as the run does: a hash's time
+				// drifts by a few percent over a minute on a shared machine, and bracketing the
+				// run averages that drift out.
+				measure := sc.bcryptBound && !*skipFloor
+				var before floorSample
+				if measure {
+					before = sampleFloor(hasher)
+				}
+				logf("%s at concurrency %d: %s", sc.name, c, sc.about)
+				res, err := runScenario(ctx, sc, c, opts, b, addr, pr)
+				if err != nil {
+					return err
+				}
+				res.JWTAlgorithm = alg
+				if measure {
+					fl := floorOf(hasher, before, sampleFloor(hasher))
+					res.compareWithFloor(fl)
+					logf("%s floor around the run: one hash (%s) takes %.1f ms; ceiling %.1f/s on %d CPUs",
+						fl.Algorithm, fl.Parameters, fl.HashMillis, fl.CeilingPerSecond, fl.CPUs)
+				}
+				p99 := "–"
+				if res.Latency != nil {
+					p99 = strconv.FormatFloat(res.Latency.P99, 'f', 2, 64) + " ms"
+				}
+				logf("  %.1f req/s, p99 %s, %s", res.PerSecond, p99, statusText(res.Statuses))
+				rep.Results = append(rep.Results, res)
+			}
+		}
+		stopServer()
 	}
 
-	stopServer()
 	if rep.ServerLog > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the server logged %d error lines (each 5xx is logged once)", rep.ServerLog))
 	}

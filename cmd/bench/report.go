@@ -30,6 +30,8 @@ type settings struct {
 	BcryptCost      int      `json:"bcrypt_cost"`
 	PasswordHash    string   `json:"password_hash"`
 	ServerEnv       []string `json:"server_env,omitempty"`
+	// JWTAlgorithms are the -jwt-algorithm values, each run against its own local server.
+	JWTAlgorithms []string `json:"jwt_algorithms,omitempty"`
 }
 
 func writeJSON(path string, r *report) error {
@@ -51,7 +53,7 @@ func writeTable(w io.Writer, r *report) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, res := range r.Results {
 		fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %s | %s | %s | %s | %d | %s | %s | %.4f | %.0f | %.0f | %s |\n",
-			res.Scenario, res.Concurrency, res.PerSecond, res.OKPerSecond,
+			res.label(), res.Concurrency, res.PerSecond, res.OKPerSecond,
 			ms(res.Latency, func(l *latency) float64 { return l.P50 }),
 			ms(res.Latency, func(l *latency) float64 { return l.P90 }),
 			ms(res.Latency, func(l *latency) float64 { return l.P99 }),
@@ -71,13 +73,13 @@ func writeTable(w io.Writer, r *report) {
 	}
 	for _, res := range r.Results {
 		if res.Revocation != "" {
-			fmt.Fprintf(w, "\nRevocation after the %s run at concurrency %d: a logout, then the same access token: %s\n", res.Scenario, res.Concurrency, res.Revocation)
+			fmt.Fprintf(w, "\nRevocation after the %s run at concurrency %d: a logout, then the same access token: %s\n", res.label(), res.Concurrency, res.Revocation)
 		}
 	}
 	var rejected []string
 	for _, res := range r.Results {
 		if res.Rejected != nil {
-			rejected = append(rejected, fmt.Sprintf("%s@%d: p50 %.1f ms, p99 %.1f ms", res.Scenario, res.Concurrency, res.Rejected.P50, res.Rejected.P99))
+			rejected = append(rejected, fmt.Sprintf("%s@%d: p50 %.1f ms, p99 %.1f ms", res.label(), res.Concurrency, res.Rejected.P50, res.Rejected.P99))
 		}
 	}
 	if len(rejected) > 0 {

@@ -197,7 +197,9 @@ type opResult struct {
 
 // result is one scenario at one concurrency.
 type result struct {
-	Scenario        string  `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// JWTAlgorithm is the local server's JWT_ALGORITHM when -jwt-algorithm chose it.
+	JWTAlgorithm    string  `json:"jwt_algorithm,omitempty"`
 	Concurrency     int     `json:"concurrency"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	// Requests started inside the window: the population of Latency, Rejected and Statuses.
@@ -231,6 +233,14 @@ type result struct {
 	// scenarios, and BcryptCeilingPct the 2xx rate as a percentage of its ceiling.
 	Floor            *floor  `json:"bcrypt_floor,omitempty"`
 	BcryptCeilingPct float64 `json:"bcrypt_ceiling_percent,omitempty"`
+}
+
+// label names the run in the table: the scenario, and the algorithm when one was chosen.
+func (r *result) label() string {
+	if r.JWTAlgorithm == "" {
+		return r.Scenario
+	}
+	return r.Scenario + " (" + r.JWTAlgorithm + ")"
 }
 
 func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, after snapshot, pr probe, peakKiB int64) result {
@@ -301,7 +311,7 @@ func (r *result) compareWithFloor(f floor) {
 }
 
 func opOrder(name string) int {
-	for i, n := range []string{"me", "refresh", "login", "register", "relogin"} {
+	for i, n := range []string{"me", "refresh", "login", "register", "relogin", "jwks"} {
 		if n == name {
 			return i
 		}

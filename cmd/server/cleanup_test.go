@@ -39,7 +39,7 @@ func TestCleanupCommandPrintsWhatItDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := envFrom(map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_BCRYPT_COST": "4"})
+	env := envFrom(map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_BCRYPT_COST": "4"})
 	for _, want := range []string{
 		"deleted 2 expired tokens and 1 expired session",
 		"deleted 0 expired tokens and 0 expired sessions",

@@ -13,7 +13,7 @@ import (
 
 func TestCreateAdmin(t *testing.T) {
 	url := testdb.URL(t)
-	vars := map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_BCRYPT_COST": "4"}
+	vars := map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_BCRYPT_COST": "4"}
 	const password = "a long admin passphrase"
 	createAdmin := func(args []string, stdin string, extra map[string]string) (string, error) {
 		env := map[string]string{}

@@ -136,7 +136,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	addr, metricsAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+url, "JWT_SECRET_KEY="+secretA, "JWT_REFRESH_SECRET_KEY="+secretB,
+		"DATABASE_URL="+url, "JWT_SECRET_KEY="+secretA, "AUTHLY_KEY_ENCRYPTION_KEY="+testKEK, "JWT_REFRESH_SECRET_KEY="+secretB,
 		"AUTHLY_LISTEN_ADDR="+addr, "AUTHLY_METRICS_ADDR="+metricsAddr, "AUTHLY_MAIL_DIR="+t.TempDir(),
 		// A realistic cost keeps requests in flight when the signal lands.
 		"AUTHLY_BCRYPT_COST=10", "AUTHLY_LOG_LEVEL=warn",
@@ -239,7 +239,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 	t.Cleanup(func() { _ = cluster.Stop(context.Background()) })
 	url := cluster.URL(pgcluster.DefaultDatabase)
 	base, stopServer := startServe(t, map[string]string{
-		"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+		"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "JWT_REFRESH_SECRET_KEY": secretB,
 		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4", "AUTHLY_MAIL_DIR": t.TempDir(),
 		"AUTHLY_DB_ACQUIRE_TIMEOUT": "500ms", "AUTHLY_LOG_LEVEL": "error",
 		"AUTHLY_RATE_LIMIT_IP": "0", "AUTHLY_RATE_LIMIT_REGISTER": "0",

@@ -15,7 +15,7 @@ import (
 )
 
 func TestMigrateCommands(t *testing.T) {
-	env := envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB})
+	env := envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "JWT_REFRESH_SECRET_KEY": secretB})
 	versions := migrationVersions(t)
 	latest, previous := versions[len(versions)-1], versions[len(versions)-2]
 	steps := []struct {

@@ -15,14 +15,15 @@ import (
 
 func TestAnUnreachableRedisStopsTheStart(t *testing.T) {
 	err := run(context.Background(), nil, envFrom(map[string]string{
-		"DATABASE_URL":            testdb.URL(t),
-		"AUTHLY_MAIL_DIR":         t.TempDir(),
-		"JWT_SECRET_KEY":          secretA,
-		"JWT_REFRESH_SECRET_KEY":  secretB,
-		"AUTHLY_BCRYPT_COST":      "4",
-		"AUTHLY_LISTEN_ADDR":      "127.0.0.1:0",
-		"AUTHLY_RATE_LIMIT_STORE": "redis",
-		"AUTHLY_REDIS_URL":        "redis://:hunter2@127.0.0.1:1/0",
+		"DATABASE_URL":              testdb.URL(t),
+		"AUTHLY_MAIL_DIR":           t.TempDir(),
+		"JWT_SECRET_KEY":            secretA,
+		"AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
+		"JWT_REFRESH_SECRET_KEY":    secretB,
+		"AUTHLY_BCRYPT_COST":        "4",
+		"AUTHLY_LISTEN_ADDR":        "127.0.0.1:0",
+		"AUTHLY_RATE_LIMIT_STORE":   "redis",
+		"AUTHLY_REDIS_URL":          "redis://:hunter2@127.0.0.1:1/0",
 	}), nil, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "AUTHLY_REDIS_URL") || !strings.Contains(err.Error(), "does not answer") {
 		t.Fatalf("want a start-up error naming AUTHLY_REDIS_URL, got %v", err)
@@ -39,6 +40,7 @@ func TestServeWiresTheProtections(t *testing.T) {
 		"DATABASE_URL":                testdb.URL(t),
 		"AUTHLY_MAIL_DIR":             t.TempDir(),
 		"JWT_SECRET_KEY":              secretA,
+		"AUTHLY_KEY_ENCRYPTION_KEY":   testKEK,
 		"JWT_REFRESH_SECRET_KEY":      secretB,
 		"AUTHLY_BCRYPT_COST":          "4",
 		"AUTHLY_LISTEN_ADDR":          "127.0.0.1:0",

@@ -35,6 +35,9 @@ Commands:
   migrate version       print the applied migration version
   create-admin          create an active, verified admin
   cleanup               delete expired tokens and sessions once, and print the counts
+  keys list             list the token-signing keys
+  keys rotate           make the next signing key sign now
+  keys revoke KID       withdraw a signing key that may be compromised
   version               print the version
 
 "authly COMMAND --help" prints a command's usage. Configuration comes from the
@@ -63,6 +66,7 @@ var commands = map[string]command{
 	"migrate":      migrateCommand,
 	"create-admin": createAdminCommand,
 	"cleanup":      cleanupCommand,
+	"keys":         keysCommand,
 	"version":      versionCommand,
 }
 
@@ -218,7 +222,9 @@ func prepare(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 	if err := os.MkdirAll(dataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("AUTHLY_DATA_DIR: %w", err)
 	}
-	if cfg.JWTSecret == nil {
+	// Under a public-key JWT_ALGORITHM the JWT secrets only verify tokens from before a
+	// switch, so none are generated.
+	if cfg.JWTSecret == nil && !config.PublicKeyAlgorithm(cfg.JWTAlgorithm) {
 		s, created, err := config.LoadOrCreateDevSecrets(dataDir)
 		if err != nil {
 			return nil, err
@@ -229,6 +235,19 @@ func prepare(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 				"file", filepath.Join(dataDir, "secrets.json"))
 		} else {
 			env.log.Warn("using development JWT secrets from the data directory", "file", filepath.Join(dataDir, "secrets.json"))
+		}
+	}
+	if cfg.Keys.KEK == nil && cfg.Keys.SigningBackend != "pkcs11" {
+		kek, created, err := config.LoadOrCreateDevKEK(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		env.cfg.Keys.KEK = kek
+		file := filepath.Join(dataDir, "key-encryption-key")
+		if created {
+			env.log.Warn("generated a development key-encryption key for the signing keys; set AUTHLY_KEY_ENCRYPTION_KEY in production", "file", file)
+		} else {
+			env.log.Warn("using the development key-encryption key from the data directory", "file", file)
 		}
 	}
 	env.log.Info("starting the embedded PostgreSQL cluster; set DATABASE_URL to use your own", "data_dir", filepath.Join(dataDir, "pg"))
@@ -247,15 +266,17 @@ func dbOptions(cfg config.Config) database.Options {
 }
 
 // newService builds the service with its protections. limiter and m may be nil where no
-// request is served, as in the one-off commands.
-func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter ratelimit.Limiter, m *metrics.Metrics) (*service.Service, error) {
+// request is served, as in the one-off commands; ks is nil without a key store.
+func newService(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ks token.KeySource, limiter ratelimit.Limiter, m *metrics.Metrics) (*service.Service, error) {
 	issuer, err := token.NewIssuer(token.Config{
-		Algorithm:  cfg.JWTAlgorithm,
-		AccessKey:  cfg.JWTSecret,
-		RefreshKey: cfg.JWTRefreshSecret,
-		Issuer:     cfg.Issuer,
-		AccessTTL:  cfg.AccessTokenTTL,
-		RefreshTTL: cfg.RefreshTokenTTL,
+		Algorithm:     cfg.JWTAlgorithm,
+		AccessKey:     cfg.JWTSecret,
+		RefreshKey:    cfg.JWTRefreshSecret,
+		HMACAlgorithm: cfg.Keys.LegacyAlgorithm,
+		Keys:          ks,
+		Issuer:        cfg.Issuer,
+		AccessTTL:     cfg.AccessTokenTTL,
+		RefreshTTL:    cfg.RefreshTokenTTL,
 	})
 	if err != nil {
 		return nil, err
@@ -316,8 +337,14 @@ func openService(ctx context.Context, getenv func(string) string, stderr io.Writ
 		env.close()
 		return nil, nil, err
 	}
-	closeAll := func() { pool.Close(); env.close() }
-	svc, err := newService(env.cfg, pool, env.log, nil, nil)
+	store, closeStore, err := openKeys(ctx, env.cfg, pool, env.log)
+	if err != nil {
+		pool.Close()
+		env.close()
+		return nil, nil, err
+	}
+	closeAll := func() { closeStore(); pool.Close(); env.close() }
+	svc, err := newService(env.cfg, pool, env.log, keySource(store), nil, nil)
 	if err != nil {
 		closeAll()
 		return nil, nil, err

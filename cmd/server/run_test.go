@@ -28,6 +28,8 @@ func envFrom(vars map[string]string) func(string) string {
 const (
 	secretA = "0123456789abcdef0123456789abcdef-access"
 	secretB = "0123456789abcdef0123456789abcdef-refresh"
+	// testKEK is a key-encryption key (base64 of 32 bytes) for the key store.
+	testKEK = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 )
 
 func TestInvalidConfigurationIsReportedAllAtOnce(t *testing.T) {
@@ -53,9 +55,20 @@ func TestInvalidConfigurationIsReportedAllAtOnce(t *testing.T) {
 }
 
 func TestMissingSecretsWithADatabaseURLAreAnError(t *testing.T) {
-	err := run(context.Background(), nil, envFrom(map[string]string{"DATABASE_URL": testdb.URL(t)}), nil, &bytes.Buffer{}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "JWT_SECRET_KEY") {
+	err := run(context.Background(), nil, envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_ALGORITHM": "HS256"}), nil, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "JWT_SECRET_KEY: must be set when DATABASE_URL is set") {
 		t.Fatalf("want an error naming JWT_SECRET_KEY, got %v", err)
+	}
+}
+
+// By default tokens are ES256, signed by the key store, whose private keys need a KEK.
+func TestMissingKEKWithADatabaseURLIsAStartUpError(t *testing.T) {
+	err := run(context.Background(), nil, envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB}), nil, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "AUTHLY_KEY_ENCRYPTION_KEY: must be set when DATABASE_URL is set and JWT_ALGORITHM is ES256 (the default)") {
+		t.Fatalf("want an error naming AUTHLY_KEY_ENCRYPTION_KEY, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "JWT_ALGORITHM=HS256") {
+		t.Errorf("the error does not say how to keep HS256: %v", err)
 	}
 }
 
@@ -179,7 +192,7 @@ func TestCommandLineMistakesStartNoDatabase(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")
 			for _, vars := range []map[string]string{
 				{"AUTHLY_DATA_DIR": dataDir, "AUTHLY_LISTEN_ADDR": "127.0.0.1:0"},
-				{"DATABASE_URL": nowhere, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_LISTEN_ADDR": "127.0.0.1:0"},
+				{"DATABASE_URL": nowhere, "JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_LISTEN_ADDR": "127.0.0.1:0"},
 			} {
 				var stdout, stderr bytes.Buffer
 				err := run(ctx, tc.args, envFrom(vars), strings.NewReader("a long admin passphrase\n"), &stdout, &stderr)

@@ -19,11 +19,13 @@ import (
 	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/ratelimit"
 	"github.com/authly/authly/internal/service"
+	"github.com/authly/authly/internal/token"
 )
 
 const serveUsage = `Usage: authly serve
 
-Applies any pending migration, then serves the API and sends the account mail queued in the
+Applies any pending migration, opens the signing-key store, then serves the API (and the
+public signing keys at /.well-known/jwks.json) and sends the account mail queued in the
 outbox until SIGINT or SIGTERM, and drains in-flight requests before it stops.
 `
 
@@ -120,7 +122,21 @@ func build(ctx context.Context, env *environment) (_ *app, err error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, closeLimiter)
-	a.svc, a.handler, err = buildHandler(cfg, pool, log, limiter, a.metrics)
+	store, closeStore, err := openKeys(ctx, cfg, pool, log)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, closeStore)
+	var jwks httpapi.JWKSSource = httpapi.EmptyJWKS{MaxAge: cfg.Keys.JWKSMaxAge}
+	if store != nil {
+		jwks = store
+		// Stopped before the pool closes (closers run backwards).
+		runCtx, stopRun := context.WithCancel(ctx)
+		runDone := make(chan struct{})
+		go func() { defer close(runDone); _ = store.Run(runCtx) }()
+		a.closers = append(a.closers, func() { stopRun(); <-runDone })
+	}
+	a.svc, a.handler, err = buildHandler(cfg, pool, log, keySource(store), jwks, limiter, a.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +175,10 @@ func build(ctx context.Context, env *environment) (_ *app, err error) {
 	return a, nil
 }
 
-// buildHandler builds the service and the HTTP handler serving it, with every route.
-func buildHandler(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limiter ratelimit.Limiter, m *metrics.Metrics) (*service.Service, http.Handler, error) {
-	svc, err := newService(cfg, pool, log, limiter, m)
+// buildHandler builds the service and the HTTP handler serving it, with every route. ks is
+// nil without a key store; jwks is what GET /.well-known/jwks.json serves.
+func buildHandler(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ks token.KeySource, jwks httpapi.JWKSSource, limiter ratelimit.Limiter, m *metrics.Metrics) (*service.Service, http.Handler, error) {
+	svc, err := newService(cfg, pool, log, ks, limiter, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,6 +189,7 @@ func buildHandler(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limit
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		ClientIP:           clientip.NewResolver(cfg.TrustedProxies),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		JWKS:               jwks,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -88,15 +88,20 @@ func TestServeOnTheEmbeddedDatabase(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v on shutdown", err)
 	}
-	info, err := os.Stat(filepath.Join(dataDir, "secrets.json"))
+	// Tokens are ES256 by default: the signing keys are sealed under a generated development
+	// KEK, and no JWT secrets are generated.
+	info, err := os.Stat(filepath.Join(dataDir, "key-encryption-key"))
 	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("development secrets file: %v %v", info, err)
+		t.Fatalf("development key-encryption key: %v %v", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "secrets.json")); !os.IsNotExist(err) {
+		t.Fatalf("development JWT secrets under ES256: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "pg", "postmaster.pid")); !os.IsNotExist(err) {
 		t.Fatalf("the embedded cluster still runs after shutdown: %v", err)
 	}
 
-	// A second start reuses the cluster, the secrets and the admin: tokens survive.
+	// A second start reuses the cluster, the KEK, the signing keys and the admin.
 	base, stop = startServe(t, vars)
 	if code := login(); code != http.StatusOK {
 		t.Fatalf("login after restart: %d", code)
@@ -139,13 +144,14 @@ func TestAFailedStartNeverShowsTheDatabasePassword(t *testing.T) {
 			t.Run(tc.name+" in the "+format+" log", func(t *testing.T) {
 				var logs bytes.Buffer
 				err := run(context.Background(), []string{"serve"}, envFrom(map[string]string{
-					"DATABASE_URL":           tc.databaseURL,
-					"AUTHLY_MAIL_DIR":        t.TempDir(),
-					"JWT_SECRET_KEY":         secretA,
-					"JWT_REFRESH_SECRET_KEY": secretB,
-					"AUTHLY_LISTEN_ADDR":     "127.0.0.1:0",
-					"AUTHLY_LOG_LEVEL":       "debug",
-					"AUTHLY_LOG_FORMAT":      format,
+					"DATABASE_URL":              tc.databaseURL,
+					"AUTHLY_MAIL_DIR":           t.TempDir(),
+					"JWT_SECRET_KEY":            secretA,
+					"AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
+					"JWT_REFRESH_SECRET_KEY":    secretB,
+					"AUTHLY_LISTEN_ADDR":        "127.0.0.1:0",
+					"AUTHLY_LOG_LEVEL":          "debug",
+					"AUTHLY_LOG_FORMAT":         format,
 				}), nil, &bytes.Buffer{}, &logs)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("want a start-up error with %q, got %v", tc.want, err)
@@ -203,7 +209,7 @@ func TestKeywordValueDatabaseURLWorksEndToEnd(t *testing.T) {
 	raw := testdb.URL(t)
 	conn := keywordValue(t, raw)
 	vars := map[string]string{
-		"DATABASE_URL": conn, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+		"DATABASE_URL": conn, "JWT_SECRET_KEY": secretA, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "JWT_REFRESH_SECRET_KEY": secretB,
 		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4", "AUTHLY_MAIL_DIR": t.TempDir(),
 	}
 	versions := migrationVersions(t)

@@ -88,7 +88,7 @@ type Config struct {
 	DatabaseURL      string        // DATABASE_URL: a postgres:// URL or key=value pairs; empty means the embedded default database
 	JWTSecret        []byte        // JWT_SECRET_KEY, through the secret provider
 	JWTRefreshSecret []byte        // JWT_REFRESH_SECRET_KEY, through the secret provider
-	JWTAlgorithm     string        // JWT_ALGORITHM: HS256 (default), HS384, HS512, or ES256, EdDSA, RS256 (signing keys from the key store)
+	JWTAlgorithm     string        // JWT_ALGORITHM: ES256 (default), EdDSA, RS256 (signing keys from the key store), or HS256, HS384, HS512 (the JWT secrets)
 	AccessTokenTTL   time.Duration // ACCESS_TOKEN_EXPIRE_MINUTES: whole minutes, 1..1440, default 30
 	RefreshTokenTTL  time.Duration // REFRESH_TOKEN_EXPIRE_DAYS: whole days, 1..365, default 7
 	ListenAddr       string        // AUTHLY_LISTEN_ADDR: host:port, default 127.0.0.1:8000
@@ -178,7 +178,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 
 	c := Config{
 		DatabaseURL:     e.databaseURL(envDatabaseURL),
-		JWTAlgorithm:    e.oneOf(envJWTAlgorithm, "HS256", jwtAlgorithms...),
+		JWTAlgorithm:    e.oneOf(envJWTAlgorithm, "ES256", jwtAlgorithms...),
 		AccessTokenTTL:  time.Duration(e.intRange(envAccessTokenMinutes, 30, 1, 1440, "minutes")) * time.Minute,
 		RefreshTokenTTL: time.Duration(e.intRange(envRefreshTokenDays, 7, 1, 365, "days")) * 24 * time.Hour,
 		ListenAddr:      e.hostPort(envListenAddr, "127.0.0.1:8000"),

@@ -36,10 +36,12 @@ func vars(kv ...string) func(string) string {
 	return func(name string) string { return m[name] }
 }
 
-// withSecrets are the variables of a valid non-embedded setup.
+// withSecrets are the variables of a valid non-embedded setup that signs with the JWT
+// secrets (HS256).
 func withSecrets(kv ...string) func(string) string {
 	return vars(append([]string{
 		envDatabaseURL, databaseURL,
+		envJWTAlgorithm, "HS256",
 		envJWTSecret, accessSecret,
 		envJWTRefreshSecret, refreshSecret,
 	}, kv...)...)
@@ -47,7 +49,7 @@ func withSecrets(kv ...string) func(string) string {
 
 func defaults() Config {
 	return Config{
-		JWTAlgorithm:    "HS256",
+		JWTAlgorithm:    "ES256",
 		AccessTokenTTL:  30 * time.Minute,
 		RefreshTokenTTL: 7 * 24 * time.Hour,
 		ListenAddr:      "127.0.0.1:8000",
@@ -80,7 +82,7 @@ func defaults() Config {
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
 
-		Keys:    KeyConfig{RotationInterval: 30 * 24 * time.Hour, JWKSMaxAge: 5 * time.Minute, SigningBackend: "software"},
+		Keys:    KeyConfig{RotationInterval: 30 * 24 * time.Hour, JWKSMaxAge: 5 * time.Minute, SigningBackend: "software", LegacyAlgorithm: "HS256"},
 		Account: defaultAccount(),
 	}
 }
@@ -127,6 +129,8 @@ func assertProblems(t *testing.T, err error, want ...string) {
 func TestLoadDefaults(t *testing.T) {
 	withDatabase := defaults()
 	withDatabase.DatabaseURL = databaseURL
+	withDatabase.JWTAlgorithm = "HS256"
+	withDatabase.Keys.LegacyAlgorithm = ""
 	withDatabase.JWTSecret = []byte(accessSecret)
 	withDatabase.JWTRefreshSecret = []byte(refreshSecret)
 
@@ -223,7 +227,7 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 		HashMaxWait:        1500 * time.Millisecond,
 		MaxBodyBytes:       64 << 10,
 
-		Keys:    defaults().Keys,
+		Keys:    KeyConfig{RotationInterval: 30 * 24 * time.Hour, JWKSMaxAge: 5 * time.Minute, SigningBackend: "software"},
 		Account: defaultAccount(),
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -349,7 +353,9 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 		"AUTHLY_ADMIN_EMAIL: ",
 		"AUTHLY_ADMIN_PASSWORD: ",
 		"JWT_SECRET_KEY: must be at least 32 bytes (got 10)",
-		"JWT_REFRESH_SECRET_KEY: must be set when DATABASE_URL is set",
+		// JWT_ALGORITHM is invalid, so the default's (ES256) rules apply: the secrets are
+		// optional, but both or neither.
+		"JWT_REFRESH_SECRET_KEY: must be set when JWT_SECRET_KEY is set",
 	}
 	assertProblems(t, err, want...)
 }
@@ -393,7 +399,7 @@ func TestLoadSecrets(t *testing.T) {
 		},
 		{
 			name:   "missing secrets are refused when a database is set",
-			getenv: vars(envDatabaseURL, databaseURL),
+			getenv: vars(envDatabaseURL, databaseURL, envJWTAlgorithm, "HS256"),
 			wantErrs: []string{
 				"JWT_SECRET_KEY: must be set when DATABASE_URL is set",
 				"JWT_REFRESH_SECRET_KEY: must be set when DATABASE_URL is set",
@@ -401,7 +407,7 @@ func TestLoadSecrets(t *testing.T) {
 		},
 		{
 			name:     "a missing refresh secret is refused when a database is set",
-			getenv:   vars(envDatabaseURL, databaseURL, envJWTSecret, accessSecret),
+			getenv:   vars(envDatabaseURL, databaseURL, envJWTAlgorithm, "HS256", envJWTSecret, accessSecret),
 			wantErrs: []string{"JWT_REFRESH_SECRET_KEY: must be set when DATABASE_URL is set"},
 		},
 		{
@@ -415,7 +421,7 @@ func TestLoadSecrets(t *testing.T) {
 		},
 		{
 			name:     "only the access secret is refused in embedded mode",
-			getenv:   vars(envJWTSecret, accessSecret),
+			getenv:   vars(envJWTAlgorithm, "HS256", envJWTSecret, accessSecret),
 			wantErrs: []string{"JWT_REFRESH_SECRET_KEY: must be set when JWT_SECRET_KEY is set (set both, or neither"},
 		},
 		{
@@ -553,6 +559,7 @@ func TestLoadFileSecrets(t *testing.T) {
 			// ignores them.
 			getenv := vars(
 				envDatabaseURL, databaseURL,
+				envJWTAlgorithm, "HS256",
 				envJWTSecret, "env-access-secret-0123456789abcdefghij",
 				envJWTRefreshSecret, "env-refresh-secret-0123456789abcdefgh",
 				envSecretsProvider, tt.provider,
@@ -596,7 +603,7 @@ func TestLoadWithSecretProvider(t *testing.T) {
 		},
 		{
 			name:         "a file provider given as an option is recorded",
-			getenv:       vars(envDatabaseURL, databaseURL),
+			getenv:       vars(envDatabaseURL, databaseURL, envJWTAlgorithm, "HS256"),
 			provider:     FileSecrets{Path: writeFile(t, fmt.Sprintf(`{"JWT_SECRET_KEY": %q, "JWT_REFRESH_SECRET_KEY": %q}`, accessSecret, refreshSecret))},
 			wantProvider: "file",
 		},

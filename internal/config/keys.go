@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -169,9 +170,13 @@ func (e *env) keySecrets(c *Config, s Secrets) {
 			e.errs = append(e.errs, fmt.Errorf("%s: %w", where, err))
 		}
 		c.Keys.KEK = kek
-	case !c.Embedded() && PublicKeyAlgorithm(c.JWTAlgorithm) && c.Keys.SigningBackend == "software":
-		e.errs = append(e.errs, fmt.Errorf("%s: must be set when %s is set and %s is %s: it seals the signing keys in the database (generate one with: openssl rand -base64 32)",
-			where, envDatabaseURL, envJWTAlgorithm, c.JWTAlgorithm))
+	case !c.Embedded() && PublicKeyAlgorithm(c.JWTAlgorithm) && c.Keys.SigningBackend == "software" && e.jwtAlgorithmValid():
+		alg := c.JWTAlgorithm
+		if e.getenv(envJWTAlgorithm) == "" {
+			alg += " (the default)"
+		}
+		e.errs = append(e.errs, fmt.Errorf("%s: must be set when %s is set and %s is %s: it seals the signing keys in the database (generate one with: openssl rand -base64 32); to keep signing with JWT_SECRET_KEY and JWT_REFRESH_SECRET_KEY instead, set %s=HS256",
+			where, envDatabaseURL, envJWTAlgorithm, alg, envJWTAlgorithm))
 	}
 	pinWhere := envPKCS11PIN
 	if c.SecretsFile != "" {
@@ -185,6 +190,13 @@ func (e *env) keySecrets(c *Config, s Secrets) {
 	default:
 		c.Keys.PKCS11PIN = string(s.PKCS11PIN)
 	}
+}
+
+// jwtAlgorithmValid reports whether JWT_ALGORITHM is unset or one of jwtAlgorithms, so that
+// an invalid value, already reported, does not also bring the default's requirements.
+func (e *env) jwtAlgorithmValid() bool {
+	v := strings.TrimSpace(e.getenv(envJWTAlgorithm))
+	return v == "" || slices.ContainsFunc(jwtAlgorithms, func(a string) bool { return strings.EqualFold(a, v) })
 }
 
 // DecodeKEK decodes a key-encryption key: base64 (standard or URL-safe, padded or not) of

@@ -19,6 +19,7 @@ type API struct {
 	svc   *service.Service
 	docs  bool          // serve the reference page and openapi.yaml
 	pages *web.Renderer // the pages emailed links open
+	jwks  JWKSSource    // the public signing keys; nil serves an empty set
 }
 
 var _ api.StrictServerInterface = (*API)(nil)

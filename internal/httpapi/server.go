@@ -31,6 +31,9 @@ type ServerOptions struct {
 	// CORSAllowedOrigins are the exact origins CORS allows (AUTHLY_CORS_ALLOWED_ORIGINS);
 	// none means no CORS headers at all.
 	CORSAllowedOrigins []string
+	// JWKS is served at GET /.well-known/jwks.json (usually the key store); nil serves an
+	// empty key set.
+	JWKS JWKSSource
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -79,7 +82,7 @@ func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 		mux:      http.NewServeMux(),
 		problems: &problemWriter{log: opts.Logger},
 	}
-	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs, pages: pages}, nil, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs, pages: pages, jwks: opts.JWKS}, nil, api.StrictHTTPServerOptions{
 		// The generated defaults write err.Error() to the client; these never do.
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.problems.write(w, r, &service.Error{Kind: service.KindInvalid, Code: service.CodeInvalidRequest,

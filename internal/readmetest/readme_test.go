@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -72,8 +73,8 @@ func startServer(t *testing.T, start block) string {
 		t.Fatalf("building the server: %v\n%s", err, out)
 	}
 
-	// What make run adds to the README's command: the binary, and a database and secrets
-	// instead of the embedded cluster.
+	// What make run adds to the README's command: the binary, and a database, secrets and a
+	// mail directory instead of the embedded cluster's.
 	cmd := exec.Command("bash", "-c", `make() {
   [ "$*" = run ] || { echo "only make run is known here, not make $*" >&2; return 1; }
   exec "$AUTHLY_BIN" serve
@@ -89,6 +90,9 @@ func startServer(t *testing.T, start block) string {
 		"DATABASE_URL=" + testdb.URL(t),
 		"JWT_SECRET_KEY=" + randomSecret(t),
 		"JWT_REFRESH_SECRET_KEY=" + randomSecret(t),
+		"AUTHLY_KEY_ENCRYPTION_KEY=" + randomKEK(t),
+		// Where the embedded default writes the account mail, as make run does.
+		"AUTHLY_MAIL_DIR=" + filepath.Join(dir, "data", "mail"),
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -139,6 +143,16 @@ func randomSecret(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// randomKEK is a fresh key-encryption key: base64 of 32 random bytes.
+func randomKEK(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // serverLog keeps the server's JSON log for when the test fails.

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+
 import { bearer, createAuthlyClient, type AuthlyClient, type ErrorCode, type Problem } from "../src/index.js";
 
 // dist/test/e2e.test.js -> the repository root
@@ -25,6 +27,7 @@ let server: ChildProcess | undefined;
 let serverExit: Promise<number | null> | undefined;
 let serverLog = "";
 let client: AuthlyClient;
+let baseUrl = "";
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -97,7 +100,7 @@ before(async () => {
   child.stdout?.on("data", (b: Buffer) => (serverLog += b.toString()));
   child.stderr?.on("data", (b: Buffer) => (serverLog += b.toString()));
   serverExit = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-  const baseUrl = `http://${addr}`;
+  baseUrl = `http://${addr}`;
   await waitForHealth(baseUrl, serverExit);
   client = createAuthlyClient(baseUrl);
 });
@@ -236,4 +239,36 @@ test("register, admin verify, login, me, refresh with rotation, reuse refused, l
     expectProblem(after, 401, "invalid_token");
     assert.match(after.response.headers.get("www-authenticate") ?? "", /^Bearer /);
   });
+});
+
+test("an access token verifies offline against the JWKS with jose", async () => {
+  const tokens = await login(admin.username, admin.password);
+  const jwksUrl = new URL("/.well-known/jwks.json", baseUrl);
+  const res = await fetch(jwksUrl);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/jwk-set+json");
+  assert.match(res.headers.get("cache-control") ?? "", /^public, max-age=\d+$/);
+  const set = (await res.json()) as { keys: Record<string, unknown>[] };
+  assert.ok(set.keys.length > 0, "the JWKS has keys");
+  for (const key of set.keys) {
+    for (const member of ["d", "p", "q", "dp", "dq", "qi", "k"]) {
+      assert.equal(key[member], undefined, `the JWKS has the private member ${member}`);
+    }
+  }
+
+  const jwks = createRemoteJWKSet(jwksUrl);
+  const { payload, protectedHeader } = await jwtVerify(tokens.access_token, jwks, {
+    issuer: "authly",
+    typ: "at+jwt",
+    algorithms: ["ES256"],
+  });
+  assert.equal(protectedHeader.alg, "ES256");
+  assert.equal(protectedHeader.kid, set.keys[0]?.kid, "signed by the first key of the JWKS");
+  assert.ok(typeof payload.sub === "string" && payload.sub !== "");
+  assert.ok(typeof payload.exp === "number" && payload.exp * 1000 > Date.now());
+
+  // A refresh token carries another typ, and a wrong issuer is refused.
+  assert.equal(decodeProtectedHeader(tokens.refresh_token).typ, "rt+jwt");
+  await assert.rejects(jwtVerify(tokens.refresh_token, jwks, { issuer: "authly", typ: "at+jwt", algorithms: ["ES256"] }));
+  await assert.rejects(jwtVerify(tokens.access_token, jwks, { issuer: "someone-else", typ: "at+jwt", algorithms: ["ES256"] }));
 });

@@ -414,6 +414,9 @@ type HealthDatabase string
 // HealthStatus Overall status.
 type HealthStatus string
 
+// JWKS A JSON Web Key Set (RFC 7517) of public keys only.
+type JWKS = json.RawMessage
+
 // LinkToken defines model for LinkToken.
 type LinkToken struct {
 	// Token The `token` parameter of the emailed link.
@@ -869,6 +872,19 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// GetJWKS Fetch the public signing keys (JWKS)
+	//
+	// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+	// signs now, the next one (published before it signs) and previous ones still verifying
+	// tokens they signed. Resource servers verify access tokens offline with it, picking the
+	// key by the token's `kid`. Only public members are ever present. The set is empty when
+	// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+	// configured. Clients may cache it for the `max-age` of `Cache-Control`
+	// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAuditEvents Read the audit log (admin)
 	//
@@ -1469,6 +1485,29 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
 	SubmitVerifyEmailPageWithFormdataBody(ctx context.Context, body SubmitVerifyEmailPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetJWKS Fetch the public signing keys (JWKS)
+//
+// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+// signs now, the next one (published before it signs) and previous ones still verifying
+// tokens they signed. Resource servers verify access tokens offline with it, picking the
+// key by the token's `kid`. Only public members are ever present. The set is empty when
+// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+// configured. Clients may cache it for the `max-age` of `Cache-Control`
+// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListAuditEvents Read the audit log (admin)
@@ -2539,6 +2578,33 @@ func (c *Client) SubmitVerifyEmailPageWithFormdataBody(ctx context.Context, body
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetJWKSRequest constructs an http.Request for the GetJWKS method
+func NewGetJWKSRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListAuditEventsRequest constructs an http.Request for the ListAuditEvents method
@@ -3888,6 +3954,21 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetJWKSWithResponse Fetch the public signing keys (JWKS)
+	//
+	// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+	// signs now, the next one (published before it signs) and previous ones still verifying
+	// tokens they signed. Resource servers verify access tokens offline with it, picking the
+	// key by the token's `kid`. Only public members are ever present. The set is empty when
+	// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+	// configured. Clients may cache it for the `max-age` of `Cache-Control`
+	// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
 	// ListAuditEventsWithResponse Read the audit log (admin)
 	//
 	// Lists security events, newest first, optionally only those about one user or of one
@@ -4527,6 +4608,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /verify-email (the `SubmitVerifyEmailPage` operationId).
 	SubmitVerifyEmailPageWithFormdataBodyWithResponse(ctx context.Context, body SubmitVerifyEmailPageFormdataRequestBody, reqEditors ...RequestEditorFn) (*SubmitVerifyEmailPageResponse, error)
+}
+
+// GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
+type GetJWKSResponse200Headers struct {
+	CacheControl *string
+}
+
+type GetJWKSResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationjwkSetJSON200 the response for an HTTP 200 `application/jwk-set+json` response
+	ApplicationjwkSetJSON200 *JWKS
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetJWKSResponse200Headers
+}
+
+// GetApplicationjwkSetJSON200 returns the response for an HTTP 200 `application/jwk-set+json` response
+func (r GetJWKSResponse) GetApplicationjwkSetJSON200() *JWKS {
+	return r.ApplicationjwkSetJSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetJWKSResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetJWKSResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetJWKSResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
@@ -7495,6 +7624,27 @@ func (r SubmitVerifyEmailPageResponse) ContentType() string {
 	return ""
 }
 
+// GetJWKSWithResponse Fetch the public signing keys (JWKS)
+//
+// Returns the JSON Web Key Set (RFC 7517) of the published signing keys: the key that
+// signs now, the next one (published before it signs) and previous ones still verifying
+// tokens they signed. Resource servers verify access tokens offline with it, picking the
+// key by the token's `kid`. Only public members are ever present. The set is empty when
+// tokens are signed with HMAC secrets (`JWT_ALGORITHM=HS256`) and no key store is
+// configured. Clients may cache it for the `max-age` of `Cache-Control`
+// (`AUTHLY_JWKS_MAX_AGE`); a new key is published at least that long before it signs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error) {
+	rsp, err := c.GetJWKS(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetJWKSResponse(rsp)
+}
+
 // ListAuditEventsWithResponse Read the audit log (admin)
 //
 // Lists security events, newest first, optionally only those about one user or of one
@@ -8415,6 +8565,45 @@ func (c *ClientWithResponses) SubmitVerifyEmailPageWithFormdataBodyWithResponse(
 		return nil, err
 	}
 	return ParseSubmitVerifyEmailPageResponse(rsp)
+}
+
+// ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
+func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetJWKSResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWKS
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationjwkSetJSON200 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetJWKSResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListAuditEventsResponse parses an HTTP response from a ListAuditEventsWithResponse call
@@ -11526,6 +11715,9 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetJWKS Fetch the public signing keys (JWKS)
+	// (GET /.well-known/jwks.json)
+	GetJWKS(w http.ResponseWriter, r *http.Request)
 	// ListAuditEvents Read the audit log (admin)
 	// (GET /api/v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
@@ -11635,6 +11827,20 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// GetJWKS operation middleware
+func (siw *ServerInterfaceWrapper) GetJWKS(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetJWKS(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // ListAuditEvents operation middleware
 func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *http.Request) {
@@ -12465,6 +12671,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.GetUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}", wrapper.UpdateUser)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/api/v1/users/{user_id}/verify", wrapper.VerifyUser)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPISpec)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs", wrapper.GetDocs)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/docs/redoc.standalone.js", wrapper.GetDocsScript)
@@ -12597,6 +12804,37 @@ type UserChangeForbiddenApplicationProblemPlusJSONResponse Problem
 type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
 
 type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
+
+type GetJWKSRequestObject struct {
+}
+
+type GetJWKSResponseObject interface {
+	VisitGetJWKSResponse(w http.ResponseWriter) error
+}
+
+type GetJWKS200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type GetJWKS200ApplicationJwkSetPlusJSONResponse struct {
+	Body    JWKS
+	Headers GetJWKS200ResponseHeaders
+}
+
+func (response GetJWKS200ApplicationJwkSetPlusJSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
@@ -16413,6 +16651,9 @@ func (response SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse) Visit
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetJWKS Fetch the public signing keys (JWKS)
+	// (GET /.well-known/jwks.json)
+	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
 	// ListAuditEvents Read the audit log (admin)
 	// (GET /api/v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
@@ -16551,6 +16792,30 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// GetJWKS operation middleware
+func (sh *strictHandler) GetJWKS(w http.ResponseWriter, r *http.Request) {
+	var request GetJWKSRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetJWKS(ctx, request.(GetJWKSRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetJWKS")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
+		if err := validResponse.VisitGetJWKSResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // ListAuditEvents operation middleware
@@ -17493,221 +17758,234 @@ func (sh *strictHandler) SubmitVerifyEmailPage(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3mij+Klj+tkrybpOiZMlxqErVT7HlRFn5spKc7Nlhjgh1gyTGTYBpoC1zXKrap5nzHudR5klO",
-	"fR8uDXQ3L7rYcTKePzJWE40GPnw3fNePnVTO5lIwoVVn8LEzZTRjBf7zlTzXsmDwz4yptOBzzaXoDDpn",
-	"TM2lUEyRlBbFgosJ0fIdE4rIgpSKFSSjmhJaMCLYe1aQlKZTlvU6SUelUzajMCX7QGfznHUGHSG7Cj+U",
-	"dPRiDk+ULriYdG5uks4bOmHPzt80F3ExZWROJ0xtkbnMeboYECH1FBYzowuSS5rBcopSkKtSEz1lvCBS",
-	"MMJFzgUjSi9yRravFoRrRaZUTR8lQzGWxUyRuVSaSJEviJZET7kiihXvWZEQKjIiJFFcM/zMuKAzBpPP",
-	"ekOxZH8ZG9My111VpGRLSMG2Ds3XzRM1pXsHT7r/+J+/bx0S+H6XprBHsqVYPt46JFdUsW5ZcP8yfrRL",
-	"RcoAbso+bwXfGdXslM+4xv+0Q7Fgv5VMafJbKTUlcgzbIZpPphqeFlQzksPbBhJudCpLoVlG6IRyofSA",
-	"TOU1mVGxGAo7RCFk56zgMiM0z+W1ItsnxxcvSFbQsSbDanXEoB0Zc5ZnCqBAfry4eDPsPFoK1oOkM+OC",
-	"z8pZZ7Drt86FZhNWxHs/YzPKBYCksf8f7aLJTBYeEoroKdV203bhBcCDCHm9BIv7wXL665ajWMtRnLNU",
-	"ikyRUmieByvYUuR6KnNmz4crQt9TntOrnBngL1nR/t76JTFdLI7GmhXLl6MluaZckys2NiDSSPGbfLTt",
-	"WG6SzpwC/mrLZYDAL4B7tCOnFKyrOdAYjHHYCQeas4zkXLzrkSNkBOSa66ksNRK5oguFI2EEwIwL4HM5",
-	"0wxWXhHn49/2ut9cH23yv07S4bCs30pWLDpJR9AZzIALi6DRJMNzphSX4uR5+yaV+XlLEZ4lZFzIGRn9",
-	"cHxBduic77zf3QGeqnZmbMcOVKN4EwesP35Mv0m7u9neVXc/fcK6T8ff0m7/ajfdyx6z/fFB361+TvW0",
-	"Wryd8JJnnaQD6M8LlnUGuihZuCNgS1R3Bp2yxJHNHb5VrFi2PVg+7i1edf/qIN3PdmGtfdrdv3rKut+m",
-	"j2l3b/wk+4Y9pd9e7S5ZNUx43yXfwMtWjsH4oxQ52qlM38F0IBeFZgIJlc7nOU8pbGlnXsirnM3+/a9K",
-	"igj14Y0MPkHNTJe5mSrpZExTngMwpDTcZmzRV064UIeIqPYtwFXzInJBx3A01aUC8vo26Wiuc2Znewmz",
-	"nVm2Ve2SXslSD65yKt51bkKo/GvBxp1B5//bqaT+jvlV7bwxOzOwqZ2iW/h1IcWEzKlS17LIVEKoNrsA",
-	"WUsVGaVlUTChL92QUUKm9D1zewp2OhR2g2R7FINs9KhHkDURCryJjPCPLjKqEVGGMRnBEKgrwaBlO7Wj",
-	"dwK+h5u1Z/9K6rcK+Ortjx9X4HbBBUjw9ziNKmczWiw6g86Jfer230k672letmGOnyDEnRhH3JAIO/qP",
-	"K+x4IYsrnmVMLMGKm8R/rhTvWcHHnGXxit/65xusOZhkyaqnVIGKRq4YE8QNvvv6HwSvUYk0mEq4lfKJ",
-	"Uxjb4B0gq3s0egTID7oOzbKCKTUU3OzUg2/BdPBiBarRIVGMkdHR24sfT//X5dnxf749OTu+/Pn47OTF",
-	"ybOji5PXr0aoAt0kne9pZgn9XtyJi/c059ml1XXqh2Ufmy3jSGTaRSGByv7ysYMqmuXByI6TzowpRScw",
-	"+axUcL7kMagNB32STmlBUxT1N7+GB92vDvp7mjkO9gkZWLy1Gc1BPjC8IgAzVgT3ikDswRefy1Q958gN",
-	"7icNhNSXY1mKrAlpJcsiZeTa0gWOiulhvwLTK6nJCzvPJwSSuejAtUmhQuVx8/nrZ+eXx6+Ovj89fv7d",
-	"mOaKjRBQx6CKPZtSMWFn7K8s1Sy7I/tEpe5SU6sLVnwImYghLQQWDiEzRsX1lOeshSmFU9XAjj+hFp0X",
-	"jGYLUrAJV5oVbBmm4xsRmre+fR8Mv0k8XYLCeqllAwgn5vcEtClEW/ZhDpoPargtIGiZrwaJSjW2M7sZ",
-	"ZeG3Bx87JFS9Q22EEsGuiRQ1qXPXrRYVO2vsk1T8adnO7svBHFCic/UK5X1O86GI0dx5rDChJAf5Y/A3",
-	"RYIzR7g9ap716FGCEuxKZouI4Q1FNdxCCsbC4YL5hBVe6Gkp3xEdkJ4nOLI9CgjMC6hKYt+HX44Due/P",
-	"9SibcWGks0K7kjumO6sPD3RCKc1zVqApCM4oM+YiZIw/FFToe7JEd1JpwTImNKe5iqnlF9THnSyGY3Tq",
-	"zArCCWcLgOwor222GM67FZzfClrqqSz431i2nuInAJO6klmilCUFGxdMTYkjy2WrN3M0iD54eRlTK9h7",
-	"+Y7ddy/2U4bOLgsGLDLe0lm0GDuiuaHWiVbuC4RfzJl1ZT1A/fUBdvhQpIHnhEsu2BhW2yMvZIEr9iq3",
-	"GaOnrBXpYEd44QyZVoC8o0doMCW6AlTXAKqadyliDEUTMwJWijMYzb4OdbI9aju6EVqHhwIuAsGRwAXX",
-	"Tu8Y5YnQsNn8GGTSPZV5M9MlireIYwrifiT4I5Ep3s0j5DgIBZtbFjk3OuCxnfMTsc8jQUo4A+SPZo09",
-	"8hzXb3h8LicTliXWh1AwXRYCln+TdE65ePdArPWrvvVV33Isq6EtkWXKkl6ineEZo5Gaq6F4x0W2RD0b",
-	"kFK8E/JaJNHZe6TArwhJcikmrCAWq69yZnnIKRjdLqaF1Dq/Mw3ULJURXhhDqLXARfbKFUagL8XkCWKa",
-	"anaJDpT6zl4DO6GBY6tNNodvt23HuYoOjUeE5FSz4v7rfjC9NOdMaHLyxiGrMdKihOWKSAABCKoKCCDV",
-	"gk0HeI6vDkV1SgYnCjZnFFg3nGxZMNW04x4S9p4JI4fRfxZI9qGwaoF3eBkjMWEiU4/AqRMsGS0RQnqM",
-	"mTCtCPtAU50vjA5EZ2woqFDXrFB3sh4771zXe0pXWpBjv2ro3utG7saNJqneqE1kHYUbTgKjnVfvbobw",
-	"V1IbG9M/icXrlSSqTKd+ZZbrCnTph5c7xRgqHm/oxG7VA0ezD3pnqmd5BI3OsOz3H6f/kskU1k5gAD5i",
-	"5gf4m+RUTL4bdpgYmuHsH//zd/MziB8yY3oqs++GnblUujFkB8bUn1WfWemRbCpjxoVqlI45K5QUCeGC",
-	"/Hjx8rQXU8ozs/XuOUvLgutF9w2GX6xDNRfIceOiOu6uv30W3QRN2XQ+Z7QgUqTs8xqwk4dGqwuI3dhU",
-	"A30wfFIUo4Oup1T7y5zHq0HNQd+ubzsxZGJztlQlQ4KrJdmGqZBouCJqKq+FiY1AQeKwQFf27ZQKITXI",
-	"IJoRilEeZJuaGRAnyISj6LrmwBUUXTwyQocSi5Qkk2k5Y6C+CKUZzRoi5WEIZZFLml1IeUqLCbsXrczN",
-	"XJdaysscZ1tCLU4N1lISHBix6N3AymaXR0C/ObVTfgYPjlsgLg6wgxolI5VizCeluaXNuO4ZcQg2Dya0",
-	"hdSZDxm4ByyL2qSX/h4TwZQrZ6kVjGWKLGRZEOsiD5QhQepu89/Trnnk1izHBALLFEFycmZhoGWzGwR5",
-	"fTMpnVWhOFwD+Q4F/E2ojR4A8bo9WgpBb0+2ZrQHuud/NT3+85geb3MkTZtfYtz54ZaHYpXh79EA71Im",
-	"Si8ACaC3/wwVmTd0ElQucjkZCm4Flcd5cCcWllF9GncqemyNE/XP5Tr9ne1bnzEi4ibxX2s74bf2t6WH",
-	"XHu5tmP3a3jUOPA2G6+/+0UY+DYNAVlp93PbBa9EDEjjLzBkUvORkisGpjyMp615Wj3pK6a/GrUfhOhh",
-	"ZfCVKLbLXBU+IQMQ7PoycL9GtAC6dCpnMym+2MiCgimmV4cUWApA/dv+W7DroQjhbN9sIaHE2PHwqgYg",
-	"e3RY3QBRVioNYdtGKbNUcSElGE693fReSvvvY9R9aJMuHsNYFlaAGmWB0FxJY9INn2LOQNIw+Q5Fu833",
-	"q+X0rpbTtyK4zjyQUavBcI+MiCJXjBasqIi4PRrmdsr3Q7nQakubcaW4MfqsvBUFCPXLL790jwJgticV",
-	"xLdHgssDvgbSZlmm2fe4uLZkAHOCLq/mjtI3o5peUcUuy3iqWC65UQCdUhSMplMc2JRLrfPVhFM8mx8W",
-	"O/kD+wH49nnKyNtoyiUy1hjLLq9KtajtAzgmGM4944cEOjD1/VayslXIhnPV9mB+gh3Ar475qqksdL54",
-	"iJ08FHIvOTqyPWo7qkBg2h1OqTKJZg5sQxHDzZiy4O7J89zkXQGj3x4F0DPXTWJ9XYRqNE87KySR46HI",
-	"mdYwaU41E+mCTAp5/ZlTKt4KVc7nstAse8kyTi8Wc4sNd2SKZTXh5QxmvMSjrqESaibuzhV+ACaOzZgH",
-	"IXv0cxNcLbkwc38mW+aWIhYuBL7o9bI0ZXNY05QVxv0EFzsTa32PYEtl06Oq9yvCfpHTiULzHqGCUAi7",
-	"bKHl1hjN15Avi28odJlZIyJXlyZNArSQS58RASYWdYnD75PCstwO2+C7TbOrl04Y5QW2yVZT2UaW3vb5",
-	"cdLfN8VlybGgEo6HvT3yxxlwrDYTsN8ZmHRtHHJo7a38/A1YbGLvBeR+znKm2QPdgh/eHlT5knwS62Z2",
-	"oUveuBF6A8Q9DUE5VdoQUi2Ahyq9lIKDl+oXenzNZqrBAOsrA4aasZnULEtIxnAEhn/IgmR4atl9LvQP",
-	"xVbRvMqzzaO4zAs2Wbi+dzDxVKCKMPXtPKOafbXRfrXR/tlJ86ut+XewNVvT2oMbm2sCfiiuZZlnJGf0",
-	"PTMRdgF6tTA/Dx2XNI8aKvybZhmH/dD8TSHnrNCcqc4AMwWTUJ+vju1kHOUXRYuu1kuJfQOtWMK42ugC",
-	"9eF58KVg5rYSDJVi+Bc/8FePAvIK+HinygVHRYRLsXZn8RLqfvx1OPTMjH/jhtdX2pivdcllxvXxeyd7",
-	"NjyHtGAULlNUdwadvf7ek25/t9vfu9g9GPT3B/2D//akai4MGL97SbVms7lWWIDFhHle2utjZ/Ckf5N0",
-	"GCzk0pFWPTCYZ53Bbh/KhPA5fvdxr9/b3X3c+6Zj+MwlneBGYOv5ztPeQa/vfuHZplUjGqgRbjaoDZFR",
-	"bcqLNG1C0ebbYWpKTsSUf5KpxNTGUejyLRhVEgKeTRYD9Spx4iqaoFlg2uu0HGwIytV4VKEA3lxvDKCD",
-	"nXKhn+x3mgVZzDl8XG5vdtRpK69YFgXLFWVuTVwGEA0Ahsf5ccPhPGtfDfyIC0CYoLQArn1IYFpyPTVh",
-	"xoW9OwsWOvEDGVivCrJmUTVqxFeCQ0kC3Z7PYwSu8CcJsW81/brw0k1pGNcCAvLXpCPYB32ZloWSRWcA",
-	"+2oQgRv9scM1m6nNcapz41dNi4IuOje1z9VPDPiZKweiZDHyaVrwFoYG2oOTolK84XHv1mdiNxUvaDWU",
-	"nS0qXvMvU6pR8MA4i2YFS2WRKVgVE+UMvodR6ZeqTFPGMmRp5onhj52kyfLcg1L4RzVPVGwbXRKck8uJ",
-	"LDWONjV7rPXcoZ19rOrPjaD3fwYafdJByX5p0RM2iVpEUMjDPDBTOPWk8QP87dha2yN0LEZvxz+5pVk6",
-	"7SQdnNyakn9tYRV1sdnuITBwB+NazRwBvNcECxYzE9AGSoW8Fhjt/Y4pU+rMbIVsH53/fE4Oev2h+PlJ",
-	"b6/3OCE/f9M7wNDSKqLN8nwtr2lhY+OqBcDBy1IbA6vnQaGvmH44ZWKipyAd9/axiJZ/0AIAvB82t30k",
-	"rEIYcG2qyUwqTfYO9snVQjPVI1jXD3JxrlnRTSm650vBfytrxbFozlP2/9u/e6mcxSvdO4gX+njZQoO6",
-	"JbfQpZjb4yomZQDRYAr4tI0LYFLjM7yZNIBHlAa+k5AZTadcsG7BaAZPbAYlXGhCVtC8lDbuOvFNvT0B",
-	"u+7uq0cbtlQFai26E1plwxwMk0ZwCY+wmJ2lwGYw8FITezPNtN0zFV1dl7CxGutrcMs6L1xufW0JTmnj",
-	"FS/g5uhTbW+Bf/bKuapkIg5JQNJR8tP561fEpTDbP+cSQddrUy83vq2YdSQrby0vZJGy7BRFxBlTZX6r",
-	"q4CFJOooCEjQ5ZOOFSResnQGjxs6RdurS4ssYpiJGWU5LM1zEkwRqWhOZV1VxLBtkas/78YFCwjc0Lf6",
-	"eF07bIKiZXltp/cjo7merj2xGPKOBts0GYZXfh26LI2/kGVwBbH1Gx0fk++Q+CtXdBsZOXNK/WOQTQlA",
-	"NL+3TFsxiF/X6XL2GxV/aYUWJH/7ipG3AJheXmVyhL+NAqt+W6HJmpzee7pGTNd2V2dRLTt6IYvZw+0K",
-	"Fr2lDMEhk9K2Zu6WMpkuKS0KzhThutemg9x9O++ZYErdcicVhgUYtCnOtK7jAdnhfmhvPMXKBASLjY7h",
-	"qgDhCobAW8xSvzuLvLVdLGlbcxuElyvgR5rkjCpNngbmdLSIOH30mz2jjpLtVyfnF+T8DXna73efPP7+",
-	"UY+caOPEz/h4zApTERVzwLy5GGayqq7IzGBrCacEz8MEW1YFbDZRvb/Ziyj6aQsbdDv2EWa3QPAoPnSd",
-	"cdmNg6v3PRhXFdT5MOwriXexCikQRHfgaPZiFoGqufMovBdTKEw0qb6WPgCE/VbSvLfplatx1vXzihfx",
-	"bMowG/5qEde0KcqcqYRcT3k69RwXot5yyoUypiqubTiycoHQd1vh78z8k3rIc+PoWvHD+k3abq9nL56R",
-	"b/cPvmlkWfY6TTTJ1ppFq9veTeV3+tiEo3M0bWgZC64ULZYxLpSmImWtX6qEXJNPWydVy1u61WJ1RN6e",
-	"nQAisYKJlFlLBt4sx5zZE7dwhBl6nbXHasOecCFJpY8hrNvO8ozRjN9B1ofK64OoofIdWnyvp1CIjeiC",
-	"jsc8hRhC8G6lcsZsEFVNPVWaFhAq10k6WWEjiT+J0uqTGe9iCUFLgPcDuA1EF+xWYMUjltxkw1Q5J2iN",
-	"QdYXdraDanxiv//tk9uJkHg9SbivNpjZqukP7dSy1kBnXjbxyCp+Zbd/0f928Lg/6Pf/23qtNq6y3vRr",
-	"oV2kVI11PY4+Enm/Xsq/8TynOwe9Ptn+r93dQ3LKRfmBfHj65PLJ/qN1Hq7GhVAEVWCQT8g5E7Ygt0tZ",
-	"nNI5Pozk0UoXmQfl8isoVy66xn3GdZhAjAOoWO9A1VwiYFRXUuaMYtRNeFBLd+g+wkwrhZwpkHA2/weQ",
-	"DyQ2tjIY2GyJAP+3lIlOX/SG4pimU//rTL5HSQkrBfuuKRFtXHpzqnT46S1wTSmZl1hZZ8wAdjXtcyVM",
-	"a4679vL1t3XbeVLGP6jp7FFRdWP2GGPbvrNmxs32GnsImx+B4JLuEfy+wUYSf7U42LV3i/USD4Eb0E5t",
-	"6xHWtTn5HAW08S+80j8Ex28C5jUkSJC9Xt+UOgzlWqCOrZcQy9VbVybBu+7ioo29B3JkrBFRjVVE46ul",
-	"3E4sVYb65c5mZ8mNHTl4reqRDYCzwk+yVk6ukYsWr0zzittIR5qmTCkH6w5b/DS9+iHlr/lPJ2//drL7",
-	"ip+oE3F2kD47eXIye9H/j7354+zZT9/22ON+L93LxdXsRT/7r5/ygCy46Ax2n0KIVe0kV88uflo5u/EZ",
-	"2I3brJ2GxIt301SOf/rlAvx8iokMfdFHNgUKHQkDYqYlptANToL/ZKNWhhjud13nHkQYpuzli9hXI9ea",
-	"AVmbNXslOdhNofy+0nifNOm05ktzytt9DSE8KwXSAnathhsBOmloccHkEZzaUBcY+kPrc9ZP2Oqt3Dxk",
-	"KOn4TAWnGboEBb+wIIHBP0NxgVLJRF0knXKerV1zxX/Msh8mYsl7TO+sVFQg+NiigVUAWfJr2EekOSAE",
-	"1ZItrQ8SCoD78RZahmP2G2gDfnjiY6MjBSFYQrSnEHwxNALILSOKZ/iFT+ghj2X9pqbHEHSr3nFRwA2I",
-	"tgBzpXGoCq1fC4um3Lbt47S0oRuHoIkzod0PStOFNYUtCC1Yr6VfUZhPS7QcCpcJ49NgTKztCJSDkX/N",
-	"aPgzLsKF7j54eGhyyzOPCLomS0xOELQ5bL9vhdR++1dDVnDLtz8borZiX7ta6HIDjs6fnZyQnGnNCpWQ",
-	"jE+4VgnZ6m0lZOtyC5Biq7vVI28xnAbyJ2iR5fYmllLVFmETa4sH/XpQzZzC12AV//svR93/pt2/9bvf",
-	"9i67v/77v7beb5QtOHcOezaIZ9KyQQOq/nrhmOdPv1x0WqpzR0qMaUr35vV51ZUOIjN28NeRT7jGk6xl",
-	"WU+1npsgeS7GsgUfSj3NsZ4bJYrl4+5UKuwsGWd4YwElXIsymb89clSl2SifqoLau8L67pZ0aaXQb7uQ",
-	"+Uc4n1fbTWESTDnuggsuQ0UrggCMp0NhCjLbQZH1wHQHnVEB9n5chKl34RIpsY0fKWTOyExmLO8NxVAc",
-	"o7PKxBcBBFaYwKG+7pK8otEj+ykbwjQUjRCmEdhwRz3yPVM8s8Zh3wCP5BxBDmAA8ytYh0wFCdjUgsyp",
-	"ntrKb3Io/I94Ekz5XOT9/j4Z+dAjUxCfUIJ1rs0cWFI1c3AxmQkmPslX7yX7/QMyagYtjTw0R0fwZGSb",
-	"hhrOC3Rkb0NWr3p5AlhdFrlFQTXY2ZFzJkyl154sJjv2JbUDYysDvMPIozcnnaTznhXGCtnp93Z7GFsO",
-	"09A5B7bQ6/ceo0zTUyS0ijgyrrtVxO2kreXnKVdaEUeuJuZUJaDQm+CiQumEyLmRgPnCtqSdSsVM9DMG",
-	"HiJWycKmag4FWvpdT8ypBLnn7CIjjLsa2Q8dGl8UJqSPJYA0IaMgihZFoWLa9jWYU5Mry3UU2Wvq8qs4",
-	"urdHMNBWWRMZrKI19N3kv/dIKBLwOD2KnWQWTlX4rurEPUT/8rEt5dXs0cIJjYsAqLt3oKx1/awCv2/R",
-	"JXPVQm3ReO+oqVbZzKFoWU8Ulb5Z/lI9Z+AmWRqVYNeopT1u26R0F57s9vu9JYty1dWr9dheyFbK0Q+2",
-	"UWy/v66bb6vzO0JWayCcF+w9l6Xy4eQVIF9epAevLiaLl389vn71t6Prl8+Prl++eNp/OVmyfjN1tIFA",
-	"UD9pWHVaBfUyOf1rrQHpXr+/IovUZY/e9mgxo2B5gV4TviK0qhd5pumUdaGCbSHzdbUfXKNw/Mx+v79s",
-	"vN/uTtDLEF/ZXf9KvcAOvvd4/XtVkv1N0jnYZHFxexZ86/FG6/M+w1AJQ/4Uql9/+RWOPizZSW1fVDg0",
-	"MHCTbdQXHnWSjqYThSYY+K3zK0wcqV+oy3SNnrNjve+w1rlULfLmJca2U9eQN2olpuk7Rth4zFJdlely",
-	"4SVyXFXqwguVlpbhXw+FdTUMop4OWCzZDnHOiMQ3xEx8OUyUDOZnU3I4z3rkYooVqsQ7ci2LdwoLnCSo",
-	"nOztk6ksocQ/enw271mWmPgho2PAl/b7fRJlTfolmV2GpcjIGybnOfpW0ncgA/2wUjEzMVIT1bZvsz2J",
-	"bng8ozbJ9swMDJoo2qbGTOnvZbbYgCME1jJner1NU+uN012rsMub+JKvi5LdNJjZ/sqkDCyFw7UK0aPX",
-	"2ZR9tPWchHd3N6DTekVtfO9gE/puKWgDL+99u/7lehW7z8yKPK+x6AZKdET8SPBwHGHUUMh+zKm1MCCb",
-	"lbSU5Zxh/LOKgyQdP7ENFoDwqoBDN9boiMEwpXmeDwWqtFhEHsOOXTg3TCLNs4zB9RDHpHmZOYKNbnNO",
-	"3XIe56EYNWMeRy6rxyreayIz2zRXl7T1yUR9FOS6ukshdnDxkasI5WsXFfNAsv+OgvwPQEObivNTOamB",
-	"N6CjKgugQUjuctQtXGRpO0Eh71OE2rKZkiimrROoul8hTpLHfTLjotRAClZgxy3InaCHbjyWCR96oY3z",
-	"F2ye09SaC2SewVVTQAoZ8nIvTGl+DeJyr7+XuIJkyVBA2we8/wUSedDs/ITlscu5l7/ImGw9NFOtzHwI",
-	"yggOhZJEMO7zG+wahO3ArfkMyZ3lOYZa4riqmgBhH7jSqudLdhLbih4DSJUOVwppe7ZIpmvPfXRxfHl6",
-	"8vLk4vLl0cnp5dHz52fH5+ejR37pvkbnlhqKpe+dvIEKD2512HFGh4ucUhUupI2v2PXH0cj30ByW+9A2",
-	"1g+iTL+NVIS9h7vvuDoULQzwZLwCtokjpGZtibtcZP7sCkikTBz5gs5V7LOPNt9IeYh53vr7yznTiozC",
-	"mONRQkqRMVfKqaR5MxC75TJDw7j4ofCFrKvrBpI07K5iooeE2qjtwHCMhVMwNMzdFWynK4bdZdqUn8qQ",
-	"bdUgX+oElpoV9NqoxuZqUy0UbNppzmhhfrY5xUmVChFlHYNMkJr7sGAddM6xOdo98gvX06HwfOr4P9+e",
-	"nB1f/nx8dvLi5NnRxcnrV99ZZxfXpsKwvcHViEhxkTojolW37AVuXkgwlHO9/hJF4jsUbrxbc7DVuaBi",
-	"lXPsHuwvjvTvGHE6lYVi5AptOguiNJ2bCqOf8pIVM/T7XLTCMoSK6cN2DTxki0xkLNuc9cX16r9evza4",
-	"fp03VDXntqmo/Fa3L+t/WqEtWh+YMrwrDPX2pfgbXq54IBdBh0WHPtuF1NY/hP6qb/p98n//z35vd7+3",
-	"B/lbAl0TuqBCgcppy3zMYZtC1x1nQ+H0p2gpXKkSo3UVzxgyoIKF962qSBbEPRGu7BveuOSXC6ocVcCi",
-	"WQI9MeF3dJtgFCfOayp9MGN8qkKqnAdDltpk5sWztgX6DsVRvXeOlyo98saAgNuqEcibw946CFeWEXpN",
-	"TQ8uE3kyFEZvGWujQDd6zdg8Yw8TprTbgbkFh0Y3r7gPxX5/l7R3tbEmNsinKpy2XNDUGgtg8TXvp+vH",
-	"iV4oWyDF3ieMKHNlkZRpTNTO0XHKCx9qdkeGHsbPNgLWHi5ScWO+Xkv/2IixP5yNIA4YbfUGxEGEiJKG",
-	"mg5XUS4Kl7lNz/qi3Qf1ZmJf5dUG8uoMmVFddGxmz/ARrOsFUxSd0RJv3RarIVqDM2Lk3K6i5H3rWVPk",
-	"Jw7XfmSYvqkdTheQOYrVO8A/HYVcfOheX193wc3bLYuciVRmyCjr+lbqUkMx0STe0lAoAGpCFJY5dEVd",
-	"wAxQVXMJDSRoeyyYwSU0+MgZA/Z7PZUYWqGGItTuUQSBYk9GFRf8LuJ5xtdBa4x/FNSQD0/Fe/+NbYlr",
-	"K6SaOoWTAFS1hQrZsSOSSabQnTMU1QkZ04kyEhFjto3CinuAbaO4NJ8RGRZWscK2uothbkgAf1RdAIRF",
-	"xopB3UITNL9OwkbXsOnWX+19K4z3T2r4imfbI1gIv7pYnb5+9h+v315cXvx4dnz+4+vT52BYFmBSxKM3",
-	"RaTclKpaS9UZ3d7yaDodinFZoDi1fbdJJsurnCm/yAFBjxccVE5Bai9rwu0Dbva+BUSPe3dDCAkePx7I",
-	"jOp0ylTYg5tb45ntbWde8yiQ83dsKLyKY47cX8WVwSvfrduFIeFYP6u1yYWt2ocC0pYXZFTrOjNKwke+",
-	"K4xB9FGtMczoELaMPx30H1dTBi0RWn11qIrdSzVB4RiGN1a89k3EksI6upEuM69uu9U8nVQWBUv1sitr",
-	"M9q8LdWg0UWyGyTZLF3QJ1SuNi/FG2VawWtrufbXQ/nch/JlabwX9m6EOu4Xr73+AIcb6a6bKHa2lPEr",
-	"qd8qo919yUrvKUi8i2khtc5Z9rvpvOC/48LZZQLKrkJx9LRF30XVbdH14fntau/PkfnUqw0uXGVl4A0K",
-	"x6i7G+jLqPUqJrJHvuaLlmhvbbFqx0E0iXWa5wurMQSLAjWV53ndX+JK6togoB45Egt7u3eKuAvi7Vcu",
-	"9bCLYOLbhfjm8IvNbcNDYYzDIbRHh3GaOegWsM15IScFnbX6z/AcFsc2I+VPHXBTBVe528XmNl5Ywtcr",
-	"823Yh0GsKsAmouw7RdiEqL5jSH2D6ACw55jztukTLlwgtPp793+1TFudyPjJEzQRupgBkbnGVP6augDH",
-	"wh0CBoaiLWKA3DZg4CGCA3gVFLCBN8y0QgAgYNc2bjhhPZ6ABOEEPrLiC48nALz6OUCYr9EEy6IJQnEo",
-	"GMtcME6CJoqvgQS3DiQ4xwz9dpa1jkVintWaBBscE6fVxCknrQknb3HmNakmPkMCv4HWuXd8viwfAn5r",
-	"T4cIsyH2dve/2X/6+Mn+N+vKz65fzUOla+z2wxWuz9e4b3LDRmXY4ISaBdhW5TogXL6mOvxusZHcOGEL",
-	"1ZLigM87v94kS1QbY35z/gLfPJ+8YtfuD4WuXKuvYIWmQFm5TbTLNpZONsj/iNDg/tUW/4IKTXT5SkKv",
-	"eegGD3ywVjjncqJgtGniihqOiaMBp++2dXUArKpPc/3o0OhuI6OPJOYS1xjpRsnxeJS4LyrIYcU7buVv",
-	"6JEzmTMTRG26QladxRTTpnYeOQvunq2aTrtxHWdtdCa3uhAYYutNyJfaXpHgP4lecj/D3aZKTVDoYSOV",
-	"ZvfBVBrDKle0TIRLva1y8Xn5Y4hUX6+at/LOuoR3wxFbWGldT9qZsaWq0lmQx+vTqYDj6aqre+Ryrdq1",
-	"NfWnH5i2pSs8yX4iQ+8qxDZpD1vK7ed3z3P4otMP69DaDJ92sqBRXrvgNj19VetHrJ01z0E745gMH+Tz",
-	"IKKpxMhGXfVYrtzRIMZaarjYSGJVYXBlazURAFwRqsDUmKCSMGMFyxdD4XzrkGQEF3xKlJY5i6MNwDVa",
-	"7xzd4lUF1+KKtseuOsLtWggNhRGZNW9t5fL1LmMb1bC0aSgeHLyiWD6GaSEhstbvEUKjjWWVEnToF9Qa",
-	"V6gg1ERMSEFGz49Pjy+OSYwcH22O/M1oQF7PmTh6c0IeQxclY4DRUuJ/CZ8IWUQN0TnWxSZm1oT8eHHx",
-	"hkz4e4NDM3BCzxgVeHi25MbCKR8GceaF/ACTZIWc4zu9tWuED1Y1fng2FLBTE8ARHClZcaKHrs/2O8bm",
-	"pHTVEsAWjSbyobCn1mqCMWTycnHkye/Oek6zzNBqnWZjBabeHPMhMkG5IhMsgr6pxtDSJ/xT36zOamfu",
-	"6j9+2YqKPa1TZAdfqvwxJxkLB6DA20mhsPvPCktQ9JWoHVBsHhogP56zIqyYDGZUcyeCkGUfcOsem8qH",
-	"NlInHEt4lhuPlKkdZLgnLAV/0HzGoDecyXrfvEiyaSxcgC3cScDRsuIpLxfnDkCfwzBjP7aJbeZi6Yl8",
-	"1daWWVAiLFbVwa6OymzQys5H+y+Qf4ZicqbZ8hxuoInwiOI07oSoMp2aXmi5VJrMp9iHtZ7dzcECYUPT",
-	"recHTAvvpXf8Wmz2n0ETiUm5NgYGJJcj/zvPkECHgitSCqw2lfiAesxqwd4ATrdjucL4PkYzDEbf7++3",
-	"u0Rg155ympbgtiOuhjgiOHneufl1U5nYDOj3xhMHsTgH4s4OhjtLy/31772S+gX2HvxirzwAWkRnOb4X",
-	"NXn1cRX5uPuPK1Zi7C2b3Huo8ja9AaFigdj7AZxTqJ226PYtWjwx2pq5Y8TC1bqvWm9WGKBs7hNxLG/j",
-	"5ufiLzz5NFXpDRXo5Wpxuxlhf0Wv6D+8WvlnoDSr3C01UCWrbVHmvR62AVAYml9Ya8VMsfw9puSaG5f/",
-	"zVAJxiUFvD7Gwf0kClPGMPysilO22hxX2tBAFlrDoepie6mPH9jvauxy1e3+eJ6tP4VEAdRbjuW30xzg",
-	"mK3aMC/bPGE2cwYUmipXY0vZMschvZha1UAxvEBu7JwXSdU9r+L5h9aPVNGUrQ808nWEIdA+qO5rA+xd",
-	"qeAR2TZmL9+LeGRMH9dcWVXQhc6YmdU6K9UVIxmbSUyBlAXJGA7CFMklFiuETizu3P6Iq/7aFHwksCgO",
-	"RYtJcXuN7PKhU1w1jIOHEKV5OzufAVarqc8xMjT5DYX5pLf5vfa7hngKs1uNdd9scTc8Ym9RRc9m5LtE",
-	"b6ZzQQ7ifFH4S0DQVhWp6ssNYGyoCRrlChiwO0h7HsCB42pt5hCEDG2nGGOG1e5YZvN74tI2tMIB608l",
-	"pehGcSPbIYYOCJYLHz0ybZkN2g2FHIdY6wo1aMtIt+oKGdJPfGlJrCqW2FRqeM9WCzeGvxj3kmYPpKD8",
-	"FGlsU2Q+iBAgFwITjQxolhSyFKnpQWgOWtawaVvm2aNVgV+m1vp9HKu29ZstFB6UB3FrNvSrKv7ocxZq",
-	"DRaA5cprceljqIPCZfUi7GZMMNdtbZ7L+kbIYnKbJIegXv1nTnFYqQzgirKHVQoeMsRu1eJtsrhLDwVE",
-	"h+8401pV+cp6eXwAqmF2QXg64frQ3JRM6W1UK1lG4tB2mbtWslUDF1cTyPFBQzqfT7eq0OqzXUYwOAGB",
-	"HsUR3Vo/+2oPv5cqaU79Fj59b4PYiVvgr7bltVaDQSpZV40RB2ERRmuyxgfYctfGFWFM0Nqi3mYlgHWB",
-	"bfrOivInY7MvZJGybJMqi6X6PDUWv+Cgwz/FZQ5P3IUZaolYDYfZDFncyDS4UwpQzpfHRzwzNb1arwHe",
-	"/IvPgU7HRlVHv5RCA4UnypQKS4JD4S3rb/HrGMsg4sAem8xhE7edvLX3M3stg68QkxA/FEFIHyY+ACVq",
-	"Zl3wCytVgdIWqBKXcyOCFTjSuMzWcgSzVKuLfnmcYJXO4ku4mcP+A6SUfqV3L3HxyELyWB6cvILMTZ4W",
-	"knnZWnsdkjBrN+aqHrqSlih1QMZrshRMrtkfkl7cxv/AZst/Slpx6Y1G4Kymk7Yi+EvjMy5cjm+jzwAN",
-	"a8Rj22o1gNizUmspXMUQH+7HrCDrkRM9FDWhZoPdwNpSRfRz5dTdxARayMLFcpguBtQszKYrK7lZHX9s",
-	"vHFbsoSXbMrvEspcd62yd6lNB0e3yz9S8LPHl3opezxYxJIALWHkqtwSmA0KhICCtaKDw6AN03y1o6FY",
-	"25rD1T4y1j1rxnWVBiatFfHOy6sZ10vxazOT3boSKJ8vlx2azt3CUvYp0f1rgsEdu0VgMqEpOTZhLVQG",
-	"zD+TqVqba4Dt6jRPyY8XL08d+8ciFwKEuzGR+/Z3SChnLJOpq7g2Ye5+NBRmfjQXXpU814QLaw3HJnWF",
-	"i2eA46wEAm7FGBwV15CnfgKTPTNk1D23crH7RuY8XZi4nJx+YLZsBlVkTAv4P1yX8Wi4Uru+fjMCeije",
-	"MTY3jEPpgqMnBh3VVe88dCFVSyZFKSx/cElrz18/O788fnX0/enx8++MY2OJL/o5HMBa7U6zD3pnqmd5",
-	"xAw6pin2v2Qyhfg9AgPwETM/wN8kp2Ly3bDDxNAMZ//4n7+bnwuEhZqzFLjNd0PXL6+3oLPcjTZDd3Bs",
-	"7f2d6ntRNmq9g1arZlmwMSuYSJlvABaqlu3n2lJpHP9ti+8hkiAumnM5JFzkXMA5LkyJ8SlPLWoSLoDF",
-	"oJeoKAVGd1obtEdko4WQMdPplGUt00PBFsBIuwgcMLrK5dVgRN6enSrsrVB9MrWZkWNb50AxWqRTwkXG",
-	"PhwSPgOybHwF29dmVNPBaChgUoNHFbQrbLCJkF1VpGRLgA/m0K7NPILdbB0aaARPyFYpFB2zroHW1iFI",
-	"T8HS+C0+m4Tv4IocBPAH3PchuaKKdcuC+xWgNLPFhf0z0KS6VKRMaVko+7yl+drNpgo5kNFzjuWTskb+",
-	"lc2cgcSGGO0CpoiMsOKJBuF7SlOR0Rw4wF/VRjlZ5qir98hVKbK8xjCN7gLfGWH0WCsnHAqLC4zMuRAQ",
-	"P4yLGhExn5E5Td/RyaaMaSjuxpkMfW3In/5K31MDlhgvd/7tX8gLCKs2bTwJF6YDI2DEPGdUwXoZaYF4",
-	"7/Tk2fGr8+Oe/qDJv+3cnsvY08Cnvc4DINNzeS1ANNm+rCEybSn7oXasmjKa6+kKHAI1pKp34k6Rp1ir",
-	"oiiFMMbBLCyJAjaIAjvBAkMBoryyvYsbx/mj+f6dDAmB+um+0Rl05Ds4EE11qcxfG6uZdi1LDs1t29lU",
-	"3SdRaTBgXPQCvelOiy8Fwg3OONxFGWpZD7Mdv3wMe/Zf7TXYFCCA3/zUHZdDJfsgRKad3HYMb8Uoxxj2",
-	"+v2gbti8kJghB6yhVsnHLbSqj/pWMdtHFjoq8/dMwKsYWwd3e1fZdMaoUNHsairLPIOooIIpTQu9NBbv",
-	"1M56b8S8EyL6ry85uxBaSw7Mpy6GY9ecG4a8b3hwMUe3eoFjBTF5mPcSVzHVJxtiLeNCq8Q/IVlBjcGS",
-	"qGmpMwzFl4X9Xa/AWosTWOieYiwnr5BiyRmfuVFfBvepltNy6vCj8Yvogo7HPL03p4kXioBHifUgyz2H",
-	"g8UMSzdxYkpUw2GZyjIgHcITXYLHXvBIU9bZbp/UWqNF6BxeGDbQjoJbYkKuFtpkW+E/qC9ZuORWCCMn",
-	"TCBmQZBamEY6lkWLPP6EqpFNkz2fs/R2KO0AFWCKa7Z/16bmN3EhoJiRhAm9Hva9StGWV3ALWsb93MvV",
-	"iw+rQXHV+ES77hT3GNrMOO2CJauWLZVRGm2IDmvigD4ATEb0NU/bbdOfwCgdtUf6ao/+TPbotm5oD2CQ",
-	"rrXDGhDlOiz77y0xRLd3WVtniiZHjWZnCYZgQ0MYkyvBx2O0q03lNdFuwRj8U4UHF4yqsOxRs7nyUpt3",
-	"G/o+nLnbgmHjtl9fZouwr+b0P3T3r00s6fXC0ptLqGb9V2RDIH7q4T4DDN6fymvlXatgtKSaAH9SQS76",
-	"FU3fkW34AlEpFQL4BkxrWxSaaKBSBbXXFpCUhV8hV4uhyKSRWI8+gcQLyjp/lXefS94tQbN7Sbuovveg",
-	"vereEnEXvXpXf2sTkb46Wr9Khs9dNHyteIBZ8NrZVpv2VKYUm+GzXM5npqACjO0knbLIO4POVOv5YGdn",
-	"d++bXr/X7+0Onvb7feR89kMf25pmYM8MKlK0Brs6iBAs1KxHa1uWJBDO5oJZXch5auK7gknsL6plordB",
-	"xU9zNS9kzlTwsgk8ar7pDHH4krc9WbMTz7leBJNYG0RzlovIEe102abfxzpimJfsweR47WybmhEXfmUS",
-	"3wBaEWwzrltetNkMZJyD1L5aeLEvBeuC29FI5IF5HnHppHZHSVyemYudOkYHdliqHn0FVGRyRrb3Dp6Q",
-	"K67Vo4QoLYvAGU7JlMJ5x32Uh8IIcutidPsy618KEkDVrocnonyk3eDuUNQYI87ctJAIK5T5DhDkCJJc",
-	"J8x28/S5RU4vkYL8cHxxiLSGgqjSeiIggPLTI8dg+Zoa47V15S8LGDCdsRoRByxXzKQFhBAxZH3z683/",
-	"GwA=",
+	"7L35cuO2ljj8Khh+U2V7hpLlrRe5UvU5bnfaue5lbHf6zr3KZ0EkJCGmAIUArVZSrpqnme89fo8yT/Kr",
+	"cwCQ4KLFS3c6GeePe9sUCAIHZ8NZfw8iOZlKwYRWQff3YMxozFL85zt5oWXK4J8xU1HKp5pLEXSDc6am",
+	"UiimSETTdM7FiGh5zYQiMiWZYimJqaaEpowIdsNSEtFozOJ2EAYqGrMJhSnZZzqZJizoBkK2FH4oDPR8",
+	"Ck+UTrkYBbe3YfCBjtjxxYf6Ii7HjEzpiKkNMpUJj+ZdIqQew2ImdE4SSWNYTpoJMsg00WPGUyIFI1wk",
+	"XDCi9DxhZHMwJ1wrMqZqvBX2xFCmE0WmUmkiRTInWhI95ooolt6wNCRUxERIorhm+JlhSicMJp+0e2LB",
+	"/mI2pFmiWyqNyIaQgm0cmq+bJ2pMdw+etf7nv/5745DA91s0gj2SDcWS4cYhGVDFWlnK85fxoy0qIgZw",
+	"U/Z5I/jOqWZnfMI1/k8zFFP2a8aUJr9mUlMih7AdovlorOFpSjUjCbxtIOFGRzITmsWEjigXSnfJWM7I",
+	"hIp5T9ghCiE7ZSmXMaFJImeKbJ6eXL4mcUqHmvSK1RGDdmTIWRIrgAJ5c3n5oRdsLQTrQRhMuOCTbBJ0",
+	"d/Ktc6HZiKXlvZ+zCeUCQFLb/xu7aDKRaQ4JRfSYartpu/AU4EGEnC3A4o63nM6q5SjWcBQXLJIiViQT",
+	"mifeCjYUmY1lwuz5cEXoDeUJHSTMAH/BivZ3Vy+J6XR+NNQsXbwcLcmMck0GbGhApJHi1/lo07HchsGU",
+	"Av5qy2WAwC+BezQjpxSspTnQGIxx2AkHmrCYJFxct8kRMgIy43osMyBcRhSdKxwJIwBmXACfS5hmsPKC",
+	"OPd+3W09nx2t818QBhyW9WvG0nkQBoJOYAZcWAkadTK8YEpxKU5fNW9SmZ83FOFxSIapnJD+DyeXZJtO",
+	"+fbNzjbwVLU9Ydt2oOqXN3HAOsM9+jxq7cS7g9Z+9Iy1Xgxf0lZnsBPtxntsf3jQcaufUj0uFm8nvOJx",
+	"EAaA/jxlcdDVacb8HQFbojroBlmGI+s7/KhYumh7sHzcW3nVncFBtB/vwFo7tLU/eMFaL6M92todPouf",
+	"sxf05WBnwaphwocu+RZetnIMxh9FyNHOZHQN04FcFJoJJFQ6nSY8orCl7WkqBwmb/PsvSooS6sMbMXyC",
+	"mpmuEjNVGMRMU54AMKQ03GZo0VeOuFCHiKj2LcBV8yJyQcdwNNWZAvJ6GQaa64TZ2d7CbOeWbRW7pAOZ",
+	"6e4goeI6uPWh8q8pGwbd4P/ZLqT+tvlVbX8wOzOwqZyiW/gslWJEplSpmUxjFRKqzS5A1lJF+lGWpkzo",
+	"KzekH5IxvWFuT95Oe8JukGz2yyDrb7UJsiZCgTeRPv7RQkbVJ8owJiMYPHXFG7Rop3b0tsf3cLP27N9J",
+	"/VEBX7378eMK3C64AAl+g9OobDKh6TzoBqf2qdt/EAY3NMmaMCefwMedMo64ISXs6OwV2PFapgMex0ws",
+	"wIrbMP9cJm5YyoecxeUVf8yfr7Fmb5IFqx5TBSoaGTAmiBt8//U/Cl6jEmkwlXAr5UOnMDbB20NW96i/",
+	"BcjPtSI0jlOmVE9ws9McfHOmvRcLUPUPiWKM9I8+Xr45+8+r85P/+Hh6fnL108n56evT46PL0/fv+qgC",
+	"3YbB9zS2hP4g7sTFDU14fGV1neph2cdmyzgSmXaaSqCyf/4eoIpmeTCy4zCYMKXoCCafZArOl+wRLclB",
+	"h0RjmtIIRf3tz/5Bd4qD/p7GjoN9QQZW3tqEJiAfGF4RgBkrgntFILbhi69kpF5x5AYPkwZC6quhzERc",
+	"h7SSWRoxMrN0gaPK9LBfgOmd1OS1necLAslcdODapFChynHz1fvji6uTd0ffn528+m5IE8X6CKgTUMWO",
+	"x1SM2Dn7hUWaxfdkn6jUXWlqdcGCDyETMaSFwMIhZMKomI15whqYkj9VBez4E2rRScpoPCcpG3GlWcoW",
+	"YTq+UULzxrcfguG3YU6XoLBeaVkDwqn5PSSZMmjLPk9B80ENtwEEDfNVIFGoxnZmN6NM8+3Bxw4JVdeo",
+	"jVAi2IxIUZE6991qWrCz2j5JwZ8W7eyhHMwBpXSuuUL5kNN8LGLEFRIrTChJQP4Y/I2Q4MwRbvbrZ93f",
+	"ClGCDWQ8LzG8niiGW0jBWDhcMJ+wNBd6Wsproj3SywmObPY9AssFVCGxH8Ivh57cz8/1KJ5wYaSzQruS",
+	"O6Z7qw+PdEIRTRKWoikIzig25iJkjD+kVOgHskR3UlHKYiY0p4kqU8sn1MedLIZjdOrMEsLxZ/OA7Civ",
+	"abYynHcKOH8UNNNjmfLfWLya4kcAk6qSmaGUJSkbpkyNiSPLRas3c9SI3nt5EVNL2Y28Zg/di/2UobOr",
+	"lAGLLG/pvLQYO6K+ocaJlu4LhF+ZM+vCeoD66yPs8LFIA88Jl5yyIay2TV7LFFecq9xmjB6zRqSDHeGF",
+	"02daHvL2t9BgSnQBqJYBVDHvQsToiTpmeKwUZzCafRXqZLPfdHR9tA73BNfKPxK44NrpHaM8FRo2m5yA",
+	"THqgMm9mukLxVuKYgrgfCf5IZIR38xJyHPiCzS2LXBgd8MTO+YXY55EgGZwB8kezxjZ5hes3PD6RoxGL",
+	"Q+tDSJnOUgHLvw2DMy6uH4m1PulbT/qWY1k1bYksUpb0Au0MzxiN1Fz1xDUX8QL1rEsycS3kTISls8+R",
+	"Ar8iJEmkGLGUWKweJMzykDMwul2OU6l1cm8aqFgqS3hhDKHWAleyVy4xAn0rJk8Q01SzK3SgVHf2HtgJ",
+	"9RxbTbLZf7tpO85VdGg8IiShmqUPX/ej6aUJZ0KT0w8OWRHuBCUsV0QCCEBQFUAAqeZt2sNzfLUnilMy",
+	"OJGyKaMaDo3yJEuZqttxDwm7YcLIYfSfeZK9J6xakDu8jJGYMBGrLXDqeEtGS4SQOcaMmFaEfaaRTuZG",
+	"B6IT1hNUqBlL1b2sx84718o9pUstyGW/qu/ea5XcjWtNUrxRmcg6CtecBEY7r979DOHvpDY2pv8lFq93",
+	"kqgsGucrs1xXoEvfv9wpxlDx+EBHdqs5cDT7rLfHepKUoBH0sk5nL/qXWEawdgID8BEzP8DfJKFi9F0v",
+	"YKJnhrP/+a//Nj+D+CETpscy/q4XTKXStSHbMKb6rPjMUo9kXRkzLlSjdExZqqQICRfkzeXbs3aZUo7N",
+	"1lsXLMpSruetDxh+sQrVXCDHrYvquL/+9lV0EzRl0+mU0ZRIEbGva8AOHxutLsdcGe1kDQ300fBJUYwO",
+	"mo2pzi9zOV51Kw76Zn3biSETm7OhChniXS3JJkwFA2AqNZYzYWIjUJA4LNCFfTuiQkgNMojGhGKUB9mk",
+	"ZgbECTLiKLpmHLiCovMtI3QosUhJYhllEwbqi1Ca0bgmUh6HUOaJpPGllGc0HbEH0crUzHWlpbxKcLYF",
+	"1OLUYC0lwYElFr3jWdns8gjoN2d2yq/gwXELxMUBdlCjZERSDPkoM7e0CddtIw7B5sGEtpA6z0MGHgDL",
+	"tDLpVX6PKcGUK2epFYzFisxllhLrIveUIUGqbvM/0q555NYshwQCyxRBcnJmYaBlsxsEeXUzEZ0UoThc",
+	"A/n2BPxNqI0eAPG62V8IwdyebM1oj3TPfzI9/u8xPd7lSOo2v9C48/0t98Qyw99WF+9SJkrPAwmgd/4Z",
+	"KuLc0ElQuUjkqCe4FVQ5zoM7MbWM6su4U9Fja5yofy3X6R9s3/qKERG3Yf61phP+aH9beMiVlys7dr/6",
+	"R40D77Lx6rvfhIFv3RCQpXY/t13wSpQBafwFhkwqPlIyYGDKw3jaiqc1J33F9JNR+1GIHlYGXynFdpmr",
+	"whdkAILNrjz3a4kWQJeO5GQixTcbWZAyxfTykAJLAah/238LNusJH872zQYSCo0dD69qALKtw+IGiLJS",
+	"aTpXxChllioupQTDaW43fZDS/scYdR/bpIvHMJSpFaBGWSA0UdKYdP2nmDMQ1ky+PdFs832ynN7XcvpR",
+	"eNeZRzJq1RjukRFRZMBoytKCiJujYe6mfD+WC62ytAlXihujz9JbkYdQnz59ah15wGxOKijfHgkuj4F0",
+	"zRRblGn2PS6uKRnAnKDLq7mn9I2ppgOq2FVWnqosl9wogE4mUkajMQ6sy6XG+SrCqTxbPqzs5PfsB+Db",
+	"5xEjH0tTLpCxxlh2NcjUvLIP4JhgOM8ZPyTQganv14xljULWn6uyB/MT7AB+dcxXjWWqk/lj7OSxkHvB",
+	"0ZHNftNReQLT7nBMlUk0c2DriTLcjCkL7p48SUzeFTD6zb4HPXPdJNbXRahG87SzQhI57ImEaQ2TJlQz",
+	"Ec3JKJWzr5xS8VGobDqVqWbxWxZzejmfWmy4J1PMigmvJjDjFR51BZVQM3F3Lv8DMHHZjHngs8d8boKr",
+	"JZdm7q9ky9xQxMKFwBdzvSyK2BTWNGapcT/Bxc7EWj8g2FLZ9Kji/YKwXyd0pNC8R6ggFMIuG2i5MUbz",
+	"PeTL4hsKXWbWiMjVlUmTAC3kKs+IABOLusLhD0lhWWyHrfHdutk1l04Y5QW2yUZT2VqW3ub5cdI/NsVl",
+	"wbGgEo6HvdnPj9PjWE0m4HxnYNK1cci+tbfw89dgsY69F5D7FUuYZo90C358e1DhS8qTWNezC13x2o0w",
+	"N0A80BCUUKUNIVUCeKjSCynYe6l6ocfXbKYaDLC+MmCoMZtIzeKQxAxHYPiHTEmMpxY/5EL/WGwVgE14",
+	"vH4Ul3nBJgtX9w4mngJUJUz9OI2pZk822icb7V+dNJ9szX+Ardma1h7d2FwR8D0xk1kSk4TRG2Yi7Dz0",
+	"amB+OXRc0jxqqPBvGscc9kOTD6mcslRzpoIuZgqGvj5fHNvpsJRfVFp0sV5K7BtoxRLG1UbnqA9PvS95",
+	"MzeVYCgUw3/mA3/OUUAOgI8HRS44KiJcipU7Ky+h6sdfhUPHZvwHN7y60tp8jUvOYq5PbpzsWfMcopRR",
+	"uExRHXSD3c7us1Znp9XZvdw56Hb2u52Df+Skai4MGL97RbVmk6lWWIDFhHle2etj0H3WuQ0DBgu5cqRV",
+	"DQzmcdDd6UCZED7F7+61O+2dnb3288DwmSs6wo3A1pPtF+2Ddsf9wuN1q0bUUMPfrFcbIqbalBep24RK",
+	"m2+GqSk5Uab801iFpjaOQpdvyqiSEPBsshhorhKHrqIJmgXG7aDhYH1QLsejAgXw5nprAO3tlAv9bD+o",
+	"F2Qx5/D7Ynuzo05becWyKFiuyBJr4jKAqAHQP87f1xzO4+bVwI+4AIQJSgvg2ocEpiWzsQkzTu3dWTDf",
+	"ie/JwGpVkBWLqlAjvuIdSujp9nxaRuACf0If+5bTrwsvXZeGcS0gIH8OA8E+66soS5VMgy7sq0YEbvTv",
+	"AddsotbHqeA2XzVNUzoPbiufq54Y8DNXDkTJtJ+nacFbGBpoD06KQvGGx+07n4ndVHlBy6HsbFHlNX8a",
+	"U42CB8ZZNEtZJNNYwaqYyCbwPYxKv1JZFDEWI0szTwx/DMI6yyvKPuSPKp6osm10QXBOIkcy0zja1Oyx",
+	"1nOHdvaxqj43gj7/09PowwAl+5VFT9gkahFeIQ/zwEzh1JPaD/C3Y2tNj9CxWHq7/JNbmqXTIAxwcmtK",
+	"/rmBVVTFZrOHwMAdjGsVcwTwXhMsmE5MQBvXaOLAaO9rpkypM7MVsnl08dMFOWh3euKnZ+3d9l5Ifnre",
+	"PsDQ0iKizfJ8LWc0tbFxxQLg4GWmjYE150G+r5h+PmNipMcgHXf3sYhW/qABAHg/rG/7SFiF0OPaVJOJ",
+	"VJrsHuyTwVwz1SZY1y8miZyxtBVRdM9ngv+aVYpj0YRH7P+1f7cjOSmvdPegvNC9RQv16pbcQZdibo/L",
+	"mJQBRI0p4NMmLoBJjcd4M6kBjygNfCckExqNuWCtlNEYntgMSrjQ+Kygfimt3XXKN/XmBOyqu68abdhQ",
+	"Faix6I5vlfVzMEwawRU8wmJ2lgLrwcALTez1NNNmz1Tp6rqAjVVYX41bVnnhYutrQ3BKE694DTfHPNX2",
+	"Dvhnr5zLSibikJBQRSj58eL9O+JSmO2fU4mgazepl2vfVsw6wqW3ltcyjVh8hiLinKksudNVwEISdRQE",
+	"JOjyYWAFSS5Zgu5eTadoenVhkUUMMzGjLIelSUK8KUoqmlNZlxUxbFrk8s+7cd4CPDf0nT5e1Q7roGhY",
+	"XtPpvWE00eOVJ1aGvKPBJk2G4ZVf+y5L4y9kMVxBbP1Gx8fkNRJ/4YpuIiNnTql+DLIpAYjm94ZpCwbx",
+	"8ypdzn6j4C+N0Prx098umrg3UtwnNiB/Y3NyARW3zl8fk+cHO8+3QA5Os0HCI3LN5gpru7aDKkThp5J2",
+	"XP2CnaL0ofwjIbH/emH+9aKz93yr/hGaYHSLA9LJxe7BsyAMTuJXF0dBGJzj300HEKU3DbwiDFjj02se",
+	"Nz/X89Lnj4MweP+3D/jlo8bvisZ5MsX8eRQfNb78ufHl+WqmB+s0uwgRZOaLTehQvphUp4Ejrb0VBp9b",
+	"I9myD9E1fE5nby1/tfUF8qKkd6BJvbiQaR9/63uOo6ZaphVVcPfFCk2wst2qFCyglO/otUwnj7crWPSG",
+	"Mjwd5aC2ZZk3lEmmimiacqYI1+0mNff+27lhgil1x50UTMxjUuuypcZ1PKLE3fdN2mdY/IJgPdshYTcM",
+	"ImKMDGmwfP7hUvjOptewac1NEF58xzvSJGFUafLC89ig0c1deZ7vmhsP2Xx3enFJLj6QF51O69ne91tt",
+	"cqpNnEjMh0OWmqK7mGaYeyRgJnubErEZbJ0tlOB5mHjeokbSOre757slin7RwDPdjvMgxjsgeCkEeZX/",
+	"wo0DJvoAxlXEDT8O+wrLu1iGFAiie3A0e/cvgaq+81IEOWbpmIBlPZN5jBH7NaNJe91bfV24stmSRRyP",
+	"GRZcGMzLZZPSLGEqJLMxj8Y5x4XAyoRyoYw1lGsb8a5crP39VvgHM/+wGlVfO7pG/LCuuSYDCehmL/cP",
+	"ntcSeeu6WmTtBEsNELlB4bZwbTapadaXuabx1bu1NhhfuVCaiqhZ9SuEXJ1PWz9ow1u60Sh6RD6enwIi",
+	"sZSJiFljGRovhpzZE7dwhBnawcpjtZF1uJCwUPkR1k1nec5ozO8h6/370aPcdOQ1OhVmY6j1R3RKh0Me",
+	"ETVGB2okJ8zG6VVuQErTFKIxgzCIUxus/kXuRXm+7H2MbWhsyl1NbgMlG04jsMojFhhL/GxMJ2iNzT+v",
+	"HW4HVfjEfufls7uJkPJ6Qn9fTTCzhfkf229qDc7Og2FC3lX5lZ3OZedld6/T7XT+YR2jaxfyr7tO0fSW",
+	"qdq69kofKTlY38rfeJLQ7YN2h2z+fWfnkJxxkX0mn188u3q2v7XKiVqzOQiv0BDyCTllwtZ8d1mxYzrF",
+	"hyV5tNQLm4NysZWDKxfA5T7jmpggxgFUrAOq6F/iMaqBlAmjGNjlH9TCHbqPMNOtI2EKJJxNMQPkA4mN",
+	"3TK6NiHHw/8NZRIg5u2eOKHROP91Im9QUsJKwYVgqpAbr/GUKu1/egO8n0omGRZvGjKAXUX7XArTim+4",
+	"uUPCXT3DOSnjH9Q0jymoujZ7GWObvrNixvX2WnZC1z8C8UutI/h9jY2E+dXiYMfeLVZLPASuRzuVrZew",
+	"rsmP7CigiX/hlf4xOH4dMO8hB4fstjummqYv1zx1bLWEWKzeukocuXe4XBe0/Ui+shUiqraK0vhiKXcT",
+	"S4UvaHE8g3MWlH2FeK1qkzWAs8QVt1JOrpCLFq9Mf5S7SEcaRUwpB+uAzX8cD36I+Hv+4+nH30533vFT",
+	"dSrOD6Lj02enk9edv+1O9+LjH1+22V6nHe0mYjB53Yn//mPikQUXQXfnBUTxVU5y+ezix6WzG7eU3bhN",
+	"DKtJvPJuGkzOny6JlkQxEWO4w5HNskNfVZeYaYmppYST4D9Zv5Eh+vtd1RwKEYYpe/ki9tWS99aArMlh",
+	"spQc7KZQfg803idNxrb50pTyZneWD89CgbSAXanhlgAd1rQ4b/ISnJpQFxj6Y+tz1hXd6BBfPyotDPJk",
+	"GKcZuhyYfGFejkz+DMUFSiUT2BMG2TReueaC/5hlP05QXO6Uv7dSUYDg9wYNrADIgl/9VjX1AT6oFmxp",
+	"dRyaB9zf76BlOGa/hjaQDw/z8PuSguAtobQnH3xlaHiQW0QUx/iFLxiEUZb165oefdAte8cFmtcg2gDM",
+	"pcahIntjJSzqctt2KNTSRgcdgibOhHY/KE3n1hQ2JzRl7YaWWH7KNtGyJ1yyVZ5pZcK5+6Ac9PPXjIY/",
+	"4cJf6M6jRyCHdzzzEkFXZIlJO3Pe1uXUfvdXfVZwx7e/GqI2Yl+zWujST44ujk9PScK0ZqkKScxHXKuQ",
+	"bLQ3QrJxtQFIsdHaaJOPGLFFUjaiaZzYm1hEVVMQV1lbPOhU47amFL4Gq/j//nnU+gdt/dZpvWxftX7+",
+	"939tvN8oW9PwAvZsEM9k/oMGVPz12jHPHz9dBg0F4EtKjOl7+OH9RdH4EIJ/tvHXfp7TjydZSeQfaz01",
+	"eRhcDGUDPmR6nGDJQEoUS4atsVSaxdUiAlijC9eiTHJ5mxwVmVwqz4ZC7V1hCwFLurRQ6DddVsYWzper",
+	"7ab2DWa1t8AFF6OiVYIAjKc9YWp+20El64FpQDuhgo7MFcI2aXK5utgpkqQyYWQiY5a0e6InTtBZZULY",
+	"AAJLTOBQwnlB6lp/y37KRsn1RC1Krg823H6bfM8Uj61xOO+xSBKOIAcwgPmVANPCz8Cm5mRK9dgWF5Q9",
+	"kf+IJ8FUnu6+39kn/Ty6zfRcIJRgKXUzB1btjR1cTPKLCYHLC0ST/c4B6dfj4vo5NPtH8KRv+9Iazgt0",
+	"ZG9DVq96ewpYnaWJRUHV3d4Go5cpJtyW6WjbvqS2YWxhgHcYefThNAiDG5YaK2TQae+0MX0BpqFTDmyh",
+	"3WnvoUzTYyS07faMJUkLt7z9y+xatV1q4aipr+w5Nk4wp7EiRAaGYIwL2rAUH4GxGiNmTK3WazbHI+oJ",
+	"+A17W4RFWDfWdSxetw1jucaJlKWGlN1wmaFPShGleZKYLnlQJ7Yncq80m+NbLIaLsAGnwYRU2fElygHW",
+	"N8S2zniAXIdkyqNrWD36dGHh1onmrHD9ax732wTTo21cz4RNBiw1zSeM3S1lChxDxFSpQBsfm0z1HF1s",
+	"+XJhvFmt+fybt0fHRLEoZRrSq3/8dHl1dPbD+/PTyzdvv3sDAT79LddJGlaG3a+xJHpRwLRNjtHKZpO2",
+	"aTRm1jiIu+hP6OcWHbE+HFv/GH5uQb3ZVCZ9SBWzTdsgVOrq7dHfr45+OIFuKeYmB9/kyjtp6jzpSH/A",
+	"fqqnZyggp8rTOOgGPzAN8weVRqq7nc6SbNhfZtctxXRToQcTfvVPGyKVR0Zh3FPwoWX+wrgmvPJ0djo7",
+	"lx387x+tveFLuhPtDgIb4WQCmzBICWOTMBIpGL7Ye//j3qvdz693vh+9uMkGL/UZ2xm9efvbT8+fsReX",
+	"mXqZfXhzc/7TyccAo5SCz1evT347z15O9p69OXt3pTP27ODl2bvp3z89mx7PLzS//s9f/nb66fSAdoLb",
+	"n9dOHUS4LepHmR+LF7FWrcHtH3id5PvmzZBYLPnuXT8k78iAAUE04gbhIq8CsqB4TnXOvU6nsZLObehl",
+	"h75m2rmozWZ8pkI2YQ1bMAsdqSJcC6YoNICY61aRudLI4s640oo4ncTkbqgQcN0E6aZKh0ROjZqfzG1r",
+	"97FUzGQRIetC0SlTW/KgJ9Cd6XpLjyUo987428f45b790KFxuGNhl6EEuRGSvpeNgvq+Ytr2BwKFACDA",
+	"dSlDJvXYdJ4l0yaYsKKsHwBW0ZhCZurItImv9zZQLMCpSINRQbkX9z9/byodYfZo4YQeFADU/Ts5V7pn",
+	"FwlUd+g2vWyhtvlK7o0uVlnPRWxYTym7az1irube3YYLQ6/sGrW0x22bfe/Ak51Op71gUa5LSbGemA0p",
+	"hpyhKk8/24brnc6qrviNET4lZHV6gJPULi2rAOTby+jg3eVo/vaXk9m7345mb18dzd6+ftF5O1qwfjN1",
+	"aQPebeRZzXTdeBtZdBn5+W7yx8qdux4tZuYtLnRvYvSEXsmol9VQeicxMcd8Zr/TWTQ+3+621xMYX9lZ",
+	"/Uq1UB2+t7f6vaJYzW0YHKyzuHKbM3xrb6315YER/k0T+ZN/x/znz7c/+6IG4kSMZRwODbx4ZBMvRb6A",
+	"wd+qEkaPt/HC1jKXuW0bYgRrnUrVIG/eYo4YdY3tSy05Nb1mhA2HLNJFuUsXQyeHRcVLtBppWRTRtP7U",
+	"bqk3EjYdsEOcxzXMG0uHeVlplAzmZ1O6P4lRbYVKj+KazGR6rbBQWIg65O4+GcsMWuWgW3v93p+hUajN",
+	"RQq+tN/pkFL1gXxJZpd+SU/ygclpgg7kXDk3wzLFzMRITVST/g8nl8SdRMs/nn6TZDs2A71mxIExEjKl",
+	"v5fxfA2O4Gmizr+09+tu6/nsaJ3/1q8LVsSW35YtmTrN2G2Nme0vTW7EknJcKx892sG67KOpdzO8u7MG",
+	"nVY7U+B7B+vQd0NhOHh59+Xql6vVYL8yK8p5jUU3QkWZ+O3tU5VCI332Y06tgQHZ7N6FLOcc84hUORLc",
+	"8RPbqAgIr4iqdmNxDf4wvHX3BKq02IwF03dcWhRMIs2zmIENDMdESRY7gi2ZrJy65cJqeqJfD+zuu+xY",
+	"q3ivCD9v0lxd8vMXE/WlSP7l3X6xE1oeno9QnrnQv0eS/fcU5H8CGlpXnJ/JUQW8Hh0V2XQ1QnKXo1bq",
+	"wuebCQp5nyLUlp+WaN+hpZjv0Jbb3euQCReZBlKwAtuVybFc2Ap6MOFYJnyYC22cP2XThEbWJiqTmKVo",
+	"ATOWpUKY0mQG4nK3sxu6wp5hT0D7JLz/eRK5W++giG0msmkuf5Ex2bqipuqn+RCU4+0JJYlgPM8TtGsQ",
+	"0hSJ1nyC5M6SBOPJcVxRlYewz1xp1c5LXxsC7wmMklfaXymkv9ti09bycH50eXJ1dvr29PLq7dHp2dXR",
+	"q1fnJxcX1iim/VrXG6onFr53+gEqJbnVYec27S9yTJW/kCa+YtdfTrl4gOawOFBgbf2glDG/loqw+3j3",
+	"HVfPqYEBng6XwDZ0hFSv0XSfi8xfXQEpKRNHeWOEIsEjT6lZS3ko87zV95cLphXp+4kV/ZBkImauJGJG",
+	"k3q2ScNlhvrJPz2RN4QorhtI0rC7gokeEmpTUzzvGBYgw/hXd1ewHSMZdmlrUn4Kb51Vg/KSYbDUOKUz",
+	"oxqbq02xUHDcRQmjqfnZ1uYIi3yvUvUOkAlS8zz3QXsd6Gytkzb5xPW4J3I+dfIfH0/PT65+Ojk/fX16",
+	"fHR5+v7dd9ajz7Wp1G9vcBUiUlxEzoiYOy8QotNUgjeQ69WXKFK+Q+HGW5UogioXVCzngQ9hf+V0psCI",
+	"07FMFSMDtOmAs4NOTaXuL3nJKjP0h1y0/HK+iunDZg3cZ4tMxCxen/WV+748Xb/WuH5d1FQ155suqPxO",
+	"ty/rZF+iLVpHvzK8y89nyVva1Fz55YFceJ2KHfpsplJbJzg65Z93OuT//P/77Z399i4kqQp0TeiUCgUq",
+	"py2XZf2S1eiAnnD6U2kpXKkM/bGKx+jRoynz71tFsUkI7iRc2Tdy41K+XFDlqAIWzULoLQ2/o9sEQ9Vx",
+	"XlMxixnjUxE36jwYMtMm/bg8a1M2Q08cVXvQ5VKlTT4YEHBbfQl5s9+jDuHKYkJn1PSyNOF1PWH0lqE2",
+	"CnStZ5ut15HDhCntdmBuwR5cCsW9J/Y7O6S5O5w1sUHSaOq05ZRG1lgAi6+EeLi+1uiFsoXG7H3CiDJX",
+	"XlCZBn/NHB2nvMzjae/J0P0kgVpU7uOFY6/N1ys5bmsx9sezEZSj4hu9AeVIaURJQ02HyygXhcvU5qB+",
+	"0+6DalPOJ3m1hrw6R2ZUFR3r2TPyMP3VgqkUgtaQVNIUkCYaI9DKyLlZpALlLdxNsbxyTsqWYfqmBwed",
+	"k4ENOAL/dCmu7HNrNpu1wM3bytKEiUjGyCir+lbk8t9NMEppSz2hAKghUVgu2BVHIzIlRVU030CCtseU",
+	"GVxCg4+cMGC/s7HE+DHVE752jyIIFHvSL7jgdyWeZ3wdtML4+14vFv9Ucu+/sS1xbYVUXadwEoCqpnhI",
+	"O7ZPYskUunN6ojihyIYNoUTExBSjsOIeYNsoLs1nRIwFyqywLe5imADnwR9VFwBhGrO0W7XQkJSi5J5w",
+	"HRYJdD0Bm2781d63/KSmsIKveLZtgg1liovV2fvjv73/eHl1+eb85OLN+7NXYFgWYFLEozfFGN2UqliL",
+	"sY9F1052MxqNe2KYpShOoXJnljISy2yQMJUvskvQ4wUHlVCl8fopvCYXObzyqMLdl4DopTCDPoSQ4PHj",
+	"gUyojsZMmUrbOWriP2yPWPNajgIJv2Y9kas45sjzq7gyeIWfx0g5G2uJY/NZrU2OekfRExFN0znpV7q3",
+	"9UP/Ud5dzSB6v9JgrX8IW8afDjp7xZRea6FGXx2qYg9STVA4+jHcBa/9UGJJfj36ki4zLW67xTxBJNOU",
+	"RXrRlbWeUtOUT1XrxtzyMgkXLugLKlfrl7QvpZPCayu59tOhfO1D+bY03kt7N0Id95vXXn+Awy3pruso",
+	"drYlwDupPyqj3X3LSu8ZSLzLcSq1Tlj8h+m84L/jwtllPMouQnH0uEHfNdHdrTwHqVnt/alkPs3VBheu",
+	"sjTwBoVjqUsq6Muo9Som4q28sJWWaG9tsGqXg2hC6zRP5lZj8BbVEybIveIvcaXpbRBQmxyJub3dO0Xc",
+	"ZSp0Cpe63403zNtuKQrB81CXZn3bcE8Y47AP7f5huZYGnTDc5jSVo5ROGv1neA7zE5t295cOuCmCq9zt",
+	"Yn0bLyzh6cp8F/bxk03yqBY0v3+EjY/q24bU14gOAHuOOW+DvXm4gG/1z93/xTJtCTbjJw/RROhiBkTs",
+	"Gjzm19Q5OBbuETDQE00RA+SuAQOPERzAi6CANbxhpqUQAAG7n3LDCavxBMQLJ8gjK77xeALAq588hHmK",
+	"JlgUTeCLQ8FY7IJxQjRRPAUS3DmQ4ALLkDSzrFUsEpNJVyTY4JhyWk055aQx4eQjzrwi1STPkMBvoHXu",
+	"mk8X5UPAb83pEH42xO7O/vP9F3vP9p+vKuO+ejWPla6x0/FXuDpf46HJDWvVmoQTaqikvSTXAeHylOrw",
+	"h8VGcuOETVVDigM+DyAXsVm1MeY35y9wwq1N3rGZ+8OktFp9BcvQecrKXaJdNrEFgUH+LUK9+1dT/Asq",
+	"NKXLV+h7zX03uOeDtcI5kSMFo00zdNRwTBwNOH03rasDYFV8muutQ6O79Y0+EppLXG2kGyWHw37ovqgg",
+	"UR/vuIW/oU3OZcJMELXprlx06FRMmwKh5Ny7ezZqOs3GdZzVFBQs3ne6EBhi+35vFdOvsdn2igT/RfSS",
+	"hxnu1lVqvGo2a6k0O4+m0hhWuaT1MFzqbSmfr8sffaR6umreyTvrqnoYjtjASqt60vaELVSV/HILeToV",
+	"cDx4YJh62eVatD1tN6XY2/o8Ocl+IUPvMsQ2aQ8byu3nD89z+KbTD6vQWg+ftmOv4Wyz4Da98VXjR6yd",
+	"NUlAOwMZUcrnQURToZGN+LpBqsIdDWKsoVCVjSRWBQYXtlYTAcAVoQpMjSEqCROWsmTeE863DklGcMGn",
+	"RGmZsHK0AbhGJ9xkw8u04r71LKB7PdFf2AgsLwFzt1Z8PWFEZsVbW7h8c5exjWpY2HwbDw5eUSwZwrSQ",
+	"EFnpmwyh0caySgk69FNqjStUEGoiJqQg/VcnZyeXJ6SMHL/bHPnbfpe8nzJx9OGU7EE3QmOA0VLi/xI+",
+	"EjItepMNZMyx+D8xs4bkzeXlBzLiNwaHJkRIzOvEw7N1heZO+VC2XIv8DJPEqZziO+2Va4QPFoXMeNwT",
+	"sFMTwOEdKVlyoocGwIpcMzYlmauWALZoNJH3hD21RhOMIZO386Oc/O6t59RrqS3XadZWYKpNph8jE5Qr",
+	"MsJOD+tqDMDyDbDKHrEveLM6r5y5K3L7bSsq9rTOkB18q/LHnGRZOAAF3k0K+V30lliCSl8ptdUrm4e6",
+	"yI+nLPXLwo+pso10IGQ5D7h1j015Vxup448lPE6MR8oUSDPcE5aCP2g+YdBj1WS9r18J3jToT8EW7iRg",
+	"f1HxlLfzCwegr2GYsR9bxzZzufBEnrS1RRaUEhar4mCXR2XWaGX7d/svkH+GYhKm2eIcbqAJ/4jKadwh",
+	"UVk0Nj1FE6k0mY6xn3k1u5uDBcJVINM2LB4/4Ry/Fpvzz6CJxKRcGwMDkstR/juPbXU3rkgmsL5cmAfU",
+	"Y1YLNkBxuh1LFMb3MRpjMPp+Z7/ZJQK7zimnbgluOuJiiCOC01fB7c/rysR6QH9uPPFqtpVann1tO+T+",
+	"6vfeSf0ae/h+s1ceAC2isxw+iJpy9XEZ+bj7jytWYuwt69x7qMptel1CxRyx9zM4p1A7bdDtG7R4YrQ1",
+	"c8coC1frvmq8WWGAsrlPlGN5azc/F3+Rk09dlV5TgV6sFjebEfYX9yj486uVfwVKs8rdQgNVuNwWZd5r",
+	"Y68TU1AytdaKiWLJDabkmhtX/puhEoxL8nh9GQf3w1KYMobhx0WcstXmuNKGBmLfGg6lZZtLffzA/lBj",
+	"l6tu9+fzbP0lJAqg3mIsv5vmAMds1YZp1uQJs5kzoNAUuRobytZy9+nFFOQHiuEpcmPnvAiLFqEFzz+0",
+	"fqSCpmx9oH5eLB0C7b0S5jbA3tVD75NNY/bKe/r3jeljxpVVBV3ojJlZrbJSDRiJ2URiCqRMScxwECAP",
+	"WWCxQuiUxZ3bH3ElruuCj3gWxZ5oMClurpBdeegUVzXj4CFEad7NzmeA1Wjqc4wMTX49YT6Z2/ze57uG",
+	"eAqzW41132xxNzzi3KKKns2S7xK9mc4F2S3ni8JfAoK2ikjVvNwAxoaaoFGugAG7g7TnARy4XK3NHIKQ",
+	"vu0UY8yw2h2LbX5PubQNLXDA+lNJJlqluJFNH0O7BHsi9LcIJjwbtOsJKD9cYK0r1KAtI92oKmRIP+VL",
+	"S2hVsdCmUsN7tiWCMfyVcS+sN3rzyk+R2jZFnAcRAuR8YKKRAc2SQmYiMo1WzUHLCjZtyiTeWhb4ZRpK",
+	"PMSxavtb2m4IXnkQt2ZDv6rgj3nOQqWLDLBcORNXeQy1V7is2mnCjPHmuqvNc1FzHJmO7pLk4DXl+Mop",
+	"DkuVAVxR/LhKwWOG2C1bvE0Wd+mhgOjwHWdaKypfWS9PHoBqmJ0Xnk64PjQ3JdNfANVKFpNyaLtMXL/s",
+	"okuVqwnk+KAhna+nWxVo9dUuIxicgEAvxRHdWT97soc/SJU0p34Hn35ugygZwVfZ8hqrwSCVrKrGiIOw",
+	"CKM1WeMD7Ctu44owJmhlUW+zEsA6zzZ9b0X5i7HZ1zKNWLxOlcVMfZ0ai99w0OFf4jKHJ24JEIRIYis6",
+	"1kMW1zINbmcClPPF8RHHpqZX4zUgN//ic6DToVHV0S+l0ECRE2VEhSXBnsgt6x/x6xjLIMqBPTaZwyZu",
+	"O3lr72f2WgZfISYhvie8kD5MfABK1My64OdWqgKlzVElzqZGBCsyZSmX8UqOYJZqddFvjxMs01nyEm7m",
+	"sP8EKaVP9J5LXDwynzwWBycvIXOTp4VknjXWXockzMqNuaiHrqQlSu2R8YosBZNr9qekF7fxP7HZ8n8l",
+	"rbj0RiNwltNJUxH8hfEZly7Ht9ZngPo14rE3v+oSCuH9WgpXMSQP92NWkLXJqe6JilCzwW5gbSki+rly",
+	"6m5oAi1k6mI5TBcDahZm05WVXK+OPzbeuCtZwks25XcBZa66Vtm71LqDS7fLP1Pwc44v1VL2eLCIJR5a",
+	"wshluSUwGxQIwa5kizs4dJswLa921BMrW3O42kfGumfNuK7SwKixIt5FNphwvRC/1jPZrSqB8vVy2aGz",
+	"5h0sZV8S3Z8SDO7ZLQKTCU3JsRFroDJg/rGM1MpcA0qUpppH5M3l2zPH/qkmKRMg3I2JPO/xiYRyzmIZ",
+	"uYprI+buRz1h5kdz4SDjiSZcWGu46b/o4hngOAuBgFsxBkfFNVMgNlRPHBsyal1Yudj6IBMezU1cTkI/",
+	"M1s2gyoypCn8H67LeDRcqd28fjMCGpo5sqlhHEqnHD0x6KguGoSiC6lYMkkzYfmDS1p79f744urk3dH3",
+	"ZyevvjOOjQW+6FdwACu1O80+6+2xniQlZhCYzv//EssI4vcIDMBHzPwAf5OEitF3vYCJnhnO/ue//tv8",
+	"nCIs1JRFwG2+67mmoO05nSRutBm6jWMr728X3ytlo9Z69jVplikbspSJiOUNwHzVsvlcGyqN479t8T1E",
+	"EsRFcy6HhAts2qn03JQYH/PIoibhAlgMeonSTGB0p7VB54hstBAyZDoas7hheijYAhhpF4ED+oNEDrp9",
+	"8vH8TGFvheKTkc2MHNo6B4rRNBoTLmL2+ZDwCZBl7SvYozummnb7PQGTGjxq6qBoEyFbKo3IhgAfzKFd",
+	"m3kEu9k4NNDwnpCNTCg6ZC0DrY1DkJ6CReW3+GTkv4MrchDAH3Dfh2RAFWtlKc9XgNLMFhfOn4Em1aIi",
+	"YkrLVNnnje0e11TIgYxecSyfFNfyr2zmDCQ2lNHOY4rICAueaBC+rTQVMU2AA/yi1srJMkddvEcGmYiT",
+	"CsM0ugt8p4/RY42csCcsLjAy5UJA/DAuqk/EdEKmNLqmo3UZU0/cjzMZ+lqTP/1Cb6gBSxkvt//tX8hr",
+	"mRLbq5hwYTowAkZME0YVrJeRBoi3z06PT95dnLT1Z03+bfvuXMaeBj5tB4+ATK/kTIBoss2nfWTaUPZD",
+	"zVg1ZjTR4yU4BGpIUe/EnSKPGIqzTAhjHIz9kihgg0ix3TUwFCDKgW3QXjvON+b79zIkeOqn+0bQDeQ1",
+	"HIimOlPmr7XVTLuWBYfmtu1squ6TqDQYMM7bnt50r8VnAuEGZ+zvIvO1rMfZTr58DHvOv9qusSlAgHzz",
+	"Y3dcDpXsAx+ZtiHKeyFGOcaw2+l4dcOmqcQMOWANlUo+bqFFfdSPitk+stA2nt8wAa9ibF2X0Lyy6YRR",
+	"oUqzq7HMkpgMGEmZ0jTVC2PxzuysD0bMeyFi/vUFZ+dDa8GB5amL/tgV54Yh72seXJmjW73AsYIyeZj3",
+	"QlcxNU82xFrGqVZh/oTEKTUGS6LGmY4xFF+m9ne9BGstTmChe4qxnLxAigVnfO5GfRvcp1hOw6nDj8Yv",
+	"olM6HPLowZymvFAEPEqsR1nuBRwsZli6iUNTohoOy1SWobZDdiEdGvE4FzzSlHW22yeV1mgldPYvDGto",
+	"R94tMSSDuTbZVvgPmpcsXHArhJEjJhCzIEjNTyN1Xesrd4ovpxrZNNmLKYvuhtIOUB6mgDYE/6+5hgcB",
+	"GHSTOSirQRjcsFQZKHbaO+0OII2FOViA2p32XhmPqozET+jNYd8uFG05gFvQIu7nXi5efFwNiqvaJ5p1",
+	"p3KPofWM0y5YsmjZUhil0YbosKYc0AeAiYme8ajZNv0FjNKl9khP9uivZI9u6ob2CAbpSjusLlGuw3L+",
+	"vQWG6OYua6tM0eSo1uwsxBBsPbOuypgPh2hXG8sZ0W7BGPxThAenjCq/7FG9ufJCm3cT+j6euduCYe22",
+	"X99mi7Anc/qfuvvXOpb0amHp9SVUvf4rsiEQP9Vwny4G74/lTOWuVTBaUk2APykvF31Ao2uyCV8gKqJC",
+	"sNQ4ZW2LQhMNBMGAee21OaFijl8hg3lPxNJIrK0vIPG8ss5P8u5rybsFaPYgaVeq791trrq3QNyVXr2v",
+	"v7WOSE+O1ifJ8LWLhq8UDzALXjubatOeyYhiM3yWyOnEFFSAsVDCME2CbjDWetrd3t7Zfd7utDvtne6L",
+	"TqeDnM9+6PemphnYM4NCbGlRORYIL6jXo7UtS0IIZ3PBrC7kPDLxXd4k9hfVMNFHr+KnuZqnMmHKe9kE",
+	"HtXfdIY4fCm3PVmzE0+4nnuTWBtEfZbLkiPa6bJ1v491xLBcsnuT47WzaWpGXPiVSXwDaJVgG3Pd8KLN",
+	"ZiDDBKT2YJ6LfSlYC9yORiJ3zfMSlw4rd5TQ5Zm52KkTdGD7perRV0BFLCdkc/fgGRlwrbZCorRMPWc4",
+	"JWMK513uo9wTRpBbF6Pbl1n/QpAAqrZyeCLKl7Qb3B2KGmPEmZoWEn6FsrwDBDmCJNcRs90889wip5dI",
+	"QX44uTxEWkNBVGg9JSCA8tMmJ2D5GhvjtXXlLwoYMJ2xahEHLFHMpAX4EDFk3QyPaTZIeESu2Vx5hWjn",
+	"xFh13AJ9ioChwe3Pt/93AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
