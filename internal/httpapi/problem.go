@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -36,11 +38,25 @@ type problemWriter struct {
 	log *slog.Logger
 }
 
+// statusClientClosedRequest is what the logs and metrics record for a request whose client
+// went away before its answer (nginx's 499): the client's doing, not a server error. It is
+// never meant for a client, which is gone by then.
+const statusClientClosedRequest = 499
+
 func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	e := service.AsError(err)
 	status, ok := statusOf[e.Kind]
 	if !ok {
 		status = http.StatusInternalServerError
+	}
+	if status >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away, and the failure is the cancellation that followed (a query or
+		// a wait for a bcrypt worker cut short): nothing the server did wrong. It is logged at
+		// debug level and counted as 499, out of the 5xx that alerts watch.
+		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), slog.LevelDebug, "client closed the request",
+			slog.String("outcome", service.OutcomeClientClosed), slog.String("code", e.Code), slog.Any("cause", e.Cause))
+		w.WriteHeader(statusClientClosedRequest)
+		return
 	}
 	if status >= 500 {
 		// A 5xx is logged once, here, with its cause. A 4xx is the client's business. A login
