@@ -43,6 +43,14 @@ type problemWriter struct {
 // never meant for a client, which is gone by then.
 const statusClientClosedRequest = 499
 
+// The WWW-Authenticate challenges of a bearer route (RFC 6750 §3): with no error code for a
+// request that sent no bearer token at all, whether it sent nothing or another scheme (§3.1),
+// and invalid_token for one whose token was refused. Shared, never modified.
+var (
+	bearerChallenge       = []string{`Bearer realm="authly"`}
+	invalidTokenChallenge = []string{`Bearer realm="authly", error="invalid_token"`}
+)
+
 func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	e := service.AsError(err)
 	status, ok := statusOf[e.Kind]
@@ -72,7 +80,11 @@ func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	if e.Kind == service.KindUnauthenticated && e.Code == service.CodeInvalidToken {
-		h.Set("WWW-Authenticate", `Bearer realm="authly", error="invalid_token"`)
+		if bearerToken(r) == "" {
+			h["Www-Authenticate"] = bearerChallenge
+		} else {
+			h["Www-Authenticate"] = invalidTokenChallenge
+		}
 	}
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))

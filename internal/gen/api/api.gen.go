@@ -556,6 +556,24 @@ type GrantRejected = Problem
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
 
+// LimitedBadRequest An RFC 9457 problem document.
+type LimitedBadRequest = Problem
+
+// LimitedInternalError An RFC 9457 problem document.
+type LimitedInternalError = Problem
+
+// LimitedPayloadTooLarge An RFC 9457 problem document.
+type LimitedPayloadTooLarge = Problem
+
+// LimitedUnauthenticated An RFC 9457 problem document.
+type LimitedUnauthenticated = Problem
+
+// LimitedUnavailable An RFC 9457 problem document.
+type LimitedUnavailable = Problem
+
+// LimitedUnsupportedMediaType An RFC 9457 problem document.
+type LimitedUnsupportedMediaType = Problem
+
 // LoginThrottled An RFC 9457 problem document.
 type LoginThrottled = Problem
 
@@ -2741,16 +2759,34 @@ type ClientWithResponsesInterface interface {
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
 type ListAuditEventsResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// ListAuditEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAuditEvents
+type ListAuditEventsResponse400Headers struct {
+	XRequestID *string
 }
 
 // ListAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAuditEvents
 type ListAuditEventsResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// ListAuditEventsResponse403Headers the declared response headers of an HTTP 403 response for ListAuditEvents
+type ListAuditEventsResponse403Headers struct {
+	XRequestID *string
+}
+
+// ListAuditEventsResponse500Headers the declared response headers of an HTTP 500 response for ListAuditEvents
+type ListAuditEventsResponse500Headers struct {
+	XRequestID *string
 }
 
 // ListAuditEventsResponse503Headers the declared response headers of an HTTP 503 response for ListAuditEvents
 type ListAuditEventsResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ListAuditEventsResponse struct {
@@ -2770,8 +2806,14 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAuditEventsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAuditEventsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListAuditEventsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAuditEventsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAuditEventsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListAuditEventsResponse503Headers
 }
@@ -2837,12 +2879,20 @@ func (r ListAuditEventsResponse) ContentType() string {
 
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
 type LogoutResponse200Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
-	WWWAuthenticate *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    *string
+	XRequestID         *string
 }
 
 // LogoutResponse429Headers the declared response headers of an HTTP 429 response for Logout
@@ -2851,11 +2901,24 @@ type LogoutResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// LogoutResponse500Headers the declared response headers of an HTTP 500 response for Logout
+type LogoutResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
 type LogoutResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type LogoutResponse struct {
@@ -2864,19 +2927,21 @@ type LogoutResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *LogoutResult
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthenticated
+	ApplicationproblemJSON401 *LimitedUnauthenticated
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *LogoutResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *LogoutResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutResponse503Headers
 }
@@ -2887,7 +2952,7 @@ func (r LogoutResponse) GetJSON200() *LogoutResult {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
+func (r LogoutResponse) GetApplicationproblemJSON401() *LimitedUnauthenticated {
 	return r.ApplicationproblemJSON401
 }
 
@@ -2897,12 +2962,12 @@ func (r LogoutResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON500() *InternalError {
+func (r LogoutResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r LogoutResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -2937,7 +3002,43 @@ func (r LogoutResponse) ContentType() string {
 
 // RefreshTokenResponse200Headers the declared response headers of an HTTP 200 response for RefreshToken
 type RefreshTokenResponse200Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse400Headers the declared response headers of an HTTP 400 response for RefreshToken
+type RefreshTokenResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse401Headers the declared response headers of an HTTP 401 response for RefreshToken
+type RefreshTokenResponse401Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse413Headers the declared response headers of an HTTP 413 response for RefreshToken
+type RefreshTokenResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse415Headers the declared response headers of an HTTP 415 response for RefreshToken
+type RefreshTokenResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RefreshTokenResponse429Headers the declared response headers of an HTTP 429 response for RefreshToken
@@ -2946,11 +3047,24 @@ type RefreshTokenResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse500Headers the declared response headers of an HTTP 500 response for RefreshToken
+type RefreshTokenResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RefreshTokenResponse503Headers the declared response headers of an HTTP 503 response for RefreshToken
 type RefreshTokenResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type RefreshTokenResponse struct {
@@ -2959,23 +3073,33 @@ type RefreshTokenResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *LimitedBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *RefreshRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RefreshTokenResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RefreshTokenResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RefreshTokenResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RefreshTokenResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RefreshTokenResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RefreshTokenResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RefreshTokenResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RefreshTokenResponse503Headers
 }
@@ -2986,7 +3110,7 @@ func (r RefreshTokenResponse) GetJSON200() *TokenResponse {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r RefreshTokenResponse) GetApplicationproblemJSON400() *LimitedBadRequest {
 	return r.ApplicationproblemJSON400
 }
 
@@ -2996,12 +3120,12 @@ func (r RefreshTokenResponse) GetApplicationproblemJSON401() *RefreshRejected {
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r RefreshTokenResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r RefreshTokenResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -3011,12 +3135,12 @@ func (r RefreshTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON500() *InternalError {
+func (r RefreshTokenResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r RefreshTokenResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -3051,7 +3175,51 @@ func (r RefreshTokenResponse) ContentType() string {
 
 // CreateTokenResponse200Headers the declared response headers of an HTTP 200 response for CreateToken
 type CreateTokenResponse200Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse400Headers the declared response headers of an HTTP 400 response for CreateToken
+type CreateTokenResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse401Headers the declared response headers of an HTTP 401 response for CreateToken
+type CreateTokenResponse401Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse403Headers the declared response headers of an HTTP 403 response for CreateToken
+type CreateTokenResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse413Headers the declared response headers of an HTTP 413 response for CreateToken
+type CreateTokenResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse415Headers the declared response headers of an HTTP 415 response for CreateToken
+type CreateTokenResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateTokenResponse429Headers the declared response headers of an HTTP 429 response for CreateToken
@@ -3060,11 +3228,24 @@ type CreateTokenResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse500Headers the declared response headers of an HTTP 500 response for CreateToken
+type CreateTokenResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateTokenResponse503Headers the declared response headers of an HTTP 503 response for CreateToken
 type CreateTokenResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type CreateTokenResponse struct {
@@ -3073,25 +3254,37 @@ type CreateTokenResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *LimitedBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *GrantRejected
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *AccountNotUsable
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *LoginThrottled
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CreateTokenResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateTokenResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateTokenResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateTokenResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateTokenResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateTokenResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateTokenResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateTokenResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateTokenResponse503Headers
 }
@@ -3102,7 +3295,7 @@ func (r CreateTokenResponse) GetJSON200() *TokenResponse {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r CreateTokenResponse) GetApplicationproblemJSON400() *LimitedBadRequest {
 	return r.ApplicationproblemJSON400
 }
 
@@ -3117,12 +3310,12 @@ func (r CreateTokenResponse) GetApplicationproblemJSON403() *AccountNotUsable {
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r CreateTokenResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r CreateTokenResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -3132,12 +3325,12 @@ func (r CreateTokenResponse) GetApplicationproblemJSON429() *LoginThrottled {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON500() *InternalError {
+func (r CreateTokenResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r CreateTokenResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -3173,16 +3366,34 @@ func (r CreateTokenResponse) ContentType() string {
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// ListUsersResponse400Headers the declared response headers of an HTTP 400 response for ListUsers
+type ListUsersResponse400Headers struct {
+	XRequestID *string
 }
 
 // ListUsersResponse401Headers the declared response headers of an HTTP 401 response for ListUsers
 type ListUsersResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// ListUsersResponse403Headers the declared response headers of an HTTP 403 response for ListUsers
+type ListUsersResponse403Headers struct {
+	XRequestID *string
+}
+
+// ListUsersResponse500Headers the declared response headers of an HTTP 500 response for ListUsers
+type ListUsersResponse500Headers struct {
+	XRequestID *string
 }
 
 // ListUsersResponse503Headers the declared response headers of an HTTP 503 response for ListUsers
 type ListUsersResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ListUsersResponse struct {
@@ -3202,8 +3413,14 @@ type ListUsersResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListUsersResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListUsersResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUsersResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListUsersResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListUsersResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUsersResponse503Headers
 }
@@ -3269,7 +3486,35 @@ func (r ListUsersResponse) ContentType() string {
 
 // CreateUserResponse201Headers the declared response headers of an HTTP 201 response for CreateUser
 type CreateUserResponse201Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateUserResponse400Headers the declared response headers of an HTTP 400 response for CreateUser
+type CreateUserResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateUserResponse413Headers the declared response headers of an HTTP 413 response for CreateUser
+type CreateUserResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateUserResponse415Headers the declared response headers of an HTTP 415 response for CreateUser
+type CreateUserResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateUserResponse429Headers the declared response headers of an HTTP 429 response for CreateUser
@@ -3278,11 +3523,24 @@ type CreateUserResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// CreateUserResponse500Headers the declared response headers of an HTTP 500 response for CreateUser
+type CreateUserResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
 type CreateUserResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type CreateUserResponse struct {
@@ -3293,19 +3551,27 @@ type CreateUserResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *RegistrationRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateUserResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateUserResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateUserResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateUserResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateUserResponse503Headers
 }
@@ -3321,12 +3587,12 @@ func (r CreateUserResponse) GetApplicationproblemJSON400() *RegistrationRejected
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r CreateUserResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r CreateUserResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -3336,12 +3602,12 @@ func (r CreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON500() *InternalError {
+func (r CreateUserResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r CreateUserResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -3377,16 +3643,24 @@ func (r CreateUserResponse) ContentType() string {
 // GetCurrentUserResponse200Headers the declared response headers of an HTTP 200 response for GetCurrentUser
 type GetCurrentUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 // GetCurrentUserResponse401Headers the declared response headers of an HTTP 401 response for GetCurrentUser
 type GetCurrentUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// GetCurrentUserResponse500Headers the declared response headers of an HTTP 500 response for GetCurrentUser
+type GetCurrentUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type GetCurrentUserResponse struct {
@@ -3404,6 +3678,8 @@ type GetCurrentUserResponse struct {
 	Headers200 *GetCurrentUserResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetCurrentUserResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCurrentUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCurrentUserResponse503Headers
 }
@@ -3460,16 +3736,24 @@ func (r GetCurrentUserResponse) ContentType() string {
 // ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
 type ListMySessionsResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 // ListMySessionsResponse401Headers the declared response headers of an HTTP 401 response for ListMySessions
 type ListMySessionsResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// ListMySessionsResponse500Headers the declared response headers of an HTTP 500 response for ListMySessions
+type ListMySessionsResponse500Headers struct {
+	XRequestID *string
 }
 
 // ListMySessionsResponse503Headers the declared response headers of an HTTP 503 response for ListMySessions
 type ListMySessionsResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ListMySessionsResponse struct {
@@ -3487,6 +3771,8 @@ type ListMySessionsResponse struct {
 	Headers200 *ListMySessionsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMySessionsResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListMySessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMySessionsResponse503Headers
 }
@@ -3540,14 +3826,36 @@ func (r ListMySessionsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeMySessionResponse204Headers the declared response headers of an HTTP 204 response for RevokeMySession
+type RevokeMySessionResponse204Headers struct {
+	XRequestID *string
+}
+
+// RevokeMySessionResponse400Headers the declared response headers of an HTTP 400 response for RevokeMySession
+type RevokeMySessionResponse400Headers struct {
+	XRequestID *string
+}
+
 // RevokeMySessionResponse401Headers the declared response headers of an HTTP 401 response for RevokeMySession
 type RevokeMySessionResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// RevokeMySessionResponse404Headers the declared response headers of an HTTP 404 response for RevokeMySession
+type RevokeMySessionResponse404Headers struct {
+	XRequestID *string
+}
+
+// RevokeMySessionResponse500Headers the declared response headers of an HTTP 500 response for RevokeMySession
+type RevokeMySessionResponse500Headers struct {
+	XRequestID *string
 }
 
 // RevokeMySessionResponse503Headers the declared response headers of an HTTP 503 response for RevokeMySession
 type RevokeMySessionResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type RevokeMySessionResponse struct {
@@ -3563,8 +3871,16 @@ type RevokeMySessionResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeMySessionResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RevokeMySessionResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeMySessionResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RevokeMySessionResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RevokeMySessionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeMySessionResponse503Headers
 }
@@ -3623,14 +3939,36 @@ func (r RevokeMySessionResponse) ContentType() string {
 	return ""
 }
 
+// DeleteUserResponse204Headers the declared response headers of an HTTP 204 response for DeleteUser
+type DeleteUserResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteUserResponse400Headers the declared response headers of an HTTP 400 response for DeleteUser
+type DeleteUserResponse400Headers struct {
+	XRequestID *string
+}
+
 // DeleteUserResponse401Headers the declared response headers of an HTTP 401 response for DeleteUser
 type DeleteUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// DeleteUserResponse404Headers the declared response headers of an HTTP 404 response for DeleteUser
+type DeleteUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// DeleteUserResponse500Headers the declared response headers of an HTTP 500 response for DeleteUser
+type DeleteUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // DeleteUserResponse503Headers the declared response headers of an HTTP 503 response for DeleteUser
 type DeleteUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type DeleteUserResponse struct {
@@ -3646,8 +3984,16 @@ type DeleteUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteUserResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteUserResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteUserResponse503Headers
 }
@@ -3709,16 +4055,34 @@ func (r DeleteUserResponse) ContentType() string {
 // GetUserResponse200Headers the declared response headers of an HTTP 200 response for GetUser
 type GetUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// GetUserResponse400Headers the declared response headers of an HTTP 400 response for GetUser
+type GetUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // GetUserResponse401Headers the declared response headers of an HTTP 401 response for GetUser
 type GetUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// GetUserResponse404Headers the declared response headers of an HTTP 404 response for GetUser
+type GetUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// GetUserResponse500Headers the declared response headers of an HTTP 500 response for GetUser
+type GetUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // GetUserResponse503Headers the declared response headers of an HTTP 503 response for GetUser
 type GetUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type GetUserResponse struct {
@@ -3738,8 +4102,14 @@ type GetUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetUserResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetUserResponse503Headers
 }
@@ -3806,16 +4176,49 @@ func (r GetUserResponse) ContentType() string {
 // UpdateUserResponse200Headers the declared response headers of an HTTP 200 response for UpdateUser
 type UpdateUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// UpdateUserResponse400Headers the declared response headers of an HTTP 400 response for UpdateUser
+type UpdateUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // UpdateUserResponse401Headers the declared response headers of an HTTP 401 response for UpdateUser
 type UpdateUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// UpdateUserResponse403Headers the declared response headers of an HTTP 403 response for UpdateUser
+type UpdateUserResponse403Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponse404Headers the declared response headers of an HTTP 404 response for UpdateUser
+type UpdateUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponse413Headers the declared response headers of an HTTP 413 response for UpdateUser
+type UpdateUserResponse413Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponse415Headers the declared response headers of an HTTP 415 response for UpdateUser
+type UpdateUserResponse415Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponse500Headers the declared response headers of an HTTP 500 response for UpdateUser
+type UpdateUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // UpdateUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateUser
 type UpdateUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type UpdateUserResponse struct {
@@ -3841,8 +4244,20 @@ type UpdateUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UpdateUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateUserResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UpdateUserResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UpdateUserResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UpdateUserResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UpdateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateUserResponse503Headers
 }
@@ -3924,16 +4339,39 @@ func (r UpdateUserResponse) ContentType() string {
 // RevokeUserSessionsResponse200Headers the declared response headers of an HTTP 200 response for RevokeUserSessions
 type RevokeUserSessionsResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// RevokeUserSessionsResponse400Headers the declared response headers of an HTTP 400 response for RevokeUserSessions
+type RevokeUserSessionsResponse400Headers struct {
+	XRequestID *string
 }
 
 // RevokeUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokeUserSessions
 type RevokeUserSessionsResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// RevokeUserSessionsResponse403Headers the declared response headers of an HTTP 403 response for RevokeUserSessions
+type RevokeUserSessionsResponse403Headers struct {
+	XRequestID *string
+}
+
+// RevokeUserSessionsResponse404Headers the declared response headers of an HTTP 404 response for RevokeUserSessions
+type RevokeUserSessionsResponse404Headers struct {
+	XRequestID *string
+}
+
+// RevokeUserSessionsResponse500Headers the declared response headers of an HTTP 500 response for RevokeUserSessions
+type RevokeUserSessionsResponse500Headers struct {
+	XRequestID *string
 }
 
 // RevokeUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for RevokeUserSessions
 type RevokeUserSessionsResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type RevokeUserSessionsResponse struct {
@@ -3955,8 +4393,16 @@ type RevokeUserSessionsResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RevokeUserSessionsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RevokeUserSessionsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeUserSessionsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RevokeUserSessionsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RevokeUserSessionsResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RevokeUserSessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeUserSessionsResponse503Headers
 }
@@ -4028,16 +4474,39 @@ func (r RevokeUserSessionsResponse) ContentType() string {
 // UnlockUserResponse200Headers the declared response headers of an HTTP 200 response for UnlockUser
 type UnlockUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// UnlockUserResponse400Headers the declared response headers of an HTTP 400 response for UnlockUser
+type UnlockUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // UnlockUserResponse401Headers the declared response headers of an HTTP 401 response for UnlockUser
 type UnlockUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// UnlockUserResponse403Headers the declared response headers of an HTTP 403 response for UnlockUser
+type UnlockUserResponse403Headers struct {
+	XRequestID *string
+}
+
+// UnlockUserResponse404Headers the declared response headers of an HTTP 404 response for UnlockUser
+type UnlockUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// UnlockUserResponse500Headers the declared response headers of an HTTP 500 response for UnlockUser
+type UnlockUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // UnlockUserResponse503Headers the declared response headers of an HTTP 503 response for UnlockUser
 type UnlockUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type UnlockUserResponse struct {
@@ -4059,8 +4528,16 @@ type UnlockUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UnlockUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UnlockUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UnlockUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UnlockUserResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UnlockUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UnlockUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UnlockUserResponse503Headers
 }
@@ -4132,16 +4609,39 @@ func (r UnlockUserResponse) ContentType() string {
 // VerifyUserResponse200Headers the declared response headers of an HTTP 200 response for VerifyUser
 type VerifyUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// VerifyUserResponse400Headers the declared response headers of an HTTP 400 response for VerifyUser
+type VerifyUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // VerifyUserResponse401Headers the declared response headers of an HTTP 401 response for VerifyUser
 type VerifyUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// VerifyUserResponse403Headers the declared response headers of an HTTP 403 response for VerifyUser
+type VerifyUserResponse403Headers struct {
+	XRequestID *string
+}
+
+// VerifyUserResponse404Headers the declared response headers of an HTTP 404 response for VerifyUser
+type VerifyUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// VerifyUserResponse500Headers the declared response headers of an HTTP 500 response for VerifyUser
+type VerifyUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // VerifyUserResponse503Headers the declared response headers of an HTTP 503 response for VerifyUser
 type VerifyUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type VerifyUserResponse struct {
@@ -4163,8 +4663,16 @@ type VerifyUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *VerifyUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *VerifyUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VerifyUserResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *VerifyUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyUserResponse503Headers
 }
@@ -4236,6 +4744,12 @@ func (r VerifyUserResponse) ContentType() string {
 // GetDocsResponse200Headers the declared response headers of an HTTP 200 response for GetDocs
 type GetDocsResponse200Headers struct {
 	ContentSecurityPolicy *string
+	XRequestID            *string
+}
+
+// GetDocsResponse404Headers the declared response headers of an HTTP 404 response for GetDocs
+type GetDocsResponse404Headers struct {
+	XRequestID *string
 }
 
 type GetDocsResponse struct {
@@ -4245,6 +4759,8 @@ type GetDocsResponse struct {
 	ApplicationproblemJSON404 *DocsDisabled
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetDocsResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDocsResponse404Headers
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -4281,11 +4797,25 @@ func (r GetDocsResponse) ContentType() string {
 	return ""
 }
 
+// GetDocsScriptResponse200Headers the declared response headers of an HTTP 200 response for GetDocsScript
+type GetDocsScriptResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetDocsScriptResponse404Headers the declared response headers of an HTTP 404 response for GetDocsScript
+type GetDocsScriptResponse404Headers struct {
+	XRequestID *string
+}
+
 type GetDocsScriptResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *DocsDisabled
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDocsScriptResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDocsScriptResponse404Headers
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -4322,6 +4852,16 @@ func (r GetDocsScriptResponse) ContentType() string {
 	return ""
 }
 
+// GetHealthResponse200Headers the declared response headers of an HTTP 200 response for GetHealth
+type GetHealthResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetHealthResponse503Headers the declared response headers of an HTTP 503 response for GetHealth
+type GetHealthResponse503Headers struct {
+	XRequestID *string
+}
+
 type GetHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4329,6 +4869,10 @@ type GetHealthResponse struct {
 	JSON200 *Health
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetHealthResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetHealthResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4370,11 +4914,18 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// GetLivenessResponse200Headers the declared response headers of an HTTP 200 response for GetLiveness
+type GetLivenessResponse200Headers struct {
+	XRequestID *string
+}
+
 type GetLivenessResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Liveness
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetLivenessResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4411,6 +4962,16 @@ func (r GetLivenessResponse) ContentType() string {
 	return ""
 }
 
+// GetReadinessResponse200Headers the declared response headers of an HTTP 200 response for GetReadiness
+type GetReadinessResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetReadinessResponse503Headers the declared response headers of an HTTP 503 response for GetReadiness
+type GetReadinessResponse503Headers struct {
+	XRequestID *string
+}
+
 type GetReadinessResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4418,6 +4979,10 @@ type GetReadinessResponse struct {
 	JSON200 *Readiness
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Readiness
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReadinessResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReadinessResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4459,6 +5024,16 @@ func (r GetReadinessResponse) ContentType() string {
 	return ""
 }
 
+// GetOpenAPISpecResponse200Headers the declared response headers of an HTTP 200 response for GetOpenAPISpec
+type GetOpenAPISpecResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetOpenAPISpecResponse404Headers the declared response headers of an HTTP 404 response for GetOpenAPISpec
+type GetOpenAPISpecResponse404Headers struct {
+	XRequestID *string
+}
+
 type GetOpenAPISpecResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4466,6 +5041,10 @@ type GetOpenAPISpecResponse struct {
 	YAML200 *map[string]interface{}
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *DocsDisabled
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetOpenAPISpecResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetOpenAPISpecResponse404Headers
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
@@ -5070,7 +5649,24 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAuditEventsResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListAuditEventsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -5080,7 +5676,34 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAuditEventsResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAuditEventsResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAuditEventsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5089,6 +5712,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5118,7 +5748,7 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Unauthenticated
+		var dest LimitedUnauthenticated
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5132,14 +5762,14 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5157,15 +5787,71 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers LogoutResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
@@ -5198,15 +5884,81 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers LogoutResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5236,7 +5988,7 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest LimitedBadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5250,14 +6002,14 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5271,14 +6023,14 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5296,7 +6048,159 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RefreshTokenResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RefreshTokenResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers RefreshTokenResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RefreshTokenResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers RefreshTokenResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -5327,15 +6231,81 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RefreshTokenResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RefreshTokenResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5365,7 +6335,7 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest LimitedBadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5386,14 +6356,14 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5407,14 +6377,14 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5432,7 +6402,190 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateTokenResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateTokenResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateTokenResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateTokenResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateTokenResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateTokenResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -5463,15 +6616,81 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateTokenResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateTokenResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5547,7 +6766,24 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListUsersResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListUsersResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -5557,7 +6793,34 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListUsersResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListUsersResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUsersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5566,6 +6829,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5602,14 +6872,14 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5623,14 +6893,14 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5648,7 +6918,128 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateUserResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateUserResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateUserResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateUserResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -5679,15 +7070,81 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateUserResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateUserResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5749,6 +7206,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetCurrentUserResponse401Headers
@@ -5759,7 +7223,24 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCurrentUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5768,6 +7249,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5829,6 +7317,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListMySessionsResponse401Headers
@@ -5839,7 +7334,24 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListMySessionsResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMySessionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5848,6 +7360,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5910,6 +7429,26 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeMySessionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers RevokeMySessionResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RevokeMySessionResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -5919,7 +7458,34 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers RevokeMySessionResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers RevokeMySessionResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeMySessionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5928,6 +7494,13 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -5990,6 +7563,26 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteUserResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers DeleteUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -5999,7 +7592,34 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6008,6 +7628,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6083,7 +7710,24 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -6093,7 +7737,34 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6102,6 +7773,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6198,7 +7876,24 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers UpdateUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers UpdateUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -6208,7 +7903,64 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UpdateUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers UpdateUserResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UpdateUserResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers UpdateUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6217,6 +7969,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6299,7 +8058,24 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RevokeUserSessionsResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RevokeUserSessionsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -6309,7 +8085,44 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RevokeUserSessionsResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RevokeUserSessionsResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers RevokeUserSessionsResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeUserSessionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6318,6 +8131,13 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6400,7 +8220,24 @@ func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers UnlockUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers UnlockUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -6410,7 +8247,44 @@ func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UnlockUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UnlockUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers UnlockUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UnlockUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6419,6 +8293,13 @@ func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6501,7 +8382,24 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers VerifyUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -6511,7 +8409,44 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VerifyUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers VerifyUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6520,6 +8455,13 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6560,7 +8502,24 @@ func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDocsResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil
@@ -6587,6 +8546,29 @@ func ParseGetDocsScriptResponse(rsp *http.Response) (*GetDocsScriptResponse, err
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDocsScriptResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDocsScriptResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil
@@ -6622,6 +8604,29 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetHealthResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetHealthResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -6646,6 +8651,19 @@ func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) 
 		}
 		response.JSON200 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetLivenessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -6681,6 +8699,29 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReadinessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReadinessResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -6712,6 +8753,29 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetOpenAPISpecResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetOpenAPISpecResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil
@@ -7406,23 +9470,146 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	return m
 }
 
-type AccountNotUsableApplicationProblemPlusJSONResponse Problem
+type AccountNotUsableResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type AccountNotUsableApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type BadRequestApplicationProblemPlusJSONResponse Problem
+	Headers AccountNotUsableResponseHeaders
+}
 
-type DocsDisabledApplicationProblemPlusJSONResponse Problem
+type BadRequestResponseHeaders struct {
+	XRequestID *string
+}
+type BadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type ForbiddenApplicationProblemPlusJSONResponse Problem
+	Headers BadRequestResponseHeaders
+}
 
-type GrantRejectedApplicationProblemPlusJSONResponse Problem
+type DocsDisabledResponseHeaders struct {
+	XRequestID *string
+}
+type DocsDisabledApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type InternalErrorApplicationProblemPlusJSONResponse Problem
+	Headers DocsDisabledResponseHeaders
+}
+
+type ForbiddenResponseHeaders struct {
+	XRequestID *string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ForbiddenResponseHeaders
+}
+
+type GrantRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type GrantRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers GrantRejectedResponseHeaders
+}
+
+type InternalErrorResponseHeaders struct {
+	XRequestID *string
+}
+type InternalErrorApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InternalErrorResponseHeaders
+}
+
+type LimitedBadRequestResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedBadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedBadRequestResponseHeaders
+}
+
+type LimitedInternalErrorResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedInternalErrorApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedInternalErrorResponseHeaders
+}
+
+type LimitedPayloadTooLargeResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedPayloadTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedPayloadTooLargeResponseHeaders
+}
+
+type LimitedUnauthenticatedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+type LimitedUnauthenticatedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedUnauthenticatedResponseHeaders
+}
+
+type LimitedUnavailableResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
+}
+type LimitedUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedUnavailableResponseHeaders
+}
+
+type LimitedUnsupportedMediaTypeResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedUnsupportedMediaTypeResponseHeaders
+}
 
 type LoginThrottledResponseHeaders struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
 }
 type LoginThrottledApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -7430,19 +9617,54 @@ type LoginThrottledApplicationProblemPlusJSONResponse struct {
 	Headers LoginThrottledResponseHeaders
 }
 
-type NotFoundApplicationProblemPlusJSONResponse Problem
+type NotFoundResponseHeaders struct {
+	XRequestID *string
+}
+type NotFoundApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
+	Headers NotFoundResponseHeaders
+}
 
-type RefreshRejectedApplicationProblemPlusJSONResponse Problem
+type PayloadTooLargeResponseHeaders struct {
+	XRequestID *string
+}
+type PayloadTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type RegistrationRejectedApplicationProblemPlusJSONResponse Problem
+	Headers PayloadTooLargeResponseHeaders
+}
+
+type RefreshRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type RefreshRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RefreshRejectedResponseHeaders
+}
+
+type RegistrationRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type RegistrationRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RegistrationRejectedResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -7452,6 +9674,7 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
+	XRequestID      *string
 }
 type UnauthenticatedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -7461,6 +9684,7 @@ type UnauthenticatedApplicationProblemPlusJSONResponse struct {
 
 type UnavailableResponseHeaders struct {
 	RetryAfter *int
+	XRequestID *string
 }
 type UnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -7468,11 +9692,32 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 	Headers UnavailableResponseHeaders
 }
 
-type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+type UnsupportedMediaTypeResponseHeaders struct {
+	XRequestID *string
+}
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
+	Headers UnsupportedMediaTypeResponseHeaders
+}
 
-type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
+type UserDeleteRejectedResponseHeaders struct {
+	XRequestID *string
+}
+type UserDeleteRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UserDeleteRejectedResponseHeaders
+}
+
+type UserUpdateRejectedResponseHeaders struct {
+	XRequestID *string
+}
+type UserUpdateRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UserUpdateRejectedResponseHeaders
+}
 
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
@@ -7484,6 +9729,7 @@ type ListAuditEventsResponseObject interface {
 
 type ListAuditEvents200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type ListAuditEvents200JSONResponse struct {
@@ -7501,6 +9747,9 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7513,10 +9762,13 @@ type ListAuditEvents400ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7536,6 +9788,9 @@ func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7548,10 +9803,13 @@ type ListAuditEvents403ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7564,10 +9822,13 @@ type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7587,6 +9848,9 @@ func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7600,7 +9864,11 @@ type LogoutResponseObject interface {
 }
 
 type Logout200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type Logout200JSONResponse struct {
@@ -7618,13 +9886,25 @@ func (response Logout200JSONResponse) VisitLogoutResponse(w http.ResponseWriter)
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type Logout401ApplicationProblemPlusJSONResponse struct {
-	UnauthenticatedApplicationProblemPlusJSONResponse
+	LimitedUnauthenticatedApplicationProblemPlusJSONResponse
 }
 
 func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -7634,8 +9914,20 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -7665,29 +9957,44 @@ func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type Logout500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type Logout503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -7697,8 +10004,20 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -7714,7 +10033,11 @@ type RefreshTokenResponseObject interface {
 }
 
 type RefreshToken200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -7732,22 +10055,46 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	LimitedBadRequestApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7760,42 +10107,78 @@ type RefreshToken401ApplicationProblemPlusJSONResponse struct {
 func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken413ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7824,29 +10207,44 @@ func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken500ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
@@ -7856,8 +10254,20 @@ func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -7874,7 +10284,11 @@ type CreateTokenResponseObject interface {
 }
 
 type CreateToken200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type CreateToken200JSONResponse struct {
@@ -7892,22 +10306,46 @@ func (response CreateToken200JSONResponse) VisitCreateTokenResponse(w http.Respo
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	LimitedBadRequestApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken400ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7920,10 +10358,22 @@ type CreateToken401ApplicationProblemPlusJSONResponse struct {
 func (response CreateToken401ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7936,42 +10386,78 @@ type CreateToken403ApplicationProblemPlusJSONResponse struct {
 func (response CreateToken403ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken413ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken415ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8000,29 +10486,44 @@ func (response CreateToken429ApplicationProblemPlusJSONResponse) VisitCreateToke
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken500ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken503ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
@@ -8032,8 +10533,20 @@ func (response CreateToken503ApplicationProblemPlusJSONResponse) VisitCreateToke
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -8050,6 +10563,7 @@ type ListUsersResponseObject interface {
 
 type ListUsers200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -8067,6 +10581,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8079,10 +10596,13 @@ type ListUsers400ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8102,6 +10622,9 @@ func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8114,10 +10637,13 @@ type ListUsers403ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers403ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8130,10 +10656,13 @@ type ListUsers500ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers500ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8153,6 +10682,9 @@ func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8167,7 +10699,11 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -8185,6 +10721,18 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8197,42 +10745,78 @@ type CreateUser400ApplicationProblemPlusJSONResponse struct {
 func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser413ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8261,29 +10845,44 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -8293,8 +10892,20 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -8310,6 +10921,7 @@ type GetCurrentUserResponseObject interface {
 
 type GetCurrentUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type GetCurrentUser200JSONResponse struct {
@@ -8326,6 +10938,9 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -8346,6 +10961,9 @@ func (response GetCurrentUser401ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8358,10 +10976,13 @@ type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 func (response GetCurrentUser500ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8381,6 +11002,9 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8395,6 +11019,7 @@ type ListMySessionsResponseObject interface {
 
 type ListMySessions200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type ListMySessions200JSONResponse struct {
@@ -8411,6 +11036,9 @@ func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -8431,6 +11059,9 @@ func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMyS
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8443,10 +11074,13 @@ type ListMySessions500ApplicationProblemPlusJSONResponse struct {
 func (response ListMySessions500ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8466,6 +11100,9 @@ func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMyS
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8479,10 +11116,18 @@ type RevokeMySessionResponseObject interface {
 	VisitRevokeMySessionResponse(w http.ResponseWriter) error
 }
 
+type RevokeMySession204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type RevokeMySession204Response struct {
+	Headers RevokeMySession204ResponseHeaders
 }
 
 func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -8494,10 +11139,13 @@ type RevokeMySession400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeMySession400ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8517,6 +11165,9 @@ func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevoke
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8529,10 +11180,13 @@ type RevokeMySession404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeMySession404ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8545,10 +11199,13 @@ type RevokeMySession500ApplicationProblemPlusJSONResponse struct {
 func (response RevokeMySession500ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8568,6 +11225,9 @@ func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevoke
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8581,10 +11241,18 @@ type DeleteUserResponseObject interface {
 	VisitDeleteUserResponse(w http.ResponseWriter) error
 }
 
+type DeleteUser204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteUser204Response struct {
+	Headers DeleteUser204ResponseHeaders
 }
 
 func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -8596,10 +11264,13 @@ type DeleteUser400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser400ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8619,6 +11290,9 @@ func (response DeleteUser401ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8631,10 +11305,13 @@ type DeleteUser404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser404ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8647,10 +11324,13 @@ type DeleteUser500ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser500ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8670,6 +11350,9 @@ func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8685,6 +11368,7 @@ type GetUserResponseObject interface {
 
 type GetUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type GetUser200JSONResponse struct {
@@ -8702,6 +11386,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8714,10 +11401,13 @@ type GetUser400ApplicationProblemPlusJSONResponse struct {
 func (response GetUser400ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8737,6 +11427,9 @@ func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8749,10 +11442,13 @@ type GetUser404ApplicationProblemPlusJSONResponse struct {
 func (response GetUser404ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8765,10 +11461,13 @@ type GetUser500ApplicationProblemPlusJSONResponse struct {
 func (response GetUser500ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8788,6 +11487,9 @@ func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8804,6 +11506,7 @@ type UpdateUserResponseObject interface {
 
 type UpdateUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -8821,6 +11524,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8833,10 +11539,13 @@ type UpdateUser400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8856,6 +11565,9 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8868,10 +11580,13 @@ type UpdateUser403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8884,10 +11599,13 @@ type UpdateUser404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8900,10 +11618,13 @@ type UpdateUser413ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser413ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8916,10 +11637,13 @@ type UpdateUser415ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8932,10 +11656,13 @@ type UpdateUser500ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8955,6 +11682,9 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8970,6 +11700,7 @@ type RevokeUserSessionsResponseObject interface {
 
 type RevokeUserSessions200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type RevokeUserSessions200JSONResponse struct {
@@ -8987,6 +11718,9 @@ func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsRespons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8999,10 +11733,13 @@ type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9022,6 +11759,9 @@ func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRev
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9034,10 +11774,13 @@ type RevokeUserSessions403ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions403ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9050,10 +11793,13 @@ type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9066,10 +11812,13 @@ type RevokeUserSessions500ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions500ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9089,6 +11838,9 @@ func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRev
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9104,6 +11856,7 @@ type UnlockUserResponseObject interface {
 
 type UnlockUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type UnlockUser200JSONResponse struct {
@@ -9121,6 +11874,9 @@ func (response UnlockUser200JSONResponse) VisitUnlockUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9133,10 +11889,13 @@ type UnlockUser400ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9156,6 +11915,9 @@ func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserR
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9168,10 +11930,13 @@ type UnlockUser403ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser403ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9184,10 +11949,13 @@ type UnlockUser404ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9200,10 +11968,13 @@ type UnlockUser500ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser500ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9223,6 +11994,9 @@ func (response UnlockUser503ApplicationProblemPlusJSONResponse) VisitUnlockUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9238,6 +12012,7 @@ type VerifyUserResponseObject interface {
 
 type VerifyUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type VerifyUser200JSONResponse struct {
@@ -9255,6 +12030,9 @@ func (response VerifyUser200JSONResponse) VisitVerifyUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9267,10 +12045,13 @@ type VerifyUser400ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser400ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9290,6 +12071,9 @@ func (response VerifyUser401ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9302,10 +12086,13 @@ type VerifyUser403ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser403ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9318,10 +12105,13 @@ type VerifyUser404ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser404ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9334,10 +12124,13 @@ type VerifyUser500ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser500ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9357,6 +12150,9 @@ func (response VerifyUser503ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9371,6 +12167,7 @@ type GetDocsResponseObject interface {
 
 type GetDocs200ResponseHeaders struct {
 	ContentSecurityPolicy *string
+	XRequestID            *string
 }
 
 type GetDocs200TexthtmlResponse struct {
@@ -9388,6 +12185,9 @@ func (response GetDocs200TexthtmlResponse) VisitGetDocsResponse(w http.ResponseW
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -9404,10 +12204,13 @@ type GetDocs404ApplicationProblemPlusJSONResponse struct {
 func (response GetDocs404ApplicationProblemPlusJSONResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9420,8 +12223,13 @@ type GetDocsScriptResponseObject interface {
 	VisitGetDocsScriptResponse(w http.ResponseWriter) error
 }
 
+type GetDocsScript200ResponseHeaders struct {
+	XRequestID *string
+}
+
 type GetDocsScript200TextjavascriptResponse struct {
 	Body          io.Reader
+	Headers       GetDocsScript200ResponseHeaders
 	ContentLength int64
 }
 
@@ -9430,6 +12238,9 @@ func (response GetDocsScript200TextjavascriptResponse) VisitGetDocsScriptRespons
 	w.Header().Set("Content-Type", "text/javascript")
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 
@@ -9447,10 +12258,13 @@ type GetDocsScript404ApplicationProblemPlusJSONResponse struct {
 func (response GetDocsScript404ApplicationProblemPlusJSONResponse) VisitGetDocsScriptResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9463,29 +12277,49 @@ type GetHealthResponseObject interface {
 	VisitGetHealthResponse(w http.ResponseWriter) error
 }
 
-type GetHealth200JSONResponse Health
+type GetHealth200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth200JSONResponse struct {
+	Body    Health
+	Headers GetHealth200ResponseHeaders
+}
 
 func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
-type GetHealth503JSONResponse Health
+type GetHealth503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth503JSONResponse struct {
+	Body    Health
+	Headers GetHealth503ResponseHeaders
+}
 
 func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9498,15 +12332,25 @@ type GetLivenessResponseObject interface {
 	VisitGetLivenessResponse(w http.ResponseWriter) error
 }
 
-type GetLiveness200JSONResponse Liveness
+type GetLiveness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetLiveness200JSONResponse struct {
+	Body    Liveness
+	Headers GetLiveness200ResponseHeaders
+}
 
 func (response GetLiveness200JSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9519,29 +12363,49 @@ type GetReadinessResponseObject interface {
 	VisitGetReadinessResponse(w http.ResponseWriter) error
 }
 
-type GetReadiness200JSONResponse Readiness
+type GetReadiness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness200JSONResponse struct {
+	Body    Readiness
+	Headers GetReadiness200ResponseHeaders
+}
 
 func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
-type GetReadiness503JSONResponse Readiness
+type GetReadiness503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness503JSONResponse struct {
+	Body    Readiness
+	Headers GetReadiness503ResponseHeaders
+}
 
 func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9554,8 +12418,13 @@ type GetOpenAPISpecResponseObject interface {
 	VisitGetOpenAPISpecResponse(w http.ResponseWriter) error
 }
 
+type GetOpenAPISpec200ResponseHeaders struct {
+	XRequestID *string
+}
+
 type GetOpenAPISpec200ApplicationyamlResponse struct {
 	Body          io.Reader
+	Headers       GetOpenAPISpec200ResponseHeaders
 	ContentLength int64
 }
 
@@ -9564,6 +12433,9 @@ func (response GetOpenAPISpec200ApplicationyamlResponse) VisitGetOpenAPISpecResp
 	w.Header().Set("Content-Type", "application/yaml")
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 
@@ -9581,10 +12453,13 @@ type GetOpenAPISpec404ApplicationProblemPlusJSONResponse struct {
 func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10267,156 +13142,167 @@ func (sh *strictHandler) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pchs5k+CrYGonQvZMkaIuH1R0xKptuVs98hGSvD37Nb0iVAWSaBcBNoASzXYoYp9m9z32UfZJJjIB",
-	"VKEOHrLko7/2H1usAlCJRGYikRc+RomczqRgwuio/zGaMJoyhX++kudGKgZ/pkwnis8MlyLqR2dMz6TQ",
-	"TJOEKrXgYkyMfM+EJlKRXDNFUmoooYoRwa6ZIglNJiztRnGkkwmbUhiSfaDTWcaifiRkR+OH4sgsZvBE",
-	"G8XFOLq5iaMzatgpn3KD/zRhuZgwotgfOdOG/JFLQ4kcETNhxPDxxMBTRQ0jGfQmZsJ10TqRuTAsJXRM",
-	"udCmTyZyTqZULAbCNdGEG01mTHGZEpplcq7Jg5PjixckVXRkyKCEjli8kRFnWarJSCry88XFm0H0sDsQ",
-	"7fM+iKMpF3yaT6P+TjF1LgwbM1Wd+xmbUi4AJY35/+yAJlOpCkxoYibUuEk7wBXggwg5X7IMvQCc3jpw",
-	"NGtZinOWSJFqkgvDswCCLU3mE5kxtz5cE3pNeUavMmaRvwSi/d31IDGjFkcjw9RycIwkc8oNuWIjiyKD",
-	"JLvJR9uW5SaOZlTRKTOOTc6Z1lyKk+ftxKnt6y1NeBqTkZJTMvzp+IJs0xnfvt7ZBn7R21O27RrqIUBW",
-	"cscB64326OOks5PuXnX2k0es82T0lHZ6VzvJbrrH9kcHvSiOOHxvRs0kiiNBp9DTDXjJ0yiOgDK4YmnU",
-	"Nypn4dRHUk2pifpRnmPLJg++1Uwtmx6Aj3OrQt27Okj20x2AtUc7+1dPWOdpskc7u6NH6WP2hD692lkC",
-	"NQx4V5BvoLOTUdD+KEFmfyXNWw1kB88SKQwTSMZ0Nst4QmFW2zMlrzI2/ffftRQBYeAw1A5zyQVNDL/G",
-	"YXQ+nVK1iPrRiXtKXLMojq5plruPpQBgY4A4SpmhPHPIdO+BRXwTJFNDTa6j/n5vL44MN4jhF1Jd8TRl",
-	"opw/vZK56V9lVLzHdfOfy8U1U3zEWVqF+G3xfAOYg0GWQD2hmggJjMYE8Y0/Hf6bcMX/VbFR1I/+23a5",
-	"W23bt3r7jV0y26VJoTOq9VyqlHAnBGNylRtiAsgDfJMHw/oqDR/CvgYzWzAzKHF2tSBUEJpOuQh6lXga",
-	"ouy/iaMfaXpmBfPtCS9YCS6uacbTSyfk68vgHtvJYEtkSaUkyKnfPka4NzkOQ2aLoynTmo5h8GmuYeXI",
-	"HsjLgx5JJlTRBGXczbtwCXvlEv5IU3JWANO2iPe0hMHUpjQD7mcprMmI8kwTnCsisQtffC4T/Zwjn6d3",
-	"wreQ5nIkc5E2Ma1lrhJG5o7isVWV0vdLNL2Shrxw43xGJGmmQNdSudBkzs2EDI/eXvx8+j8vn79+dn55",
-	"/Orox9Pj5z+MaKbZEBFVcuBdsDQK+LjA0hEyBXKbRj3Qy/JPFgf3hKSEZhlTZEoXuHCpRJ0Q0fGTosKc",
-	"sd9ZYlj6iTuEZ9FEsZQJw2mmqyL3VyXFmHgOBBr24qlF9LaNFiD5xL5uHa2K550Sz28Fzc1EKv4nS5fv",
-	"HP7LY8BJfdPIkbeIYiPF9MSq/iugt2M0WCjoHIismLAPMyAUmIxi1/I9u+tc3Kcu8VOXiuW6vg+eVYBx",
-	"LZoTah1o5bxAPtBMMZouYJXSQ9x1nF6G+9E9zPC+WAPXCUFWbATQdskLqRDiYgu1bcyEtRIdzGgOBD4Q",
-	"D4YtxDt8eIgnI1MiqmMRVY67lDAGokkZpPwMjmB36jrWyYNh29INY0JFOhBwxguWRMi5H97v3yfCwGSz",
-	"Y9hL77iF25EucVuuSExB/EuCL4lMklzVROZBuP16sMi5lfzHbszPJD6PBMlhDVA+Whi75DnCb2V8Jsdj",
-	"lsbuzK+YyZUA8G/i6FSOubiYKGlM9snC1WtYmUze11n4FJ8RCkdBVAtYCvBwoVeotG6gkIWltKfpyhCH",
-	"dWXRdkRa9gdqz727T8sFgtFewmhOSdIrhBQ17BJPy/WZvQZk0sCK0SaZwt5t0/F2gUN7/CUZNUzdHe57",
-	"25UzzoQhJ2+Ikw6Id4LyhWsiAQXApiUSgKeDSQ8fxpWuA1GukqUJxWaMAuHCyuaK6UBltw2Hh4RdM2Gl",
-	"EBpLArk2EE4oFtYNhuMTJlL9sEuOQpBR+xKyoJgxM5qwDzQx2QJ7ajplA0GFnjOluwStGA7OIf7ooE1j",
-	"SLS1YVgbUmCaK0wxncIs1oZ+12O7ZkQLbTmdim1po0HKHrWBnFVow0GgtTfhdAobzsrOpbUHCemVNFav",
-	"/pto+a8k0XkyKSCL7blUMGKqqq1mDMXuG7rIJE0vpDylaszuhKeZHevSSHmZ4WhLzp9XMl0A1xopCTas",
-	"oGwn0PkdeATkzakb8gucIj2ACBwIDWqZPpFixMc5qBgoVrqWPFFzuKdzwXd9+u+jT99mSZqKLPI2N+GU",
-	"B2KVNvuwj1uktbQHKDETJorPUJEW2jtBk08mxwPBhTPEW333jI25NgrJ+o6ED1tFdmnoeyaqNHIML4h9",
-	"0SSNsFuNIvAV4QVWiEJomdOUW+xd2KNi7GrtfRc7V3BkVqWlL7QN40svglZw91/IuHcTF19rW+G37t3S",
-	"Ra51rs3Yvw2XGhveZuL1vnea7pe2ZgZCwXUJ1Fw/XThqVxFpD8GWTR4MA04aPiRXLJNijD4xKqSZMOWV",
-	"VMf6F1KC5l8o/nfRGL7SqeS+zySI8pFUTlRYsUhopqU9k4RP0cMZN84sA9F+aPmu+n+q6m83ciYMkOMd",
-	"7fyeybziVdpkLDOSK0YVU+VG3m7Mvp2acU9UWgdtyrXmYhyv0/8Cgvr11187RwEy2/28AbqB0BE8BnIk",
-	"12xZYMePCFybf9auoI8C+ETdIqWGXlHNLvPqUOUWBID7VoCdXChGkwk2bO5HrePVdqXqaEWzqo0uOOKA",
-	"aY4njLytDLlkN7UenMurXC9q8wCJCSe/wiIxoXoCcTd/5CxvVa7DsWpzsK9gBvDWC189kcpki/uYyX0R",
-	"95KlIw+GbUsVbI5uhuCQxrAYj7aBqOLNnv1Ay+ZZZqNEQNA/GAbYs4o1ccYaQg2RImGEC20YTYkcDUTG",
-	"jIFBYf8SyYKMlZx/kmi/izzU+WwmlWHpS5ZyerGYOWr4RKGYlwNeTmHES1zqGinhUdprl+EHYODquf8g",
-	"FI/F2AShJRd27C90+N/SxOGFwBet1d+AJsRmANOEKWs/ARX2OcuYYfd0/r//w8FRMbMiKmmzQ4KNsamo",
-	"yoU2esdTQUa1ucS4iJqRnmpj4yVa5hh0qhFZht1cbA00IAkVNtCEpGwqDUtjkjJsgSZeqUiKq1bbob+O",
-	"uo9nbZ5W1f11qr07uTfnDvp+iaoixAQo9e0spXem1O8H9n/qA/s/B2t+Nzx8BcMDiCPB5vdueSjkXjKh",
-	"YswGYi7zLCUZo9fMetEC8moRfgV2bKhnnnJzfO2lXppymBHN3ig5Y8pwpqM+xkDFFaVHoXPwkpqoH+32",
-	"dh91ejud3u7FzkG/t9/vHfyjIBL8iPUOX1Jj2HRmNMZyWyfipdPtov6j3k0cMQDk0i9q3e3M06i/04OI",
-	"Yz7D7+51e92dnb3u48hS+CUd40SiJFfZ9pPuQbfn3/B00yhbCFgOJl+dbBBLm1LDOoZPW+LwK5Nvx6kN",
-	"0a3S3EmqYxtmr9HyrBjVEtzpNkKAFnp57A6wEnX2SbeEQF7BbhbVULmaC0oSQLXyxiI6mCkX5tF+1Izt",
-	"tuvwcbkxiKapYlr7FAPHHACuyDN3/rSIaCAwXM6PGzbnaTs08BIBQJygnAJ5cUhgWDKfWCe2coqtYKEv",
-	"IZC+9SjqNUDdhBHZv0XYJViUONAq+axKwCX9xCH1vWtZ5nLx3tAxW05vTR5GWEA0v4sjwT6YyyRXWqqo",
-	"D/NqMIFv/THihk315jQV3RRQU6XoIrqpfa6+Ym+o1oRqMrQNhkUIFPQiMzpmbuGkKFU+eNy99Zq4SVUB",
-	"Wo1lf1CswvzrhBoMboZ2jswUS6RKNUDFBGRH/BZhzMOlzpOEsRRFmn1i5WMUN0VeGSVdPKqZiauGiyU+",
-	"wkyOZW6wtc1xcKYtT3busa4/t1tMGr1rYDK2Cm4TFUfC7WgB81NDplIbsnuwT64WhukuwVQpCBiaM9VJ",
-	"KDonc8H/yFk1MYJmPGH/3f3uJnIaxdGUfjhlYmwmUX/3YB/zT/zvvTZAQQd5hqpMA1iiDZBLTKY0mXDB",
-	"OorRFJ64oDLQgMIVbGqxDeWoqtq3x6TWTah1X3VL4kNrXkEYTBwGZkyZmcj0Eh5hOhM2botIWGq2aEbe",
-	"tVv7KrruEuqrUWyDyEMSbqO0F6A5FsGEK+VbVWg5lXNVDhw2iUHeUPLL+etXxAdpup8ziZjotm3yhfr6",
-	"cY2csXCUHdpEzAupEpaeIqOeMZ1nt1LIHAHhToHYB40qjhw7F/wd9fcakr2t69KsuQxUS9vKZgdCFA0J",
-	"hqhslF5xWJWV1gbk6s/7dgEAgaX+Vh+v79FNVLSA17Z6PzOamcnaFati3rNU237CUOU3oVXXmlRZCoqg",
-	"S8jzYkm+R14urfVtbOSPU/WPQcQkING+bxm25Pd363ZU941SXLRi65RfM8G0viW+ygkEAG4KUisc98ht",
-	"++Fx9hRDe4nMDWx/oL0vPNl2o2+PAzcWZL5h3AZzG4bf+GyN5tZr4MiqDXkSWGvw2OO1hce7VlkgD16d",
-	"nF+Q8zfkSa/XebT348MuOTHWjJ7y0YgpmyZqJmwg/HaMIzlFRKS2sTO0UILrkcjpVIoyA2QgQsQFaSaB",
-	"uvF4t6JtPGnhMm9TaFOMzl48I0/3Dx4TZ1EkqUzyKRN4JKodOp2+skrJLhWbm9Im87EJkjfCbKi7B9tt",
-	"i+7OhTZUJKz1SyWHNonMGXBaeplWnfqIvD07gagwpphImE2Q5qhEjTiz5l6PRxihG62TBE61sYDEpaxC",
-	"XLdR7xmjKf8EQRUK9nsR0fI9nknnE0jDIkbR0Ygn4IIEy08ip8z5YGqiWxuqwNMWxVGqXCDCZxHoRdRn",
-	"YRq+BbZQ6S0sFX4CFV2yFVnVFku0vDCm0EsJe2S0AehS+UbdKqvv954+qjD7zjpUVeGJw3m14czlwd+3",
-	"2Q2TYITxB2AbzqCrXXZ6F72n/b1ev9f7h7OrbZw337S84REAVP0aXHuVj1Tscy/lnzzL6PZBt0ce/OfO",
-	"ziE55SL/QD48eXT5aP/hOhtcQ1kSQRYEygk5Y4KllXDXCZ3hw8r+uNKIV6ByuXoG7gpd+Ywvp4EUB1hx",
-	"9ouykkYgqK6kzBhFj1S4UEtn6D/CbN2IjGkNhiocG4kP0qyxbkPfBVsF9L+lbXDLojsQxzSZFG+n8prh",
-	"OCOp5lSlNuHbGh1nwCqmUpeBXmmZ5ZhZMmKAu9rWuRKnNdNie0GC2xoWC1bGH9SWMSm5ujF6lWLbvrNm",
-	"xM3mWrVhNj8CjpfOEbzfYCJxoRcd7DjFaP2Oh8gNeKc29QrVtZkhPQe0ya8LoKn7kPhNxLyG+Cqy2+3Z",
-	"RMdwXwv0svU7xGyp9nnmkFQYF6spm931quBOb3d/zf6wdotqQFFpX4Jyu22ptEktN4d7K0eQqLelrb7c",
-	"JRsgZ4UJbu0+uWZfdHRly5HcZnekScK09riO2OKXydVPCX/Nfzl5++fJzit+ok/E2UHy7OTRyfRF7z92",
-	"Z3vps1+edtler5vsZuJq+qKX/ucvWcAWXET9nSfgfqyt5OrRxS8rR7fmMTdxF/TX2PGqs2kqx7/8egHO",
-	"Qc3gxKTJ8MhFUKJHsk/ssGSQ93p7CQ6Cf7Jhq0AM57uuTBESDNPabXGua8Vqa1HWZulZyQ5uUrh/XxnK",
-	"hSYUXaj2SzPK2+1wIT5LBdIhdq2GW0F03NDigsEreGojXRDo963PMWtmbzWEb+7UjCOuL30VHqsZcu3s",
-	"th4wri/LujfuGW4XuCtZv1Ac5bN0Lcyl/LFg349PlU2XHXA3VSpKFHxs0cBKhCx5G1YFajYIUbVkSuvd",
-	"mAFyP95Cy/DCfgNtoGgeF3FDFQUhAKEypxB9VWwEmFvGFM/wC7fUEor1XmkDwUa1vX5lzIdvV0Pdqj4+",
-	"QqaB0RZkFnAsw4UNO1uLi+a+7WrlGekiPw5BE2fC+Bfa0AVsBWbCFoRac8CUi3DsnbvhuMJANdkN66+J",
-	"FDYkejV33b5ryHq37P3FCKN1tdvVMB+ndnT+7OSEZMwYpnRMUj7mRsdkq7sVk63LLdDQtjpbXfIWPaMQ",
-	"y0dVmrmTT0J1m7O0qp0d9Or+0RmFrwEU/+u3o84/aOfPXudp97Lz7t//tfU8oVmSK24W5zBnSzU2iwI0",
-	"jvLXCy+sfvn1ImqphVFRGmxZvzevz8u6fpAwsY1vh0V+BK5kLSliYszMBmxxMZIt9JCbSYb5ypRolo06",
-	"E6mxbGU1IQMzOxEWbQP1u+SoDPnURdgkassaq6lYriO0VKAf+PCthzheoSaP0H+IGQIdsNenqNhUMADt",
-	"6UBAkBdTrlHltI7VVsDkT8dWZXdVqnwJNSyESJTMGJnKlGXdgRiIY7RsW9c1YGCFyRnqOSyJcR0+dJ9y",
-	"3vGBaHjHh2AzHXbJj0zz1BljixKCJOOIckADmDvBGmMTvmBSCzKjZmLVPCEHoniJK8F0kTqw39snw8Kr",
-	"bcvPEEreCzkXdgxM4U89XmyUnHV9F9UiyH7vgAyb/vBhgc3hETwZuoqk1pYBfOROH06PeXkCVJ2rzJGg",
-	"7m9vyxkTtrJAV6rxtuukt6FtafD2FHn05iSKo2umrNUv6nV3uhhtBsPQGQex0O1193APMRNktJI5Um46",
-	"ZQzOuK2e6CnXRhPPrjYKRcegQFtHt9ImJnJmd5xsgSKTmInUzMZDESlcrJRUIF+kYAOBlnVyhAE2ZCJh",
-	"n/F2iCG69IfuQ4c2kArzR0YSUBqTYRBXMwSC1My4KkLAK5ADwk0l1sdWwdHVeJ8uwdAb7UxSAEVrMJxN",
-	"V+mScEvA5SxI7CR1eCoDenRULVD6W8M9Cmiyc3R4QmMeIOrTa3j+kTO1aCvieYs6o6sARXsS14VjpISy",
-	"GVXZAk8lTm2zWNp6FOFNvNSF6WA00i23K/O6A092er3uEqB8NZ8SnpSNKLpucZejH1wV2l5vXangNrNI",
-	"lVidQW6m2DWXuS4CzEpEvrxIDl5djBcvfz+ev/rzaP7y+dH85YsnvZfjJfDboSsTCDbqRw0rSutGvWyf",
-	"flcr4brb663IaPCZDLddWowxbKt1ZeWD9XULo2spk89oMmGdZ1IYJbN1qVq+jDZ+Zr/XW9a+mO52UC8U",
-	"u+ys71LPh8V+e+v7lWUXb+LoYBPgqsXQsNfeRvAVPrpQCUP5FKpfv72DpQ9riVDr9rChiJkckweoLzyM",
-	"4sjQsUaTB7yL3sHAFfXLhQn2P0YzqU2bvRJCYXQ1oMGziqunA5t0GRzg21oRHTTThmfZQOCOEhMuCEag",
-	"+MgeGETaZykD7QzbJFmewp7RsEF5aecdLAMxbMYnDH1otdv31kRRtG0cPorys3FaJSBldUlOLNhVRJkg",
-	"lufeCXxPrPeJfLT7dH2/et2Eb5SbTuW4ht6Ai8qAsAYjOU1+OScdu9MEnFJqTmqpnNWzcV6oNuQiqI3m",
-	"efGBksZp2qj5P+71yP/7v/vdnf3uLoTNCFTyjKJCw0nehVDPFNMMi/tXPgFKdNrkNq51jn5GzVOGCpxi",
-	"IeuUqS9gscWMLuwR+3I6Bbhb2rric81iqGYH71EBRf8TjmujqKG45oUb1HGt1QVlbmxAVHXUNhflQBzV",
-	"yyNJ9V5jenKXvLEoAPGCGJpQG/9fpNEBXllK6Jzaal3WZjYQ1uAyMn34r1lOyEUPFjhh2vgZWIEW4MWd",
-	"fLB83n5vh7QXLuoS6w6ey/L6AkUTV0YPgK+dI30lPdTnXfC5q9Foj0w+5UTb2lNtos8FeFwURnL88I8y",
-	"XWwg+wKLd+j5a5ja78/HsnEGWC1w5aZq4DMqZzefUdxXXV2telXV/YEkabnpcBXn4llr5gLLvmlFrF4v",
-	"DvrtbCDS66X6sN/BJltBS+L/X2TXKpU8FEb1rWOzranwva3fmCp2rhZPcZvVS7SauarE+aD07xdFI+Vc",
-	"MFVzND+0Qt8WTaALiN3EmHw46VeMVx868/m8AwfmTq4yJsA4lQ5t77DYcjJhyfsiRKY6pYHQgNSYaAmz",
-	"KO43gCt6Gvc+EO7USMUsLaErVk4ZiN/5RKKRSttayUGA6UD8ioXmSyn4Q0XmDZ2Ja1h7WhbPCFelsKNY",
-	"Kwg3bpNq6hR+B6C6zejq2g5JKpmOYRkHolwhG3HjbshBb7PV6F0Jamm3S/sZkWK6hNtsC8zbqJYA/6i6",
-	"AApVypTdOIvyUVth2do4LFELk259m7yXuftRoqNKr7i2XYIVQAbCV/o/ff3sP16/vbi8+Pns+Pzn16fP",
-	"4YwgQDvEpcfa3MWQuoSlrGls924wcg7EKFe4nbqKuSSV+VXGdAFkn8wnPEONCbQevbR8bmG63H0KhF6t",
-	"ugvGOFx+XJApNcmE6bB6LuDZX9UkUgdnQQIZf88GolBx7JKj5uCVSRLU2fUGXWxbuwCqUmR5IPBqKzKs",
-	"ldsaxuGjohyWJfRhrSLW8BCmjK8OenvlkEEtmDbdxDoX76Sa4OYYOopKWfumIpLC7PiKLlN0Dh1OUSKV",
-	"YokhE6k0I1do0FkAMc4y1uonbwuSaBQKDYvALwXoMypXmyfYV2LEoNtaqf19Ub70onxbGu+FOxuhjvvN",
-	"a6/VO1A2NSI2rtf6ppXe2l0EX0vnBVMMF94xGXB2adQ0k6q+i17TNe4ybFN1klUdSK3uo7c48hrHUeHv",
-	"wG+ghviez5Z5N+Bdu3Mj9G3s7uw/3n+y92j/8brExvXQ3JfzZacXQrje+3JXV8VGSUywQs30pVWeC8TL",
-	"d8fFVzO1cmsIVLrFYYHPo3c38ZJTq1UB/Zm1qNFLXrG5/2HvXHGHOsxvkKa4de+wvJnOPdIDYSZsGhwV",
-	"FyShAh0qXHTJmQTVHlTVUUbHOqjjpJmx2VgkrAvulPKB8Nrz8kMPjtoolWtfPQAFuV4Vd6lOjExwB2vd",
-	"qtjTuyhUm2oqQejgRnrKzr3pKVZ8rChQB4Y4Fzf5ZWVGa7H571azTaxmPqTLSokW8VLXHbanbKn6cBZE",
-	"qvijNx6TTVlmuGIKKyt6NXWKn5h5ZlNtCpb9TAr4KsK2nsUt7efz1V2J37SDvY6tzehpO6xysUIvrXyh",
-	"Uvaiqqz20f42YyrMfgxvlh2IwgXlH7sS19Z2FbYlPM0Y2nFtXGJ51wu+MHzKZG7Qrlq6HNcnPNoCegrM",
-	"UEOXUTZcFpj1cnHuEfQl1ET3sU00xYulK/KdT5bpcxUq1uXCrvZTNHhl+2N5N/eN5ZiMGbY8QAV4Ilyi",
-	"aoxKbK+Fwpo/mdSGzCZY9a0eusINaIHWIOHqWINSdy3f+ygUR83FZzI59vEkVrVDdjkq3vMUGRSvW8sF",
-	"RrLGhYuZCXQGS1V4Elim0eLNaIru2f3efrtzFmZdcE7zXNq2xGWT7fJG9paz2f7Ka9oDF3ehtnqMVaMC",
-	"utGXPhXtr+9X3Ij2zW42gFokZzm6Ezd9dCGmK9nH1u4ujlHW1gKV9kYkuPVTl8HzuotJzBrdc3ZUgHKq",
-	"WXbN9OFAUGtJCV5TsUDS/pCwmWmv2Uwe7Pd6pFG5tE72Ftp2hWl/RSVIrslYCrY5QbaUNf+7E+Zzt5jL",
-	"NOl4tdJs+4XEo5xa5UmHBJSD7yzddMmRWASikVci/ffjip8L/bhp6ehyyg/XBr28PA2P7ZAA0R729xP7",
-	"qlq5DzT/65ml/ikEMJDeciq/3UYLy+x22VneZsZyoRew/5fO/i3tMvxCfrFpmsAxXEHwRBEWEJdVr8ro",
-	"gEMbrRDwlEtmGhYpfeCpDRLtnIfWZ+0NQSbvDWyOzZxrpy3Bb9CF7GhwsStOwatHpTc++A4oOOW4A1Hq",
-	"CM1gYZTXGCNsgzk2qJ+O0SFhCfXNNhOblfl5DGZSjW9n87LAfGnf3EohhBClX0EYtdzU8EVt5bcWY1/F",
-	"EPctyk67arewthU66na1FOjqs15rMoJ1A6xJRahJF1s8sLjmkxS3fK5LKLOQAKEGtotP3hk+G3+3VJhd",
-	"eQXL508w+IZdZP8U2guuuD/NGYlUDYvZdLBtdHTctlXIlwePPssYVboWeufi8wrzAD4HPrVVz63dUqNG",
-	"XjBl6WkbiMLy8ha/DrqFjTItTe7uQioX6uYDWJ1y4jSH4rp5CPUMnG2YlQqcaJjLuF7Y5CS8n2uBxsx8",
-	"BtgD4GdMcZmulQgWVKdNfHuSYNVOX9wy4kvOf+f3vwy/W7IL2WO5K30Fm+MZADXf1lPKSwppM6Hfi+rC",
-	"k+74GJjSVBzmK2Nq/gd+8S/JL37if+Fz+t+SVyzJ+c1xNZ+kMtFrHcFYLcPwhPx88fLURhUhHygmUqac",
-	"W6CovoG21TOWysSnKYyZ3yIHwo6PJvSrnGeGcGFkcFWntV/BjkfTYqOzgVw2pUtzvGXjBAZ7Zlmgc+5Q",
-	"03kjM54srOk+ox9Y6qwDmoyogv8QLiJsnpjVmu2wHu8D8Z6xmRUC2iieGOKMc2XpjnlZtBRAJioXroSJ",
-	"D79//vrZ+eXxq6MfT4+f/4Blj4ZL7G/PYQHWMrhhH8z2xEyzyqk8sjXw/iWVCd5eCQ3wEbMv4DfJqBj/",
-	"MIiYGNjm7P//7/9jXyvEhZ6xBKKUfxj4ch3dBZ1mvrVtuo1ta/23y+9Vwucad/y230Dmq1/7+gOhdGlf",
-	"15YKfvi3y1hxRZC5dutySLjIuIB1XGSYDDDhiSNNwgUcudH7pXKBDuBDDIwqCZkbzbIRGTGTTFjaMjxk",
-	"WQJFOiCwwfAqk1f9IXl7dgq1dcJPJi6UaySVczpQlUwIFyn7cEj4lI6ZGyT4CtqUUmpofzgQMKilo7ZL",
-	"ll3YYkerhGwJKdjWoYPNPoLZbB1abARPyFYuNB2xjsXW1iFkigiWVHvx6TjsgxB5DOALnPchuaKadXLF",
-	"CwgwCt5l5BbPYI/rUJEwbaTS7vmS66E3ksnARs85xhynjeAYF9Zw9OakRnaBUERBWMpES/BdbahIaQYS",
-	"4He9UcCMXeqyH7nKRZrVBObwp+MLgt8Z4gUtrZJwIIqq3jMuBIQYIFBDImZTMqPJezreVDANxKdJJstf",
-	"G8qn3+k1tWip0uX2v/0LeQGRF7aKEOHCFoABiphljGqAl5EWjHdPT54dvzo/7poPhvzb9u2ljFsNfNqN",
-	"7oGYnsu5gK3J17QNiGlLuw+1U9WkuEdlCQ2B7UvDEhb3o7j6Xbid5ULY82FaNHFqKNbdR4HiC9m3RmG5",
-	"e1w+SZcM7MD+G1i6P7i4E35tbAl2sCxZND9tf6wur4lRjFg0LrqBGvVJwFcvgC9mEd4gcE/TWXJ3ebch",
-	"poAAislP/HJ5UnIPQmLazlzBwlaK8oJht9dz6XnuXgmM3APRADsiNVhtILyOp0wqfKuZK2MFBd3c1TbW",
-	"n9gntEgHnDIqdGV0d3/DFfAIXtWw1P9YXJhzV8L8JEIsvr5k7UJsLVmwIjIybLtm3TAqZsOFq0p0pxd4",
-	"UVBlD9sv9mmGRVImJgAro+PiCcFLM0BvInqSmxSjdaRy780KqnU0gdUhKFH+GhFLFEvWuLxs5JuQPiU4",
-	"LasOL61pzN1FcmdJUwW0uK3kfsA9d/egxMQPHNu8blgsmwoDu0O4okvouNh4XOVtN31SKw1TIefwwLCB",
-	"dhScEmOs8494xj+o9teSLjkVQssxE0hZYjwQPnkb8xSkatmPP6Nq9HrGxNGbk/MZS25H0h5RlRu3bK3P",
-	"T62peFPNXKrVJnWQkr1ur3IlU62ia7v0853LjverQXHd+ESL7nTjr1Fsy0Q7lQnFSlosk7OpDViEtpWK",
-	"lv3t7Z3dx90e3OzSf9Lr9dCm5r7zsS1NE7M0KdjmyzwxzMJrZp+d+UssbIkxJEjvskusfSwYxL3RLQO9",
-	"DfJ7LF0rmTEddLaGm2ZPv4thp0JwO5nNM24WwSCOgdsqBYZWHF+4p3locqcYfyLmJhgc16xtaFZW7yzK",
-	"t1Vwm3IT3by7+a8BAA==",
+	"7H3rchs3s+Cr4MyeKtnfGVKURPlCVapW8SVRjnwpWV5/+4VeEZoBScRDgAEwohmXqvZpdt9jH2Wf5FQ3",
+	"gBnMcHiRRTt2oj+JxcFgGo1G39H9KUrkZCoFE0ZHvU/RmNGUKfznS/nGSMXgnynTieJTw6WIetEZ01Mp",
+	"NNMkoUrNuRgRIz8woYlUJNdMkZQaSqhiRLArpkhCkzFL21Ec6WTMJhSmZB/pZJqxqBcJ2dL4oTgy8yn8",
+	"oo3iYhRdX8fRGTXslE+4wf8swnI+ZkSx33OmDfk9l4YSOSRmzIjho7GBXxU1jGTwNjFjrovRicyFYSmh",
+	"I8qFNj0yljMyoWLeF26IJtxoMmWKy5TQLJMzTe6dPDt/TlJFh4b0S+iIxRsZcpalmgylIj+fn7/uR/fb",
+	"fdG87sM4mnDBJ/kk6u0VS+fCsBFT1bWfsQnlAlCysP6fHdBkIlWBCU3MmBq3aAe4AnwQIWdLtqETgNNZ",
+	"B45mDVvxhiVSpJrkwvAsgGBHk9lYZsztD9eEXlGe0cuMWeQvgai7vx4ku96TpysJY0cTnsZECgLUOCdU",
+	"6BlTPSSThGYZUzuayJkgg3+23Iytk6cDMhszQbgBiPeIkeRBty8yZgxTOiYpH3GjYzJoD2IyuBgA7Q9a",
+	"g5hQkRJKhorpMZGCEWnGTM24Zm3yDD+fccHw25qpK6b6IpMjTeilzA0xJdR4uDgDIlxKQ1F3uJfs08eX",
+	"rPMwPWCHj6I4mlKAEFDwv349bv2Ltv7otB63L1rvP+3FD7rX/958zJhR8+OhYWr5vhpJZpQbcsmGltYM",
+	"nv1Ndq+Zvt+9e3ecmzEThifUsOY9vGRUAQsZw0aJESP3zp4/IQ8eHnbI//u/B/d7ZPCjHaEYzSY/9COa",
+	"m3E270du/0KMaiZMXwjpJ0WuZXds2SwxYUpJ9UM/4uKKZjy9wJeK6bmdFXa6L5DmuSYTmg2lmrA0Juzj",
+	"lCv4h2JX8gP8QypgUdQyytlYkoQKIiTJpBgxRTI5Ilws3/Gbwtmw3ddAJIpOmHGc/g3Tmkux7Bhp+9gd",
+	"o6GSEzL46dk52aVTvnu1twsr0bsTtusG6gHQRAnyIesMD+jDpLWX7l+2uskD1no0fExbncu9ZD89YN3h",
+	"YSeKIw7fm1IzjuJI0AmCbCe84GkUR7CLgMuoZ1TOQuwAsqmJelGe87RhwXH0VjO1bHkAPq6tCnXn8jDp",
+	"pnsAa4e2upePWOtxckBb+8MH6UP2iD6+3FsCNUx4W5Cv4WUnZmH8cYLy6qU0bzVwTvgtkcIwgZyYTqcZ",
+	"HCIuxe5UycuMTf7jNy1FQDs4DbXTXHBBE8OvcBqdTyZUzaNedOJ+JW5YFEdXNMvdx1IAcGGCOEqZoTxz",
+	"yHTP4RT4IcggDDW5jnrdzkEcGW4Qw8+luuRpykS5fuSCvcuMig+4b/5zubhiig85S6sQvy1+3wDmYJIl",
+	"UI+pJkICi2OC+MGfD/91uOP/rtgw6kX/bbdUuHbtU7372m6ZfWWRQqdU65lUKeFOjsfk0gmLBnyTe4P6",
+	"Lg3uA9uBlc2Z6Zc4uwRhSGg64SJ4q8TTwKkvgVZYaAGtQiNrWpl7Y7emv4VqRKui1mw0SflGbSKnkGw4",
+	"CYy+jqNQ2q99u9A0cI9+pKn75eYHMaBMz6udgKqTpfvZbi6ORBYFjF5HvV8/RahuOo6DzCeOJkxrOoLJ",
+	"J7kGSiYHILkPOyBCFU2Q51+/D0m6U5L0jzQlZwUwTUS9JZIOllZIS6DRIeWZJrhWRGK7Sn232LKnMtFP",
+	"OTLP9FabJqS5GMpcpIvbpWWuEkZmjo3gqCr76Ja4fikNee7m+YKYtlomUbnQZMbNmAyO357/fPo/L56+",
+	"evLm4tnL4x9Pnz39YUgzzQbbw3bJG2+D6mHAYQtUHyO7Qj6o0cj0UvazGfWWMG1tCTKhc9z9VKLBuT2c",
+	"/qSoMGfsN5aYzyFh/LznOIliKROG00xXJeo7JcWIeIYCR9JLnwbJ2jRbsFMn9nHjbNXN2is3660AnVYq",
+	"/gdLlysG/ssjwEldJ8jxlBPFrBWGmvAK6O0cC4c5eDngwIVKD4txSv0t1+I+ZTX2C8VyXVdzzirAuBGL",
+	"C2qcaOW6gFPRTDGazmGX0iNnmKLajerGFla4rfOF+4QgKzYEaNvkuVQIcaEh2TFmzBqJDlY0AwLvi3uD",
+	"BuId3D9C340pEdWyiCrnXUoYfbFIGaT8DM5gFbE61sm9QdPWWWdCX3Cjwy0Rcuanv1PPmjnliTCw+dkz",
+	"UJVuqaHZmS5Q66qIIUH8Q2t7E5kkuarJocNQu/JgkTdWJj9zc34hmXQsSA40ifLCwtgmTxF+KzgzORqx",
+	"NHZeWsVMroQFfzsCC/eTpXfK8tdSlvviSdWrbX2cGWfCkJPXOzrwhvcKB+OgxjQGcV8MGvjAwHrKagcb",
+	"HGE8Y6HLmWsixR1rWnUm7jjUbTjUHZ1/L3T+ms4zSdNzKU+pGrFbUfrUznVhpLzIcLYlIuBSpnPYHCMl",
+	"wYEV9XUvsAwdeORcSnLqpvwKjNwDiMCBukltoCKRYshHOeiQSGF3hP7dELo1hHwsK92KpuMN15KjW2Ff",
+	"iV8RF9Pm6nZm2pZIvA7ahGvNxSheaT/fkfnXIfN379616iHXVTPUI7TbOik+/v+ZTqyUGnpJNbvIq1OV",
+	"DhOgRD8KtjUXitFkjAMX/SaN89VkS3W2YlhVkwokCyhQPGHkbWXKJR4g66O9uMz1vLYOKckkT8alB2NM",
+	"9Rgybn7PWd7oBArnqq3BPoIVwNMjG8IneiyVyebbWMm2mMiSrSP3Bk1bNbiPUfUypQLjeJgQ49HWF1W8",
+	"WZHLDZnxLLNpDeD3uTcIsDe434MRNltEEwpB/oQRYE+MpkQObTYITJpRw0QyJyMlZ22CyRSEDg1TZIB/",
+	"tDC1YkC0TaW443dfid8FyF/7cpkBsyUup/PpVCrD0hcs5fR8PnWn9DOVgryc8GICM17gEawdcdQsvTMj",
+	"/ABMXFWDD0P1oJibILTk3M79lXThHU0cXgh80Xo5DQS32RRgGjPF7g7Nd6ALyxEX52Mljck+O0Tl0xAy",
+	"mXyoB0JO8TfHW8H9BZYSfFSvyPtwE4UnRUqbNVmZ4qieUWFfRMngEyf96dl/XJ4emO0FzOawoVeEeqhh",
+	"F5nlENWVvQK5RQMSblhQ5e2m5bgzpb1oB7mkbg/31gKk/qx6cY14JxilgWOFyokJzzFERoJFB5IeX+2L",
+	"cpcsTSg2ZRR4BOxsrpgO8lrswMERYVc+MRCTYoPoUF+40FKRxcpwfsJEqu+3yXEIMkbThSwoZsSMJuwj",
+	"TUw2xzc1nbC+cArEZnrBnSjeoih+KY1NsPibpHu8lESDseAhi23Wl0s3DtITNGPbi/Lcufhu5eLb2j64",
+	"JIEtJYjcJVb8fRIrbrIlixkNyGW4CZfcF6vSGtCu9pdCApSYMRPFZ0Ab92kc1qDJ5KgvuHB3Ru4U8GYe",
+	"MOLaKDzmt2QEsKTswtAPTFTPzDN4QOyDxaMSvlY7IfiI8IJKiEJomXNcN4Tq8Y1KnL7x7duE6INcMlUm",
+	"KYQ58fjQ8/UV3O47yku4jouvNe3wW/ds6SbXXq6t2D8NtxoH3mTh9XdvtdyvnYgRMEn3SmC5+OVCDloV",
+	"kTY7zB6Te4PgJA3uk0sGF4TwFhYVeKfM2x13rLCRFZ5LCcat+1XfSi39kwzvbZvdSIJDqRzrtGKC0ExL",
+	"a3aHv+JlzXjBLO+LZrv8zrr96tbtXcT5FhHnKiX+uXHRu4DoXUD0bx8QrYmGP4Wf3kXsthux25prCwyS",
+	"pyxjhm3Ju7V9U++4QE9xt34zk8/eFK8YPoVtcUsbL6PaXODt3loUjWpjb/02rDF4qUapGb7mbojDAJJQ",
+	"Ya9Lk5RNpGFpTFKGIzAGIxVJcddqasKfY7yhJ4mnVeNtnaHm/FKLawfrrURVw0XpW5L722lKb03udz6c",
+	"v7QP569xvu98UX+CLwp4mmCzrTujCuaZjKkYsb6YyTxLScboFbOx8oC8vhQHLVBsS6fkKTfPrjzrTFMO",
+	"aKHZayWnTBnOdNTD6+9xRYdTDGj8gpqoF+139h+0Onutzv753mGv0+11Dv9VUBp+xCaSXFBj2GRqNJb3",
+	"svkGF07HjXoPOtdxxACQC08Z9QwVnka9vQ7UTuJT/O5Bu9Pe2ztoP4zsMbmgI1xIlOQq233UPmx3/BOe",
+	"blq15jqOpsHiq4sNatOk1LCW4ZOG0myVxTfj1Ja8qRLuSapjW3lNY4RHMaolZN7YCz60sE9iZ89LtF3G",
+	"7RICeQkiMaqhcvVRKkkAteRri+hgpVyYB91osUqV3YdPy51qNE0V09pXnXMnDMAVeebscIuIBQSG2/lp",
+	"w+E8bYYGHiIAiBNkdsB0jghMWxTCUk5PFyyM2QUsvF6VaA1Q12GFo18jfCXYlDjQb/m0SsAl/cQh9b1v",
+	"2OZy817TEVtOb4tnGGEB/v4+jgT7aC6SXGmpoh6sa+EQ+NGfIm7YRG9OU9F1ATVVis6j69rn6jv2mmpN",
+	"qCYDO2BQ3DmHt8iUjpjbOClK5RN+bt94T9yiqgCtxrK3e6swvxtTg8WCYJwjM8USqVKscMFEPoHvYXrU",
+	"hc6ThLEUWZr9xfLHKF5keWXVoeKnmru96sBZEovP5EjmBkfbmmHO0+fJzv2s679bOZVG7xcwGVsteREV",
+	"x8KJxeDwU0MmUhuyf9gll3PDdJtg9UzILZwx1UooJgHkgv+es2qhMZrxhP1393c7kZMojib04ykTIzOO",
+	"evuHXayk5/8+aAIUFJknqA8tAEu0AXKJyYQmYy5YSzGawi/uTiioUeEOLqrCCxpW1T5oLgJS9yjXc0Ia",
+	"Cok11ukKS8CEqVgTZsYyvYCfsMIlDm5KH1rqhVm8ONvs9awozEuor0axC0QeknATpT0H9bO4C7ySv1WZ",
+	"ltNbV5VFxSEx8BtKfnnz6iXxVTHcn1OJmGg3CflCB/60hs9YOMoXmljMc6kSlp7iQT1jOs9upJA5AkJJ",
+	"gdgHjSqO3HEuznfUO1jg7E2vLi2kmoF+akfZgrGQN0eCKSqC0isOqwqVNgG5+vN+XABAELi40cfrMnoR",
+	"FQ3gNe3ez4xmZrx2x6qY90eqSZ4wtBtM6N22rmWWgiLoSot6tiQ/4FkuoxZNx8jbZPWPQXI1INE+b5i2",
+	"PO/v10lU942SXTRi65RfMcG0viG+ygUEAG4KUiMcWzxt3dAmPsWb+UTmBsSfLazr6KcdfXsncGNG5gfG",
+	"TTA3Yfi1s1gaRK8Bu1cb8ihw+dj6wE5beLhvlQVy7+XJm3Py5jV51Om0Hhz8eL9NToyNCqR8OGTKll01",
+	"Y9YXXhzjTE4REakd7Lw1lOB+JHIykaIsudUXIeKmZV2vQN14uF/RNh41nDLvmGhSjKA47+Pu4UPi3JIk",
+	"lUk+YQJNoprR6fSVVUp2qdhcl46dT4sgeU/Ohrp7IG4bdHcutKEiYY1fKk/oIpE5L1DDW6ZRpz4mb89O",
+	"IPuSKSYSd8uIoxI15Mw6nj0eYYZ2tI4TONXGAhKXvApx3US9Z4ym/DMYVcjYt8Ki5Qe0SWdjKJ5HjKLD",
+	"IU8gFAvuo0ROWBFSqnxOG6og4hjFUapcQscXYehFdnXhX74BtlDpLTwVfgEVXbIRWdURS7S8MHfXcwlr",
+	"Mtq7KlL5Qe3qUe92Hj+oHPa9daiqwhOH62rCmasrvW23G9awEcYbwDa7Q1df2eucdx73Djq9Tudfzq+2",
+	"cR3qRc8bmgCg6tfgOqh8pOKfeyH/4FlGdw/bHXLvn3t7R+SUi/wj+fjowcWD7v11PrgFZUkEF6aQT8gp",
+	"EyytpJWP6RR/rMjHlU68ApXL1TOufQzMf8Z3WECKA6w4/0XZXCFgVJdSZoyK6Lq6UUtX6D/CbCuBjGnt",
+	"avA74mOpq0Dfc0lrAf3vaJvrM2/3xTOajIunE3nFcJ6hVDOqUltA2Todp1Sb8NM74DzTMsvxEtqQAe5q",
+	"onMlTmuuxeYC3zd1LBZHGf+gtrNFeaoXZq9SbNN31sy42VqrPszFj0D0pnUMzzdYSFzoRYd7TjFaL/EQ",
+	"ucHZqS29QnVNbkh/Apr41znQ1DY4/iJiXkH+GNlvd2xlyVCuBXrZegkxXap9njkkFc7Fao3M9npVcK+z",
+	"310jH9aKqAUoKuNLUG4mlkqf1HJ3uPdyBHd6d7TVl9tkA+SscMGtlZNr5KKjK1ve/ybSkSYJ09rjOmLz",
+	"X8aXPyX8Ff/l5O0fJ3sv+Yk+EWeHyZOTByeT553/3J8epE9+edxmB512sp+Jy8nzTvrPX7LgWHAR9fYe",
+	"QQyztpOrZxe/rJzdusfcwm3LikWJV13NonL8y7tziDBqBhaTJoNjl1CKYc0esdOSft7pHCS22wX801ax",
+	"XrQQgvWu61yDBMO0diLOvVrx2lqUNXl6Vh4HtyiU35eGcqEJxTis/dKU8mY/XIjPUoF0iF2r4VYQHS9o",
+	"ccHkFTw1kS4w9G3rc8y62Rsd4ZsHNeOI6wvf1cJqhlw7v60HjOuLso+E+w3FBUolGxeKo3yaroW55D8W",
+	"7O3EVNlkmYG7qVJRouBTgwZWImTJ07DLxuKAEFVLlrQ+jBkg99MNtAzP7DfQBorhcZF8VFEQAhAqawrR",
+	"V8VGgLllh+IJfuGGWkKx3yt9IDioJutXJo74cTXUrXrHp9ksYLQBmQUcy3Bhc9fW4mJRbrv2aUa69JEj",
+	"0MSZMP6BNnQOosCM2ZxQ6w6YcBHOvXc7HFcOUI13w/5rIoVNDV99um7+anj0bvj2VyOMxt1uVsN8stvx",
+	"mycnJ2ShbdpOeycmOxc7oKHttHba5C1GRiEhkKo0c5ZPQnVTsLSqnR126vHRpS3Q/qO5+5lmSa64mb+B",
+	"NVuqsZdKQOMo/3rumdUv786jhlK2FaXBtsl6/epN2ScLLsTs4tNB0TQNdxJnLyEbGzO1WV9cDGUDPWDP",
+	"L0zyIJplw9ZYaiyLVF5JwXtdInWwaHthoU2Oy7xRXeReorassXy9PXWuORkq0Pd8Dth9nK9Qk4cYP8Sb",
+	"Ei3w16eo2FQwAONpX9i+Zm5QxVq3ndcmVNCRVdldgxLfkggbixElM0YmMmVZuy/6wvbQs6FrwMAKlzOU",
+	"flmSKDu47z7louN9sRAdH4DPdNAmPzLNU+eMLVpykYwjygEN4O4Eb4y9OAeLmpMpNWOr5gnZF8VD3Amm",
+	"iysU3U6XDIqodtE88IOAboQ4BxbtSD1ebKqdDX0XhWVIt3NIBovx8EGBzcEx/DLwTSotXHTiFmXf1JZK",
+	"oDUCPoevBwhHYPwHacY/uPI34LLlZgxhIEqMojyD6x86o3rcq5G/bRM3wCo7DU8GbQIiQApG2MeEIbFb",
+	"GofMF3LPtpxLZaJ3IYFxNuZJAVFfDA46j8hrpiYU2Bc5YylXLDED4ELYxRPg95DCqhHEmGhp0WFdSRnF",
+	"7MSMiw9YCkjL7AqEEIHZPzA2DTFWlCiA+xABqixMmGKpGeEiyfKUpXFZkazSZbJNXnnqcG07bTGhoMZZ",
+	"XzQXOSP3BhXW8o+By6krr3Hex6/Ob10FrdY7c2VVNODQzq51GvKLE+CXucocc9O93V1wX9oqNW2pRrvu",
+	"Jb0LY8tQiud1x69Poji6Ysr6k6NOe6+NeYwwDZ1yEDjtTvvA9r8cIwsvcZNy0yqzu0ZNzUtPuTaaeEFg",
+	"85t0DKaZTaFQ2sRETq0uk81RGBMzlpq5zp1At8ivbH9H2w8SYjbk2BLwWIIG4z1cA0TbwH3oyKbo4Q2t",
+	"oYTDGpNBkLEFh4ZoZlxDEODCcMy4qWSR2fLouppJhl1HhdHO2QlQNKZZ2gthbRIqG7idBfM6SR2eylQx",
+	"HVVbSf66EHgHNNk1Fh1OuUZEfX63xd9zpuZN7RZv0BFyFaDoqeS6CLmVUC7m6zbAU8mA3CzVu56feh0v",
+	"DY47GI102+0acmKD2r1Op70EKF9SroQnZUOKSQGoP9GPrlNrp7Oub2uTw61KrM7VO1XsistcF6mLJSJf",
+	"nCeHL89H8xe/PZu9/ON49uLp8ezF80edF6Ml8NupKwsIVMAHC/65RhVwmQb4vtZsc7/TWXHhxl+0uenW",
+	"YvZqUxMEyx9sFoUw9YZhT2gyZq0nUhgls3Vp8L5n9+1uQnY7nWVvFHjaDbq64Ct761+p31jH9w7Wv1f2",
+	"b7uOo8NNgKu218C3DjaCrwgbh3YBMrbQIvj1PdBMWEaKWlXAZsdCD997qMLej+LI0JFGLxw8i97DxBWx",
+	"7TJXe5+iqdSmyYUO2Vm6mmPjz5gr6gZSu8xX8WMtbw+GacOzrC9QFMWEC4JJUT7ZDCaR9reUgcGgY6e+",
+	"gLBZcIt6Nuljfn0xWEyZGfhsfycw1yT2NEkcn9j7xY5oJUdqdW8/LDdZJD4hlmcNV10/98zeVW653pSX",
+	"LGm7AK/vP17/er06zKaMpbF9z6b8paEA/o3YzKkc1eguYC9l8uYCh3FW93IW88xZ/mBt1RJKpHIRigXb",
+	"vjqQi6DkqWdS95Q0zipGK/1hB7q2d9t73fY+pLgJVJuNokLTBMZ5vUEzLPRc+QQYvOkiG+Ja55gToHnK",
+	"UCVWLOQp5V03iK4Qrt0bsbffCnB3tE2byTWLoUgtPEeVHmPFOK+98QCdB8/dpI6dWe1a5sYmL1ZnbUon",
+	"6IvjeslAqT5oLKnQJq8tCoDvSuEMrbCkIOKVpYTOqC2Daf3bfWGdo0PTg/8tltgrutA7nDBt/ApKQ7VA",
+	"s7X1wF7vdvZIczG/NrGpGzPpBQGYqIl3DwhW9/n4ArloIbmLIq70snVv+Oth2tZjbJIJLhnrvAho4Yd/",
+	"lOl8A6EQRKfCKP1CWGx78dCNr3zWksyuq854o3J2/QXlYDUs3aipVkOVSJL2NB2tOrlovU5dEuidmNya",
+	"mNxcXn2Gsl4vJwvv7W0u5OpVgfH1wxvIyIZiLN+lcC+NBOTZdQm7mQQv0gnWy++K674h+aXJkS8aPffV",
+	"M3yvTFkqKl/LmWCqljtz38pGW9aGziEdHa8ZgYup4o//2JrNZi3w1LRylTEB/vbUeYHDhr3JmCUfiqy/",
+	"6pL6QgNS0Y9LQQlx98ulIuUtsrCkP5ohilnKwuwSOWEgpWZjiX53bfvtBjnzffEO26aXwuKHimgYOK/9",
+	"oPZrWRcp3JXCgWfdb9w4Wb6oenlBCS6+xTiSGzsgqWQ6hm3si3KHrMPYOZQxgcZahK6NsbRahf2MSPEG",
+	"mNNJCszbRL0A/6jhAQpVylRvRfONOCzQD4tufJp8kLn7o0RHlV5xb9sEizv1he9bf/rqyX++ent+cf7z",
+	"2bM3P786fQo2pgAlGrce+zsXU+oSlrKjg1VxIG7TF8Ncodbh+gWQVOaXGdMFkD3n6waznmqjlzYPKKIx",
+	"+4+B0Ks9B8ALjNuPGzKhJhkzHfYOADz77iYidXAWJADxlr4oNEG75ahgeZ2bBF0GfIyqjCYEPVPCFhN9",
+	"sSw6QG4QHDiCJeOjw85BOWVQ5qtJhbP5ErfS4FCHCGPfJa99XWFJYdWQispXvBzG0KNEKsUSQ8ZSaUYu",
+	"0ZM4B2KcZqwx9acp72uhxnjYSHwpQF9QB9288Egl7RVeW8u17zbla2/Kt2UYnDsTEk2BOyX/+1HyfwI6",
+	"r6j4m6i6x1ZovZTmrbaK7vdjG9RaVH0bpgE49rjwKSkBAyxjB2ZcNQswZ2JNOBvHVIPY1QBvY3j3Lc68",
+	"JrBbxCPxG6hIf+DTZdFHeNYcfAxjj/t73YfdRwcPug/XXWlfD822gqN7nRDC9dHR24YSN7q+Cju0eHF1",
+	"VWQR8XIXWPzuAotwHh1RLwYU8ffo/XW8xCtgVWzvEyjaBZCXbOb/sF32ndGMV+KkId5uPioy8fxPGpLD",
+	"2CQwxeckoQIDnly0yZkE0wlMgWFGRzqoH6iZsRd4SdiixBk9fbG+oyPOulCl3uVBgQFSL0i/1ObA03ML",
+	"p/Gq6wq3UVg31QSDbPON9MC9remBlu+sqK4K/mCXan+nBX5tLbCx98+d1/a2XlufJW25aAP7rStluxO2",
+	"VC87C1L0vOsH3TSmbGRQccWWlTYXlbWfmHlib68WLO0LGYCrDr7NjNjRfj3fgpbxeSrDN51ZVEfzZoS4",
+	"G1acWmEpVL5QKUFVNR966DieMhVWIhi7/peXDIL0RYjZ/+y6b1inaziW8DRjGICwdwTKJon4wPAJk7nB",
+	"gECZUrC++ICtiKvAfzpwt7sHy1JZX8zfeAR9DcXdfWwT3f186Y7cHbCta9gV8tclRayOzC0cst1P7l8X",
+	"PL22Ry1jhi1P6YPDFO5tNasvtt1csXBfJrUh0zGWbq0n+3EDerl1wbmmHKBmX8kPPm/PHYPiM5kc+Qw8",
+	"q2zjOTsunvMUTza2V84FXkeJi9wTJjBLRKoidsYyjTEeRlPM2+h2us1ZG7Dq4sgtuhiatrgc4k8PUOGi",
+	"md1trgSwmPtSGBIeY9V0oe01rfiqxm53/XtFN+RvVtTB/uCZkMNbHclP7krAyjNo+4kU1rH1vUHN3SFS",
+	"RyUr1pJKG8uZaIxq21kByolm2RXTR31BrWcteEzFvLzP1NxHgtzrdjqkoRB69exYaJv1vO6KmtBck5EU",
+	"7CtTdUO/lr87dT91FLHMiohXGwz2vZACldMMPf2RgPzwmSW+NjkW84BJ88rFwW5ciTFjDkVaBpmd/sa1",
+	"wQwLnoYuHbhP2Zyy/RP7Uy0Sf7vob+Tr/Euwf6DZ5cfjZroC0IdTFKZ5k2/U5UtpOWFlhs6OdpUGwoNm",
+	"y0XAUeMKMp6KXJ64rL5ZpvQc2RSj4DC6S9WDorQApFcEF/5dWoWvHjAAiXDQt3d9Z1w7hQ/+BnXOzqbv",
+	"twkuwWt4ZQpN8B3Q0cp5+6JUcxZviKC0wIshNgNrg2YwmNIV9oPZTJTZ6hBfxgsr1ehmjlQLzNcOqK/k",
+	"XghR+j1xsYZ+VV81cnNj/reRS/RzfaHLnKDfItO1u3YD32ahWu9Wa5mvtnMbr67ZoNSai2s1tmSrH9ta",
+	"xzboZBPb1t5btpAAoQYOn88WKV+MMTSUyF/Zze7LXkf7q0Z6/xL6EpKKt16NxOMAVLAYJ97IVN61/VeW",
+	"55g/yRhVupah69J4C58K/g4H3PZ7sV5i7cpsOKItA8Z9Ubir3uLXQZuxyehlZMR1FnUZsT7P3alDTleB",
+	"rxCbadwXQcyYa6IZHGHDXK2Zub0Di41W5+g6zqdFjRCmuEzXshILqtNfvj0Wskq3KJq0+WY7d4zir88o",
+	"LL2G52p5KskK/oDmCirpjQbVCwq3F8O4JtVFJklYZ6eSMLIyGe1/4Be/y4PmF/539EX8LQ+ZpVUvjlcf",
+	"sFQmem2GAFYmMzwhP5+/OLV5fHiAFBMpUy56U1Q6Q+/1GUtl4u9PjZgXyn1h58dIx2XOM0O4MDJoD2+d",
+	"eyBjaVqIVps6aa/kao4dzU5gsif27LTeONS0XsuMJ3MbYcnoR5Y6D4gmQ6rgfwgXEfaer1Xw7bQe731R",
+	"1tbSRvHEEOe5LMukzcoC8QAyUblw5eL8vaCnr568uXj28vjH02dPf8ASk4MlzsmnsAFrOYNhH83u2Eyy",
+	"iuchsvWG/y2VCTY+hwH4E7MP4G+SUTH6oR8x0bfD2f//3//HPlaICz1lCVyf+KHvC1i153SS+dF26C6O",
+	"rb2/W36vkrBaL2mzpGWs7zTiK/KEbKl5XxuqJeO/3VU613CCa7cvR4SLjAvYx3nGtK/TZkmAC/AOYJBS",
+	"5QID/EeYUVgSMjeaZUMyZCYZs7RherglDxTpgMABg8tMXvYG5O3ZKdQxDD+ZuBzIIfa7hGmoSsaEi5R9",
+	"PCJ8QkfMTRJ8Bf1mKTW0N+gLmNTSUYntkhpconBLq4TsCCnYzpGDzf4Eq9k5stgIfiE7udB0yFoWWztH",
+	"cIVNsKT6Fp+MwncQIo8BfIDrPiKXVLNWrngBAV7PcRUVit9AOLaoSJg2Umn3e2M9zFtJmg2YOZy/pxyv",
+	"DqQL6VYu3+X49UmNXgNuihy0ZKb2pLS1oSKlGbCO3/RGKViWRsr3yGUu0qzGacvCgwPsotfIQvuiaL0y",
+	"5UJA7gkCNSBiOiFTmnygo005Wl98HkuzB3NDxvYbvaIWLVWC3v3Hv5HnkJJjC/IRLmwtNSClacaoBngZ",
+	"acB4+/TkybOXb561zUdD/rF7c/bkdgN/3WbA8nYU+VTOBAhG370goMgd7aBtJs1x0TFvCSGCk1ADHRSd",
+	"8FylVhSmuRDWHk6LIU57xg5LyM58y6LG5EDXse+zVODA0+6/gU2agj7v8NfGvnYHy5Kd98v2boSyIaBi",
+	"xKJxvj2KcJrgZ2EgbG8VoCJsOLUlnBQ4wByc4qvtLfZID7gukGKxDWNPOJ6o3Q8hWe9mrkh2I217Prff",
+	"6RS1QjFijKmtwOlAM6AGq+aELSDLW99vNXMFLqGIsGunaIPOPUKL+9oTRoWuzO56hl3CacX2YEuD1EWT",
+	"xtsekc86EsXXlxBAiK0vuetF/nH4wTWbj5lgG+5+VcrxotBww2m378X+Mnlx9R7LPCij4+IXgt3eQAkl",
+	"epybFDPUpAqIbdn5cYSFpZIoUb7/naWsJYRSdsn7JphpCU4D6cBD69l0TfS+DcZZXW3Rq287a37jugDG",
+	"xE8c2xIgsOP2OiBIzJAsvuSJKiS6a17jNoLUKrZVDlZoB26guwbGf4ytsnDH8R9U+87+S4x9GDliAmkc",
+	"6n37YiF4b0uqBkXnCyqur6ZMHL8+eTNlyc0Ol0dUpWmtLZf/ucWjr6tXQGvl/R2k5KDdqXQ1rTVFaGbm",
+	"/uXwxW9Ov+V6Ac4GzfbatzNvuhd8KhOK5UNZJqcTm3MMYyv1v3u7u3v7D9sd6LDYe9TpdNBR677zqam2",
+	"AJYWANu1Xd7axTvRi3eBz3wzOVtXFanaR54T63QNJnFPdMNEb4NLk/ZwKJkxHbxsnXqLb3rJji8VcsiJ",
+	"IJ5xMw8mcVygqa5y6OHzRfkW7WJnqHpvCTfB5LhnTVOzstZ5UbO2gtuUm+j6/fV/DQA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
