@@ -12,6 +12,11 @@ VULNDB_DIR := .cache/vulndb
 OPENAPI_TOOLS := tools/openapi
 TS_CLIENT := clients/typescript
 REDOCLY := $(OPENAPI_TOOLS)/node_modules/.bin/redocly
+# A Node.js that .ci/node.sh fetched, because the system's is older than 20.19, comes first.
+NODE_BIN := $(CURDIR)/.cache/node/node_modules/.bin
+ifneq ($(wildcard $(NODE_BIN)/node),)
+export PATH := $(NODE_BIN):$(PATH)
+endif
 export REDOCLY_TELEMETRY := off
 export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
@@ -19,12 +24,14 @@ export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
 all: generate build test
 
-## generate: rebuild internal/gen/api (oapi-codegen) and internal/gen/db (sqlc), and copy
-## openapi.yaml to internal/docs/assets, from where the server serves it
+## generate: rebuild internal/gen/api (oapi-codegen) and internal/gen/db (sqlc), copy
+## openapi.yaml to internal/docs/assets, from where the server serves it, and write
+## sql/schema.sql, the schema after every migration, dumped from a throwaway cluster
 generate:
 	$(GO) tool sqlc generate
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml openapi.yaml
 	cp openapi.yaml internal/docs/assets/openapi.yaml
+	$(GO) run ./tools/schemadump -o sql/schema.sql
 
 ## docs-assets: copy the Redoc bundle of the reference page from the pinned redoc package
 docs-assets: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
@@ -32,18 +39,20 @@ docs-assets: $(OPENAPI_TOOLS)/node_modules/.package-lock.json
 		$(OPENAPI_TOOLS)/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt internal/docs/assets/
 	cp $(OPENAPI_TOOLS)/node_modules/redoc/LICENSE internal/docs/assets/redoc.LICENSE
 
-## generate-check: fail when the committed generated code or docs assets are stale
+## generate-check: fail when the committed generated code, schema dump or docs assets are
+## stale
+GENERATED := internal/gen internal/docs/assets sql/schema.sql
 generate-check: generate docs-assets
-	@if ! git diff --quiet --exit-code -- internal/gen internal/docs/assets || [ -n "$$(git status --porcelain -- internal/gen internal/docs/assets)" ]; then \
-		echo "internal/gen or internal/docs/assets is stale: run 'make generate docs-assets' and commit the result"; \
-		git status --porcelain -- internal/gen internal/docs/assets; git --no-pager diff --stat -- internal/gen internal/docs/assets; exit 1; \
+	@if ! git diff --quiet --exit-code -- $(GENERATED) || [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "internal/gen, internal/docs/assets or sql/schema.sql is stale: run 'make generate docs-assets' and commit the result"; \
+		git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
 	fi
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # An npm package's node_modules, installed from its lockfile again whenever the manifest or the
 # lockfile changes.
 %/node_modules/.package-lock.json: %/package.json %/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20.19 or later with npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20.19 or later with npm, or run 'bash .ci/node.sh' to fetch one into .cache/node"; exit 1; }
 	cd $* && npm ci --no-audit --no-fund
 	touch $@
 

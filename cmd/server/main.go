@@ -1,4 +1,6 @@
-// Command server runs Authly: the HTTP API by default, and the operator subcommands.
+// Command server is the authly binary: it serves the HTTP API by default, and has the
+// operator commands (migrate, create-admin, cleanup, version). Each command lives in its own
+// file; run.go holds the command table, the usage and what the commands share.
 package main
 
 import (

@@ -3,20 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authly/authly/internal/testdb"
 	"github.com/authly/authly/internal/testredis"
-	"github.com/authly/authly/sql/schema"
 )
 
 // TestMain gives the tests a PostgreSQL server (testdb) and a Redis server (testredis).
@@ -65,32 +59,6 @@ func TestMissingSecretsWithADatabaseURLAreAnError(t *testing.T) {
 	}
 }
 
-func TestMigrateCommands(t *testing.T) {
-	env := envFrom(map[string]string{"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB})
-	latest := latestMigration(t)
-	steps := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"migrate", "version"}, fmt.Sprintf("version %d", latest)},
-		{[]string{"migrate", "down", "1"}, fmt.Sprintf("version %d", latest-1)},
-		{[]string{"migrate", "down", strconv.Itoa(latest - 1)}, "version 0"},
-		{[]string{"migrate", "up"}, fmt.Sprintf("version %d", latest)},
-	}
-	for _, s := range steps {
-		var stdout bytes.Buffer
-		if err := run(context.Background(), s.args, env, nil, &stdout, &bytes.Buffer{}); err != nil {
-			t.Fatalf("%v: %v", s.args, err)
-		}
-		if got := strings.TrimSpace(stdout.String()); got != s.want {
-			t.Fatalf("%v printed %q, want %q", s.args, got, s.want)
-		}
-	}
-	if err := run(context.Background(), []string{"migrate", "down", "zero"}, env, nil, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-		t.Fatal("migrate down accepted a non-number")
-	}
-}
-
 // traversableTempDir is a temporary directory the postgres account can reach, which the
 // embedded cluster needs when the tests run as root.
 func traversableTempDir(t *testing.T) string {
@@ -105,102 +73,147 @@ func traversableTempDir(t *testing.T) string {
 	return dir
 }
 
-// startServe runs serve on the embedded default database and returns its base URL and a
-// function that stops it and returns serve's error.
-func startServe(t *testing.T, vars map[string]string) (string, func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() { done <- serve(ctx, envFrom(vars), &lockedWriter{w: &logs}, ready) }()
-	select {
-	case addr := <-ready:
-		return "http://" + addr, func() error {
-			cancel()
-			select {
-			case err := <-done:
-				return err
-			case <-time.After(60 * time.Second):
-				t.Fatal("serve did not stop")
-				return nil
+func TestEverySubcommandHasHelp(t *testing.T) {
+	for name, cmd := range commands {
+		for _, args := range [][]string{{name, "--help"}, {name, "-h"}, {"help", name}} {
+			t.Run(strings.Join(args, " ")+" prints its usage and does nothing", func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				// No configuration at all: --help must not need any.
+				if err := run(context.Background(), args, envFrom(nil), nil, &stdout, &stderr); err != nil {
+					t.Fatal(err)
+				}
+				if stdout.String() != cmd.usage || !strings.HasPrefix(stdout.String(), "Usage: authly "+name) || stderr.Len() > 0 {
+					t.Fatalf("help output:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+				}
+			})
+		}
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, envFrom(nil), nil, &stdout, &bytes.Buffer{}); err != nil || !strings.Contains(stdout.String(), "create-admin") {
+		t.Fatalf("top-level help: %v\n%s", err, stdout.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, envFrom(nil), nil, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Fatal("an unknown command was accepted")
+	}
+}
+
+func TestEveryHelpFlagPrintsTheUsageOfTheAuthlyBinary(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "-help", "help"} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), []string{arg}, envFrom(nil), nil, &stdout, &stderr); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		if stdout.String() != usage || stderr.Len() > 0 {
+			t.Fatalf("%s printed:\n%s\nstderr:\n%s", arg, stdout.String(), stderr.String())
+		}
+	}
+	if !strings.HasPrefix(usage, "Usage: authly ") {
+		t.Fatalf("the usage does not name the binary authly:\n%s", usage)
+	}
+	for name, cmd := range commands {
+		if strings.Contains(usage+cmd.usage, "server ") {
+			t.Errorf("the usage of %s calls the binary server:\n%s", name, cmd.usage)
+		}
+	}
+}
+
+func TestAnUnknownCommandOrFlagFailsWithTheUsageOnStderr(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"frobnicate", `unknown command "frobnicate"`},
+		{"--bogus", `unknown flag "--bogus"`},
+		{"-x", `unknown flag "-x"`},
+		// -v is "verbose" to Go's tools; Authly does not guess.
+		{"-v", `unknown flag "-v"`},
+		{"help frobnicate", `unknown command "frobnicate"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), strings.Fields(tc.arg), envFrom(nil), nil, &stdout, &stderr)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: got error %v, want %q", tc.arg, err, tc.want)
+		}
+		if stderr.String() != usage || stdout.Len() > 0 {
+			t.Errorf("%s: want the usage on stderr and nothing on stdout, got stdout:\n%s\nstderr:\n%s", tc.arg, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// commandLineMistakes are command lines that must be refused before anything else happens,
+// each with the start of its error and the command whose usage goes with it.
+var commandLineMistakes = []struct {
+	args    []string
+	want    string
+	command string
+}{
+	{[]string{"migrate"}, "migrate needs up, down N or version", "migrate"},
+	{[]string{"migrate", "down"}, "migrate down needs N", "migrate"},
+	{[]string{"migrate", "down", "zero"}, `migrate down: N must be a whole number of at least 1 (got "zero")`, "migrate"},
+	{[]string{"migrate", "down", "0"}, `migrate down: N must be a whole number of at least 1 (got "0")`, "migrate"},
+	{[]string{"migrate", "down", "-2"}, `migrate down: N must be a whole number of at least 1 (got "-2")`, "migrate"},
+	{[]string{"migrate", "down", "1", "2"}, `migrate down: unexpected argument "2"`, "migrate"},
+	{[]string{"migrate", "up", "now"}, `migrate up: unexpected argument "now"`, "migrate"},
+	{[]string{"migrate", "version", "--all"}, `migrate version: unexpected argument "--all"`, "migrate"},
+	{[]string{"migrate", "sideways"}, `migrate: unknown action "sideways"`, "migrate"},
+	{[]string{"create-admin"}, "create-admin needs --username and --email", "create-admin"},
+	{[]string{"create-admin", "--username", "ops"}, "create-admin needs --email", "create-admin"},
+	{[]string{"create-admin", "--username", " ", "--email", "ops@example.com"}, "create-admin needs --username", "create-admin"},
+	{[]string{"create-admin", "--username"}, "create-admin: flag needs an argument: -username", "create-admin"},
+	{[]string{"create-admin", "--bogus"}, "create-admin: flag provided but not defined: -bogus", "create-admin"},
+	{[]string{"create-admin", "--username", "ops", "--email", "ops@example.com", "extra"}, `create-admin: unexpected argument "extra"`, "create-admin"},
+	{[]string{"create-admin", "--username", "ops", "--email", "ops@example.com", "--password=hunter2hunter2"}, "create-admin: the password is never a flag", "create-admin"},
+	{[]string{"cleanup", "now"}, `cleanup takes no arguments (got "now")`, "cleanup"},
+	{[]string{"version", "--short"}, `version takes no arguments (got "--short")`, "version"},
+	{[]string{"--version", "extra"}, `version takes no arguments (got "extra")`, "version"},
+	{[]string{"serve", "--port=9000"}, `serve takes no arguments (got "--port=9000")`, "serve"},
+}
+
+// TestCommandLineMistakesStartNoDatabase runs each mistake on the embedded default, whose
+// data directory would appear at the first step towards a database, and then against a
+// DATABASE_URL where nothing listens, whose connection error would replace the argument's.
+func TestCommandLineMistakesStartNoDatabase(t *testing.T) {
+	// A command that wrongly went ahead would serve or wait; it must not hang the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nowhere := "postgres://authly:unused@" + freeAddr(t) + "/authly?connect_timeout=5"
+	for _, tc := range commandLineMistakes {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			for _, vars := range []map[string]string{
+				{"AUTHLY_DATA_DIR": dataDir, "AUTHLY_LISTEN_ADDR": "127.0.0.1:0"},
+				{"DATABASE_URL": nowhere, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_LISTEN_ADDR": "127.0.0.1:0"},
+			} {
+				var stdout, stderr bytes.Buffer
+				err := run(ctx, tc.args, envFrom(vars), strings.NewReader("a long admin passphrase\n"), &stdout, &stderr)
+				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+					t.Fatalf("got error %v, want one starting with %q", err, tc.want)
+				}
+				if stderr.String() != commands[tc.command].usage || stdout.Len() > 0 {
+					t.Errorf("want the usage of %s on stderr and nothing on stdout, got stdout:\n%s\nstderr:\n%s", tc.command, stdout.String(), stderr.String())
+				}
+				if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+					t.Fatalf("the data directory was created: %v", err)
+				}
 			}
-		}
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve failed to start: %v", err)
-	case <-time.After(90 * time.Second):
-		cancel()
-		t.Fatal("serve did not start")
-	}
-	return "", nil
-}
-
-func TestServeOnTheEmbeddedDatabase(t *testing.T) {
-	dataDir := filepath.Join(traversableTempDir(t), "data")
-	vars := map[string]string{
-		"AUTHLY_DATA_DIR":       dataDir,
-		"AUTHLY_LISTEN_ADDR":    "127.0.0.1:0",
-		"AUTHLY_BCRYPT_COST":    "4",
-		"AUTHLY_ADMIN_USERNAME": "admin",
-		"AUTHLY_ADMIN_EMAIL":    "admin@example.com",
-		"AUTHLY_ADMIN_PASSWORD": "admin-password-for-tests",
-	}
-	base, stop := startServe(t, vars)
-	resp, err := http.Get(base + "/health")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("health: %v %v", err, resp)
-	}
-	resp.Body.Close()
-	login := func() int {
-		resp, err := http.Post(base+"/api/v1/auth/token", "application/x-www-form-urlencoded",
-			strings.NewReader("grant_type=password&username=admin&password=admin-password-for-tests"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode
-	}
-	if code := login(); code != http.StatusOK {
-		t.Fatalf("bootstrap admin login: %d", code)
-	}
-	if err := stop(); err != nil {
-		t.Fatalf("serve returned %v on shutdown", err)
-	}
-	info, err := os.Stat(filepath.Join(dataDir, "secrets.json"))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("development secrets file: %v %v", info, err)
-	}
-	if _, err := os.Stat(filepath.Join(dataDir, "pg", "postmaster.pid")); !os.IsNotExist(err) {
-		t.Fatalf("the embedded cluster still runs after shutdown: %v", err)
-	}
-
-	// A second start reuses the cluster, the secrets and the admin: tokens survive.
-	base, stop = startServe(t, vars)
-	if code := login(); code != http.StatusOK {
-		t.Fatalf("login after restart: %d", code)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
+		})
 	}
 }
 
-// latestMigration is the highest version among the embedded migrations.
-func latestMigration(t *testing.T) int {
-	t.Helper()
-	names, err := fs.Glob(schema.FS, "*.up.sql")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no migrations: %v", err)
-	}
-	latest := 0
-	for _, name := range names {
-		v, err := strconv.Atoi(name[:strings.IndexByte(name, '_')])
-		if err != nil {
-			t.Fatalf("migration %s: %v", name, err)
+func TestAPanicInRunIsAnErrorWithoutTheDatabasePassword(t *testing.T) {
+	const password = "Panic-Pw-0f3c9a"
+	url := "postgres://authly:" + password + "@db.invalid/authly"
+	getenv := func(k string) string {
+		switch k {
+		case "DATABASE_URL":
+			return url
+		case "AUTHLY_LISTEN_ADDR":
+			panic("cannot read " + k + " with " + url)
 		}
-		latest = max(latest, v)
+		return ""
 	}
-	return latest
+	err := run(context.Background(), []string{"serve"}, getenv, nil, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.HasPrefix(err.Error(), "panic: cannot read AUTHLY_LISTEN_ADDR with postgres://authly:xxxxx@db.invalid/authly") {
+		t.Fatalf("want the panic as an error, got %v", err)
+	}
+	if strings.Contains(err.Error(), password) {
+		t.Fatalf("the error shows the password:\n%v", err)
+	}
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/authly/authly/internal/ratelimit"
 )
 
@@ -83,7 +85,7 @@ const (
 // Config implements slog.LogValuer and fmt.Stringer, so logging or printing it never shows the
 // JWT secrets, the admin password or the database password.
 type Config struct {
-	DatabaseURL      string        // DATABASE_URL; empty means the embedded default database
+	DatabaseURL      string        // DATABASE_URL: a postgres:// URL or key=value pairs; empty means the embedded default database
 	JWTSecret        []byte        // JWT_SECRET_KEY, through the secret provider
 	JWTRefreshSecret []byte        // JWT_REFRESH_SECRET_KEY, through the secret provider
 	JWTAlgorithm     string        // JWT_ALGORITHM: HS256 (default), HS384 or HS512
@@ -132,6 +134,8 @@ type Config struct {
 	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 1.5s; a longer estimated wait is refused at once
 	MaxBodyBytes       int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
 	CORSAllowedOrigins []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
+
+	Mail Mail // AUTHLY_SMTP_* and AUTHLY_MAIL_*: read in mail.go
 }
 
 // Embedded reports whether Authly uses its embedded default database, which it does when
@@ -167,7 +171,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	e := &env{getenv: getenv}
 
 	c := Config{
-		DatabaseURL:     e.raw(envDatabaseURL),
+		DatabaseURL:     e.databaseURL(envDatabaseURL),
 		JWTAlgorithm:    e.oneOf(envJWTAlgorithm, "HS256", "HS256", "HS384", "HS512"),
 		AccessTokenTTL:  time.Duration(e.intRange(envAccessTokenMinutes, 30, 1, 1440, "minutes")) * time.Minute,
 		RefreshTokenTTL: time.Duration(e.intRange(envRefreshTokenDays, 7, 1, 365, "days")) * 24 * time.Hour,
@@ -194,6 +198,7 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 	c.DocsEnabled = e.boolean(envDocsEnabled, true)
 	e.protection(&c)
 
+	var secrets Secrets
 	provider := e.secretProvider(&c, o.secretProvider)
 	if provider != nil {
 		s, err := provider.Secrets(ctx)
@@ -205,8 +210,10 @@ func Load(ctx context.Context, getenv func(string) string, opts ...Option) (Conf
 		default:
 			e.errs = append(e.errs, checkLoadedSecrets(s, c.Embedded(), c.SecretsFile)...)
 			c.JWTSecret, c.JWTRefreshSecret = s.Access, s.Refresh
+			secrets = s
 		}
 	}
+	e.mail(&c, secrets)
 
 	if err := errors.Join(e.errs...); err != nil {
 		return Config{}, err
@@ -301,6 +308,61 @@ type env struct {
 
 func (e *env) fail(name, format string, args ...any) {
 	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+// databaseURL returns the variable, a PostgreSQL connection string that pgx can parse: a
+// postgres:// or postgresql:// URL, or keyword/value pairs such as "host=db user=authly
+// dbname=authly". The pool, and its pool_* settings, are validated with it. Messages never quote
+// the string, and pgx's reason is stripped of the password: pgx masks passwords in its own
+// parse errors only as far as a malformed string lets it find them.
+func (e *env) databaseURL(name string) string {
+	v := e.raw(name) // a password may begin or end with a space
+	switch {
+	case v == "":
+		return ""
+	case strings.TrimSpace(v) == "":
+		e.fail(name, "must not be blank")
+		return v
+	}
+	if scheme, ok := urlScheme(v); ok && scheme != "postgres" && scheme != "postgresql" {
+		e.fail(name, "%s (got a %q URL)", databaseURLForms, scheme)
+		return v
+	}
+	if _, err := pgxpool.ParseConfig(v); err != nil {
+		e.fail(name, "%s (%s)", databaseURLForms, parseConfigReason(v, err))
+	}
+	return v
+}
+
+const databaseURLForms = "must be a postgres:// or postgresql:// URL or key=value pairs, such as " +
+	"postgres://authly:PASSWORD@db:5432/authly or host=db user=authly password=PASSWORD dbname=authly"
+
+// urlScheme returns the scheme of s when s starts like a URL, "scheme://".
+func urlScheme(s string) (string, bool) {
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" {
+		return "", false
+	}
+	// RFC 3986: a letter, then letters, digits, "+", "-" and ".".
+	for i, c := range scheme {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		other := '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'
+		if !letter && (i == 0 || !other) {
+			return "", false
+		}
+	}
+	return scheme, true
+}
+
+// parseConfigReason is why pgx refused connString, without connString: pgx writes
+// "cannot parse `<the string, password masked>`: <reason>".
+func parseConfigReason(connString string, err error) string {
+	reason := err.Error()
+	i := strings.LastIndex(reason, "`: ")
+	if i < 0 {
+		return "pgx cannot parse it"
+	}
+	return newRedactor(connString, "").String(reason[i+len("`: "):])
 }
 
 // raw returns the variable exactly as set. Use it for secrets and passwords.
@@ -494,6 +556,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("hash_max_wait", c.HashMaxWait),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
+		slog.Attr{Key: "mail", Value: c.Mail.LogValue()},
 	)
 }
 

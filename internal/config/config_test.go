@@ -113,7 +113,7 @@ func assertProblems(t *testing.T, err error, want ...string) {
 		}
 	}
 	if err != nil {
-		for _, secret := range []string{accessSecret, refreshSecret, shortSecret, adminPassword} {
+		for _, secret := range []string{accessSecret, refreshSecret, shortSecret, adminPassword, dbPassword} {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error quotes a secret: %v", err)
 			}
@@ -450,10 +450,10 @@ func TestValidateSecrets(t *testing.T) {
 		s    Secrets
 		want []string
 	}{
-		{"long distinct secrets are valid", Secrets{[]byte(accessSecret), []byte(refreshSecret)}, nil},
+		{"long distinct secrets are valid", Secrets{Access: []byte(accessSecret), Refresh: []byte(refreshSecret)}, nil},
 		{"missing secrets are named", Secrets{}, []string{"JWT_SECRET_KEY: must be set", "JWT_REFRESH_SECRET_KEY: must be set"}},
-		{"a short secret gives its length", Secrets{[]byte(accessSecret), []byte(shortSecret)}, []string{"JWT_REFRESH_SECRET_KEY: must be at least 32 bytes (got 10)"}},
-		{"equal secrets are invalid", Secrets{[]byte(accessSecret), []byte(accessSecret)}, []string{"JWT_REFRESH_SECRET_KEY: must differ from JWT_SECRET_KEY"}},
+		{"a short secret gives its length", Secrets{Access: []byte(accessSecret), Refresh: []byte(shortSecret)}, []string{"JWT_REFRESH_SECRET_KEY: must be at least 32 bytes (got 10)"}},
+		{"equal secrets are invalid", Secrets{Access: []byte(accessSecret), Refresh: []byte(accessSecret)}, []string{"JWT_REFRESH_SECRET_KEY: must differ from JWT_SECRET_KEY"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

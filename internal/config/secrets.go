@@ -20,20 +20,25 @@ import (
 // key at least as long as the hash output; 32 bytes covers HS256, the default.
 const MinSecretLen = 32
 
-// Secrets are the JWT signing keys. A nil key is one the provider did not find.
+// Secrets are the JWT signing keys and the SMTP credentials. A nil value is one the provider
+// did not find.
 type Secrets struct {
 	Access  []byte // signs access tokens (JWT_SECRET_KEY)
 	Refresh []byte // signs refresh tokens (JWT_REFRESH_SECRET_KEY)
+
+	SMTPUsername []byte // AUTHLY_SMTP_USERNAME; checked in mail.go
+	SMTPPassword []byte // AUTHLY_SMTP_PASSWORD; checked in mail.go
 }
 
-// SecretProvider resolves the JWT signing secrets. It returns an error only when it cannot
+// SecretProvider resolves the secrets. It returns an error only when it cannot
 // look; a secret it does not find is left nil, for Load to judge.
 type SecretProvider interface {
 	Secrets(ctx context.Context) (Secrets, error)
 }
 
-// EnvSecrets reads JWT_SECRET_KEY and JWT_REFRESH_SECRET_KEY through Getenv, or through
-// os.Getenv when Getenv is nil. This is the default provider.
+// EnvSecrets reads JWT_SECRET_KEY, JWT_REFRESH_SECRET_KEY, AUTHLY_SMTP_USERNAME and
+// AUTHLY_SMTP_PASSWORD through Getenv, or through os.Getenv when Getenv is nil. This is the
+// default provider.
 type EnvSecrets struct {
 	Getenv func(string) string
 }
@@ -45,8 +50,10 @@ func (p EnvSecrets) Secrets(context.Context) (Secrets, error) {
 		getenv = os.Getenv
 	}
 	return Secrets{
-		Access:  secretBytes(getenv(envJWTSecret)),
-		Refresh: secretBytes(getenv(envJWTRefreshSecret)),
+		Access:       secretBytes(getenv(envJWTSecret)),
+		Refresh:      secretBytes(getenv(envJWTRefreshSecret)),
+		SMTPUsername: secretBytes(getenv(envSMTPUsername)),
+		SMTPPassword: secretBytes(getenv(envSMTPPassword)),
 	}, nil
 }
 
@@ -54,7 +61,7 @@ func (p EnvSecrets) Secrets(context.Context) (Secrets, error) {
 //
 //	{"JWT_SECRET_KEY": "…", "JWT_REFRESH_SECRET_KEY": "…"}
 //
-// Unknown fields are rejected, so that a misspelt key is not mistaken for a missing secret.
+// with, optionally, "AUTHLY_SMTP_USERNAME" and "AUTHLY_SMTP_PASSWORD". Unknown fields are rejected, so that a misspelt key is not mistaken for a missing secret.
 // Errors name the file but never quote its contents.
 type FileSecrets struct {
 	Path string
@@ -75,7 +82,8 @@ type StaticSecrets Secrets
 
 // Secrets implements SecretProvider. It returns copies, so callers cannot change s.
 func (s StaticSecrets) Secrets(context.Context) (Secrets, error) {
-	return Secrets{Access: bytes.Clone(s.Access), Refresh: bytes.Clone(s.Refresh)}, nil
+	return Secrets{Access: bytes.Clone(s.Access), Refresh: bytes.Clone(s.Refresh),
+		SMTPUsername: bytes.Clone(s.SMTPUsername), SMTPPassword: bytes.Clone(s.SMTPPassword)}, nil
 }
 
 // ValidateSecrets reports every problem with s: a missing secret, one shorter than
@@ -119,6 +127,8 @@ const maxSecretsFileSize = 64 << 10
 type secretsFile struct {
 	JWTSecretKey        string `json:"JWT_SECRET_KEY"`
 	JWTRefreshSecretKey string `json:"JWT_REFRESH_SECRET_KEY"`
+	SMTPUsername        string `json:"AUTHLY_SMTP_USERNAME,omitempty"`
+	SMTPPassword        string `json:"AUTHLY_SMTP_PASSWORD,omitempty"`
 }
 
 // readSecretsJSON decodes a secrets file. Decoder messages can quote the input, so each is
@@ -140,7 +150,8 @@ func readSecretsJSON(r io.Reader, path string) (Secrets, error) {
 	if dec.Decode(&struct{}{}) != io.EOF {
 		return Secrets{}, fmt.Errorf("%s: unexpected data after the JSON object", path)
 	}
-	return Secrets{Access: secretBytes(f.JWTSecretKey), Refresh: secretBytes(f.JWTRefreshSecretKey)}, nil
+	return Secrets{Access: secretBytes(f.JWTSecretKey), Refresh: secretBytes(f.JWTRefreshSecretKey),
+		SMTPUsername: secretBytes(f.SMTPUsername), SMTPPassword: secretBytes(f.SMTPPassword)}, nil
 }
 
 func describeJSONError(err error) string {
@@ -157,8 +168,8 @@ func describeJSONError(err error) string {
 		return "empty or truncated JSON"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no error type for this; the message quotes only the key.
-		return fmt.Sprintf("%s; the allowed keys are %s and %s",
-			strings.TrimPrefix(err.Error(), "json: "), envJWTSecret, envJWTRefreshSecret)
+		return fmt.Sprintf("%s; the allowed keys are %s and %s, and for SMTP %s and %s",
+			strings.TrimPrefix(err.Error(), "json: "), envJWTSecret, envJWTRefreshSecret, envSMTPUsername, envSMTPPassword)
 	default:
 		return "not valid JSON"
 	}

@@ -30,6 +30,7 @@ type Metrics struct {
 	hashRejected  prometheus.Counter
 	cleanupRuns   prometheus.Counter
 	cleanupRows   *prometheus.CounterVec
+	mailMessages  *prometheus.CounterVec // mail.go
 }
 
 // New creates the metrics with the Go runtime and process collectors.
@@ -89,6 +90,7 @@ func New() *Metrics {
 			Help: "Rows deleted by the cleanup, by table.",
 		}, []string{"table"})).(*prometheus.CounterVec),
 	}
+	m.mailMessages = newMailMessages(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -5,6 +5,11 @@
 // harness's throwaway server. The cluster listens only on 127.0.0.1, trusts
 // every local connection, and is driven through initdb and pg_ctl, so any
 // PostgreSQL release with those tools works.
+//
+// Several processes may use one data directory at once, such as a server and
+// an operator's one-off command: the first starts the cluster, the others use
+// it as it runs, and the last to leave stops it (see owner.go). Only one of
+// them may be the directory's server.
 package pgcluster
 
 import (
@@ -83,33 +88,84 @@ type Cluster struct {
 	// initdb and postgres refuse to run as root.
 	runAs *syscall.Credential
 	port  int
+	// cmdline names this process in the owner files, for other processes'
+	// messages.
+	cmdline string
 
 	mu sync.Mutex // serialises starts and stops
+	// use holds a shared lock on the owner file while this process uses the
+	// cluster; serving holds the server file's exclusive lock while this
+	// process is the directory's server. Both are nil when released.
+	use     *os.File
+	serving *os.File
 }
 
-// Start creates the cluster on first use, or reuses an existing one, starts it
-// on a free loopback port, waits until it accepts connections, and creates the
-// "authly" database if absent. A server left running in DataDir by a process
-// that died is stopped first. It returns ErrNoBinaries (wrapped) when
-// PostgreSQL is not installed.
+// Start creates the cluster on first use, or reuses an existing one, and
+// waits until it accepts connections with an "authly" database.
+//
+// When another live process already uses the cluster, Start uses it as it
+// runs, on its port, and leaves it running at Stop. Otherwise it starts the
+// server on a free loopback port; a server left running by a process that
+// has exited is stopped first, so that this run starts it with its own
+// settings. It returns ErrNoBinaries (wrapped) when PostgreSQL is not
+// installed.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c, err := newCluster(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.prepareDataDir(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.stopLeftover(ctx, "fast"); err != nil {
+	if err := c.makeDataDir(); err != nil {
 		return nil, err
 	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := lockDataDir(ctx, c.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := c.initdb(ctx); err != nil {
+		return nil, err
+	}
+	use, err := c.openOwnerFile()
+	if err != nil {
+		return nil, err
+	}
 	began := time.Now()
+	alone, err := tryLock(use, syscall.LOCK_EX)
+	if err == nil {
+		if alone {
+			err = c.startOwned(ctx, use)
+		} else {
+			err = c.join(ctx, use)
+		}
+	}
+	if err == nil {
+		// Shared from now on, so that others may join; the data directory's
+		// lock keeps this step from racing with them.
+		err = lock(use, syscall.LOCK_SH)
+	}
+	if err != nil {
+		use.Close()
+		return nil, err
+	}
+	c.use = use
+	c.logger.Info("postgres ready", "port", c.port, "data_dir", c.dataDir, "shared", !alone,
+		"took", time.Since(began).Round(time.Millisecond))
+	return c, nil
+}
+
+// startOwned starts the server for a cluster no live process uses. The
+// caller holds the data directory's lock and use exclusively.
+func (c *Cluster) startOwned(ctx context.Context, use *os.File) error {
+	if err := c.stopLeftover(ctx, "fast", readOwner(use)); err != nil {
+		return err
+	}
+	var err error
 	for attempt := 1; ; attempt++ {
 		if c.port, err = freePort(); err != nil {
-			return nil, err
+			return err
 		}
 		err = c.start(ctx)
 		if err == nil || attempt == portAttempts || !errors.Is(err, errPortInUse) {
@@ -118,25 +174,41 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.logger.Debug("postgres port taken, retrying", "port", c.port)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.ensureDatabase(ctx, DefaultDatabase); err != nil {
-		return nil, errors.Join(err, c.stop(ctx, "fast"))
+		return errors.Join(err, c.stop(ctx, "fast"))
 	}
-	c.logger.Info("postgres started", "port", c.port, "data_dir", c.dataDir,
-		"took", time.Since(began).Round(time.Millisecond))
-	return c, nil
+	return c.recordStart(use)
 }
 
 // StopOrphan stops, without a checkpoint, a server still running in dataDir
 // whose owner died without calling Stop, such as a test binary killed by a
-// timeout. It does nothing when no server runs there.
+// timeout. It does nothing when no server runs there, and leaves alone a
+// server that a live process still uses.
 func StopOrphan(ctx context.Context, dataDir string) error {
 	c, err := newCluster(Options{DataDir: dataDir})
 	if err != nil {
 		return err
 	}
-	return c.stopLeftover(ctx, "immediate")
+	unlock, err := lockDataDir(ctx, c.dataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	probe, err := c.openOwnerFile()
+	if err != nil {
+		return err
+	}
+	defer probe.Close()
+	alone, err := tryLock(probe, syscall.LOCK_EX)
+	if err != nil || !alone {
+		return err
+	}
+	return c.stopLeftover(ctx, "immediate", readOwner(probe))
 }
 
 // URL returns a connection string for dbname as the superuser.
@@ -150,31 +222,91 @@ func (c *Cluster) Port() int { return c.port }
 // DataDir returns the directory holding the cluster and its postgres.log.
 func (c *Cluster) DataDir() string { return c.dataDir }
 
-// Stop shuts the server down in fast mode: open sessions are disconnected and
-// their transactions rolled back. Stopping a stopped server is not an error,
-// and StartServer can start it again.
+// BinDir returns the directory holding the server binaries, where the
+// client tools of the same release (pg_dump, psql) are installed too.
+func (c *Cluster) BinDir() string { return c.binDir }
+
+// Stop ends this process's use of the cluster. When no other live process
+// uses it, the server shuts down in fast mode: open sessions are
+// disconnected and their transactions rolled back. Otherwise it keeps
+// running for them, and the last of them stops it. Stop also gives up the
+// server claim (ClaimServer). Stopping a stopped server is not an error, and
+// StartServer can start it again.
 func (c *Cluster) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stop(ctx, "fast")
+	unlock, err := lockDataDir(ctx, c.dataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		c.release()
+		return nil // no directory, no server
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.release()
+
+	probe, err := c.openOwnerFile()
+	if err != nil {
+		return err
+	}
+	defer probe.Close()
+	alone, err := tryLock(probe, syscall.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	if !alone {
+		c.logger.Info("leaving postgres running for the other processes using it", "data_dir", c.dataDir)
+		return nil
+	}
+	if err := c.stop(ctx, "fast"); err != nil {
+		return err
+	}
+	return clearRecord(probe)
 }
 
 // StartServer starts a stopped server again on the same port, so URLs handed
-// out earlier stay valid. Starting a running server is not an error.
+// out earlier stay valid, and resumes this process's use of the cluster.
+// Starting a running server is not an error.
 func (c *Cluster) StartServer(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := lockDataDir(ctx, c.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c.use == nil {
+		use, err := c.openOwnerFile()
+		if err != nil {
+			return err
+		}
+		// Exclusive holders hold the data directory's lock, which is ours.
+		if err := lock(use, syscall.LOCK_SH); err != nil {
+			use.Close()
+			return err
+		}
+		c.use = use
+	}
 	if c.running(ctx) {
 		return nil
 	}
-	return c.start(ctx)
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	return c.recordStart(c.use)
 }
 
 // Restart stops the server and starts it again on the same port, dropping
-// every open connection.
+// every open connection, other processes' included.
 func (c *Cluster) Restart(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := lockDataDir(ctx, c.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := c.stop(ctx, "fast"); err != nil {
 		return err
 	}
@@ -256,7 +388,8 @@ func newCluster(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{dataDir: dataDir, binDir: binDir, logger: logger, ephemeral: opts.Ephemeral, runAs: runAs}, nil
+	return &Cluster{dataDir: dataDir, binDir: binDir, logger: logger, ephemeral: opts.Ephemeral, runAs: runAs,
+		cmdline: commandLine()}, nil
 }
 
 // serverAccount returns the credential to run the server binaries with: the
@@ -289,9 +422,9 @@ func serverAccount() (*syscall.Credential, error) {
 	return cred, nil
 }
 
-// prepareDataDir creates the data directory, hands it to the server account,
-// and runs initdb unless the directory already holds a cluster.
-func (c *Cluster) prepareDataDir(ctx context.Context) error {
+// makeDataDir creates the data directory and checks that the server account
+// can reach it.
+func (c *Cluster) makeDataDir() error {
 	// Parents get 0755 so that the server account can reach its data
 	// directory when we create them as root.
 	if err := os.MkdirAll(filepath.Dir(c.dataDir), 0o755); err != nil {
@@ -301,10 +434,15 @@ func (c *Cluster) prepareDataDir(ctx context.Context) error {
 		return fmt.Errorf("pgcluster: %w", err)
 	}
 	if c.runAs != nil {
-		if err := reachable(c.dataDir, c.runAs); err != nil {
-			return err
-		}
+		return reachable(c.dataDir, c.runAs)
 	}
+	return nil
+}
+
+// initdb hands the data directory to the server account and runs initdb,
+// unless the directory already holds a cluster. The caller holds the data
+// directory's lock.
+func (c *Cluster) initdb(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); err == nil {
 		c.logger.Debug("reusing postgres cluster", "data_dir", c.dataDir)
 		return nil
@@ -417,12 +555,14 @@ func (c *Cluster) running(ctx context.Context) bool {
 	return c.command(ctx, "pg_ctl", "status", "-D", c.dataDir).Run() == nil
 }
 
-// stopLeftover deals with a postmaster.pid left by an earlier run. A live
-// server of ours (its owner was killed) is stopped so that this run starts it
-// with its own port and settings. A pid that now belongs to an unrelated
-// process, common after a container restart, would make pg_ctl signal that
-// process, so the stale file is removed instead.
-func (c *Cluster) stopLeftover(ctx context.Context, mode string) error {
+// stopLeftover deals with a postmaster.pid left by an earlier run. The
+// caller holds the owner file exclusively, so no live process uses the
+// server: a live server of ours (its owner was killed) is stopped so that
+// this run starts it with its own port and settings. A pid that now belongs
+// to an unrelated process, common after a container restart, would make
+// pg_ctl signal that process, so the stale file is removed instead. last is
+// the process that started the server, when recorded.
+func (c *Cluster) stopLeftover(ctx context.Context, mode string, last owner) error {
 	pidFile := filepath.Join(c.dataDir, "postmaster.pid")
 	if !c.running(ctx) {
 		return nil // postgres itself discards a pid file whose process is gone
@@ -434,7 +574,8 @@ func (c *Cluster) stopLeftover(ctx context.Context, mode string) error {
 		}
 		return nil
 	}
-	c.logger.Warn("stopping postgres left running by an earlier process", "data_dir", c.dataDir)
+	c.logger.Warn("stopping postgres left running by a process that has exited", "data_dir", c.dataDir,
+		"started_by_pid", last.PID, "started_by", last.Command)
 	return c.stop(ctx, mode)
 }
 

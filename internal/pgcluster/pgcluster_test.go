@@ -194,29 +194,6 @@ func TestStartRecoversAfterThePostmasterWasKilled(t *testing.T) {
 	}
 }
 
-func TestStartStopsAServerLeftRunningByADeadOwner(t *testing.T) {
-	t.Parallel()
-	dataDir := filepath.Join(tempParent(t), "data")
-	// The first Cluster stands for a process that died without calling Stop.
-	orphan := startCluster(t, Options{DataDir: dataDir, Ephemeral: true})
-
-	c := startCluster(t, Options{DataDir: dataDir, Ephemeral: true})
-	if conn, err := pgx.Connect(t.Context(), orphan.URL("authly")); err == nil {
-		conn.Close(t.Context())
-		t.Error("the orphaned server still accepts connections")
-	}
-	if got := queryInt(t, c.URL("authly"), "SELECT 1"); got != 1 {
-		t.Errorf("SELECT 1 = %d", got)
-	}
-
-	if err := StopOrphan(t.Context(), dataDir); err != nil {
-		t.Fatalf("StopOrphan: %v", err)
-	}
-	if c.running(t.Context()) {
-		t.Error("StopOrphan left the server running")
-	}
-}
-
 func TestStartRejectsADataDirThePostgresUserCannotReach(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root hands the server to the postgres user")

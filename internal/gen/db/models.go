@@ -20,11 +20,101 @@ type AuditEvent struct {
 	CreatedAt time.Time
 }
 
+type BrowserSession struct {
+	ID            uuid.UUID
+	SecretHash    []byte
+	UserID        uuid.UUID
+	AuthTime      time.Time
+	Amr           []string
+	CreatedAt     time.Time
+	LastSeenAt    time.Time
+	ExpiresAt     time.Time
+	RevokedAt     *time.Time
+	RevokedReason *string
+	Ip            string
+	UserAgent     string
+}
+
 type LoginFailure struct {
 	LoginName      string
 	FailedAttempts int32
 	LockedUntil    *time.Time
 	LastFailedAt   time.Time
+}
+
+type MailOutbox struct {
+	ID            uuid.UUID
+	Kind          string
+	Recipient     string
+	Subject       string
+	TextBody      string
+	HtmlBody      string
+	Status        string
+	Attempts      int32
+	NextAttemptAt time.Time
+	LockedUntil   *time.Time
+	ClaimID       *uuid.UUID
+	LastError     *string
+	DiscardAfter  *time.Time
+	CreatedAt     time.Time
+	SentAt        *time.Time
+	FailedAt      *time.Time
+}
+
+type OauthAuthorizationCode struct {
+	CodeHash            []byte
+	ClientID            string
+	UserID              uuid.UUID
+	RedirectUri         string
+	Scope               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Nonce               *string
+	AuthTime            time.Time
+	Amr                 []string
+	BrowserSessionID    *uuid.UUID
+	Resources           []string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	UsedAt              *time.Time
+	SessionID           *uuid.UUID
+}
+
+type OauthClient struct {
+	ClientID                 string
+	Name                     string
+	ClientType               string
+	SecretHash               []byte
+	RedirectUris             []string
+	PostLogoutRedirectUris   []string
+	GrantTypes               []string
+	SkipConsent              bool
+	TokenEndpointAuthMethod  string
+	IDTokenSignedResponseAlg *string
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
+	SecretRotatedAt          *time.Time
+}
+
+type OauthClientScope struct {
+	ClientID string
+	Scope    string
+}
+
+type OauthConsent struct {
+	UserID    uuid.UUID
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	RevokedAt *time.Time
+}
+
+type OauthScope struct {
+	Name        string
+	Description string
+	BuiltIn     bool
+	CreatedAt   time.Time
 }
 
 type Session struct {
@@ -38,6 +128,8 @@ type Session struct {
 	UserAgent         string
 	Ip                string
 	AbsoluteExpiresAt time.Time
+	ClientID          *string
+	Scope             *string
 }
 
 type Token struct {
@@ -49,6 +141,8 @@ type Token struct {
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	InvalidatedAt *time.Time
+	ClientID      *string
+	Scope         *string
 }
 
 type User struct {

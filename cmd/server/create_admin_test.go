@@ -11,38 +11,6 @@ import (
 	"github.com/authly/authly/internal/testdb"
 )
 
-func TestEverySubcommandHasHelp(t *testing.T) {
-	for name, cmd := range commands {
-		t.Run(name+" --help prints its usage and does nothing", func(t *testing.T) {
-			var stdout bytes.Buffer
-			// No configuration at all: --help must not need any.
-			if err := run(context.Background(), []string{name, "--help"}, envFrom(nil), nil, &stdout, &bytes.Buffer{}); err != nil {
-				t.Fatal(err)
-			}
-			if stdout.String() != cmd.usage || !strings.Contains(stdout.String(), "Usage: server "+name) {
-				t.Fatalf("help output:\n%s", stdout.String())
-			}
-		})
-	}
-	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, envFrom(nil), nil, &stdout, &bytes.Buffer{}); err != nil || !strings.Contains(stdout.String(), "create-admin") {
-		t.Fatalf("top-level help: %v\n%s", err, stdout.String())
-	}
-	if err := run(context.Background(), []string{"frobnicate"}, envFrom(nil), nil, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-		t.Fatal("an unknown command was accepted")
-	}
-}
-
-func TestVersionCommand(t *testing.T) {
-	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, envFrom(nil), nil, &stdout, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimSpace(stdout.String()); got != "authly "+version {
-		t.Fatalf("version printed %q", got)
-	}
-}
-
 func TestCreateAdmin(t *testing.T) {
 	url := testdb.URL(t)
 	vars := map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_BCRYPT_COST": "4"}
