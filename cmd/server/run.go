@@ -34,7 +34,7 @@ Commands:
   migrate down N        roll back N migrations
   migrate version       print the applied migration version
   create-admin          create an active, verified admin
-  cleanup               delete expired tokens and sessions once, and print the counts
+  cleanup               delete expired tokens, sessions and lapsed login failures once, and print the counts
   version               print the version
 
 "authly COMMAND --help" prints a command's usage. Configuration comes from the
