@@ -148,6 +148,7 @@ func buildHandler(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, limit
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		ClientIP:           clientip.NewResolver(cfg.TrustedProxies),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		RefusalHold:        httpapi.RefusalHold{Max: cfg.RefusalHold, Concurrent: cfg.RefusalHoldConcurrent},
 	})
 	if err != nil {
 		return nil, nil, err

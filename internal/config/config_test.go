@@ -68,17 +68,19 @@ func defaults() Config {
 
 		DocsEnabled: true,
 
-		RateLimitStore:     "memory",
-		RateLimitLogin:     ratelimit.Limit{N: 5, Period: time.Minute},
-		RateLimitIP:        ratelimit.Limit{N: 60, Period: time.Minute},
-		RateLimitRegister:  ratelimit.Limit{N: 10, Period: time.Hour},
-		LockoutThreshold:   5,
-		LockoutDuration:    time.Minute,
-		LockoutMaxDuration: time.Hour,
-		LockoutResetAfter:  24 * time.Hour,
-		HashQueue:          64,
-		HashMaxWait:        1500 * time.Millisecond,
-		MaxBodyBytes:       64 << 10,
+		RateLimitStore:        "memory",
+		RateLimitLogin:        ratelimit.Limit{N: 5, Period: time.Minute},
+		RateLimitIP:           ratelimit.Limit{N: 60, Period: time.Minute},
+		RateLimitRegister:     ratelimit.Limit{N: 10, Period: time.Hour},
+		LockoutThreshold:      5,
+		LockoutDuration:       time.Minute,
+		LockoutMaxDuration:    time.Hour,
+		LockoutResetAfter:     24 * time.Hour,
+		HashQueue:             64,
+		HashMaxWait:           1500 * time.Millisecond,
+		RefusalHold:           time.Second,
+		RefusalHoldConcurrent: 256,
+		MaxBodyBytes:          64 << 10,
 	}
 }
 
@@ -208,17 +210,19 @@ func TestLoadParsesEveryVariable(t *testing.T) {
 
 		DocsEnabled: false,
 
-		RateLimitStore:     "memory",
-		RateLimitLogin:     ratelimit.Limit{N: 5, Period: time.Minute},
-		RateLimitIP:        ratelimit.Limit{N: 60, Period: time.Minute},
-		RateLimitRegister:  ratelimit.Limit{N: 10, Period: time.Hour},
-		LockoutThreshold:   5,
-		LockoutDuration:    time.Minute,
-		LockoutMaxDuration: time.Hour,
-		LockoutResetAfter:  24 * time.Hour,
-		HashQueue:          64,
-		HashMaxWait:        1500 * time.Millisecond,
-		MaxBodyBytes:       64 << 10,
+		RateLimitStore:        "memory",
+		RateLimitLogin:        ratelimit.Limit{N: 5, Period: time.Minute},
+		RateLimitIP:           ratelimit.Limit{N: 60, Period: time.Minute},
+		RateLimitRegister:     ratelimit.Limit{N: 10, Period: time.Hour},
+		LockoutThreshold:      5,
+		LockoutDuration:       time.Minute,
+		LockoutMaxDuration:    time.Hour,
+		LockoutResetAfter:     24 * time.Hour,
+		HashQueue:             64,
+		HashMaxWait:           1500 * time.Millisecond,
+		RefusalHold:           time.Second,
+		RefusalHoldConcurrent: 256,
+		MaxBodyBytes:          64 << 10,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)

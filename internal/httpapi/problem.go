@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 
@@ -35,7 +34,8 @@ var statusOf = map[service.Kind]int{
 // request can end in comes here: a domain *service.Error keeps its kind, code, message and
 // field errors, and anything else is an internal error whose cause is only logged.
 type problemWriter struct {
-	log *slog.Logger
+	log      *slog.Logger
+	refusals *refusals
 }
 
 // statusClientClosedRequest is what the logs and metrics record for a request whose client
@@ -66,15 +66,16 @@ func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error)
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
-	if status >= 500 {
-		// A 5xx is logged once, here, with its cause. A 4xx is the client's business. A login
-		// the bcrypt pool sheds is the server protecting itself as designed, not a fault: it is
-		// a warning, so that a flood does not bury real errors (the metrics count each one).
-		level := slog.LevelError
-		if e.Code == service.CodeServerBusy {
-			level = slog.LevelWarn
-		}
-		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), level, "request failed",
+	retryAfter := e.RetryAfter
+	refusal, refused := refusalKindOf(e.Code)
+	switch {
+	case refused:
+		// The server protecting itself or its users as designed, not a fault: counted, and
+		// logged in aggregate (refusal.go).
+		retryAfter = p.refusals.refuse(r.Context(), refusal, retryAfter)
+	case status >= 500:
+		// A 5xx is logged once, here, with its cause. A 4xx is the client's business.
+		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("code", e.Code), slog.Int("status", status), slog.Any("cause", e.Cause))
 	}
 	h := w.Header()
@@ -87,7 +88,7 @@ func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error)
 		}
 	}
 	if e.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+		h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(retryAfter), 1), 10))
 	}
 	body := api.Problem{
 		Type:   "about:blank",

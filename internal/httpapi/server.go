@@ -30,6 +30,13 @@ type ServerOptions struct {
 	// CORSAllowedOrigins are the exact origins CORS allows (AUTHLY_CORS_ALLOWED_ORIGINS);
 	// none means no CORS headers at all.
 	CORSAllowedOrigins []string
+	// RefusalHold is how refused requests (server_busy, rate_limited, account_locked) are
+	// held before their answer (AUTHLY_REFUSAL_HOLD, AUTHLY_REFUSAL_HOLD_CONCURRENT); the
+	// zero value holds none.
+	RefusalHold RefusalHold
+	// RefusalLogInterval is how often, at most, the log gets a line per kind of refusal;
+	// DefaultRefusalLogInterval when zero.
+	RefusalLogInterval time.Duration
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -73,7 +80,8 @@ func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 		clientIP: opts.ClientIP,
 		routes:   routes,
 		mux:      http.NewServeMux(),
-		problems: &problemWriter{log: opts.Logger},
+		problems: &problemWriter{log: opts.Logger,
+			refusals: newRefusals(opts.Logger, opts.Metrics, opts.RefusalLogInterval, opts.RefusalHold)},
 	}
 	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs}, nil, api.StrictHTTPServerOptions{
 		// The generated defaults write err.Error() to the client; these never do.

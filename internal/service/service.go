@@ -67,6 +67,8 @@ type Service struct {
 	dummyHash []byte
 	// storeFailures throttles the log line for a failing rate limit store.
 	storeFailures storeFailureLog
+	// busyAudit throttles, per instance, the question whether to audit a server_busy.
+	busyAudit onceEvery
 }
 
 // New builds a Service.
