@@ -75,11 +75,12 @@ test:
 	fi
 
 ## bench: the load benchmark of docs/benchmarks.md. It starts its own server on the embedded
-## database in a fresh directory (or uses AUTHLY_BENCH_URL), runs every scenario for
-## BENCH_DURATION at concurrencies 16 and 64, prints the table and writes bench-results.json;
-## then it runs the login scenario again on a server with AUTHLY_PASSWORD_HASH=argon2id and
-## writes bench-results-argon2id.json. More flags go in BENCH_FLAGS, e.g.
-## BENCH_FLAGS='-scenarios me,refresh -concurrency 64'; BENCH_ARGON2ID_FLAGS for the second run.
+## database in a fresh directory (or uses AUTHLY_BENCH_URL), runs every scenario (floods of
+## logins and registrations that ignore Retry-After included) for BENCH_DURATION at
+## concurrencies 16 and 64, prints the table and writes bench-results.json; then it runs the
+## login scenario again on a server with AUTHLY_PASSWORD_HASH=argon2id and writes
+## bench-results-argon2id.json. More flags go in BENCH_FLAGS, e.g.
+## BENCH_FLAGS='-scenarios login,login-flood -concurrency 64'; BENCH_ARGON2ID_FLAGS for the second run.
 BENCH_DURATION ?= 10s
 BENCH_ARGON2ID_FLAGS ?= -scenarios login
 bench: build

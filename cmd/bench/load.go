@@ -138,15 +138,26 @@ type scenario struct {
 	about       string
 	needsLogin  bool // needs verified users, so an admin
 	bcryptBound bool // compared with the bcrypt ceiling
-	newWorker   func(b *bench, c *conn, w int) (worker, error)
+	// flood: the workers ignore Retry-After, as a careless or hostile client does, and ask
+	// again the moment they are refused.
+	flood     bool
+	newWorker func(b *bench, c *conn, w int) (worker, error)
 }
 
 var scenarios = []scenario{
 	{name: "register", about: "POST /api/v1/users, a new user each time", bcryptBound: true,
 		newWorker: func(b *bench, c *conn, _ int) (worker, error) {
+			return &registerWorker{b: b, c: c, honourRetryAfter: true}, nil
+		}},
+	{name: "register-flood", about: "POST /api/v1/users, a new user each time, ignoring Retry-After", bcryptBound: true, flood: true,
+		newWorker: func(b *bench, c *conn, _ int) (worker, error) {
 			return &registerWorker{b: b, c: c}, nil
 		}},
 	{name: "login", about: "POST /api/v1/auth/token, password grant", needsLogin: true, bcryptBound: true,
+		newWorker: func(b *bench, c *conn, w int) (worker, error) {
+			return &loginWorker{c: c, body: b.loginUsers[w%len(b.loginUsers)].loginBody, honourRetryAfter: true}, nil
+		}},
+	{name: "login-flood", about: "POST /api/v1/auth/token, password grant, ignoring Retry-After", needsLogin: true, bcryptBound: true, flood: true,
 		newWorker: func(b *bench, c *conn, w int) (worker, error) {
 			return &loginWorker{c: c, body: b.loginUsers[w%len(b.loginUsers)].loginBody}, nil
 		}},
@@ -177,7 +188,7 @@ var scenarios = []scenario{
 				return nil, err
 			}
 			return &mixedWorker{s: s, rng: rand.New(rand.NewPCG(uint64(w), 6)),
-				login: &loginWorker{c: c, body: b.loginUsers[w%len(b.loginUsers)].loginBody}}, nil
+				login: &loginWorker{c: c, body: b.loginUsers[w%len(b.loginUsers)].loginBody, honourRetryAfter: true}}, nil
 		}},
 }
 
@@ -206,8 +217,9 @@ type bench struct {
 }
 
 type registerWorker struct {
-	b *bench
-	c *conn
+	b                *bench
+	c                *conn
+	honourRetryAfter bool
 }
 
 func (w *registerWorker) step(ctx context.Context, rec *recorder) {
@@ -216,21 +228,31 @@ func (w *registerWorker) step(ctx context.Context, rec *recorder) {
 	start := time.Now()
 	status, _, err := w.c.call(http.MethodPost, "/api/v1/users", "", "application/json", body, false)
 	rec.add("register", start, status, err)
-	pause(ctx, backOff(status, w.c.retryAfter, time.Now(), rec.to))
+	pause(ctx, retryWait(w.honourRetryAfter, status, w.c.retryAfter, time.Now(), rec.to))
 }
 
 func (w *registerWorker) close() { w.c.close() }
 
 type loginWorker struct {
-	c    *conn
-	body []byte
+	c                *conn
+	body             []byte
+	honourRetryAfter bool
 }
 
 func (w *loginWorker) step(ctx context.Context, rec *recorder) {
 	start := time.Now()
 	status, _, err := w.c.call(http.MethodPost, "/api/v1/auth/token", "", "application/json", w.body, false)
 	rec.add("login", start, status, err)
-	pause(ctx, backOff(status, w.c.retryAfter, time.Now(), rec.to))
+	pause(ctx, retryWait(w.honourRetryAfter, status, w.c.retryAfter, time.Now(), rec.to))
+}
+
+// retryWait is how long a login or registration worker waits before its next request: as
+// backOff says when it honours Retry-After, and not at all when it floods.
+func retryWait(honour bool, status int, retryAfter time.Duration, now, windowEnd time.Time) time.Duration {
+	if !honour {
+		return 0
+	}
+	return backOff(status, retryAfter, now, windowEnd)
 }
 
 func (w *loginWorker) close() { w.c.close() }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +91,37 @@ func TestCallReadsRetryAfter(t *testing.T) {
 				t.Errorf("retryAfter = %s, want %s", c.retryAfter, tt.want)
 			}
 		})
+	}
+}
+
+func TestFloodingWorkersDoNotWait(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	later := now.Add(time.Minute)
+	if got := retryWait(true, http.StatusServiceUnavailable, 2*time.Second, now, later); got != 2*time.Second {
+		t.Errorf("a worker that honours Retry-After waits %v after a 503 asking 2s", got)
+	}
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		if got := retryWait(false, status, 2*time.Second, now, later); got != 0 {
+			t.Errorf("a flooding worker waits %v after a %d", got, status)
+		}
+	}
+	for _, name := range []string{"login-flood", "register-flood"} {
+		if sc, ok := scenarioByName(name); !ok || !sc.flood || !sc.bcryptBound {
+			t.Errorf("scenario %s: %+v", name, sc)
+		}
+	}
+}
+
+func TestTheServerLogIsCountedBetweenTheWindowsEdges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server.log")
+	before := "warm-up line\n"
+	inside := `{"level":"WARN","msg":"requests refused"}` + "\n" + `{"level":"WARN","msg":"requests refused"}` + "\n"
+	if err := os.WriteFile(path, []byte(before+inside+"after the window\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	r.countServerLog(path, int64(len(before)), int64(len(before+inside)), 2*time.Second)
+	if r.ServerLogLinesPerSecond == nil || *r.ServerLogLinesPerSecond != 1 || *r.ServerLogBytesPerSecond != float64(len(inside))/2 {
+		t.Fatalf("lines/s %v, bytes/s %v; want 1 and %v", r.ServerLogLinesPerSecond, r.ServerLogBytesPerSecond, float64(len(inside))/2)
 	}
 }

@@ -1,7 +1,8 @@
 // Command bench is Authly's load benchmark. It runs each scenario (register, login,
-// refresh, GET /users/me, and a mix) for a fixed time at each concurrency against a server
-// on this machine, and reports throughput, latency, status counts, and the server's CPU and
-// memory, together with the bcrypt ceiling of this machine. See docs/benchmarks.md.
+// refresh, GET /users/me, a mix, and floods of registrations and logins from clients that
+// ignore Retry-After) for a fixed time at each concurrency against a server on this
+// machine, and reports throughput, latency, status counts, the server's CPU, memory and log
+// output, together with the bcrypt ceiling of this machine. See docs/benchmarks.md.
 //
 // Without -url (or AUTHLY_BENCH_URL) it starts its own server on the embedded default
 // database in a fresh data directory, and removes it afterwards. Every run is bounded in
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		warmup      = fs.Duration("warmup", 2*time.Second, "unmeasured time before each measurement")
 		timeout     = fs.Duration("timeout", 10*time.Second, "per-request timeout")
 		concList    = fs.String("concurrency", "16,64", "comma-separated concurrencies")
-		scenList    = fs.String("scenarios", "register,login,refresh,me,mixed", "comma-separated scenarios")
+		scenList    = fs.String("scenarios", "register,register-flood,login,login-flood,refresh,me,mixed", "comma-separated scenarios")
 		jsonPath    = fs.String("json", "", "also write the results as JSON to this file")
 		bcryptCost  = fs.Int("bcrypt-cost", 10, "bcrypt cost: the local server's, and the floor's")
 		hashName    = fs.String("password-hash", "bcrypt", "bcrypt or argon2id: the local server's AUTHLY_PASSWORD_HASH, and the floor's (argon2id at its defaults, m=19 MiB, t=2, p=1)")
@@ -149,7 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				stopServer = func() {}
 			}
 			addr, admin = strings.TrimPrefix(srv.url, "http://"), srv.admin
-			pr.serverPID = srv.pid()
+			pr.serverPID, pr.logPath = srv.pid(), srv.logPath
 			if pid, err := srv.postmasterPID(); err == nil && *postgresPID == 0 {
 				pr.postgresPID = pid
 			}

@@ -96,8 +96,20 @@ func writeTable(w io.Writer, r *report) {
 				f.Algorithm, f.Parameters, f.CPUs, f.CPUs)
 			header = true
 		}
-		fmt.Fprintf(w, "  %-8s conc %2d: %6.1f ok/s; one hash %.1f ms (median of %d) → ceiling %.1f/s (flat out %.1f/s): %5.1f%% of the ceiling\n",
+		fmt.Fprintf(w, "  %-14s conc %2d: %6.1f ok/s; one hash %.1f ms (median of %d) → ceiling %.1f/s (flat out %.1f/s): %5.1f%% of the ceiling\n",
 			res.Scenario, res.Concurrency, res.OKPerSecond, f.HashMillis, f.Samples, f.CeilingPerSecond, f.ParallelPerSecond, res.BcryptCeilingPct)
+	}
+	header = false
+	for _, res := range r.Results {
+		if res.ServerLogLinesPerSecond == nil || !res.bcryptBound() {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nRefusals (429 and 503 answers) and what the server wrote to its log (standard output and error) during each run\n")
+			header = true
+		}
+		fmt.Fprintf(w, "  %-14s conc %2d: %7.1f refusals/s; log %6.1f lines/s, %8.0f bytes/s\n",
+			res.Scenario, res.Concurrency, res.RefusedPerSecond, *res.ServerLogLinesPerSecond, *res.ServerLogBytesPerSecond)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "\nNote: %s\n", n)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +12,13 @@ import (
 	"time"
 )
 
-// probe reads the CPU and memory of the processes under test from /proc. A zero pid means
-// that process is not observed.
+// probe reads the CPU and memory of the processes under test from /proc, and the size of
+// the server's log. A zero pid means that process is not observed, an empty logPath that the
+// log is not.
 type probe struct {
 	serverPID   int
 	postgresPID int
+	logPath     string // the local server's standard output and error
 }
 
 type snapshot struct {
@@ -24,10 +27,16 @@ type snapshot struct {
 	postgres time.Duration
 	tool     time.Duration
 	machine  machineCPU
+	logSize  int64 // bytes in the server's log
 }
 
 func (p probe) snap() snapshot {
 	s := snapshot{at: time.Now()}
+	if p.logPath != "" {
+		if fi, err := os.Stat(p.logPath); err == nil {
+			s.logSize = fi.Size()
+		}
+	}
 	if p.serverPID > 0 {
 		s.server, _ = procCPU(p.serverPID, false)
 	}
@@ -102,6 +111,9 @@ func runScenario(ctx context.Context, sc scenario, conc int, opts runOptions, b 
 		all.merge(r)
 	}
 	res := summarize(sc, conc, opts.duration, all, before, after, pr, peakKiB)
+	if pr.logPath != "" {
+		res.countServerLog(pr.logPath, before.logSize, after.logSize, opts.duration)
+	}
 	if w, ok := workers[0].(interface{ checkRevocation() string }); ok {
 		res.Revocation = w.checkRevocation()
 	}
@@ -233,6 +245,33 @@ type result struct {
 	// scenarios, and BcryptCeilingPct the 2xx rate as a percentage of its ceiling.
 	Floor            *floor  `json:"bcrypt_floor,omitempty"`
 	BcryptCeilingPct float64 `json:"bcrypt_ceiling_percent,omitempty"`
+	// RefusedPerSecond is the 429 and 503 answers to requests started in the window, per
+	// second of it.
+	RefusedPerSecond float64 `json:"refused_per_second"`
+	// What the local server wrote to its log (standard output and error) during the window,
+	// per second; nil when the log is not observed.
+	ServerLogLinesPerSecond *float64 `json:"server_log_lines_per_second,omitempty"`
+	ServerLogBytesPerSecond *float64 `json:"server_log_bytes_per_second,omitempty"`
+}
+
+// countServerLog records how many lines and bytes the server's log grew by between the
+// window's edges, from and to being its sizes there.
+func (r *result) countServerLog(path string, from, to int64, d time.Duration) {
+	if to < from {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	grown := make([]byte, to-from)
+	if _, err := f.ReadAt(grown, from); err != nil {
+		return
+	}
+	lines := round1(float64(bytes.Count(grown, []byte("\n"))) / d.Seconds())
+	perSecond := round1(float64(len(grown)) / d.Seconds())
+	r.ServerLogLinesPerSecond, r.ServerLogBytesPerSecond = &lines, &perSecond
 }
 
 // label names the run in the table: the scenario, and the algorithm when one was chosen.
@@ -271,6 +310,7 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 	}
 	r.PerSecond = round1(done / secs)
 	r.OKPerSecond = round1(okDone / secs)
+	r.RefusedPerSecond = round1(float64(r.Statuses["429"]+r.Statuses["503"]) / secs)
 	r.Latency, r.Rejected = latencyOf(&okAll), latencyOf(&rejAll)
 	// CPU is read at the window's edges, so it is divided by the work done inside it.
 	per1k := func(cpu time.Duration) float64 {
@@ -298,6 +338,12 @@ func summarize(sc scenario, conc int, d time.Duration, rec *recorder, before, af
 		r.ServerPeakRSSMiB = round1(float64(peakKiB) / 1024)
 	}
 	return r
+}
+
+// bcryptBound reports whether the run is of a scenario that costs one hash per success.
+func (r *result) bcryptBound() bool {
+	sc, ok := scenarioByName(r.Scenario)
+	return ok && sc.bcryptBound
 }
 
 // compareWithFloor records the bcrypt floor measured around the run and the run's accepted

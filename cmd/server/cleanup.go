@@ -7,8 +7,9 @@ import (
 
 const cleanupUsage = `Usage: authly cleanup
 
-Deletes expired tokens and sessions once, as the background job does, and prints the counts.
-It suits a cron job beside AUTHLY_CLEANUP_INTERVAL=0.
+Deletes expired tokens and sessions, and the lapsed failed-login counts of login names that
+match no account, once, as the background job does, and prints the counts. It suits a cron
+job beside AUTHLY_CLEANUP_INTERVAL=0.
 `
 
 var cleanupCommand = command{usage: cleanupUsage, run: cleanupCmd}
@@ -27,7 +28,8 @@ func cleanupCmd(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return fmt.Errorf("cleanup: %w", err)
 	}
-	fmt.Fprintf(inv.stdout, "deleted %s and %s\n", plural(res.Tokens, "expired token"), plural(res.Sessions, "expired session"))
+	fmt.Fprintf(inv.stdout, "deleted %s, %s and %s\n", plural(res.Tokens, "expired token"),
+		plural(res.Sessions, "expired session"), plural(res.LoginFailures, "lapsed login-failure count"))
 	return nil
 }
 

@@ -34,7 +34,7 @@ Commands:
   migrate down N        roll back N migrations
   migrate version       print the applied migration version
   create-admin          create an active, verified admin
-  cleanup               delete expired tokens and sessions once, and print the counts
+  cleanup               delete expired tokens, sessions and lapsed login failures once, and print the counts
   keys list             list the token-signing keys
   keys rotate           make the next signing key sign now
   keys revoke KID       withdraw a signing key that may be compromised

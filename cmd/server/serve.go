@@ -190,6 +190,7 @@ func buildHandler(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ks to
 		ClientIP:           clientip.NewResolver(cfg.TrustedProxies),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		JWKS:               jwks,
+		RefusalHold:        httpapi.RefusalHold{Max: cfg.RefusalHold, Concurrent: cfg.RefusalHoldConcurrent},
 	})
 	if err != nil {
 		return nil, nil, err

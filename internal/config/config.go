@@ -57,20 +57,22 @@ const (
 	envDBAcquireTimeout = "AUTHLY_DB_ACQUIRE_TIMEOUT"
 	envDBStatementTO    = "AUTHLY_DB_STATEMENT_TIMEOUT"
 	// Abuse protection: read in protection.go.
-	envRateLimitStore     = "AUTHLY_RATE_LIMIT_STORE"
-	envRedisURL           = "AUTHLY_REDIS_URL"
-	envRateLimitLogin     = "AUTHLY_RATE_LIMIT_LOGIN"
-	envRateLimitIP        = "AUTHLY_RATE_LIMIT_IP"
-	envRateLimitRegister  = "AUTHLY_RATE_LIMIT_REGISTER"
-	envTrustedProxies     = "AUTHLY_TRUSTED_PROXIES"
-	envLockoutThreshold   = "AUTHLY_LOCKOUT_THRESHOLD"
-	envLockoutDuration    = "AUTHLY_LOCKOUT_DURATION"
-	envLockoutMaxDuration = "AUTHLY_LOCKOUT_MAX_DURATION"
-	envLockoutResetAfter  = "AUTHLY_LOCKOUT_RESET_AFTER"
-	envHashQueue          = "AUTHLY_HASH_QUEUE"
-	envHashMaxWait        = "AUTHLY_HASH_MAX_WAIT"
-	envMaxBodyBytes       = "AUTHLY_MAX_BODY_BYTES"
-	envCORSOrigins        = "AUTHLY_CORS_ALLOWED_ORIGINS"
+	envRateLimitStore        = "AUTHLY_RATE_LIMIT_STORE"
+	envRedisURL              = "AUTHLY_REDIS_URL"
+	envRateLimitLogin        = "AUTHLY_RATE_LIMIT_LOGIN"
+	envRateLimitIP           = "AUTHLY_RATE_LIMIT_IP"
+	envRateLimitRegister     = "AUTHLY_RATE_LIMIT_REGISTER"
+	envTrustedProxies        = "AUTHLY_TRUSTED_PROXIES"
+	envLockoutThreshold      = "AUTHLY_LOCKOUT_THRESHOLD"
+	envLockoutDuration       = "AUTHLY_LOCKOUT_DURATION"
+	envLockoutMaxDuration    = "AUTHLY_LOCKOUT_MAX_DURATION"
+	envLockoutResetAfter     = "AUTHLY_LOCKOUT_RESET_AFTER"
+	envHashQueue             = "AUTHLY_HASH_QUEUE"
+	envHashMaxWait           = "AUTHLY_HASH_MAX_WAIT"
+	envRefusalHold           = "AUTHLY_REFUSAL_HOLD"
+	envRefusalHoldConcurrent = "AUTHLY_REFUSAL_HOLD_CONCURRENT"
+	envMaxBodyBytes          = "AUTHLY_MAX_BODY_BYTES"
+	envCORSOrigins           = "AUTHLY_CORS_ALLOWED_ORIGINS"
 )
 
 // Bounds for AUTHLY_BCRYPT_COST. They equal bcrypt.MinCost and bcrypt.MaxCost from
@@ -120,20 +122,22 @@ type Config struct {
 	DBStatementTimeout time.Duration // AUTHLY_DB_STATEMENT_TIMEOUT: 100ms..10m, default 5s, PostgreSQL's statement_timeout
 	DocsEnabled        bool          // AUTHLY_DOCS_ENABLED: serve GET /docs and GET /openapi.yaml; default true
 	// Abuse protection (docs/security.md). Limits are "N/period" such as "5/1m"; "0" is off.
-	RateLimitStore     string          // AUTHLY_RATE_LIMIT_STORE: memory (default, one instance) or redis (shared)
-	RedisURL           string          // AUTHLY_REDIS_URL: redis:// or rediss:// URL; required with the redis store, refused without it
-	RateLimitLogin     ratelimit.Limit // AUTHLY_RATE_LIMIT_LOGIN: per login name on the password grant, default 5/1m
-	RateLimitIP        ratelimit.Limit // AUTHLY_RATE_LIMIT_IP: per client IP on /api/v1/auth/* and registration, default 60/1m
-	RateLimitRegister  ratelimit.Limit // AUTHLY_RATE_LIMIT_REGISTER: per client IP on registration, default 10/1h
-	TrustedProxies     []netip.Prefix  // AUTHLY_TRUSTED_PROXIES: CIDRs or addresses whose X-Forwarded-For is believed; default none
-	LockoutThreshold   int             // AUTHLY_LOCKOUT_THRESHOLD: consecutive failures before a lock, 0..1000 (0 is off), default 5
-	LockoutDuration    time.Duration   // AUTHLY_LOCKOUT_DURATION: the first lock, 1s..24h, default 1m
-	LockoutMaxDuration time.Duration   // AUTHLY_LOCKOUT_MAX_DURATION: the longest lock, at least LockoutDuration, up to 720h; default 1h
-	LockoutResetAfter  time.Duration   // AUTHLY_LOCKOUT_RESET_AFTER: failures older than this lapse; at least LockoutMaxDuration, up to 8760h; default 24h
-	HashQueue          int             // AUTHLY_HASH_QUEUE: callers that may wait for a bcrypt worker, 0..100000, default 64
-	HashMaxWait        time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 1.5s; a longer estimated wait is refused at once
-	MaxBodyBytes       int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
-	CORSAllowedOrigins []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
+	RateLimitStore        string          // AUTHLY_RATE_LIMIT_STORE: memory (default, one instance) or redis (shared)
+	RedisURL              string          // AUTHLY_REDIS_URL: redis:// or rediss:// URL; required with the redis store, refused without it
+	RateLimitLogin        ratelimit.Limit // AUTHLY_RATE_LIMIT_LOGIN: per login name on the password grant, default 5/1m
+	RateLimitIP           ratelimit.Limit // AUTHLY_RATE_LIMIT_IP: per client IP on /api/v1/auth/* and registration, default 60/1m
+	RateLimitRegister     ratelimit.Limit // AUTHLY_RATE_LIMIT_REGISTER: per client IP on registration, default 10/1h
+	TrustedProxies        []netip.Prefix  // AUTHLY_TRUSTED_PROXIES: CIDRs or addresses whose X-Forwarded-For is believed; default none
+	LockoutThreshold      int             // AUTHLY_LOCKOUT_THRESHOLD: consecutive failures before a lock, 0..1000 (0 is off), default 5
+	LockoutDuration       time.Duration   // AUTHLY_LOCKOUT_DURATION: the first lock, 1s..24h, default 1m
+	LockoutMaxDuration    time.Duration   // AUTHLY_LOCKOUT_MAX_DURATION: the longest lock, at least LockoutDuration, up to 720h; default 1h
+	LockoutResetAfter     time.Duration   // AUTHLY_LOCKOUT_RESET_AFTER: failures older than this lapse; at least LockoutMaxDuration, up to 8760h; default 24h
+	HashQueue             int             // AUTHLY_HASH_QUEUE: callers that may wait for a bcrypt worker, 0..100000, default 64
+	HashMaxWait           time.Duration   // AUTHLY_HASH_MAX_WAIT: the longest wait for a bcrypt worker, 1ms..1m, default 1.5s; a longer estimated wait is refused at once
+	RefusalHold           time.Duration   // AUTHLY_REFUSAL_HOLD: the longest a refused request (503 server_busy, 429) is held before its answer, 1ms..10s or 0 for off, default 1s
+	RefusalHoldConcurrent int             // AUTHLY_REFUSAL_HOLD_CONCURRENT: refused requests held at once, beyond which they are answered at once, 0..100000 (0 is off), default 256
+	MaxBodyBytes          int64           // AUTHLY_MAX_BODY_BYTES: request body cap, 1024..16777216, default 65536
+	CORSAllowedOrigins    []string        // AUTHLY_CORS_ALLOWED_ORIGINS: exact origins allowed by CORS; default none (no CORS headers)
 	// Signing keys (keys.go): the key store, its KEK, rotation, and the PKCS #11 token.
 	Keys KeyConfig
 
@@ -563,6 +567,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("lockout_reset_after", c.LockoutResetAfter),
 		slog.Int("hash_queue", c.HashQueue),
 		slog.Duration("hash_max_wait", c.HashMaxWait),
+		slog.Duration("refusal_hold", c.RefusalHold),
+		slog.Int("refusal_hold_concurrent", c.RefusalHoldConcurrent),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
 		slog.Any("keys", c.Keys),

@@ -23,11 +23,17 @@ const (
 	defaultLockoutResetAfter  = 24 * time.Hour
 	defaultHashQueue          = 64
 	defaultHashMaxWait        = 1500 * time.Millisecond
-	defaultMaxBodyBytes       = 64 << 10
+	// A second is less than a full bcrypt pool's line takes to serve (1.5s), so the line
+	// never runs dry while its refused callers are held; 256 held requests are a few
+	// megabytes of goroutine stacks and connection buffers.
+	defaultRefusalHold           = time.Second
+	defaultRefusalHoldConcurrent = 256
+	defaultMaxBodyBytes          = 64 << 10
 )
 
 // protection reads the abuse protection settings into c: rate limits and their store, the
-// trusted proxies, the lockout, the bcrypt queue, the body cap and CORS.
+// trusted proxies, the lockout, the bcrypt queue, the hold of refusals, the body cap and
+// CORS.
 func (e *env) protection(c *Config) {
 	c.RateLimitStore = e.oneOf(envRateLimitStore, "memory", "memory", "redis")
 	c.RedisURL = e.redisURL(c.RateLimitStore)
@@ -56,6 +62,8 @@ func (e *env) protection(c *Config) {
 
 	c.HashQueue = e.intRange(envHashQueue, defaultHashQueue, 0, 100_000, "waiting callers")
 	c.HashMaxWait = e.duration(envHashMaxWait, defaultHashMaxWait, time.Millisecond, time.Minute, false)
+	c.RefusalHold = e.duration(envRefusalHold, defaultRefusalHold, time.Millisecond, 10*time.Second, true)
+	c.RefusalHoldConcurrent = e.intRange(envRefusalHoldConcurrent, defaultRefusalHoldConcurrent, 0, 100_000, "requests")
 	c.MaxBodyBytes = int64(e.intRange(envMaxBodyBytes, defaultMaxBodyBytes, 1024, 16<<20, "bytes"))
 	c.CORSAllowedOrigins = e.origins(envCORSOrigins)
 }

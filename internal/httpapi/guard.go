@@ -28,6 +28,7 @@ type route struct {
 	auth         bool
 	ipLimited    bool // counts against the per-IP rate limit
 	registration bool // counts against the registration rate limit too
+	page         bool // answers an HTML page, whose relative links depend on its URL
 	pathParams   []string
 	contentTypes map[string]bool
 }
@@ -61,6 +62,11 @@ func loadRoutes() (map[string]*route, error) {
 				}
 			}
 			rt.ipLimited, rt.registration = rateLimited(method + " " + path)
+			for _, resp := range op.Responses.Map() {
+				if resp.Value != nil && resp.Value.Content.Get("text/html") != nil {
+					rt.page = true
+				}
+			}
 			routes[method+" "+path] = rt
 		}
 	}

@@ -86,18 +86,6 @@ func firstKid(t *testing.T, body []byte) string {
 	return set.Keys[0].KeyID
 }
 
-// waitFor polls cond every 50ms for up to 15 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestJWKSServesTheKeyStoresPublicKeys(t *testing.T) {
 	clk := &clock{now: time.Now()}
 	pool := testdb.Pool(t)

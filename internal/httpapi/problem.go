@@ -1,9 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 
@@ -33,8 +34,22 @@ var statusOf = map[service.Kind]int{
 // request can end in comes here: a domain *service.Error keeps its kind, code, message and
 // field errors, and anything else is an internal error whose cause is only logged.
 type problemWriter struct {
-	log *slog.Logger
+	log      *slog.Logger
+	refusals *refusals
 }
+
+// statusClientClosedRequest is what the logs and metrics record for a request whose client
+// went away before its answer (nginx's 499): the client's doing, not a server error. It is
+// never meant for a client, which is gone by then.
+const statusClientClosedRequest = 499
+
+// The WWW-Authenticate challenges of a bearer route (RFC 6750 §3): with no error code for a
+// request that sent no bearer token at all, whether it sent nothing or another scheme (§3.1),
+// and invalid_token for one whose token was refused. Shared, never modified.
+var (
+	bearerChallenge       = []string{`Bearer realm="authly"`}
+	invalidTokenChallenge = []string{`Bearer realm="authly", error="invalid_token"`}
+)
 
 func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	e := service.AsError(err)
@@ -42,24 +57,38 @@ func (p *problemWriter) write(w http.ResponseWriter, r *http.Request, err error)
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 {
-		// A 5xx is logged once, here, with its cause. A 4xx is the client's business. A login
-		// the bcrypt pool sheds is the server protecting itself as designed, not a fault: it is
-		// a warning, so that a flood does not bury real errors (the metrics count each one).
-		level := slog.LevelError
-		if e.Code == service.CodeServerBusy {
-			level = slog.LevelWarn
-		}
-		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), level, "request failed",
+	if status >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away, and the failure is the cancellation that followed (a query or
+		// a wait for a bcrypt worker cut short): nothing the server did wrong. It is logged at
+		// debug level and counted as 499, out of the 5xx that alerts watch.
+		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), slog.LevelDebug, "client closed the request",
+			slog.String("outcome", service.OutcomeClientClosed), slog.String("code", e.Code), slog.Any("cause", e.Cause))
+		w.WriteHeader(statusClientClosedRequest)
+		return
+	}
+	retryAfter := e.RetryAfter
+	refusal, refused := refusalKindOf(e.Code)
+	switch {
+	case refused:
+		// The server protecting itself or its users as designed, not a fault: counted, and
+		// logged in aggregate (refusal.go).
+		retryAfter = p.refusals.refuse(r.Context(), refusal, retryAfter)
+	case status >= 500:
+		// A 5xx is logged once, here, with its cause. A 4xx is the client's business.
+		logctx.From(r.Context(), p.log).LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("code", e.Code), slog.Int("status", status), slog.Any("cause", e.Cause))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	if e.Kind == service.KindUnauthenticated && e.Code == service.CodeInvalidToken {
-		h.Set("WWW-Authenticate", `Bearer realm="authly", error="invalid_token"`)
+		if bearerToken(r) == "" {
+			h["Www-Authenticate"] = bearerChallenge
+		} else {
+			h["Www-Authenticate"] = invalidTokenChallenge
+		}
 	}
 	if e.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+		h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(retryAfter), 1), 10))
 	}
 	body := api.Problem{
 		Type:   "about:blank",

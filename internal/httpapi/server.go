@@ -34,6 +34,13 @@ type ServerOptions struct {
 	// JWKS is served at GET /.well-known/jwks.json (usually the key store); nil serves an
 	// empty key set.
 	JWKS JWKSSource
+	// RefusalHold is how refused requests (server_busy, rate_limited, account_locked) are
+	// held before their answer (AUTHLY_REFUSAL_HOLD, AUTHLY_REFUSAL_HOLD_CONCURRENT); the
+	// zero value holds none.
+	RefusalHold RefusalHold
+	// RefusalLogInterval is how often, at most, the log gets a line per kind of refusal;
+	// DefaultRefusalLogInterval when zero.
+	RefusalLogInterval time.Duration
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -53,7 +60,8 @@ type server struct {
 // NewServer builds Authly's whole HTTP handler on svc. Every route comes from openapi.yaml
 // through the generated std-http server; this is the one place they are mounted. From the
 // outside in, a request passes the panic recoverer, the request log, the security headers,
-// CORS, the router, the guard (guard.go) and the strict handler, which calls API.
+// CORS, the trailing slash, the router, the guard (guard.go) and the strict handler, which
+// calls API.
 func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -80,7 +88,8 @@ func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 		clientIP: opts.ClientIP,
 		routes:   routes,
 		mux:      http.NewServeMux(),
-		problems: &problemWriter{log: opts.Logger},
+		problems: &problemWriter{log: opts.Logger,
+			refusals: newRefusals(opts.Logger, opts.Metrics, opts.RefusalLogInterval, opts.RefusalHold)},
 	}
 	strict := api.NewStrictHandlerWithOptions(&API{svc: svc, docs: opts.Docs, pages: pages, jwks: opts.JWKS}, nil, api.StrictHTTPServerOptions{
 		// The generated defaults write err.Error() to the client; these never do.
@@ -102,7 +111,7 @@ func NewServer(svc *service.Service, opts ServerOptions) (http.Handler, error) {
 	// Anything the contract does not route lands here: 405 when the path exists with
 	// another method, 404 otherwise.
 	s.mux.HandleFunc("/", s.notRouted)
-	return s.recoverer(s.logRequests(securityHeaders(corsHeaders(opts.CORSAllowedOrigins, s.mux)))), nil
+	return s.recoverer(s.logRequests(securityHeaders(corsHeaders(opts.CORSAllowedOrigins, s.trailingSlash(s.mux))))), nil
 }
 
 // paramFieldErrors names the parameter of a generated binding error.
@@ -118,23 +127,102 @@ func paramFieldErrors(err error) []service.FieldError {
 	return nil
 }
 
+// probeMethods are the methods an Allow header can name, in the order it names them.
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
+// notRouted answers what the contract does not route: 405 when the path names a resource of
+// the contract that another method serves, 404 otherwise.
 func (s *server) notRouted(w http.ResponseWriter, r *http.Request) {
-	var allowed []string
-	for _, m := range probeMethods {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
-			allowed = append(allowed, m)
-		}
-	}
-	if len(allowed) > 0 {
+	if allowed := s.allowedMethods(r); len(allowed) > 0 {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		s.problems.write(w, r, service.Errorf(service.KindMethodNotAllowed, service.CodeMethodNotAllowed, "The method is not allowed on this resource."))
 		return
 	}
 	s.problems.write(w, r, service.NotFound())
+}
+
+// allowedMethods lists the methods that serve r's path. A path can match several templates,
+// such as /api/v1/users/me, which GET /api/v1/users/me serves while PUT and DELETE would take
+// it for /api/v1/users/{user_id} and refuse "me" as an id. The resource a path names is the
+// most specific template it matches, as the router decides between two routes, and only the
+// methods of that template work on it.
+func (s *server) allowedMethods(r *http.Request) []string {
+	var (
+		allowed []string
+		best    string
+	)
+	probe := *r
+	for _, m := range probeMethods {
+		probe.Method = m
+		_, pattern := s.mux.Handler(&probe)
+		_, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			continue // the fallback, or nothing
+		}
+		switch {
+		case best == "" || moreSpecific(path, best):
+			best, allowed = path, append(allowed[:0], m)
+		case path == best:
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
+// moreSpecific reports whether path template a is more specific than b, both matching one
+// request path: at the first segment where they differ, a has a literal and b a wildcard.
+func moreSpecific(a, b string) bool {
+	for a != "" && b != "" {
+		var sa, sb string
+		sa, a, _ = strings.Cut(strings.TrimPrefix(a, "/"), "/")
+		sb, b, _ = strings.Cut(strings.TrimPrefix(b, "/"), "/")
+		if sa != sb {
+			return !strings.HasPrefix(sa, "{") && strings.HasPrefix(sb, "{")
+		}
+	}
+	return false
+}
+
+// trailingSlash serves a path that ends in a slash exactly as the same path without it,
+// for every method, when that path is one of the contract's: client libraries written for
+// the first Authly, whose routes ended in a slash, send POST /api/v1/users/. Such a request
+// is routed as it is, with no redirect, since many clients follow no redirect, or drop the
+// body when they do. A page is the exception: its relative links resolve against the URL
+// the browser shows, so a page's path with a slash answers a 308 to the path without it,
+// which keeps the method and the body. Any other path is left alone: without the slash it
+// would be no route either.
+func (s *server) trailingSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		if len(path) < 2 || path[len(path)-1] != '/' {
+			next.ServeHTTP(w, r)
+			return
+		}
+		u := *r.URL
+		u.Path = strings.TrimSuffix(path, "/")
+		u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+		trimmed := *r
+		trimmed.URL = &u
+		if len(s.allowedMethods(&trimmed)) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if _, pattern := s.mux.Handler(&trimmed); s.routes[pattern] != nil && s.routes[pattern].page {
+			// A relative reference keeps working behind a proxy that mounts Authly under a
+			// prefix: "../docs" from /docs/ is /docs.
+			escaped := u.EscapedPath()
+			location := ".." + escaped[strings.LastIndexByte(escaped, '/'):]
+			if u.RawQuery != "" {
+				location += "?" + u.RawQuery
+			}
+			w.Header().Set("Location", location)
+			w.WriteHeader(http.StatusPermanentRedirect)
+			return
+		}
+		next.ServeHTTP(w, &trimmed)
+		// The request log outside reads the route from the request it passed on.
+		r.Pattern = trimmed.Pattern
+	})
 }
 
 // requestIDPattern is what an incoming X-Request-ID must look like to be reused; anything

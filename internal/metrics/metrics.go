@@ -28,6 +28,8 @@ type Metrics struct {
 	tokensRevoked *prometheus.CounterVec
 	hashWait      prometheus.Histogram
 	hashRejected  prometheus.Counter
+	refusals      *prometheus.CounterVec
+	refusalsHeld  prometheus.Gauge
 	cleanupRuns   prometheus.Counter
 	cleanupRows   *prometheus.CounterVec
 	mailMessages  *prometheus.CounterVec // mail.go
@@ -83,6 +85,14 @@ func New() *Metrics {
 			Namespace: namespace, Name: "bcrypt_rejected_total",
 			Help: "Requests answered 503 server_busy because the bcrypt queue was full.",
 		})).(prometheus.Counter),
+		refusals: f(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "refusals_total",
+			Help: "Requests refused to protect the server or its users (server_busy, rate_limited, account_locked), by code and by whether they were held before their answer.",
+		}, []string{"code", "held"})).(*prometheus.CounterVec),
+		refusalsHeld: f(prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "refusals_held",
+			Help: "Refused requests being held before their answer now.",
+		})).(prometheus.Gauge),
 		cleanupRuns: f(prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cleanup_runs_total",
 			Help: "Runs of the expired token and session cleanup.",
@@ -179,6 +189,22 @@ func (m *Metrics) HashWait(d time.Duration) {
 func (m *Metrics) HashRejected() {
 	if m != nil {
 		m.hashRejected.Inc()
+	}
+}
+
+// Refused records a request refused to protect the server or its users, by its problem
+// code (server_busy, rate_limited, account_locked), and whether it was held before its
+// answer.
+func (m *Metrics) Refused(code string, held bool) {
+	if m != nil {
+		m.refusals.WithLabelValues(code, strconv.FormatBool(held)).Inc()
+	}
+}
+
+// RefusalsHeld adds delta to the refused requests being held now.
+func (m *Metrics) RefusalsHeld(delta int) {
+	if m != nil {
+		m.refusalsHeld.Add(float64(delta))
 	}
 }
 

@@ -98,8 +98,11 @@ func (s *Service) audit(ctx context.Context, q *db.Queries, ev auditEntry) error
 }
 
 // auditOutsideTx records an event that belongs to no transaction, such as a failed login.
-// A failure is logged, not returned: the answer to the client must not depend on it.
+// A failure is logged, not returned: the answer to the client must not depend on it. The
+// record is written even when the request's client has gone away meanwhile: what happened
+// still happened.
 func (s *Service) auditOutsideTx(ctx context.Context, ev auditEntry) {
+	ctx = context.WithoutCancel(ctx)
 	if err := s.audit(ctx, s.queries(), ev); err != nil {
 		logctx.From(ctx, s.log).LogAttrs(ctx, slog.LevelError, "writing an audit event",
 			slog.String("event_type", ev.Type), slog.Any("err", err))

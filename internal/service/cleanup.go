@@ -22,6 +22,11 @@ type CleanupResult struct {
 	AccountTokens int64
 }
 
+// byTable is what the pass deleted by table, as the cleanup metrics count it.
+func (r CleanupResult) byTable() map[string]int64 {
+	return map[string]int64{"tokens": r.Tokens, "sessions": r.Sessions, "login_failures": r.LoginFailures, "account_tokens": r.AccountTokens}
+}
+
 // Cleanup deletes expired tokens, then expired sessions, then the lockout state of unknown
 // login names whose failures have lapsed, then expired one-time link tokens, at most 1000 rows
 // per statement, until none is
@@ -83,13 +88,14 @@ func (s *Service) RunCleanup(ctx context.Context, interval time.Duration) {
 	defer ticker.Stop()
 	for {
 		res, err := s.Cleanup(ctx)
-		s.metrics.Cleanup(map[string]int64{"tokens": res.Tokens, "sessions": res.Sessions, "account_tokens": res.AccountTokens})
+		s.metrics.Cleanup(res.byTable())
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			s.log.LogAttrs(ctx, slog.LevelError, "cleanup failed", slog.Any("err", err),
-				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions))
+				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions),
+				slog.Int64("deleted_login_failures", res.LoginFailures))
 		case res.Tokens > 0 || res.Sessions > 0 || res.LoginFailures > 0 || res.AccountTokens > 0:
 			s.log.LogAttrs(ctx, slog.LevelInfo, "cleanup",
 				slog.Int64("deleted_tokens", res.Tokens), slog.Int64("deleted_sessions", res.Sessions),

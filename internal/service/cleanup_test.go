@@ -2,10 +2,14 @@ package service_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/service"
 )
 
@@ -135,4 +139,41 @@ func TestCleanupForgetsLapsedUnknownNames(t *testing.T) {
 			t.Fatalf("attempt %d after cleanup: %s, want %s", i+1, got, want)
 		}
 	}
+}
+
+func TestTheCleanupJobCountsEveryTableItDeletesFrom(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	d := newDomain(t, withLockout(testLockout), withMetrics(m))
+	ctx := context.Background()
+	_, first := d.verifiedUser("cleo")
+	if _, err := d.svc.Refresh(ctx, first.RefreshToken, testClient); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.svc.PasswordLogin(ctx, "ghost", "wrong password", testClient); err == nil {
+		t.Fatal("a login with no account succeeded")
+	}
+	// A week and more on, everything above has expired or lapsed: the admin's session and
+	// cleo's, with their tokens (cleo's first pair, rotated away, included), and the failed
+	// login of the name with no account.
+	d.clock.Advance(8 * 24 * time.Hour)
+
+	jobCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); d.svc.RunCleanup(jobCtx, time.Hour) }()
+	defer func() { stop(); <-done }()
+	const want = `
+# HELP authly_cleanup_deleted_rows_total Rows deleted by the cleanup, by table.
+# TYPE authly_cleanup_deleted_rows_total counter
+authly_cleanup_deleted_rows_total{table="login_failures"} 1
+authly_cleanup_deleted_rows_total{table="sessions"} 2
+authly_cleanup_deleted_rows_total{table="tokens"} 6
+`
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err = testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "authly_cleanup_deleted_rows_total"); err == nil {
+			return
+		}
+	}
+	t.Fatalf("the cleanup metrics after one pass: %v", err)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authly/authly/internal/metrics"
 	"github.com/authly/authly/internal/service"
 	"github.com/authly/authly/internal/testdb"
 	"github.com/authly/authly/internal/token"
@@ -63,6 +64,10 @@ type option func(*service.Deps)
 
 func withLockout(p service.LockoutPolicy) option {
 	return func(d *service.Deps) { d.Lockout = p }
+}
+
+func withMetrics(m *metrics.Metrics) option {
+	return func(d *service.Deps) { d.Metrics = m }
 }
 
 func withLimits(l service.RateLimits) option {

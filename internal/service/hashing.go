@@ -69,7 +69,9 @@ func (s *Service) hashError(ctx context.Context, operation string, err error, cl
 		return Internal(err)
 	}
 	s.metrics.HashRejected()
-	if s.firstIn(ctx, "audit:server_busy", serverBusyAuditInterval) {
+	// The shared store decides which instance audits; this instance asks it at most once per
+	// interval, so that a flood of refusals costs no round trip to Redis each.
+	if s.busyAudit.allow(s.now(), serverBusyAuditInterval) && s.firstIn(ctx, "audit:server_busy", serverBusyAuditInterval) {
 		stats := s.hasher.Stats()
 		s.auditOutsideTx(ctx, auditEntry{Type: AuditServerBusy, Client: client, Details: map[string]any{
 			"operation": operation, "workers": stats.Workers, "waiting": stats.Waiting, "rejected_total": stats.Rejected,

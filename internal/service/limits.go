@@ -126,18 +126,26 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
+// onceEvery lets one caller through per interval, without a lock.
+type onceEvery struct {
+	last atomic.Int64 // Unix nanoseconds of the last caller let through
+}
+
+// allow reports whether a caller at now is the first in interval since the last one let
+// through.
+func (o *onceEvery) allow(now time.Time, interval time.Duration) bool {
+	n, last := now.UnixNano(), o.last.Load()
+	return n-last >= int64(interval) && o.last.CompareAndSwap(last, n)
+}
+
 // storeFailureLog logs a failing rate limit store at most once per interval, so an outage
 // under load does not bury the logs.
-type storeFailureLog struct {
-	last atomic.Int64 // unix nanoseconds of the last line
-}
+type storeFailureLog struct{ onceEvery }
 
 const storeFailureLogInterval = 10 * time.Second
 
 func (l *storeFailureLog) log(ctx context.Context, log *slog.Logger, limit string, err error) {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	if now-last < int64(storeFailureLogInterval) || !l.last.CompareAndSwap(last, now) {
+	if !l.allow(time.Now(), storeFailureLogInterval) {
 		return
 	}
 	log.LogAttrs(ctx, slog.LevelError, "rate limit store failed; requests pass unlimited until it recovers",

@@ -29,7 +29,7 @@ import (
 // (account_inactive, account_unverified) once the password is right; unavailable
 // (server_busy, database_unavailable); internal.
 func (s *Service) PasswordLogin(ctx context.Context, login, password string, client Client) (pair TokenPair, quota Quota, err error) {
-	defer func() { s.metrics.Login(loginOutcome(err)) }()
+	defer func() { s.metrics.Login(loginOutcome(ctx, err)) }()
 	if quota, err = s.limitLogin(ctx, login, client); err != nil {
 		return TokenPair{}, quota, err
 	}
@@ -106,12 +106,22 @@ func (s *Service) rehash(ctx context.Context, userID uuid.UUID, oldHash []byte, 
 	}
 }
 
-// loginOutcome labels a login for metrics: "success", or the error's code, a closed set.
-func loginOutcome(err error) string {
+// OutcomeClientClosed is the outcome of a request whose client went away before it was
+// answered, and which failed because of it: the client's doing, not the server's, so it is
+// kept apart from the server's own failures in metrics and logs.
+const OutcomeClientClosed = "client_closed_request"
+
+// loginOutcome labels a login for metrics: "success", the error's code, a closed set, or
+// OutcomeClientClosed for a login that the end of its request cut short.
+func loginOutcome(ctx context.Context, err error) string {
 	if err == nil {
 		return "success"
 	}
-	return AsError(err).Code
+	e := AsError(err)
+	if (e.Kind == KindInternal || e.Kind == KindUnavailable) && errors.Is(ctx.Err(), context.Canceled) {
+		return OutcomeClientClosed
+	}
+	return e.Code
 }
 
 // claimAccount finds the account a login names and, when lockout is on, counts the attempt

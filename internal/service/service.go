@@ -91,6 +91,8 @@ type Service struct {
 	verification Verification
 	mailLimits   MailLimits
 	deferred     deferredWork
+	// busyAudit throttles, per instance, the question whether to audit a server_busy.
+	busyAudit onceEvery
 }
 
 // New builds a Service.

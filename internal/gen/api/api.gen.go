@@ -667,6 +667,24 @@ type GrantRejected = Problem
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
 
+// LimitedBadRequest An RFC 9457 problem document.
+type LimitedBadRequest = Problem
+
+// LimitedInternalError An RFC 9457 problem document.
+type LimitedInternalError = Problem
+
+// LimitedPayloadTooLarge An RFC 9457 problem document.
+type LimitedPayloadTooLarge = Problem
+
+// LimitedUnauthenticated An RFC 9457 problem document.
+type LimitedUnauthenticated = Problem
+
+// LimitedUnavailable An RFC 9457 problem document.
+type LimitedUnavailable = Problem
+
+// LimitedUnsupportedMediaType An RFC 9457 problem document.
+type LimitedUnsupportedMediaType = Problem
+
 // LinkRejected An RFC 9457 problem document.
 type LinkRejected = Problem
 
@@ -4661,16 +4679,34 @@ func (r GetJWKSResponse) ContentType() string {
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
 type ListAuditEventsResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// ListAuditEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAuditEvents
+type ListAuditEventsResponse400Headers struct {
+	XRequestID *string
 }
 
 // ListAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAuditEvents
 type ListAuditEventsResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// ListAuditEventsResponse403Headers the declared response headers of an HTTP 403 response for ListAuditEvents
+type ListAuditEventsResponse403Headers struct {
+	XRequestID *string
+}
+
+// ListAuditEventsResponse500Headers the declared response headers of an HTTP 500 response for ListAuditEvents
+type ListAuditEventsResponse500Headers struct {
+	XRequestID *string
 }
 
 // ListAuditEventsResponse503Headers the declared response headers of an HTTP 503 response for ListAuditEvents
 type ListAuditEventsResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ListAuditEventsResponse struct {
@@ -4690,8 +4726,14 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAuditEventsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAuditEventsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListAuditEventsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAuditEventsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAuditEventsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListAuditEventsResponse503Headers
 }
@@ -4755,17 +4797,34 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
+// ConfirmEmailChangeResponse413Headers the declared response headers of an HTTP 413 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse413Headers struct {
+	XRequestID *string
+}
+
+// ConfirmEmailChangeResponse415Headers the declared response headers of an HTTP 415 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse415Headers struct {
+	XRequestID *string
+}
+
 // ConfirmEmailChangeResponse429Headers the declared response headers of an HTTP 429 response for ConfirmEmailChange
 type ConfirmEmailChangeResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// ConfirmEmailChangeResponse500Headers the declared response headers of an HTTP 500 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse500Headers struct {
+	XRequestID *string
 }
 
 // ConfirmEmailChangeResponse503Headers the declared response headers of an HTTP 503 response for ConfirmEmailChange
 type ConfirmEmailChangeResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ConfirmEmailChangeResponse struct {
@@ -4783,8 +4842,14 @@ type ConfirmEmailChangeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ConfirmEmailChangeResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ConfirmEmailChangeResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ConfirmEmailChangeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ConfirmEmailChangeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ConfirmEmailChangeResponse503Headers
 }
@@ -4850,12 +4915,20 @@ func (r ConfirmEmailChangeResponse) ContentType() string {
 
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
 type LogoutResponse200Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
-	WWWAuthenticate *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    *string
+	XRequestID         *string
 }
 
 // LogoutResponse429Headers the declared response headers of an HTTP 429 response for Logout
@@ -4864,11 +4937,24 @@ type LogoutResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// LogoutResponse500Headers the declared response headers of an HTTP 500 response for Logout
+type LogoutResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
 type LogoutResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type LogoutResponse struct {
@@ -4877,19 +4963,21 @@ type LogoutResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *LogoutResult
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthenticated
+	ApplicationproblemJSON401 *LimitedUnauthenticated
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *LogoutResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *LogoutResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutResponse503Headers
 }
@@ -4900,7 +4988,7 @@ func (r LogoutResponse) GetJSON200() *LogoutResult {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
+func (r LogoutResponse) GetApplicationproblemJSON401() *LimitedUnauthenticated {
 	return r.ApplicationproblemJSON401
 }
 
@@ -4910,12 +4998,12 @@ func (r LogoutResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON500() *InternalError {
+func (r LogoutResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r LogoutResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -4948,12 +5036,33 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// RequestPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for RequestPasswordReset
+type RequestPasswordResetResponse400Headers struct {
+	XRequestID *string
+}
+
+// RequestPasswordResetResponse413Headers the declared response headers of an HTTP 413 response for RequestPasswordReset
+type RequestPasswordResetResponse413Headers struct {
+	XRequestID *string
+}
+
+// RequestPasswordResetResponse415Headers the declared response headers of an HTTP 415 response for RequestPasswordReset
+type RequestPasswordResetResponse415Headers struct {
+	XRequestID *string
+}
+
 // RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
 type RequestPasswordResetResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// RequestPasswordResetResponse500Headers the declared response headers of an HTTP 500 response for RequestPasswordReset
+type RequestPasswordResetResponse500Headers struct {
+	XRequestID *string
 }
 
 type RequestPasswordResetResponse struct {
@@ -4971,8 +5080,16 @@ type RequestPasswordResetResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RequestPasswordResetResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RequestPasswordResetResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RequestPasswordResetResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RequestPasswordResetResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RequestPasswordResetResponse500Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5034,17 +5151,34 @@ func (r RequestPasswordResetResponse) ContentType() string {
 	return ""
 }
 
+// ResetPasswordResponse413Headers the declared response headers of an HTTP 413 response for ResetPassword
+type ResetPasswordResponse413Headers struct {
+	XRequestID *string
+}
+
+// ResetPasswordResponse415Headers the declared response headers of an HTTP 415 response for ResetPassword
+type ResetPasswordResponse415Headers struct {
+	XRequestID *string
+}
+
 // ResetPasswordResponse429Headers the declared response headers of an HTTP 429 response for ResetPassword
 type ResetPasswordResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// ResetPasswordResponse500Headers the declared response headers of an HTTP 500 response for ResetPassword
+type ResetPasswordResponse500Headers struct {
+	XRequestID *string
 }
 
 // ResetPasswordResponse503Headers the declared response headers of an HTTP 503 response for ResetPassword
 type ResetPasswordResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ResetPasswordResponse struct {
@@ -5062,8 +5196,14 @@ type ResetPasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ResetPasswordResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ResetPasswordResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ResetPasswordResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ResetPasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ResetPasswordResponse503Headers
 }
@@ -5129,7 +5269,43 @@ func (r ResetPasswordResponse) ContentType() string {
 
 // RefreshTokenResponse200Headers the declared response headers of an HTTP 200 response for RefreshToken
 type RefreshTokenResponse200Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse400Headers the declared response headers of an HTTP 400 response for RefreshToken
+type RefreshTokenResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse401Headers the declared response headers of an HTTP 401 response for RefreshToken
+type RefreshTokenResponse401Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse413Headers the declared response headers of an HTTP 413 response for RefreshToken
+type RefreshTokenResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse415Headers the declared response headers of an HTTP 415 response for RefreshToken
+type RefreshTokenResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RefreshTokenResponse429Headers the declared response headers of an HTTP 429 response for RefreshToken
@@ -5138,11 +5314,24 @@ type RefreshTokenResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// RefreshTokenResponse500Headers the declared response headers of an HTTP 500 response for RefreshToken
+type RefreshTokenResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RefreshTokenResponse503Headers the declared response headers of an HTTP 503 response for RefreshToken
 type RefreshTokenResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type RefreshTokenResponse struct {
@@ -5151,23 +5340,33 @@ type RefreshTokenResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *LimitedBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *RefreshRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RefreshTokenResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RefreshTokenResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RefreshTokenResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RefreshTokenResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RefreshTokenResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RefreshTokenResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RefreshTokenResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RefreshTokenResponse503Headers
 }
@@ -5178,7 +5377,7 @@ func (r RefreshTokenResponse) GetJSON200() *TokenResponse {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r RefreshTokenResponse) GetApplicationproblemJSON400() *LimitedBadRequest {
 	return r.ApplicationproblemJSON400
 }
 
@@ -5188,12 +5387,12 @@ func (r RefreshTokenResponse) GetApplicationproblemJSON401() *RefreshRejected {
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r RefreshTokenResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r RefreshTokenResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5203,12 +5402,12 @@ func (r RefreshTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON500() *InternalError {
+func (r RefreshTokenResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r RefreshTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r RefreshTokenResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -5243,7 +5442,51 @@ func (r RefreshTokenResponse) ContentType() string {
 
 // CreateTokenResponse200Headers the declared response headers of an HTTP 200 response for CreateToken
 type CreateTokenResponse200Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse400Headers the declared response headers of an HTTP 400 response for CreateToken
+type CreateTokenResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse401Headers the declared response headers of an HTTP 401 response for CreateToken
+type CreateTokenResponse401Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse403Headers the declared response headers of an HTTP 403 response for CreateToken
+type CreateTokenResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse413Headers the declared response headers of an HTTP 413 response for CreateToken
+type CreateTokenResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse415Headers the declared response headers of an HTTP 415 response for CreateToken
+type CreateTokenResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateTokenResponse429Headers the declared response headers of an HTTP 429 response for CreateToken
@@ -5252,11 +5495,24 @@ type CreateTokenResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// CreateTokenResponse500Headers the declared response headers of an HTTP 500 response for CreateToken
+type CreateTokenResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateTokenResponse503Headers the declared response headers of an HTTP 503 response for CreateToken
 type CreateTokenResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type CreateTokenResponse struct {
@@ -5265,25 +5521,37 @@ type CreateTokenResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *LimitedBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *GrantRejected
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *AccountNotUsable
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *LoginThrottled
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CreateTokenResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateTokenResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateTokenResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateTokenResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateTokenResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateTokenResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateTokenResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateTokenResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateTokenResponse503Headers
 }
@@ -5294,7 +5562,7 @@ func (r CreateTokenResponse) GetJSON200() *TokenResponse {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r CreateTokenResponse) GetApplicationproblemJSON400() *LimitedBadRequest {
 	return r.ApplicationproblemJSON400
 }
 
@@ -5309,12 +5577,12 @@ func (r CreateTokenResponse) GetApplicationproblemJSON403() *AccountNotUsable {
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r CreateTokenResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r CreateTokenResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5324,12 +5592,12 @@ func (r CreateTokenResponse) GetApplicationproblemJSON429() *LoginThrottled {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON500() *InternalError {
+func (r CreateTokenResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r CreateTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r CreateTokenResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -5362,17 +5630,34 @@ func (r CreateTokenResponse) ContentType() string {
 	return ""
 }
 
+// VerifyEmailResponse413Headers the declared response headers of an HTTP 413 response for VerifyEmail
+type VerifyEmailResponse413Headers struct {
+	XRequestID *string
+}
+
+// VerifyEmailResponse415Headers the declared response headers of an HTTP 415 response for VerifyEmail
+type VerifyEmailResponse415Headers struct {
+	XRequestID *string
+}
+
 // VerifyEmailResponse429Headers the declared response headers of an HTTP 429 response for VerifyEmail
 type VerifyEmailResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// VerifyEmailResponse500Headers the declared response headers of an HTTP 500 response for VerifyEmail
+type VerifyEmailResponse500Headers struct {
+	XRequestID *string
 }
 
 // VerifyEmailResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmail
 type VerifyEmailResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type VerifyEmailResponse struct {
@@ -5390,8 +5675,14 @@ type VerifyEmailResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *VerifyEmailResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *VerifyEmailResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *VerifyEmailResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyEmailResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyEmailResponse503Headers
 }
@@ -5455,12 +5746,33 @@ func (r VerifyEmailResponse) ContentType() string {
 	return ""
 }
 
+// ResendVerificationResponse400Headers the declared response headers of an HTTP 400 response for ResendVerification
+type ResendVerificationResponse400Headers struct {
+	XRequestID *string
+}
+
+// ResendVerificationResponse413Headers the declared response headers of an HTTP 413 response for ResendVerification
+type ResendVerificationResponse413Headers struct {
+	XRequestID *string
+}
+
+// ResendVerificationResponse415Headers the declared response headers of an HTTP 415 response for ResendVerification
+type ResendVerificationResponse415Headers struct {
+	XRequestID *string
+}
+
 // ResendVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendVerification
 type ResendVerificationResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// ResendVerificationResponse500Headers the declared response headers of an HTTP 500 response for ResendVerification
+type ResendVerificationResponse500Headers struct {
+	XRequestID *string
 }
 
 type ResendVerificationResponse struct {
@@ -5478,8 +5790,16 @@ type ResendVerificationResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ResendVerificationResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ResendVerificationResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ResendVerificationResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ResendVerificationResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ResendVerificationResponse500Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5544,16 +5864,34 @@ func (r ResendVerificationResponse) ContentType() string {
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// ListUsersResponse400Headers the declared response headers of an HTTP 400 response for ListUsers
+type ListUsersResponse400Headers struct {
+	XRequestID *string
 }
 
 // ListUsersResponse401Headers the declared response headers of an HTTP 401 response for ListUsers
 type ListUsersResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// ListUsersResponse403Headers the declared response headers of an HTTP 403 response for ListUsers
+type ListUsersResponse403Headers struct {
+	XRequestID *string
+}
+
+// ListUsersResponse500Headers the declared response headers of an HTTP 500 response for ListUsers
+type ListUsersResponse500Headers struct {
+	XRequestID *string
 }
 
 // ListUsersResponse503Headers the declared response headers of an HTTP 503 response for ListUsers
 type ListUsersResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ListUsersResponse struct {
@@ -5573,8 +5911,14 @@ type ListUsersResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListUsersResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListUsersResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUsersResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListUsersResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListUsersResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUsersResponse503Headers
 }
@@ -5640,7 +5984,35 @@ func (r ListUsersResponse) ContentType() string {
 
 // CreateUserResponse201Headers the declared response headers of an HTTP 201 response for CreateUser
 type CreateUserResponse201Headers struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateUserResponse400Headers the declared response headers of an HTTP 400 response for CreateUser
+type CreateUserResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateUserResponse413Headers the declared response headers of an HTTP 413 response for CreateUser
+type CreateUserResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// CreateUserResponse415Headers the declared response headers of an HTTP 415 response for CreateUser
+type CreateUserResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateUserResponse429Headers the declared response headers of an HTTP 429 response for CreateUser
@@ -5649,11 +6021,24 @@ type CreateUserResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// CreateUserResponse500Headers the declared response headers of an HTTP 500 response for CreateUser
+type CreateUserResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
 type CreateUserResponse503Headers struct {
-	RetryAfter *int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type CreateUserResponse struct {
@@ -5664,19 +6049,27 @@ type CreateUserResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *RegistrationRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateUserResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateUserResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateUserResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateUserResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateUserResponse503Headers
 }
@@ -5692,12 +6085,12 @@ func (r CreateUserResponse) GetApplicationproblemJSON400() *RegistrationRejected
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r CreateUserResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r CreateUserResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5707,12 +6100,12 @@ func (r CreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON500() *InternalError {
+func (r CreateUserResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r CreateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r CreateUserResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -5748,16 +6141,24 @@ func (r CreateUserResponse) ContentType() string {
 // GetCurrentUserResponse200Headers the declared response headers of an HTTP 200 response for GetCurrentUser
 type GetCurrentUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 // GetCurrentUserResponse401Headers the declared response headers of an HTTP 401 response for GetCurrentUser
 type GetCurrentUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// GetCurrentUserResponse500Headers the declared response headers of an HTTP 500 response for GetCurrentUser
+type GetCurrentUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type GetCurrentUserResponse struct {
@@ -5775,6 +6176,8 @@ type GetCurrentUserResponse struct {
 	Headers200 *GetCurrentUserResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetCurrentUserResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCurrentUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCurrentUserResponse503Headers
 }
@@ -5828,9 +6231,25 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMyAccountResponse400Headers the declared response headers of an HTTP 400 response for DeleteMyAccount
+type DeleteMyAccountResponse400Headers struct {
+	XRequestID *string
+}
+
 // DeleteMyAccountResponse401Headers the declared response headers of an HTTP 401 response for DeleteMyAccount
 type DeleteMyAccountResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// DeleteMyAccountResponse413Headers the declared response headers of an HTTP 413 response for DeleteMyAccount
+type DeleteMyAccountResponse413Headers struct {
+	XRequestID *string
+}
+
+// DeleteMyAccountResponse415Headers the declared response headers of an HTTP 415 response for DeleteMyAccount
+type DeleteMyAccountResponse415Headers struct {
+	XRequestID *string
 }
 
 // DeleteMyAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteMyAccount
@@ -5838,9 +6257,15 @@ type DeleteMyAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
+// DeleteMyAccountResponse500Headers the declared response headers of an HTTP 500 response for DeleteMyAccount
+type DeleteMyAccountResponse500Headers struct {
+	XRequestID *string
+}
+
 // DeleteMyAccountResponse503Headers the declared response headers of an HTTP 503 response for DeleteMyAccount
 type DeleteMyAccountResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type DeleteMyAccountResponse struct {
@@ -5862,10 +6287,18 @@ type DeleteMyAccountResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteMyAccountResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteMyAccountResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *DeleteMyAccountResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *DeleteMyAccountResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteMyAccountResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteMyAccountResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteMyAccountResponse503Headers
 }
@@ -5942,16 +6375,24 @@ func (r DeleteMyAccountResponse) ContentType() string {
 // ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
 type ListMySessionsResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 // ListMySessionsResponse401Headers the declared response headers of an HTTP 401 response for ListMySessions
 type ListMySessionsResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// ListMySessionsResponse500Headers the declared response headers of an HTTP 500 response for ListMySessions
+type ListMySessionsResponse500Headers struct {
+	XRequestID *string
 }
 
 // ListMySessionsResponse503Headers the declared response headers of an HTTP 503 response for ListMySessions
 type ListMySessionsResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ListMySessionsResponse struct {
@@ -5969,6 +6410,8 @@ type ListMySessionsResponse struct {
 	Headers200 *ListMySessionsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMySessionsResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListMySessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMySessionsResponse503Headers
 }
@@ -6022,14 +6465,36 @@ func (r ListMySessionsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeMySessionResponse204Headers the declared response headers of an HTTP 204 response for RevokeMySession
+type RevokeMySessionResponse204Headers struct {
+	XRequestID *string
+}
+
+// RevokeMySessionResponse400Headers the declared response headers of an HTTP 400 response for RevokeMySession
+type RevokeMySessionResponse400Headers struct {
+	XRequestID *string
+}
+
 // RevokeMySessionResponse401Headers the declared response headers of an HTTP 401 response for RevokeMySession
 type RevokeMySessionResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// RevokeMySessionResponse404Headers the declared response headers of an HTTP 404 response for RevokeMySession
+type RevokeMySessionResponse404Headers struct {
+	XRequestID *string
+}
+
+// RevokeMySessionResponse500Headers the declared response headers of an HTTP 500 response for RevokeMySession
+type RevokeMySessionResponse500Headers struct {
+	XRequestID *string
 }
 
 // RevokeMySessionResponse503Headers the declared response headers of an HTTP 503 response for RevokeMySession
 type RevokeMySessionResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type RevokeMySessionResponse struct {
@@ -6045,8 +6510,16 @@ type RevokeMySessionResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeMySessionResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RevokeMySessionResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeMySessionResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RevokeMySessionResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RevokeMySessionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeMySessionResponse503Headers
 }
@@ -6105,14 +6578,36 @@ func (r RevokeMySessionResponse) ContentType() string {
 	return ""
 }
 
+// DeleteUserResponse204Headers the declared response headers of an HTTP 204 response for DeleteUser
+type DeleteUserResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteUserResponse400Headers the declared response headers of an HTTP 400 response for DeleteUser
+type DeleteUserResponse400Headers struct {
+	XRequestID *string
+}
+
 // DeleteUserResponse401Headers the declared response headers of an HTTP 401 response for DeleteUser
 type DeleteUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// DeleteUserResponse404Headers the declared response headers of an HTTP 404 response for DeleteUser
+type DeleteUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// DeleteUserResponse500Headers the declared response headers of an HTTP 500 response for DeleteUser
+type DeleteUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // DeleteUserResponse503Headers the declared response headers of an HTTP 503 response for DeleteUser
 type DeleteUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type DeleteUserResponse struct {
@@ -6130,8 +6625,16 @@ type DeleteUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteUserResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteUserResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteUserResponse503Headers
 }
@@ -6198,16 +6701,34 @@ func (r DeleteUserResponse) ContentType() string {
 // GetUserResponse200Headers the declared response headers of an HTTP 200 response for GetUser
 type GetUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// GetUserResponse400Headers the declared response headers of an HTTP 400 response for GetUser
+type GetUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // GetUserResponse401Headers the declared response headers of an HTTP 401 response for GetUser
 type GetUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// GetUserResponse404Headers the declared response headers of an HTTP 404 response for GetUser
+type GetUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// GetUserResponse500Headers the declared response headers of an HTTP 500 response for GetUser
+type GetUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // GetUserResponse503Headers the declared response headers of an HTTP 503 response for GetUser
 type GetUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type GetUserResponse struct {
@@ -6227,8 +6748,14 @@ type GetUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetUserResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetUserResponse503Headers
 }
@@ -6295,6 +6822,7 @@ func (r GetUserResponse) ContentType() string {
 // UpdateUserResponse200Headers the declared response headers of an HTTP 200 response for UpdateUser
 type UpdateUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 // UpdateUserResponse202Headers the declared response headers of an HTTP 202 response for UpdateUser
@@ -6302,9 +6830,30 @@ type UpdateUserResponse202Headers struct {
 	CacheControl *string
 }
 
+// UpdateUserResponse400Headers the declared response headers of an HTTP 400 response for UpdateUser
+type UpdateUserResponse400Headers struct {
+	XRequestID *string
+}
+
 // UpdateUserResponse401Headers the declared response headers of an HTTP 401 response for UpdateUser
 type UpdateUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// UpdateUserResponse404Headers the declared response headers of an HTTP 404 response for UpdateUser
+type UpdateUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponse413Headers the declared response headers of an HTTP 413 response for UpdateUser
+type UpdateUserResponse413Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponse415Headers the declared response headers of an HTTP 415 response for UpdateUser
+type UpdateUserResponse415Headers struct {
+	XRequestID *string
 }
 
 // UpdateUserResponse429Headers the declared response headers of an HTTP 429 response for UpdateUser
@@ -6312,9 +6861,15 @@ type UpdateUserResponse429Headers struct {
 	RetryAfter *int
 }
 
+// UpdateUserResponse500Headers the declared response headers of an HTTP 500 response for UpdateUser
+type UpdateUserResponse500Headers struct {
+	XRequestID *string
+}
+
 // UpdateUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateUser
 type UpdateUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type UpdateUserResponse struct {
@@ -6346,10 +6901,20 @@ type UpdateUserResponse struct {
 	Headers200 *UpdateUserResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *UpdateUserResponse202Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UpdateUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateUserResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UpdateUserResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UpdateUserResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UpdateUserResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateUserResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UpdateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateUserResponse503Headers
 }
@@ -6441,16 +7006,39 @@ func (r UpdateUserResponse) ContentType() string {
 // RevokeUserSessionsResponse200Headers the declared response headers of an HTTP 200 response for RevokeUserSessions
 type RevokeUserSessionsResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// RevokeUserSessionsResponse400Headers the declared response headers of an HTTP 400 response for RevokeUserSessions
+type RevokeUserSessionsResponse400Headers struct {
+	XRequestID *string
 }
 
 // RevokeUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokeUserSessions
 type RevokeUserSessionsResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// RevokeUserSessionsResponse403Headers the declared response headers of an HTTP 403 response for RevokeUserSessions
+type RevokeUserSessionsResponse403Headers struct {
+	XRequestID *string
+}
+
+// RevokeUserSessionsResponse404Headers the declared response headers of an HTTP 404 response for RevokeUserSessions
+type RevokeUserSessionsResponse404Headers struct {
+	XRequestID *string
+}
+
+// RevokeUserSessionsResponse500Headers the declared response headers of an HTTP 500 response for RevokeUserSessions
+type RevokeUserSessionsResponse500Headers struct {
+	XRequestID *string
 }
 
 // RevokeUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for RevokeUserSessions
 type RevokeUserSessionsResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type RevokeUserSessionsResponse struct {
@@ -6472,8 +7060,16 @@ type RevokeUserSessionsResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RevokeUserSessionsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RevokeUserSessionsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeUserSessionsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RevokeUserSessionsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RevokeUserSessionsResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RevokeUserSessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeUserSessionsResponse503Headers
 }
@@ -6545,16 +7141,39 @@ func (r RevokeUserSessionsResponse) ContentType() string {
 // UnlockUserResponse200Headers the declared response headers of an HTTP 200 response for UnlockUser
 type UnlockUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// UnlockUserResponse400Headers the declared response headers of an HTTP 400 response for UnlockUser
+type UnlockUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // UnlockUserResponse401Headers the declared response headers of an HTTP 401 response for UnlockUser
 type UnlockUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// UnlockUserResponse403Headers the declared response headers of an HTTP 403 response for UnlockUser
+type UnlockUserResponse403Headers struct {
+	XRequestID *string
+}
+
+// UnlockUserResponse404Headers the declared response headers of an HTTP 404 response for UnlockUser
+type UnlockUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// UnlockUserResponse500Headers the declared response headers of an HTTP 500 response for UnlockUser
+type UnlockUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // UnlockUserResponse503Headers the declared response headers of an HTTP 503 response for UnlockUser
 type UnlockUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type UnlockUserResponse struct {
@@ -6576,8 +7195,16 @@ type UnlockUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UnlockUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UnlockUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UnlockUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UnlockUserResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UnlockUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UnlockUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UnlockUserResponse503Headers
 }
@@ -6649,16 +7276,39 @@ func (r UnlockUserResponse) ContentType() string {
 // VerifyUserResponse200Headers the declared response headers of an HTTP 200 response for VerifyUser
 type VerifyUserResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
+}
+
+// VerifyUserResponse400Headers the declared response headers of an HTTP 400 response for VerifyUser
+type VerifyUserResponse400Headers struct {
+	XRequestID *string
 }
 
 // VerifyUserResponse401Headers the declared response headers of an HTTP 401 response for VerifyUser
 type VerifyUserResponse401Headers struct {
 	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// VerifyUserResponse403Headers the declared response headers of an HTTP 403 response for VerifyUser
+type VerifyUserResponse403Headers struct {
+	XRequestID *string
+}
+
+// VerifyUserResponse404Headers the declared response headers of an HTTP 404 response for VerifyUser
+type VerifyUserResponse404Headers struct {
+	XRequestID *string
+}
+
+// VerifyUserResponse500Headers the declared response headers of an HTTP 500 response for VerifyUser
+type VerifyUserResponse500Headers struct {
+	XRequestID *string
 }
 
 // VerifyUserResponse503Headers the declared response headers of an HTTP 503 response for VerifyUser
 type VerifyUserResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type VerifyUserResponse struct {
@@ -6680,8 +7330,16 @@ type VerifyUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *VerifyUserResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *VerifyUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VerifyUserResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *VerifyUserResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyUserResponse503Headers
 }
@@ -6766,11 +7424,18 @@ type ConfirmEmailChangePageResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// ConfirmEmailChangePageResponse500Headers the declared response headers of an HTTP 500 response for ConfirmEmailChangePage
+type ConfirmEmailChangePageResponse500Headers struct {
+	XRequestID *string
 }
 
 // ConfirmEmailChangePageResponse503Headers the declared response headers of an HTTP 503 response for ConfirmEmailChangePage
 type ConfirmEmailChangePageResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ConfirmEmailChangePageResponse struct {
@@ -6790,6 +7455,8 @@ type ConfirmEmailChangePageResponse struct {
 	Headers400 *ConfirmEmailChangePageResponse400Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ConfirmEmailChangePageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ConfirmEmailChangePageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ConfirmEmailChangePageResponse503Headers
 }
@@ -6853,17 +7520,34 @@ type SubmitConfirmEmailChangePageResponse400Headers struct {
 	ContentSecurityPolicy *string
 }
 
+// SubmitConfirmEmailChangePageResponse413Headers the declared response headers of an HTTP 413 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse413Headers struct {
+	XRequestID *string
+}
+
+// SubmitConfirmEmailChangePageResponse415Headers the declared response headers of an HTTP 415 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse415Headers struct {
+	XRequestID *string
+}
+
 // SubmitConfirmEmailChangePageResponse429Headers the declared response headers of an HTTP 429 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// SubmitConfirmEmailChangePageResponse500Headers the declared response headers of an HTTP 500 response for SubmitConfirmEmailChangePage
+type SubmitConfirmEmailChangePageResponse500Headers struct {
+	XRequestID *string
 }
 
 // SubmitConfirmEmailChangePageResponse503Headers the declared response headers of an HTTP 503 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type SubmitConfirmEmailChangePageResponse struct {
@@ -6885,8 +7569,14 @@ type SubmitConfirmEmailChangePageResponse struct {
 	Headers200 *SubmitConfirmEmailChangePageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *SubmitConfirmEmailChangePageResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *SubmitConfirmEmailChangePageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *SubmitConfirmEmailChangePageResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SubmitConfirmEmailChangePageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *SubmitConfirmEmailChangePageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SubmitConfirmEmailChangePageResponse503Headers
 }
@@ -6953,6 +7643,12 @@ func (r SubmitConfirmEmailChangePageResponse) ContentType() string {
 // GetDocsResponse200Headers the declared response headers of an HTTP 200 response for GetDocs
 type GetDocsResponse200Headers struct {
 	ContentSecurityPolicy *string
+	XRequestID            *string
+}
+
+// GetDocsResponse404Headers the declared response headers of an HTTP 404 response for GetDocs
+type GetDocsResponse404Headers struct {
+	XRequestID *string
 }
 
 type GetDocsResponse struct {
@@ -6962,6 +7658,8 @@ type GetDocsResponse struct {
 	ApplicationproblemJSON404 *DocsDisabled
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetDocsResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDocsResponse404Headers
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -6998,11 +7696,25 @@ func (r GetDocsResponse) ContentType() string {
 	return ""
 }
 
+// GetDocsScriptResponse200Headers the declared response headers of an HTTP 200 response for GetDocsScript
+type GetDocsScriptResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetDocsScriptResponse404Headers the declared response headers of an HTTP 404 response for GetDocsScript
+type GetDocsScriptResponse404Headers struct {
+	XRequestID *string
+}
+
 type GetDocsScriptResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *DocsDisabled
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDocsScriptResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDocsScriptResponse404Headers
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -7039,6 +7751,16 @@ func (r GetDocsScriptResponse) ContentType() string {
 	return ""
 }
 
+// GetHealthResponse200Headers the declared response headers of an HTTP 200 response for GetHealth
+type GetHealthResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetHealthResponse503Headers the declared response headers of an HTTP 503 response for GetHealth
+type GetHealthResponse503Headers struct {
+	XRequestID *string
+}
+
 type GetHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7046,6 +7768,10 @@ type GetHealthResponse struct {
 	JSON200 *Health
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetHealthResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetHealthResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7087,11 +7813,18 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// GetLivenessResponse200Headers the declared response headers of an HTTP 200 response for GetLiveness
+type GetLivenessResponse200Headers struct {
+	XRequestID *string
+}
+
 type GetLivenessResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Liveness
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetLivenessResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7128,6 +7861,16 @@ func (r GetLivenessResponse) ContentType() string {
 	return ""
 }
 
+// GetReadinessResponse200Headers the declared response headers of an HTTP 200 response for GetReadiness
+type GetReadinessResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetReadinessResponse503Headers the declared response headers of an HTTP 503 response for GetReadiness
+type GetReadinessResponse503Headers struct {
+	XRequestID *string
+}
+
 type GetReadinessResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7135,6 +7878,10 @@ type GetReadinessResponse struct {
 	JSON200 *Readiness
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Readiness
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReadinessResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReadinessResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7176,6 +7923,16 @@ func (r GetReadinessResponse) ContentType() string {
 	return ""
 }
 
+// GetOpenAPISpecResponse200Headers the declared response headers of an HTTP 200 response for GetOpenAPISpec
+type GetOpenAPISpecResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetOpenAPISpecResponse404Headers the declared response headers of an HTTP 404 response for GetOpenAPISpec
+type GetOpenAPISpecResponse404Headers struct {
+	XRequestID *string
+}
+
 type GetOpenAPISpecResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7183,6 +7940,10 @@ type GetOpenAPISpecResponse struct {
 	YAML200 *map[string]interface{}
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *DocsDisabled
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetOpenAPISpecResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetOpenAPISpecResponse404Headers
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
@@ -7240,11 +8001,18 @@ type ResetPasswordPageResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// ResetPasswordPageResponse500Headers the declared response headers of an HTTP 500 response for ResetPasswordPage
+type ResetPasswordPageResponse500Headers struct {
+	XRequestID *string
 }
 
 // ResetPasswordPageResponse503Headers the declared response headers of an HTTP 503 response for ResetPasswordPage
 type ResetPasswordPageResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type ResetPasswordPageResponse struct {
@@ -7264,6 +8032,8 @@ type ResetPasswordPageResponse struct {
 	Headers400 *ResetPasswordPageResponse400Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ResetPasswordPageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ResetPasswordPageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ResetPasswordPageResponse503Headers
 }
@@ -7327,17 +8097,34 @@ type SubmitResetPasswordPageResponse400Headers struct {
 	ContentSecurityPolicy *string
 }
 
+// SubmitResetPasswordPageResponse413Headers the declared response headers of an HTTP 413 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse413Headers struct {
+	XRequestID *string
+}
+
+// SubmitResetPasswordPageResponse415Headers the declared response headers of an HTTP 415 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse415Headers struct {
+	XRequestID *string
+}
+
 // SubmitResetPasswordPageResponse429Headers the declared response headers of an HTTP 429 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// SubmitResetPasswordPageResponse500Headers the declared response headers of an HTTP 500 response for SubmitResetPasswordPage
+type SubmitResetPasswordPageResponse500Headers struct {
+	XRequestID *string
 }
 
 // SubmitResetPasswordPageResponse503Headers the declared response headers of an HTTP 503 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type SubmitResetPasswordPageResponse struct {
@@ -7359,8 +8146,14 @@ type SubmitResetPasswordPageResponse struct {
 	Headers200 *SubmitResetPasswordPageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *SubmitResetPasswordPageResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *SubmitResetPasswordPageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *SubmitResetPasswordPageResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SubmitResetPasswordPageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *SubmitResetPasswordPageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SubmitResetPasswordPageResponse503Headers
 }
@@ -7440,11 +8233,18 @@ type VerifyEmailPageResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// VerifyEmailPageResponse500Headers the declared response headers of an HTTP 500 response for VerifyEmailPage
+type VerifyEmailPageResponse500Headers struct {
+	XRequestID *string
 }
 
 // VerifyEmailPageResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmailPage
 type VerifyEmailPageResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type VerifyEmailPageResponse struct {
@@ -7464,6 +8264,8 @@ type VerifyEmailPageResponse struct {
 	Headers400 *VerifyEmailPageResponse400Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *VerifyEmailPageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyEmailPageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyEmailPageResponse503Headers
 }
@@ -7527,17 +8329,34 @@ type SubmitVerifyEmailPageResponse400Headers struct {
 	ContentSecurityPolicy *string
 }
 
+// SubmitVerifyEmailPageResponse413Headers the declared response headers of an HTTP 413 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse413Headers struct {
+	XRequestID *string
+}
+
+// SubmitVerifyEmailPageResponse415Headers the declared response headers of an HTTP 415 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse415Headers struct {
+	XRequestID *string
+}
+
 // SubmitVerifyEmailPageResponse429Headers the declared response headers of an HTTP 429 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
+}
+
+// SubmitVerifyEmailPageResponse500Headers the declared response headers of an HTTP 500 response for SubmitVerifyEmailPage
+type SubmitVerifyEmailPageResponse500Headers struct {
+	XRequestID *string
 }
 
 // SubmitVerifyEmailPageResponse503Headers the declared response headers of an HTTP 503 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse503Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 type SubmitVerifyEmailPageResponse struct {
@@ -7559,8 +8378,14 @@ type SubmitVerifyEmailPageResponse struct {
 	Headers200 *SubmitVerifyEmailPageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *SubmitVerifyEmailPageResponse400Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *SubmitVerifyEmailPageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *SubmitVerifyEmailPageResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SubmitVerifyEmailPageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *SubmitVerifyEmailPageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SubmitVerifyEmailPageResponse503Headers
 }
@@ -8674,7 +9499,24 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAuditEventsResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListAuditEventsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -8684,7 +9526,34 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAuditEventsResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAuditEventsResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAuditEventsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -8693,6 +9562,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -8762,6 +9638,26 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 	}
 
 	switch {
+	case rsp.StatusCode == 413:
+		var headers ConfirmEmailChangeResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ConfirmEmailChangeResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers ConfirmEmailChangeResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -8792,7 +9688,24 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ConfirmEmailChangeResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ConfirmEmailChangeResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -8801,6 +9714,13 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -8830,7 +9750,7 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Unauthenticated
+		var dest LimitedUnauthenticated
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8844,14 +9764,14 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8869,15 +9789,71 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers LogoutResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
@@ -8910,15 +9886,81 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers LogoutResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -8985,6 +10027,36 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers RequestPasswordResetResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers RequestPasswordResetResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RequestPasswordResetResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers RequestPasswordResetResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9015,7 +10087,24 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RequestPasswordResetResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -9083,6 +10172,26 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 413:
+		var headers ResetPasswordResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ResetPasswordResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers ResetPasswordResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9113,7 +10222,24 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ResetPasswordResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ResetPasswordResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -9122,6 +10248,13 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9151,7 +10284,7 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest LimitedBadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9165,14 +10298,14 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9186,14 +10319,14 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9211,7 +10344,159 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RefreshTokenResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RefreshTokenResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers RefreshTokenResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RefreshTokenResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers RefreshTokenResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9242,15 +10527,81 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RefreshTokenResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RefreshTokenResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9280,7 +10631,7 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest LimitedBadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9301,14 +10652,14 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9322,14 +10673,14 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9347,7 +10698,190 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateTokenResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateTokenResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateTokenResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateTokenResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateTokenResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateTokenResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9378,15 +10912,81 @@ func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) 
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateTokenResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateTokenResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9456,6 +11056,26 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 413:
+		var headers VerifyEmailResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers VerifyEmailResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers VerifyEmailResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9486,7 +11106,24 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyEmailResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyEmailResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -9495,6 +11132,13 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9561,6 +11205,36 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ResendVerificationResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers ResendVerificationResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ResendVerificationResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers ResendVerificationResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9591,7 +11265,24 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ResendVerificationResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -9665,7 +11356,24 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListUsersResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListUsersResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -9675,7 +11383,34 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListUsersResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListUsersResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUsersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -9684,6 +11419,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9720,14 +11462,14 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9741,14 +11483,14 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9766,7 +11508,128 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateUserResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateUserResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateUserResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateUserResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -9797,15 +11660,81 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateUserResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateUserResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9867,6 +11796,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetCurrentUserResponse401Headers
@@ -9877,7 +11813,24 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCurrentUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -9886,6 +11839,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9969,6 +11929,16 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers DeleteMyAccountResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers DeleteMyAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -9978,7 +11948,34 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers DeleteMyAccountResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers DeleteMyAccountResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers DeleteMyAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -9989,6 +11986,16 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteMyAccountResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteMyAccountResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -9997,6 +12004,13 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10058,6 +12072,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListMySessionsResponse401Headers
@@ -10068,7 +12089,24 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListMySessionsResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMySessionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10077,6 +12115,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10139,6 +12184,26 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeMySessionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers RevokeMySessionResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RevokeMySessionResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10148,7 +12213,34 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers RevokeMySessionResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers RevokeMySessionResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeMySessionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10157,6 +12249,13 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10226,6 +12325,26 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteUserResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers DeleteUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10235,7 +12354,34 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10244,6 +12390,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10319,7 +12472,24 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10329,7 +12499,34 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10338,6 +12535,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10448,6 +12652,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers UpdateUserResponse202Headers
@@ -10459,6 +12670,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 400:
+		var headers UpdateUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers UpdateUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10468,7 +12689,44 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers UpdateUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers UpdateUserResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UpdateUserResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers UpdateUserResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10479,6 +12737,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers UpdateUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10487,6 +12755,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10569,7 +12844,24 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RevokeUserSessionsResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RevokeUserSessionsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10579,7 +12871,44 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RevokeUserSessionsResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RevokeUserSessionsResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers RevokeUserSessionsResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeUserSessionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10588,6 +12917,13 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10670,7 +13006,24 @@ func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers UnlockUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers UnlockUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10680,7 +13033,44 @@ func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UnlockUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UnlockUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers UnlockUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UnlockUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10689,6 +13079,13 @@ func ParseUnlockUserResponse(rsp *http.Response) (*UnlockUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10771,7 +13168,24 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyUserResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers VerifyUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10781,7 +13195,44 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 			}
 			headers.WWWAuthenticate = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VerifyUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers VerifyUserResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyUserResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10790,6 +13241,13 @@ func ParseVerifyUserResponse(rsp *http.Response) (*VerifyUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10895,7 +13353,24 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ConfirmEmailChangePageResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ConfirmEmailChangePageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10904,6 +13379,13 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -10993,6 +13475,26 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 			headers.ContentSecurityPolicy = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers SubmitConfirmEmailChangePageResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers SubmitConfirmEmailChangePageResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers SubmitConfirmEmailChangePageResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -11023,7 +13525,24 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers SubmitConfirmEmailChangePageResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SubmitConfirmEmailChangePageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11032,6 +13551,13 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -11072,7 +13598,24 @@ func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDocsResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil
@@ -11099,6 +13642,29 @@ func ParseGetDocsScriptResponse(rsp *http.Response) (*GetDocsScriptResponse, err
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDocsScriptResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDocsScriptResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil
@@ -11134,6 +13700,29 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetHealthResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetHealthResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -11158,6 +13747,19 @@ func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) 
 		}
 		response.JSON200 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetLivenessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -11193,6 +13795,29 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReadinessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReadinessResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -11224,6 +13849,29 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetOpenAPISpecResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetOpenAPISpecResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil
@@ -11327,7 +13975,24 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ResetPasswordPageResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ResetPasswordPageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11336,6 +14001,13 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -11425,6 +14097,26 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 			headers.ContentSecurityPolicy = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers SubmitResetPasswordPageResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers SubmitResetPasswordPageResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers SubmitResetPasswordPageResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -11455,7 +14147,24 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers SubmitResetPasswordPageResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SubmitResetPasswordPageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11464,6 +14173,13 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -11569,7 +14285,24 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyEmailPageResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyEmailPageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11578,6 +14311,13 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -11667,6 +14407,26 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 			headers.ContentSecurityPolicy = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 413:
+		var headers SubmitVerifyEmailPageResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers SubmitVerifyEmailPageResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
 	case rsp.StatusCode == 429:
 		var headers SubmitVerifyEmailPageResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -11697,7 +14457,24 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers SubmitVerifyEmailPageResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SubmitVerifyEmailPageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11706,6 +14483,13 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -12702,19 +15486,141 @@ type AccountLockedApplicationProblemPlusJSONResponse struct {
 	Headers AccountLockedResponseHeaders
 }
 
-type AccountNotUsableApplicationProblemPlusJSONResponse Problem
+type AccountNotUsableResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type AccountNotUsableApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type BadRequestApplicationProblemPlusJSONResponse Problem
+	Headers AccountNotUsableResponseHeaders
+}
 
-type DocsDisabledApplicationProblemPlusJSONResponse Problem
+type BadRequestResponseHeaders struct {
+	XRequestID *string
+}
+type BadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers BadRequestResponseHeaders
+}
+
+type DocsDisabledResponseHeaders struct {
+	XRequestID *string
+}
+type DocsDisabledApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers DocsDisabledResponseHeaders
+}
 
 type EmailChangeRejectedApplicationProblemPlusJSONResponse Problem
 
-type ForbiddenApplicationProblemPlusJSONResponse Problem
+type ForbiddenResponseHeaders struct {
+	XRequestID *string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type GrantRejectedApplicationProblemPlusJSONResponse Problem
+	Headers ForbiddenResponseHeaders
+}
 
-type InternalErrorApplicationProblemPlusJSONResponse Problem
+type GrantRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type GrantRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers GrantRejectedResponseHeaders
+}
+
+type InternalErrorResponseHeaders struct {
+	XRequestID *string
+}
+type InternalErrorApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InternalErrorResponseHeaders
+}
+
+type LimitedBadRequestResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedBadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedBadRequestResponseHeaders
+}
+
+type LimitedInternalErrorResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedInternalErrorApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedInternalErrorResponseHeaders
+}
+
+type LimitedPayloadTooLargeResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedPayloadTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedPayloadTooLargeResponseHeaders
+}
+
+type LimitedUnauthenticatedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+type LimitedUnauthenticatedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedUnauthenticatedResponseHeaders
+}
+
+type LimitedUnavailableResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
+}
+type LimitedUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedUnavailableResponseHeaders
+}
+
+type LimitedUnsupportedMediaTypeResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LimitedUnsupportedMediaTypeResponseHeaders
+}
 
 type LinkRejectedApplicationProblemPlusJSONResponse Problem
 
@@ -12723,6 +15629,7 @@ type LoginThrottledResponseHeaders struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
 }
 type LoginThrottledApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -12730,7 +15637,14 @@ type LoginThrottledApplicationProblemPlusJSONResponse struct {
 	Headers LoginThrottledResponseHeaders
 }
 
-type NotFoundApplicationProblemPlusJSONResponse Problem
+type NotFoundResponseHeaders struct {
+	XRequestID *string
+}
+type NotFoundApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotFoundResponseHeaders
+}
 
 type PageResponseHeaders struct {
 	ContentSecurityPolicy *string
@@ -12757,13 +15671,40 @@ type PageRejectedTexthtmlResponse struct {
 	ContentLength int64
 }
 
-type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
+type PayloadTooLargeResponseHeaders struct {
+	XRequestID *string
+}
+type PayloadTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PayloadTooLargeResponseHeaders
+}
 
 type ReauthenticationRequiredApplicationProblemPlusJSONResponse Problem
 
-type RefreshRejectedApplicationProblemPlusJSONResponse Problem
+type RefreshRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type RefreshRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type RegistrationRejectedApplicationProblemPlusJSONResponse Problem
+	Headers RefreshRejectedResponseHeaders
+}
+
+type RegistrationRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type RegistrationRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RegistrationRejectedResponseHeaders
+}
 
 type ResetRejectedApplicationProblemPlusJSONResponse Problem
 
@@ -12772,6 +15713,7 @@ type TooManyRequestsResponseHeaders struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
+	XRequestID         *string
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -12781,6 +15723,7 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 
 type UnauthenticatedResponseHeaders struct {
 	WWWAuthenticate *string
+	XRequestID      *string
 }
 type UnauthenticatedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -12790,6 +15733,7 @@ type UnauthenticatedApplicationProblemPlusJSONResponse struct {
 
 type UnavailableResponseHeaders struct {
 	RetryAfter *int
+	XRequestID *string
 }
 type UnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -12797,13 +15741,34 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 	Headers UnavailableResponseHeaders
 }
 
-type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+type UnsupportedMediaTypeResponseHeaders struct {
+	XRequestID *string
+}
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnsupportedMediaTypeResponseHeaders
+}
 
 type UserChangeForbiddenApplicationProblemPlusJSONResponse Problem
 
-type UserDeleteRejectedApplicationProblemPlusJSONResponse Problem
+type UserDeleteRejectedResponseHeaders struct {
+	XRequestID *string
+}
+type UserDeleteRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type UserUpdateRejectedApplicationProblemPlusJSONResponse Problem
+	Headers UserDeleteRejectedResponseHeaders
+}
+
+type UserUpdateRejectedResponseHeaders struct {
+	XRequestID *string
+}
+type UserUpdateRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UserUpdateRejectedResponseHeaders
+}
 
 type GetJWKSRequestObject struct {
 }
@@ -12846,6 +15811,7 @@ type ListAuditEventsResponseObject interface {
 
 type ListAuditEvents200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type ListAuditEvents200JSONResponse struct {
@@ -12863,6 +15829,9 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12875,10 +15844,13 @@ type ListAuditEvents400ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12898,6 +15870,9 @@ func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12910,10 +15885,13 @@ type ListAuditEvents403ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12926,10 +15904,13 @@ type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
 func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12948,6 +15929,9 @@ func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -12993,10 +15977,13 @@ type ConfirmEmailChange413ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmEmailChange413ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13009,10 +15996,13 @@ type ConfirmEmailChange415ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmEmailChange415ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13041,6 +16031,9 @@ func (response ConfirmEmailChange429ApplicationProblemPlusJSONResponse) VisitCon
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13053,10 +16046,13 @@ type ConfirmEmailChange500ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmEmailChange500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13076,6 +16072,9 @@ func (response ConfirmEmailChange503ApplicationProblemPlusJSONResponse) VisitCon
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13089,7 +16088,11 @@ type LogoutResponseObject interface {
 }
 
 type Logout200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type Logout200JSONResponse struct {
@@ -13107,13 +16110,25 @@ func (response Logout200JSONResponse) VisitLogoutResponse(w http.ResponseWriter)
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type Logout401ApplicationProblemPlusJSONResponse struct {
-	UnauthenticatedApplicationProblemPlusJSONResponse
+	LimitedUnauthenticatedApplicationProblemPlusJSONResponse
 }
 
 func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -13123,8 +16138,20 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13154,29 +16181,44 @@ func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type Logout500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type Logout503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -13186,8 +16228,20 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -13223,10 +16277,13 @@ type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13239,10 +16296,13 @@ type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13255,10 +16315,13 @@ type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13287,6 +16350,9 @@ func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13299,10 +16365,13 @@ type RequestPasswordReset500ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13347,10 +16416,13 @@ type ResetPassword413ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13363,10 +16435,13 @@ type ResetPassword415ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13395,6 +16470,9 @@ func (response ResetPassword429ApplicationProblemPlusJSONResponse) VisitResetPas
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13407,10 +16485,13 @@ type ResetPassword500ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13430,6 +16511,9 @@ func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPas
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13444,7 +16528,11 @@ type RefreshTokenResponseObject interface {
 }
 
 type RefreshToken200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -13462,22 +16550,46 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	LimitedBadRequestApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13490,42 +16602,78 @@ type RefreshToken401ApplicationProblemPlusJSONResponse struct {
 func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken413ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13554,29 +16702,44 @@ func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken500ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RefreshToken503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
@@ -13586,8 +16749,20 @@ func (response RefreshToken503ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -13604,7 +16779,11 @@ type CreateTokenResponseObject interface {
 }
 
 type CreateToken200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type CreateToken200JSONResponse struct {
@@ -13622,22 +16801,46 @@ func (response CreateToken200JSONResponse) VisitCreateTokenResponse(w http.Respo
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	LimitedBadRequestApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken400ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13650,10 +16853,22 @@ type CreateToken401ApplicationProblemPlusJSONResponse struct {
 func (response CreateToken401ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13666,42 +16881,78 @@ type CreateToken403ApplicationProblemPlusJSONResponse struct {
 func (response CreateToken403ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken413ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken415ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13730,29 +16981,44 @@ func (response CreateToken429ApplicationProblemPlusJSONResponse) VisitCreateToke
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken500ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateToken503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response CreateToken503ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
@@ -13762,8 +17028,20 @@ func (response CreateToken503ApplicationProblemPlusJSONResponse) VisitCreateToke
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -13809,10 +17087,13 @@ type VerifyEmail413ApplicationProblemPlusJSONResponse struct {
 func (response VerifyEmail413ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13825,10 +17106,13 @@ type VerifyEmail415ApplicationProblemPlusJSONResponse struct {
 func (response VerifyEmail415ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13857,6 +17141,9 @@ func (response VerifyEmail429ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13869,10 +17156,13 @@ type VerifyEmail500ApplicationProblemPlusJSONResponse struct {
 func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13891,6 +17181,9 @@ func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -13926,10 +17219,13 @@ type ResendVerification400ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerification400ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13942,10 +17238,13 @@ type ResendVerification413ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerification413ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13958,10 +17257,13 @@ type ResendVerification415ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerification415ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13990,6 +17292,9 @@ func (response ResendVerification429ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14002,10 +17307,13 @@ type ResendVerification500ApplicationProblemPlusJSONResponse struct {
 func (response ResendVerification500ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14021,6 +17329,7 @@ type ListUsersResponseObject interface {
 
 type ListUsers200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -14038,6 +17347,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14050,10 +17362,13 @@ type ListUsers400ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14073,6 +17388,9 @@ func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14085,10 +17403,13 @@ type ListUsers403ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers403ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14101,10 +17422,13 @@ type ListUsers500ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers500ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14124,6 +17448,9 @@ func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14138,7 +17465,11 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -14156,6 +17487,18 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14168,42 +17511,78 @@ type CreateUser400ApplicationProblemPlusJSONResponse struct {
 func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser413ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14232,29 +17611,44 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type CreateUser503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -14264,8 +17658,20 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -14281,6 +17687,7 @@ type GetCurrentUserResponseObject interface {
 
 type GetCurrentUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type GetCurrentUser200JSONResponse struct {
@@ -14297,6 +17704,9 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14317,6 +17727,9 @@ func (response GetCurrentUser401ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14329,10 +17742,13 @@ type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 func (response GetCurrentUser500ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14351,6 +17767,9 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -14380,10 +17799,13 @@ type DeleteMyAccount400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteMyAccount400ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14402,6 +17824,9 @@ func (response DeleteMyAccount401ApplicationProblemPlusJSONResponse) VisitDelete
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14431,10 +17856,13 @@ type DeleteMyAccount413ApplicationProblemPlusJSONResponse struct {
 func (response DeleteMyAccount413ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14447,10 +17875,13 @@ type DeleteMyAccount415ApplicationProblemPlusJSONResponse struct {
 func (response DeleteMyAccount415ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14482,10 +17913,13 @@ type DeleteMyAccount500ApplicationProblemPlusJSONResponse struct {
 func (response DeleteMyAccount500ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14505,6 +17939,9 @@ func (response DeleteMyAccount503ApplicationProblemPlusJSONResponse) VisitDelete
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14519,6 +17956,7 @@ type ListMySessionsResponseObject interface {
 
 type ListMySessions200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type ListMySessions200JSONResponse struct {
@@ -14535,6 +17973,9 @@ func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14555,6 +17996,9 @@ func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMyS
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14567,10 +18011,13 @@ type ListMySessions500ApplicationProblemPlusJSONResponse struct {
 func (response ListMySessions500ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14590,6 +18037,9 @@ func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMyS
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14603,10 +18053,18 @@ type RevokeMySessionResponseObject interface {
 	VisitRevokeMySessionResponse(w http.ResponseWriter) error
 }
 
+type RevokeMySession204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type RevokeMySession204Response struct {
+	Headers RevokeMySession204ResponseHeaders
 }
 
 func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -14618,10 +18076,13 @@ type RevokeMySession400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeMySession400ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14641,6 +18102,9 @@ func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevoke
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14653,10 +18117,13 @@ type RevokeMySession404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeMySession404ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14669,10 +18136,13 @@ type RevokeMySession500ApplicationProblemPlusJSONResponse struct {
 func (response RevokeMySession500ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14692,6 +18162,9 @@ func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevoke
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14705,10 +18178,18 @@ type DeleteUserResponseObject interface {
 	VisitDeleteUserResponse(w http.ResponseWriter) error
 }
 
+type DeleteUser204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteUser204Response struct {
+	Headers DeleteUser204ResponseHeaders
 }
 
 func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -14720,10 +18201,13 @@ type DeleteUser400ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser400ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14742,6 +18226,9 @@ func (response DeleteUser401ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14771,10 +18258,13 @@ type DeleteUser404ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser404ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14787,10 +18277,13 @@ type DeleteUser500ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser500ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14810,6 +18303,9 @@ func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14825,6 +18321,7 @@ type GetUserResponseObject interface {
 
 type GetUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type GetUser200JSONResponse struct {
@@ -14842,6 +18339,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14854,10 +18354,13 @@ type GetUser400ApplicationProblemPlusJSONResponse struct {
 func (response GetUser400ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14877,6 +18380,9 @@ func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14889,10 +18395,13 @@ type GetUser404ApplicationProblemPlusJSONResponse struct {
 func (response GetUser404ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14905,10 +18414,13 @@ type GetUser500ApplicationProblemPlusJSONResponse struct {
 func (response GetUser500ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14928,6 +18440,9 @@ func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14944,6 +18459,7 @@ type UpdateUserResponseObject interface {
 
 type UpdateUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -14960,6 +18476,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14997,10 +18516,13 @@ type UpdateUser400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15019,6 +18541,9 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15048,10 +18573,13 @@ type UpdateUser404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15064,10 +18592,13 @@ type UpdateUser413ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser413ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15080,10 +18611,13 @@ type UpdateUser415ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15115,10 +18649,13 @@ type UpdateUser500ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15138,6 +18675,9 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15153,6 +18693,7 @@ type RevokeUserSessionsResponseObject interface {
 
 type RevokeUserSessions200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type RevokeUserSessions200JSONResponse struct {
@@ -15170,6 +18711,9 @@ func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsRespons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15182,10 +18726,13 @@ type RevokeUserSessions400ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions400ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15205,6 +18752,9 @@ func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRev
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15217,10 +18767,13 @@ type RevokeUserSessions403ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions403ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15233,10 +18786,13 @@ type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15249,10 +18805,13 @@ type RevokeUserSessions500ApplicationProblemPlusJSONResponse struct {
 func (response RevokeUserSessions500ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15272,6 +18831,9 @@ func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRev
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15287,6 +18849,7 @@ type UnlockUserResponseObject interface {
 
 type UnlockUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type UnlockUser200JSONResponse struct {
@@ -15304,6 +18867,9 @@ func (response UnlockUser200JSONResponse) VisitUnlockUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15316,10 +18882,13 @@ type UnlockUser400ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser400ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15339,6 +18908,9 @@ func (response UnlockUser401ApplicationProblemPlusJSONResponse) VisitUnlockUserR
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15351,10 +18923,13 @@ type UnlockUser403ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser403ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15367,10 +18942,13 @@ type UnlockUser404ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser404ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15383,10 +18961,13 @@ type UnlockUser500ApplicationProblemPlusJSONResponse struct {
 func (response UnlockUser500ApplicationProblemPlusJSONResponse) VisitUnlockUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15406,6 +18987,9 @@ func (response UnlockUser503ApplicationProblemPlusJSONResponse) VisitUnlockUserR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15421,6 +19005,7 @@ type VerifyUserResponseObject interface {
 
 type VerifyUser200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type VerifyUser200JSONResponse struct {
@@ -15438,6 +19023,9 @@ func (response VerifyUser200JSONResponse) VisitVerifyUserResponse(w http.Respons
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15450,10 +19038,13 @@ type VerifyUser400ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser400ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15473,6 +19064,9 @@ func (response VerifyUser401ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	if response.Headers.WWWAuthenticate != nil {
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15485,10 +19079,13 @@ type VerifyUser403ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser403ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15501,10 +19098,13 @@ type VerifyUser404ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser404ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15517,10 +19117,13 @@ type VerifyUser500ApplicationProblemPlusJSONResponse struct {
 func (response VerifyUser500ApplicationProblemPlusJSONResponse) VisitVerifyUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15539,6 +19142,9 @@ func (response VerifyUser503ApplicationProblemPlusJSONResponse) VisitVerifyUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -15635,6 +19241,9 @@ func (response ConfirmEmailChangePage429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15647,10 +19256,13 @@ type ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15669,6 +19281,9 @@ func (response ConfirmEmailChangePage503ApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -15749,10 +19364,13 @@ type SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse struct {
 func (response SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15765,10 +19383,13 @@ type SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse struct {
 func (response SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15797,6 +19418,9 @@ func (response SubmitConfirmEmailChangePage429ApplicationProblemPlusJSONResponse
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15809,10 +19433,13 @@ type SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse struct {
 func (response SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15832,6 +19459,9 @@ func (response SubmitConfirmEmailChangePage503ApplicationProblemPlusJSONResponse
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15846,6 +19476,7 @@ type GetDocsResponseObject interface {
 
 type GetDocs200ResponseHeaders struct {
 	ContentSecurityPolicy *string
+	XRequestID            *string
 }
 
 type GetDocs200TexthtmlResponse struct {
@@ -15863,6 +19494,9 @@ func (response GetDocs200TexthtmlResponse) VisitGetDocsResponse(w http.ResponseW
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -15879,10 +19513,13 @@ type GetDocs404ApplicationProblemPlusJSONResponse struct {
 func (response GetDocs404ApplicationProblemPlusJSONResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15895,8 +19532,13 @@ type GetDocsScriptResponseObject interface {
 	VisitGetDocsScriptResponse(w http.ResponseWriter) error
 }
 
+type GetDocsScript200ResponseHeaders struct {
+	XRequestID *string
+}
+
 type GetDocsScript200TextjavascriptResponse struct {
 	Body          io.Reader
+	Headers       GetDocsScript200ResponseHeaders
 	ContentLength int64
 }
 
@@ -15905,6 +19547,9 @@ func (response GetDocsScript200TextjavascriptResponse) VisitGetDocsScriptRespons
 	w.Header().Set("Content-Type", "text/javascript")
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 
@@ -15922,10 +19567,13 @@ type GetDocsScript404ApplicationProblemPlusJSONResponse struct {
 func (response GetDocsScript404ApplicationProblemPlusJSONResponse) VisitGetDocsScriptResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15938,29 +19586,49 @@ type GetHealthResponseObject interface {
 	VisitGetHealthResponse(w http.ResponseWriter) error
 }
 
-type GetHealth200JSONResponse Health
+type GetHealth200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth200JSONResponse struct {
+	Body    Health
+	Headers GetHealth200ResponseHeaders
+}
 
 func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
-type GetHealth503JSONResponse Health
+type GetHealth503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth503JSONResponse struct {
+	Body    Health
+	Headers GetHealth503ResponseHeaders
+}
 
 func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15973,15 +19641,25 @@ type GetLivenessResponseObject interface {
 	VisitGetLivenessResponse(w http.ResponseWriter) error
 }
 
-type GetLiveness200JSONResponse Liveness
+type GetLiveness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetLiveness200JSONResponse struct {
+	Body    Liveness
+	Headers GetLiveness200ResponseHeaders
+}
 
 func (response GetLiveness200JSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15994,29 +19672,49 @@ type GetReadinessResponseObject interface {
 	VisitGetReadinessResponse(w http.ResponseWriter) error
 }
 
-type GetReadiness200JSONResponse Readiness
+type GetReadiness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness200JSONResponse struct {
+	Body    Readiness
+	Headers GetReadiness200ResponseHeaders
+}
 
 func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
-type GetReadiness503JSONResponse Readiness
+type GetReadiness503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness503JSONResponse struct {
+	Body    Readiness
+	Headers GetReadiness503ResponseHeaders
+}
 
 func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16029,8 +19727,13 @@ type GetOpenAPISpecResponseObject interface {
 	VisitGetOpenAPISpecResponse(w http.ResponseWriter) error
 }
 
+type GetOpenAPISpec200ResponseHeaders struct {
+	XRequestID *string
+}
+
 type GetOpenAPISpec200ApplicationyamlResponse struct {
 	Body          io.Reader
+	Headers       GetOpenAPISpec200ResponseHeaders
 	ContentLength int64
 }
 
@@ -16039,6 +19742,9 @@ func (response GetOpenAPISpec200ApplicationyamlResponse) VisitGetOpenAPISpecResp
 	w.Header().Set("Content-Type", "application/yaml")
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 
@@ -16056,10 +19762,13 @@ type GetOpenAPISpec404ApplicationProblemPlusJSONResponse struct {
 func (response GetOpenAPISpec404ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16155,6 +19864,9 @@ func (response ResetPasswordPage429ApplicationProblemPlusJSONResponse) VisitRese
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16167,10 +19879,13 @@ type ResetPasswordPage500ApplicationProblemPlusJSONResponse struct {
 func (response ResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16189,6 +19904,9 @@ func (response ResetPasswordPage503ApplicationProblemPlusJSONResponse) VisitRese
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -16269,10 +19987,13 @@ type SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse struct {
 func (response SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16285,10 +20006,13 @@ type SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse struct {
 func (response SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16317,6 +20041,9 @@ func (response SubmitResetPasswordPage429ApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16329,10 +20056,13 @@ type SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse struct {
 func (response SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16351,6 +20081,9 @@ func (response SubmitResetPasswordPage503ApplicationProblemPlusJSONResponse) Vis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -16447,6 +20180,9 @@ func (response VerifyEmailPage429ApplicationProblemPlusJSONResponse) VisitVerify
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16459,10 +20195,13 @@ type VerifyEmailPage500ApplicationProblemPlusJSONResponse struct {
 func (response VerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16481,6 +20220,9 @@ func (response VerifyEmailPage503ApplicationProblemPlusJSONResponse) VisitVerify
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -16561,10 +20303,13 @@ type SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse struct {
 func (response SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16577,10 +20322,13 @@ type SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse struct {
 func (response SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16609,6 +20357,9 @@ func (response SubmitVerifyEmailPage429ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16621,10 +20372,13 @@ type SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse struct {
 func (response SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16643,6 +20397,9 @@ func (response SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
@@ -17758,234 +21515,247 @@ func (sh *strictHandler) SubmitVerifyEmailPage(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L35cuO2ljj8Khh+U2V7hpLlrRe5UvU5bnfaue5lbHf6zr3KZ0EkJCGmAIUArVZSrpqnme89fo8yT/Kr",
-	"cwCQ4KLFS3c6GeePe9sUCAIHZ8NZfw8iOZlKwYRWQff3YMxozFL85zt5oWXK4J8xU1HKp5pLEXSDc6am",
-	"UiimSETTdM7FiGh5zYQiMiWZYimJqaaEpowIdsNSEtFozOJ2EAYqGrMJhSnZZzqZJizoBkK2FH4oDPR8",
-	"Ck+UTrkYBbe3YfCBjtjxxYf6Ii7HjEzpiKkNMpUJj+ZdIqQew2ImdE4SSWNYTpoJMsg00WPGUyIFI1wk",
-	"XDCi9DxhZHMwJ1wrMqZqvBX2xFCmE0WmUmkiRTInWhI95ooolt6wNCRUxERIorhm+JlhSicMJp+0e2LB",
-	"/mI2pFmiWyqNyIaQgm0cmq+bJ2pMdw+etf7nv/5745DA91s0gj2SDcWS4cYhGVDFWlnK85fxoy0qIgZw",
-	"U/Z5I/jOqWZnfMI1/k8zFFP2a8aUJr9mUlMih7AdovlorOFpSjUjCbxtIOFGRzITmsWEjigXSnfJWM7I",
-	"hIp5T9ghCiE7ZSmXMaFJImeKbJ6eXL4mcUqHmvSK1RGDdmTIWRIrgAJ5c3n5oRdsLQTrQRhMuOCTbBJ0",
-	"d/Ktc6HZiKXlvZ+zCeUCQFLb/xu7aDKRaQ4JRfSYartpu/AU4EGEnC3A4o63nM6q5SjWcBQXLJIiViQT",
-	"mifeCjYUmY1lwuz5cEXoDeUJHSTMAH/BivZ3Vy+J6XR+NNQsXbwcLcmMck0GbGhApJHi1/lo07HchsGU",
-	"Av5qy2WAwC+BezQjpxSspTnQGIxx2AkHmrCYJFxct8kRMgIy43osMyBcRhSdKxwJIwBmXACfS5hmsPKC",
-	"OPd+3W09nx2t818QBhyW9WvG0nkQBoJOYAZcWAkadTK8YEpxKU5fNW9SmZ83FOFxSIapnJD+DyeXZJtO",
-	"+fbNzjbwVLU9Ydt2oOqXN3HAOsM9+jxq7cS7g9Z+9Iy1Xgxf0lZnsBPtxntsf3jQcaufUj0uFm8nvOJx",
-	"EAaA/jxlcdDVacb8HQFbojroBlmGI+s7/KhYumh7sHzcW3nVncFBtB/vwFo7tLU/eMFaL6M92todPouf",
-	"sxf05WBnwaphwocu+RZetnIMxh9FyNHOZHQN04FcFJoJJFQ6nSY8orCl7WkqBwmb/PsvSooS6sMbMXyC",
-	"mpmuEjNVGMRMU54AMKQ03GZo0VeOuFCHiKj2LcBV8yJyQcdwNNWZAvJ6GQaa64TZ2d7CbOeWbRW7pAOZ",
-	"6e4goeI6uPWh8q8pGwbd4P/ZLqT+tvlVbX8wOzOwqZyiW/gslWJEplSpmUxjFRKqzS5A1lJF+lGWpkzo",
-	"KzekH5IxvWFuT95Oe8JukGz2yyDrb7UJsiZCgTeRPv7RQkbVJ8owJiMYPHXFG7Rop3b0tsf3cLP27N9J",
-	"/VEBX7378eMK3C64AAl+g9OobDKh6TzoBqf2qdt/EAY3NMmaMCefwMedMo64ISXs6OwV2PFapgMex0ws",
-	"wIrbMP9cJm5YyoecxeUVf8yfr7Fmb5IFqx5TBSoaGTAmiBt8//U/Cl6jEmkwlXAr5UOnMDbB20NW96i/",
-	"BcjPtSI0jlOmVE9ws9McfHOmvRcLUPUPiWKM9I8+Xr45+8+r85P/+Hh6fnL108n56evT46PL0/fv+qgC",
-	"3YbB9zS2hP4g7sTFDU14fGV1neph2cdmyzgSmXaaSqCyf/4eoIpmeTCy4zCYMKXoCCafZArOl+wRLclB",
-	"h0RjmtIIRf3tz/5Bd4qD/p7GjoN9QQZW3tqEJiAfGF4RgBkrgntFILbhi69kpF5x5AYPkwZC6quhzERc",
-	"h7SSWRoxMrN0gaPK9LBfgOmd1OS1necLAslcdODapFChynHz1fvji6uTd0ffn528+m5IE8X6CKgTUMWO",
-	"x1SM2Dn7hUWaxfdkn6jUXWlqdcGCDyETMaSFwMIhZMKomI15whqYkj9VBez4E2rRScpoPCcpG3GlWcoW",
-	"YTq+UULzxrcfguG3YU6XoLBeaVkDwqn5PSSZMmjLPk9B80ENtwEEDfNVIFGoxnZmN6NM8+3Bxw4JVdeo",
-	"jVAi2IxIUZE6991qWrCz2j5JwZ8W7eyhHMwBpXSuuUL5kNN8LGLEFRIrTChJQP4Y/I2Q4MwRbvbrZ93f",
-	"ClGCDWQ8LzG8niiGW0jBWDhcMJ+wNBd6Wsproj3SywmObPY9AssFVCGxH8Ivh57cz8/1KJ5wYaSzQruS",
-	"O6Z7qw+PdEIRTRKWoikIzig25iJkjD+kVOgHskR3UlHKYiY0p4kqU8sn1MedLIZjdOrMEsLxZ/OA7Civ",
-	"abYynHcKOH8UNNNjmfLfWLya4kcAk6qSmaGUJSkbpkyNiSPLRas3c9SI3nt5EVNL2Y28Zg/di/2UobOr",
-	"lAGLLG/pvLQYO6K+ocaJlu4LhF+ZM+vCeoD66yPs8LFIA88Jl5yyIay2TV7LFFecq9xmjB6zRqSDHeGF",
-	"02daHvL2t9BgSnQBqJYBVDHvQsToiTpmeKwUZzCafRXqZLPfdHR9tA73BNfKPxK44NrpHaM8FRo2m5yA",
-	"THqgMm9mukLxVuKYgrgfCf5IZIR38xJyHPiCzS2LXBgd8MTO+YXY55EgGZwB8kezxjZ5hes3PD6RoxGL",
-	"Q+tDSJnOUgHLvw2DMy6uH4m1PulbT/qWY1k1bYksUpb0Au0MzxiN1Fz1xDUX8QL1rEsycS3kTISls8+R",
-	"Ar8iJEmkGLGUWKweJMzykDMwul2OU6l1cm8aqFgqS3hhDKHWAleyVy4xAn0rJk8Q01SzK3SgVHf2HtgJ",
-	"9RxbTbLZf7tpO85VdGg8IiShmqUPX/ej6aUJZ0KT0w8OWRHuBCUsV0QCCEBQFUAAqeZt2sNzfLUnilMy",
-	"OJGyKaMaDo3yJEuZqttxDwm7YcLIYfSfeZK9J6xakDu8jJGYMBGrLXDqeEtGS4SQOcaMmFaEfaaRTuZG",
-	"B6IT1hNUqBlL1b2sx84718o9pUstyGW/qu/ea5XcjWtNUrxRmcg6CtecBEY7r979DOHvpDY2pv8lFq93",
-	"kqgsGucrs1xXoEvfv9wpxlDx+EBHdqs5cDT7rLfHepKUoBH0sk5nL/qXWEawdgID8BEzP8DfJKFi9F0v",
-	"YKJnhrP/+a//Nj+D+CETpscy/q4XTKXStSHbMKb6rPjMUo9kXRkzLlSjdExZqqQICRfkzeXbs3aZUo7N",
-	"1lsXLMpSruetDxh+sQrVXCDHrYvquL/+9lV0EzRl0+mU0ZRIEbGva8AOHxutLsdcGe1kDQ300fBJUYwO",
-	"mo2pzi9zOV51Kw76Zn3biSETm7OhChniXS3JJkwFA2AqNZYzYWIjUJA4LNCFfTuiQkgNMojGhGKUB9mk",
-	"ZgbECTLiKLpmHLiCovMtI3QosUhJYhllEwbqi1Ca0bgmUh6HUOaJpPGllGc0HbEH0crUzHWlpbxKcLYF",
-	"1OLUYC0lwYElFr3jWdns8gjoN2d2yq/gwXELxMUBdlCjZERSDPkoM7e0CddtIw7B5sGEtpA6z0MGHgDL",
-	"tDLpVX6PKcGUK2epFYzFisxllhLrIveUIUGqbvM/0q555NYshwQCyxRBcnJmYaBlsxsEeXUzEZ0UoThc",
-	"A/n2BPxNqI0eAPG62V8IwdyebM1oj3TPfzI9/u8xPd7lSOo2v9C48/0t98Qyw99WF+9SJkrPAwmgd/4Z",
-	"KuLc0ElQuUjkqCe4FVQ5zoM7MbWM6su4U9Fja5yofy3X6R9s3/qKERG3Yf61phP+aH9beMiVlys7dr/6",
-	"R40D77Lx6rvfhIFv3RCQpXY/t13wSpQBafwFhkwqPlIyYGDKw3jaiqc1J33F9JNR+1GIHlYGXynFdpmr",
-	"whdkAILNrjz3a4kWQJeO5GQixTcbWZAyxfTykAJLAah/238LNusJH872zQYSCo0dD69qALKtw+IGiLJS",
-	"aTpXxChllioupQTDaW43fZDS/scYdR/bpIvHMJSpFaBGWSA0UdKYdP2nmDMQ1ky+PdFs832ynN7XcvpR",
-	"eNeZRzJq1RjukRFRZMBoytKCiJujYe6mfD+WC62ytAlXihujz9JbkYdQnz59ah15wGxOKijfHgkuj4F0",
-	"zRRblGn2PS6uKRnAnKDLq7mn9I2ppgOq2FVWnqosl9wogE4mUkajMQ6sy6XG+SrCqTxbPqzs5PfsB+Db",
-	"5xEjH0tTLpCxxlh2NcjUvLIP4JhgOM8ZPyTQganv14xljULWn6uyB/MT7AB+dcxXjWWqk/lj7OSxkHvB",
-	"0ZHNftNReQLT7nBMlUk0c2DriTLcjCkL7p48SUzeFTD6zb4HPXPdJNbXRahG87SzQhI57ImEaQ2TJlQz",
-	"Ec3JKJWzr5xS8VGobDqVqWbxWxZzejmfWmy4J1PMigmvJjDjFR51BZVQM3F3Lv8DMHHZjHngs8d8boKr",
-	"JZdm7q9ky9xQxMKFwBdzvSyK2BTWNGapcT/Bxc7EWj8g2FLZ9Kji/YKwXyd0pNC8R6ggFMIuG2i5MUbz",
-	"PeTL4hsKXWbWiMjVlUmTAC3kKs+IABOLusLhD0lhWWyHrfHdutk1l04Y5QW2yUZT2VqW3ub5cdI/NsVl",
-	"wbGgEo6HvdnPj9PjWE0m4HxnYNK1cci+tbfw89dgsY69F5D7FUuYZo90C358e1DhS8qTWNezC13x2o0w",
-	"N0A80BCUUKUNIVUCeKjSCynYe6l6ocfXbKYaDLC+MmCoMZtIzeKQxAxHYPiHTEmMpxY/5EL/WGwVgE14",
-	"vH4Ul3nBJgtX9w4mngJUJUz9OI2pZk822icb7V+dNJ9szX+Ardma1h7d2FwR8D0xk1kSk4TRG2Yi7Dz0",
-	"amB+OXRc0jxqqPBvGscc9kOTD6mcslRzpoIuZgqGvj5fHNvpsJRfVFp0sV5K7BtoxRLG1UbnqA9PvS95",
-	"MzeVYCgUw3/mA3/OUUAOgI8HRS44KiJcipU7Ky+h6sdfhUPHZvwHN7y60tp8jUvOYq5PbpzsWfMcopRR",
-	"uExRHXSD3c7us1Znp9XZvdw56Hb2u52Df+Skai4MGL97RbVmk6lWWIDFhHle2etj0H3WuQ0DBgu5cqRV",
-	"DQzmcdDd6UCZED7F7+61O+2dnb3288DwmSs6wo3A1pPtF+2Ddsf9wuN1q0bUUMPfrFcbIqbalBep24RK",
-	"m2+GqSk5Uab801iFpjaOQpdvyqiSEPBsshhorhKHrqIJmgXG7aDhYH1QLsejAgXw5nprAO3tlAv9bD+o",
-	"F2Qx5/D7Ynuzo05becWyKFiuyBJr4jKAqAHQP87f1xzO4+bVwI+4AIQJSgvg2ocEpiWzsQkzTu3dWTDf",
-	"ie/JwGpVkBWLqlAjvuIdSujp9nxaRuACf0If+5bTrwsvXZeGcS0gIH8OA8E+66soS5VMgy7sq0YEbvTv",
-	"AddsotbHqeA2XzVNUzoPbiufq54Y8DNXDkTJtJ+nacFbGBpoD06KQvGGx+07n4ndVHlBy6HsbFHlNX8a",
-	"U42CB8ZZNEtZJNNYwaqYyCbwPYxKv1JZFDEWI0szTwx/DMI6yyvKPuSPKp6osm10QXBOIkcy0zja1Oyx",
-	"1nOHdvaxqj43gj7/09PowwAl+5VFT9gkahFeIQ/zwEzh1JPaD/C3Y2tNj9CxWHq7/JNbmqXTIAxwcmtK",
-	"/rmBVVTFZrOHwMAdjGsVcwTwXhMsmE5MQBvXaOLAaO9rpkypM7MVsnl08dMFOWh3euKnZ+3d9l5Ifnre",
-	"PsDQ0iKizfJ8LWc0tbFxxQLg4GWmjYE150G+r5h+PmNipMcgHXf3sYhW/qABAHg/rG/7SFiF0OPaVJOJ",
-	"VJrsHuyTwVwz1SZY1y8miZyxtBVRdM9ngv+aVYpj0YRH7P+1f7cjOSmvdPegvNC9RQv16pbcQZdibo/L",
-	"mJQBRI0p4NMmLoBJjcd4M6kBjygNfCckExqNuWCtlNEYntgMSrjQ+Kygfimt3XXKN/XmBOyqu68abdhQ",
-	"Faix6I5vlfVzMEwawRU8wmJ2lgLrwcALTez1NNNmz1Tp6rqAjVVYX41bVnnhYutrQ3BKE694DTfHPNX2",
-	"Dvhnr5zLSibikJBQRSj58eL9O+JSmO2fU4mgazepl2vfVsw6wqW3ltcyjVh8hiLinKksudNVwEISdRQE",
-	"JOjyYWAFSS5Zgu5eTadoenVhkUUMMzGjLIelSUK8KUoqmlNZlxUxbFrk8s+7cd4CPDf0nT5e1Q7roGhY",
-	"XtPpvWE00eOVJ1aGvKPBJk2G4ZVf+y5L4y9kMVxBbP1Gx8fkNRJ/4YpuIiNnTql+DLIpAYjm94ZpCwbx",
-	"8ypdzn6j4C+N0Prx098umrg3UtwnNiB/Y3NyARW3zl8fk+cHO8+3QA5Os0HCI3LN5gpru7aDKkThp5J2",
-	"XP2CnaL0ofwjIbH/emH+9aKz93yr/hGaYHSLA9LJxe7BsyAMTuJXF0dBGJzj300HEKU3DbwiDFjj02se",
-	"Nz/X89Lnj4MweP+3D/jlo8bvisZ5MsX8eRQfNb78ufHl+WqmB+s0uwgRZOaLTehQvphUp4Ejrb0VBp9b",
-	"I9myD9E1fE5nby1/tfUF8qKkd6BJvbiQaR9/63uOo6ZaphVVcPfFCk2wst2qFCyglO/otUwnj7crWPSG",
-	"Mjwd5aC2ZZk3lEmmimiacqYI1+0mNff+27lhgil1x50UTMxjUuuypcZ1PKLE3fdN2mdY/IJgPdshYTcM",
-	"ImKMDGmwfP7hUvjOptewac1NEF58xzvSJGFUafLC89ig0c1deZ7vmhsP2Xx3enFJLj6QF51O69ne91tt",
-	"cqpNnEjMh0OWmqK7mGaYeyRgJnubErEZbJ0tlOB5mHjeokbSOre757slin7RwDPdjvMgxjsgeCkEeZX/",
-	"wo0DJvoAxlXEDT8O+wrLu1iGFAiie3A0e/cvgaq+81IEOWbpmIBlPZN5jBH7NaNJe91bfV24stmSRRyP",
-	"GRZcGMzLZZPSLGEqJLMxj8Y5x4XAyoRyoYw1lGsb8a5crP39VvgHM/+wGlVfO7pG/LCuuSYDCehmL/cP",
-	"ntcSeeu6WmTtBEsNELlB4bZwbTapadaXuabx1bu1NhhfuVCaiqhZ9SuEXJ1PWz9ow1u60Sh6RD6enwIi",
-	"sZSJiFljGRovhpzZE7dwhBnawcpjtZF1uJCwUPkR1k1nec5ozO8h6/370aPcdOQ1OhVmY6j1R3RKh0Me",
-	"ETVGB2okJ8zG6VVuQErTFKIxgzCIUxus/kXuRXm+7H2MbWhsyl1NbgMlG04jsMojFhhL/GxMJ2iNzT+v",
-	"HW4HVfjEfufls7uJkPJ6Qn9fTTCzhfkf229qDc7Og2FC3lX5lZ3OZedld6/T7XT+YR2jaxfyr7tO0fSW",
-	"qdq69kofKTlY38rfeJLQ7YN2h2z+fWfnkJxxkX0mn188u3q2v7XKiVqzOQiv0BDyCTllwtZ8d1mxYzrF",
-	"hyV5tNQLm4NysZWDKxfA5T7jmpggxgFUrAOq6F/iMaqBlAmjGNjlH9TCHbqPMNOtI2EKJJxNMQPkA4mN",
-	"3TK6NiHHw/8NZRIg5u2eOKHROP91Im9QUsJKwYVgqpAbr/GUKu1/egO8n0omGRZvGjKAXUX7XArTim+4",
-	"uUPCXT3DOSnjH9Q0jymoujZ7GWObvrNixvX2WnZC1z8C8UutI/h9jY2E+dXiYMfeLVZLPASuRzuVrZew",
-	"rsmP7CigiX/hlf4xOH4dMO8hB4fstjummqYv1zx1bLWEWKzeukocuXe4XBe0/Ui+shUiqraK0vhiKXcT",
-	"S4UvaHE8g3MWlH2FeK1qkzWAs8QVt1JOrpCLFq9Mf5S7SEcaRUwpB+uAzX8cD36I+Hv+4+nH30533vFT",
-	"dSrOD6Lj02enk9edv+1O9+LjH1+22V6nHe0mYjB53Yn//mPikQUXQXfnBUTxVU5y+ezix6WzG7eU3bhN",
-	"DKtJvPJuGkzOny6JlkQxEWO4w5HNskNfVZeYaYmppYST4D9Zv5Eh+vtd1RwKEYYpe/ki9tWS99aArMlh",
-	"spQc7KZQfg803idNxrb50pTyZneWD89CgbSAXanhlgAd1rQ4b/ISnJpQFxj6Y+tz1hXd6BBfPyotDPJk",
-	"GKcZuhyYfGFejkz+DMUFSiUT2BMG2TReueaC/5hlP05QXO6Uv7dSUYDg9wYNrADIgl/9VjX1AT6oFmxp",
-	"dRyaB9zf76BlOGa/hjaQDw/z8PuSguAtobQnH3xlaHiQW0QUx/iFLxiEUZb165oefdAte8cFmtcg2gDM",
-	"pcahIntjJSzqctt2KNTSRgcdgibOhHY/KE3n1hQ2JzRl7YaWWH7KNtGyJ1yyVZ5pZcK5+6Ac9PPXjIY/",
-	"4cJf6M6jRyCHdzzzEkFXZIlJO3Pe1uXUfvdXfVZwx7e/GqI2Yl+zWujST44ujk9PScK0ZqkKScxHXKuQ",
-	"bLQ3QrJxtQFIsdHaaJOPGLFFUjaiaZzYm1hEVVMQV1lbPOhU47amFL4Gq/j//nnU+gdt/dZpvWxftX7+",
-	"939tvN8oW9PwAvZsEM9k/oMGVPz12jHPHz9dBg0F4EtKjOl7+OH9RdH4EIJ/tvHXfp7TjydZSeQfaz01",
-	"eRhcDGUDPmR6nGDJQEoUS4atsVSaxdUiAlijC9eiTHJ5mxwVmVwqz4ZC7V1hCwFLurRQ6DddVsYWzper",
-	"7ab2DWa1t8AFF6OiVYIAjKc9YWp+20El64FpQDuhgo7MFcI2aXK5utgpkqQyYWQiY5a0e6InTtBZZULY",
-	"AAJLTOBQwnlB6lp/y37KRsn1RC1Krg823H6bfM8Uj61xOO+xSBKOIAcwgPmVANPCz8Cm5mRK9dgWF5Q9",
-	"kf+IJ8FUnu6+39kn/Ty6zfRcIJRgKXUzB1btjR1cTPKLCYHLC0ST/c4B6dfj4vo5NPtH8KRv+9Iazgt0",
-	"ZG9DVq96ewpYnaWJRUHV3d4Go5cpJtyW6WjbvqS2YWxhgHcYefThNAiDG5YaK2TQae+0MX0BpqFTDmyh",
-	"3WnvoUzTYyS07faMJUkLt7z9y+xatV1q4aipr+w5Nk4wp7EiRAaGYIwL2rAUH4GxGiNmTK3WazbHI+oJ",
-	"+A17W4RFWDfWdSxetw1jucaJlKWGlN1wmaFPShGleZKYLnlQJ7Yncq80m+NbLIaLsAGnwYRU2fElygHW",
-	"N8S2zniAXIdkyqNrWD36dGHh1onmrHD9ax732wTTo21cz4RNBiw1zSeM3S1lChxDxFSpQBsfm0z1HF1s",
-	"+XJhvFmt+fybt0fHRLEoZRrSq3/8dHl1dPbD+/PTyzdvv3sDAT79LddJGlaG3a+xJHpRwLRNjtHKZpO2",
-	"aTRm1jiIu+hP6OcWHbE+HFv/GH5uQb3ZVCZ9SBWzTdsgVOrq7dHfr45+OIFuKeYmB9/kyjtp6jzpSH/A",
-	"fqqnZyggp8rTOOgGPzAN8weVRqq7nc6SbNhfZtctxXRToQcTfvVPGyKVR0Zh3FPwoWX+wrgmvPJ0djo7",
-	"lx387x+tveFLuhPtDgIb4WQCmzBICWOTMBIpGL7Ye//j3qvdz693vh+9uMkGL/UZ2xm9efvbT8+fsReX",
-	"mXqZfXhzc/7TyccAo5SCz1evT347z15O9p69OXt3pTP27ODl2bvp3z89mx7PLzS//s9f/nb66fSAdoLb",
-	"n9dOHUS4LepHmR+LF7FWrcHtH3id5PvmzZBYLPnuXT8k78iAAUE04gbhIq8CsqB4TnXOvU6nsZLObehl",
-	"h75m2rmozWZ8pkI2YQ1bMAsdqSJcC6YoNICY61aRudLI4s640oo4ncTkbqgQcN0E6aZKh0ROjZqfzG1r",
-	"97FUzGQRIetC0SlTW/KgJ9Cd6XpLjyUo987428f45b790KFxuGNhl6EEuRGSvpeNgvq+Ytr2BwKFACDA",
-	"dSlDJvXYdJ4l0yaYsKKsHwBW0ZhCZurItImv9zZQLMCpSINRQbkX9z9/byodYfZo4YQeFADU/Ts5V7pn",
-	"FwlUd+g2vWyhtvlK7o0uVlnPRWxYTym7az1irube3YYLQ6/sGrW0x22bfe/Ak51Op71gUa5LSbGemA0p",
-	"hpyhKk8/24brnc6qrviNET4lZHV6gJPULi2rAOTby+jg3eVo/vaXk9m7345mb18dzd6+ftF5O1qwfjN1",
-	"aQPebeRZzXTdeBtZdBn5+W7yx8qdux4tZuYtLnRvYvSEXsmol9VQeicxMcd8Zr/TWTQ+3+621xMYX9lZ",
-	"/Uq1UB2+t7f6vaJYzW0YHKyzuHKbM3xrb6315YER/k0T+ZN/x/znz7c/+6IG4kSMZRwODbx4ZBMvRb6A",
-	"wd+qEkaPt/HC1jKXuW0bYgRrnUrVIG/eYo4YdY3tSy05Nb1mhA2HLNJFuUsXQyeHRcVLtBppWRTRtP7U",
-	"bqk3EjYdsEOcxzXMG0uHeVlplAzmZ1O6P4lRbYVKj+KazGR6rbBQWIg65O4+GcsMWuWgW3v93p+hUajN",
-	"RQq+tN/pkFL1gXxJZpd+SU/ygclpgg7kXDk3wzLFzMRITVST/g8nl8SdRMs/nn6TZDs2A71mxIExEjKl",
-	"v5fxfA2O4Gmizr+09+tu6/nsaJ3/1q8LVsSW35YtmTrN2G2Nme0vTW7EknJcKx892sG67KOpdzO8u7MG",
-	"nVY7U+B7B+vQd0NhOHh59+Xql6vVYL8yK8p5jUU3QkWZ+O3tU5VCI332Y06tgQHZ7N6FLOcc84hUORLc",
-	"8RPbqAgIr4iqdmNxDf4wvHX3BKq02IwF03dcWhRMIs2zmIENDMdESRY7gi2ZrJy65cJqeqJfD+zuu+xY",
-	"q3ivCD9v0lxd8vMXE/WlSP7l3X6xE1oeno9QnrnQv0eS/fcU5H8CGlpXnJ/JUQW8Hh0V2XQ1QnKXo1bq",
-	"wuebCQp5nyLUlp+WaN+hpZjv0Jbb3euQCReZBlKwAtuVybFc2Ap6MOFYJnyYC22cP2XThEbWJiqTmKVo",
-	"ATOWpUKY0mQG4nK3sxu6wp5hT0D7JLz/eRK5W++giG0msmkuf5Ex2bqipuqn+RCU4+0JJYlgPM8TtGsQ",
-	"0hSJ1nyC5M6SBOPJcVxRlYewz1xp1c5LXxsC7wmMklfaXymkv9ti09bycH50eXJ1dvr29PLq7dHp2dXR",
-	"q1fnJxcX1iim/VrXG6onFr53+gEqJbnVYec27S9yTJW/kCa+YtdfTrl4gOawOFBgbf2glDG/loqw+3j3",
-	"HVfPqYEBng6XwDZ0hFSv0XSfi8xfXQEpKRNHeWOEIsEjT6lZS3ko87zV95cLphXp+4kV/ZBkImauJGJG",
-	"k3q2ScNlhvrJPz2RN4QorhtI0rC7gokeEmpTUzzvGBYgw/hXd1ewHSMZdmlrUn4Kb51Vg/KSYbDUOKUz",
-	"oxqbq02xUHDcRQmjqfnZ1uYIi3yvUvUOkAlS8zz3QXsd6Gytkzb5xPW4J3I+dfIfH0/PT65+Ojk/fX16",
-	"fHR5+v7dd9ajz7Wp1G9vcBUiUlxEzoiYOy8QotNUgjeQ69WXKFK+Q+HGW5UogioXVCzngQ9hf+V0psCI",
-	"07FMFSMDtOmAs4NOTaXuL3nJKjP0h1y0/HK+iunDZg3cZ4tMxCxen/WV+748Xb/WuH5d1FQ155suqPxO",
-	"ty/rZF+iLVpHvzK8y89nyVva1Fz55YFceJ2KHfpsplJbJzg65Z93OuT//P/77Z399i4kqQp0TeiUCgUq",
-	"py2XZf2S1eiAnnD6U2kpXKkM/bGKx+jRoynz71tFsUkI7iRc2Tdy41K+XFDlqAIWzULoLQ2/o9sEQ9Vx",
-	"XlMxixnjUxE36jwYMtMm/bg8a1M2Q08cVXvQ5VKlTT4YEHBbfQl5s9+jDuHKYkJn1PSyNOF1PWH0lqE2",
-	"CnStZ5ut15HDhCntdmBuwR5cCsW9J/Y7O6S5O5w1sUHSaOq05ZRG1lgAi6+EeLi+1uiFsoXG7H3CiDJX",
-	"XlCZBn/NHB2nvMzjae/J0P0kgVpU7uOFY6/N1ys5bmsx9sezEZSj4hu9AeVIaURJQ02HyygXhcvU5qB+",
-	"0+6DalPOJ3m1hrw6R2ZUFR3r2TPyMP3VgqkUgtaQVNIUkCYaI9DKyLlZpALlLdxNsbxyTsqWYfqmBwed",
-	"k4ENOAL/dCmu7HNrNpu1wM3bytKEiUjGyCir+lbk8t9NMEppSz2hAKghUVgu2BVHIzIlRVU030CCtseU",
-	"GVxCg4+cMGC/s7HE+DHVE752jyIIFHvSL7jgdyWeZ3wdtML4+14vFv9Ucu+/sS1xbYVUXadwEoCqpnhI",
-	"O7ZPYskUunN6ojihyIYNoUTExBSjsOIeYNsoLs1nRIwFyqywLe5imADnwR9VFwBhGrO0W7XQkJSi5J5w",
-	"HRYJdD0Bm2781d63/KSmsIKveLZtgg1liovV2fvjv73/eHl1+eb85OLN+7NXYFgWYFLEozfFGN2UqliL",
-	"sY9F1052MxqNe2KYpShOoXJnljISy2yQMJUvskvQ4wUHlVCl8fopvCYXObzyqMLdl4DopTCDPoSQ4PHj",
-	"gUyojsZMmUrbOWriP2yPWPNajgIJv2Y9kas45sjzq7gyeIWfx0g5G2uJY/NZrU2OekfRExFN0znpV7q3",
-	"9UP/Ud5dzSB6v9JgrX8IW8afDjp7xZRea6FGXx2qYg9STVA4+jHcBa/9UGJJfj36ki4zLW67xTxBJNOU",
-	"RXrRlbWeUtOUT1XrxtzyMgkXLugLKlfrl7QvpZPCayu59tOhfO1D+bY03kt7N0Id95vXXn+Awy3pruso",
-	"drYlwDupPyqj3X3LSu8ZSLzLcSq1Tlj8h+m84L/jwtllPMouQnH0uEHfNdHdrTwHqVnt/alkPs3VBheu",
-	"sjTwBoVjqUsq6Muo9Som4q28sJWWaG9tsGqXg2hC6zRP5lZj8BbVEybIveIvcaXpbRBQmxyJub3dO0Xc",
-	"ZSp0Cpe63403zNtuKQrB81CXZn3bcE8Y47AP7f5huZYGnTDc5jSVo5ROGv1neA7zE5t295cOuCmCq9zt",
-	"Yn0bLyzh6cp8F/bxk03yqBY0v3+EjY/q24bU14gOAHuOOW+DvXm4gG/1z93/xTJtCTbjJw/RROhiBkTs",
-	"Gjzm19Q5OBbuETDQE00RA+SuAQOPERzAi6CANbxhpqUQAAG7n3LDCavxBMQLJ8gjK77xeALAq588hHmK",
-	"JlgUTeCLQ8FY7IJxQjRRPAUS3DmQ4ALLkDSzrFUsEpNJVyTY4JhyWk055aQx4eQjzrwi1STPkMBvoHXu",
-	"mk8X5UPAb83pEH42xO7O/vP9F3vP9p+vKuO+ejWPla6x0/FXuDpf46HJDWvVmoQTaqikvSTXAeHylOrw",
-	"h8VGcuOETVVDigM+DyAXsVm1MeY35y9wwq1N3rGZ+8OktFp9BcvQecrKXaJdNrEFgUH+LUK9+1dT/Asq",
-	"NKXLV+h7zX03uOeDtcI5kSMFo00zdNRwTBwNOH03rasDYFV8muutQ6O79Y0+EppLXG2kGyWHw37ovqgg",
-	"UR/vuIW/oU3OZcJMELXprlx06FRMmwKh5Ny7ezZqOs3GdZzVFBQs3ne6EBhi+35vFdOvsdn2igT/RfSS",
-	"hxnu1lVqvGo2a6k0O4+m0hhWuaT1MFzqbSmfr8sffaR6umreyTvrqnoYjtjASqt60vaELVSV/HILeToV",
-	"cDx4YJh62eVatD1tN6XY2/o8Ocl+IUPvMsQ2aQ8byu3nD89z+KbTD6vQWg+ftmOv4Wyz4Da98VXjR6yd",
-	"NUlAOwMZUcrnQURToZGN+LpBqsIdDWKsoVCVjSRWBQYXtlYTAcAVoQpMjSEqCROWsmTeE863DklGcMGn",
-	"RGmZsHK0AbhGJ9xkw8u04r71LKB7PdFf2AgsLwFzt1Z8PWFEZsVbW7h8c5exjWpY2HwbDw5eUSwZwrSQ",
-	"EFnpmwyh0caySgk69FNqjStUEGoiJqQg/VcnZyeXJ6SMHL/bHPnbfpe8nzJx9OGU7EE3QmOA0VLi/xI+",
-	"EjItepMNZMyx+D8xs4bkzeXlBzLiNwaHJkRIzOvEw7N1heZO+VC2XIv8DJPEqZziO+2Va4QPFoXMeNwT",
-	"sFMTwOEdKVlyoocGwIpcMzYlmauWALZoNJH3hD21RhOMIZO386Oc/O6t59RrqS3XadZWYKpNph8jE5Qr",
-	"MsJOD+tqDMDyDbDKHrEveLM6r5y5K3L7bSsq9rTOkB18q/LHnGRZOAAF3k0K+V30lliCSl8ptdUrm4e6",
-	"yI+nLPXLwo+pso10IGQ5D7h1j015Vxup448lPE6MR8oUSDPcE5aCP2g+YdBj1WS9r18J3jToT8EW7iRg",
-	"f1HxlLfzCwegr2GYsR9bxzZzufBEnrS1RRaUEhar4mCXR2XWaGX7d/svkH+GYhKm2eIcbqAJ/4jKadwh",
-	"UVk0Nj1FE6k0mY6xn3k1u5uDBcJVINM2LB4/4Ry/Fpvzz6CJxKRcGwMDkstR/juPbXU3rkgmsL5cmAfU",
-	"Y1YLNkBxuh1LFMb3MRpjMPp+Z7/ZJQK7zimnbgluOuJiiCOC01fB7c/rysR6QH9uPPFqtpVann1tO+T+",
-	"6vfeSf0ae/h+s1ceAC2isxw+iJpy9XEZ+bj7jytWYuwt69x7qMptel1CxRyx9zM4p1A7bdDtG7R4YrQ1",
-	"c8coC1frvmq8WWGAsrlPlGN5azc/F3+Rk09dlV5TgV6sFjebEfYX9yj486uVfwVKs8rdQgNVuNwWZd5r",
-	"Y68TU1AytdaKiWLJDabkmhtX/puhEoxL8nh9GQf3w1KYMobhx0WcstXmuNKGBmLfGg6lZZtLffzA/lBj",
-	"l6tu9+fzbP0lJAqg3mIsv5vmAMds1YZp1uQJs5kzoNAUuRobytZy9+nFFOQHiuEpcmPnvAiLFqEFzz+0",
-	"fqSCpmx9oH5eLB0C7b0S5jbA3tVD75NNY/bKe/r3jeljxpVVBV3ojJlZrbJSDRiJ2URiCqRMScxwECAP",
-	"WWCxQuiUxZ3bH3ElruuCj3gWxZ5oMClurpBdeegUVzXj4CFEad7NzmeA1Wjqc4wMTX49YT6Z2/ze57uG",
-	"eAqzW41132xxNzzi3KKKns2S7xK9mc4F2S3ni8JfAoK2ikjVvNwAxoaaoFGugAG7g7TnARy4XK3NHIKQ",
-	"vu0UY8yw2h2LbX5PubQNLXDA+lNJJlqluJFNH0O7BHsi9LcIJjwbtOsJKD9cYK0r1KAtI92oKmRIP+VL",
-	"S2hVsdCmUsN7tiWCMfyVcS+sN3rzyk+R2jZFnAcRAuR8YKKRAc2SQmYiMo1WzUHLCjZtyiTeWhb4ZRpK",
-	"PMSxavtb2m4IXnkQt2ZDv6rgj3nOQqWLDLBcORNXeQy1V7is2mnCjPHmuqvNc1FzHJmO7pLk4DXl+Mop",
-	"DkuVAVxR/LhKwWOG2C1bvE0Wd+mhgOjwHWdaKypfWS9PHoBqmJ0Xnk64PjQ3JdNfANVKFpNyaLtMXL/s",
-	"okuVqwnk+KAhna+nWxVo9dUuIxicgEAvxRHdWT97soc/SJU0p34Hn35ugygZwVfZ8hqrwSCVrKrGiIOw",
-	"CKM1WeMD7Ctu44owJmhlUW+zEsA6zzZ9b0X5i7HZ1zKNWLxOlcVMfZ0ai99w0OFf4jKHJ24JEIRIYis6",
-	"1kMW1zINbmcClPPF8RHHpqZX4zUgN//ic6DToVHV0S+l0ECRE2VEhSXBnsgt6x/x6xjLIMqBPTaZwyZu",
-	"O3lr72f2WgZfISYhvie8kD5MfABK1My64OdWqgKlzVElzqZGBCsyZSmX8UqOYJZqddFvjxMs01nyEm7m",
-	"sP8EKaVP9J5LXDwynzwWBycvIXOTp4VknjXWXockzMqNuaiHrqQlSu2R8YosBZNr9qekF7fxP7HZ8n8l",
-	"rbj0RiNwltNJUxH8hfEZly7Ht9ZngPo14rE3v+oSCuH9WgpXMSQP92NWkLXJqe6JilCzwW5gbSki+rly",
-	"6m5oAi1k6mI5TBcDahZm05WVXK+OPzbeuCtZwks25XcBZa66Vtm71LqDS7fLP1Pwc44v1VL2eLCIJR5a",
-	"wshluSUwGxQIwa5kizs4dJswLa921BMrW3O42kfGumfNuK7SwKixIt5FNphwvRC/1jPZrSqB8vVy2aGz",
-	"5h0sZV8S3Z8SDO7ZLQKTCU3JsRFroDJg/rGM1MpcA0qUpppH5M3l2zPH/qkmKRMg3I2JPO/xiYRyzmIZ",
-	"uYprI+buRz1h5kdz4SDjiSZcWGu46b/o4hngOAuBgFsxBkfFNVMgNlRPHBsyal1Yudj6IBMezU1cTkI/",
-	"M1s2gyoypCn8H67LeDRcqd28fjMCGpo5sqlhHEqnHD0x6KguGoSiC6lYMkkzYfmDS1p79f744urk3dH3",
-	"ZyevvjOOjQW+6FdwACu1O80+6+2xniQlZhCYzv//EssI4vcIDMBHzPwAf5OEitF3vYCJnhnO/ue//tv8",
-	"nCIs1JRFwG2+67mmoO05nSRutBm6jWMr728X3ytlo9Z69jVplikbspSJiOUNwHzVsvlcGyqN479t8T1E",
-	"EsRFcy6HhAts2qn03JQYH/PIoibhAlgMeonSTGB0p7VB54hstBAyZDoas7hheijYAhhpF4ED+oNEDrp9",
-	"8vH8TGFvheKTkc2MHNo6B4rRNBoTLmL2+ZDwCZBl7SvYozummnb7PQGTGjxq6qBoEyFbKo3IhgAfzKFd",
-	"m3kEu9k4NNDwnpCNTCg6ZC0DrY1DkJ6CReW3+GTkv4MrchDAH3Dfh2RAFWtlKc9XgNLMFhfOn4Em1aIi",
-	"YkrLVNnnje0e11TIgYxecSyfFNfyr2zmDCQ2lNHOY4rICAueaBC+rTQVMU2AA/yi1srJMkddvEcGmYiT",
-	"CsM0ugt8p4/RY42csCcsLjAy5UJA/DAuqk/EdEKmNLqmo3UZU0/cjzMZ+lqTP/1Cb6gBSxkvt//tX8hr",
-	"mRLbq5hwYTowAkZME0YVrJeRBoi3z06PT95dnLT1Z03+bfvuXMaeBj5tB4+ATK/kTIBoss2nfWTaUPZD",
-	"zVg1ZjTR4yU4BGpIUe/EnSKPGIqzTAhjHIz9kihgg0ix3TUwFCDKgW3QXjvON+b79zIkeOqn+0bQDeQ1",
-	"HIimOlPmr7XVTLuWBYfmtu1squ6TqDQYMM7bnt50r8VnAuEGZ+zvIvO1rMfZTr58DHvOv9qusSlAgHzz",
-	"Y3dcDpXsAx+ZtiHKeyFGOcaw2+l4dcOmqcQMOWANlUo+bqFFfdSPitk+stA2nt8wAa9ibF2X0Lyy6YRR",
-	"oUqzq7HMkpgMGEmZ0jTVC2PxzuysD0bMeyFi/vUFZ+dDa8GB5amL/tgV54Yh72seXJmjW73AsYIyeZj3",
-	"QlcxNU82xFrGqVZh/oTEKTUGS6LGmY4xFF+m9ne9BGstTmChe4qxnLxAigVnfO5GfRvcp1hOw6nDj8Yv",
-	"olM6HPLowZymvFAEPEqsR1nuBRwsZli6iUNTohoOy1SWobZDdiEdGvE4FzzSlHW22yeV1mgldPYvDGto",
-	"R94tMSSDuTbZVvgPmpcsXHArhJEjJhCzIEjNTyN1Xesrd4ovpxrZNNmLKYvuhtIOUB6mgDYE/6+5hgcB",
-	"GHSTOSirQRjcsFQZKHbaO+0OII2FOViA2p32XhmPqozET+jNYd8uFG05gFvQIu7nXi5efFwNiqvaJ5p1",
-	"p3KPofWM0y5YsmjZUhil0YbosKYc0AeAiYme8ajZNv0FjNKl9khP9uivZI9u6ob2CAbpSjusLlGuw3L+",
-	"vQWG6OYua6tM0eSo1uwsxBBsPbOuypgPh2hXG8sZ0W7BGPxThAenjCq/7FG9ufJCm3cT+j6euduCYe22",
-	"X99mi7Anc/qfuvvXOpb0amHp9SVUvf4rsiEQP9Vwny4G74/lTOWuVTBaUk2APykvF31Ao2uyCV8gKqJC",
-	"sNQ4ZW2LQhMNBMGAee21OaFijl8hg3lPxNJIrK0vIPG8ss5P8u5rybsFaPYgaVeq791trrq3QNyVXr2v",
-	"v7WOSE+O1ifJ8LWLhq8UDzALXjubatOeyYhiM3yWyOnEFFSAsVDCME2CbjDWetrd3t7Zfd7utDvtne6L",
-	"TqeDnM9+6PemphnYM4NCbGlRORYIL6jXo7UtS0IIZ3PBrC7kPDLxXd4k9hfVMNFHr+KnuZqnMmHKe9kE",
-	"HtXfdIY4fCm3PVmzE0+4nnuTWBtEfZbLkiPa6bJ1v491xLBcsnuT47WzaWpGXPiVSXwDaJVgG3Pd8KLN",
-	"ZiDDBKT2YJ6LfSlYC9yORiJ3zfMSlw4rd5TQ5Zm52KkTdGD7perRV0BFLCdkc/fgGRlwrbZCorRMPWc4",
-	"JWMK513uo9wTRpBbF6Pbl1n/QpAAqrZyeCLKl7Qb3B2KGmPEmZoWEn6FsrwDBDmCJNcRs90889wip5dI",
-	"QX44uTxEWkNBVGg9JSCA8tMmJ2D5GhvjtXXlLwoYMJ2xahEHLFHMpAX4EDFk3QyPaTZIeESu2Vx5hWjn",
-	"xFh13AJ9ioChwe3Pt/93AA==",
+	"7L37chs3ljj8Ktj+tkrSbpOibr5QlapPseVYGfmykhzPztArQt0giagJMA20aCalqn2a3ffYR5kn+dU5",
+	"ALrRF14k0Y6TUf6YsZpoNHBwcO6X34JIjidSMKFV0P0tGDEasxT/+Vaea5ky+GfMVJTyieZSBN3gjKmJ",
+	"FIopEtE0nXExJFpeM6GITEmmWEpiqimhKSOC3bCURDQasbgdhIGKRmxMYUr2mY4nCQu6gZAthR8KAz2b",
+	"wBOlUy6Gwe1tGLynQ/bi/H19ERcjRiZ0yNQGmciER7MuEVKPYDFjOiOJpDEsJ80Euco00SPGUyIFI1wk",
+	"XDCi9CxhZPNqRrhWZETVaCvsiYFMx4pMpNJEimRGtCR6xBVRLL1haUioiImQRHHN8DODlI4ZTD5u98Sc",
+	"/cVsQLNEt1QakQ0hBds4NF83T9SI7h48af3jv/9n45DA91s0gj2SDcWSwcYhuaKKtbKU5y/jR1tURAzg",
+	"puzzRvCdUc1O+Zhr/J9mKKbsl4wpTX7JpKZEDmA7RPPhSMPTlGpGEnjbQMKNjmQmNIsJHVIulO6SkZyS",
+	"MRWznrBDFEJ2wlIuY0KTRE4V2Tw5vnhF4pQONOkVqyMG7ciAsyRWAAXy+uLifS/YmgvWgzAYc8HH2Tjo",
+	"7uRb50KzIUvLez9jY8oFgKS2/9d20WQs0xwSiugR1XbTduEpwIMIOZ2DxR1vOZ1ly1Gs4SjOWSRFrEgm",
+	"NE+8FWwoMh3JhNnz4YrQG8oTepUwA/w5K9rfXb4ks9+TlwsRY0MRHodECgKXeUaoUFOWdhFNIpokLN1Q",
+	"RE4F6f+1ZWdsnbzsk+mICcI1rHgHLtKT/Z5ImNYsVSGJ+ZBrFZJ+ux+S/mUf7mq/1Tc3jJJBytQIr6vU",
+	"I5ZOuWJtcoyfx9sL3zZ3sicSOVSEXklzywsEpWnKGSDh/Ku5P9iJdunzK9Z5Gu+xg2dBGEworBBA8F9/",
+	"P2r9jbZ+7bSety9bn37bCZ/s3/5r8zVjOp0dDTRL55+rlmRKuSZXbGBwTSPpXOX0mvH748ePR5keMaF5",
+	"RDVrPsMrRlOgwCM4KDFkZPPs1Qvy5OlBh/zf/+5tdUn/ezMiZTQZf9cLaKZHyawX2PPzIaqY0D0hpJsU",
+	"ib45sXmzhISlqUy/6wVc3NCEx5f4Uj49N7PCSfcE4jxXZEwToIMsDgn7POEp/CNlN/Ia/iFTIFHU8Jnp",
+	"SJKICiDJiRRDlpJEDgkX80/8rutsOO5bQBIgwdoySuBRFzC8+QikYC3NgU3AGEdggSYlLAZ0vm6TI+Rl",
+	"ZMr1CPAYEF/RmcKRMALAwgWw6oRpBjhTbGnvl93W0+nRKv8FYcBhWb9kLJ0FYSDoGGbAhZUAVkfxc6YU",
+	"l2IerVDmZ0srBqkck/4Pxxdkm0749s3ONhyX2h6zbTtQ9cubOGCdwR59GrV24t2r1n70hLWeDZ7TVudq",
+	"J9qN99j+4KDjVj+helQs3k54yeMgDABVAWGCrk4z5u8IMIrqoBtkGY6s7/CDYum87cHycW/lVXeuDqL9",
+	"eAfW2qGt/atnrPU82qOt3cGT+Cl7Rp9f7cxZNUz40CXfwstWFIPxRxEy5VMZXcN0INoJzQTyGjqZJEAm",
+	"uBTbk1ReJWz87z8rKUq3A96I4RPUzHSZmKnCIGaa8gSAIaVhmAOLvnLIhTpERLVvAa6aF5GRO56pqc4U",
+	"ELbnYaC5Tpid7Q3MZvmGKnaJBL17lVBxHdz6UPnXlA2CbvD/bReC67b5VW2/NzszsKmcolv4NJViSCZU",
+	"qalMYxUSqs0ugLRQRfpRlqZM6Es3pB+SEb1hbk/eTnvCbpBs9ssg62+1CTIFQoErkD7+0UIW0SfKsARD",
+	"pTyJ2xs0b6d29LbHcXCz9uzfSv1BgWhw9+PHFbhdcAFC6A1Oo7LxmKazoBuc2Kdu/0EY3NAka8KcfAIf",
+	"d8o44oaUsKOzV2DHK5le8ThmYg5W3Ib55zJxw1I+4Cwur/hD/nyFNXuTzFn1iCrQMsgVY4K4wfdf/1rw",
+	"GvUgg6mEW0E1dDpPE7w9ZHWP+luA/CCu0zhOmVI9wc1Oc/DNmPZeLEDVPySKMdI/+nDx+vQ/L8+O/+PD",
+	"ydnx5U/HZyevTl4cXZy8e9vfqmO6E4ZbuWKyENvLaowvTbdK0v1KkxRvVCaycvmKk8Do2zDwhd6lb+cC",
+	"N57k9zS2Tx5ErZ3IYuW0KvLaxwYFcCQyMZB3VND9+28Bal2WJyF7CoMxU4oOYfJxpgDfyR4IsAcdkCRT",
+	"GqHoc/vJR/xOgfjf09hR9C9I0Mtby4VGwGRgTorgXhGI7TL2PeDIXspIveRIYh/GYoXUlwOZibh+XEpm",
+	"acTI1BIbHFUmMvsFrN9KTV7Zeb4gpI2yBeYUhVJqfuFfvntxfnn89uj70+OX3w1oolh/fdA+BiH5xYiK",
+	"ITtjP7NI3wfouAgUty81tVJ6wSGQvBuihxDHIWTMqJiOeMIa2IU/VeXs8CdU0ZOU0XhGUjbkSrOUzbtz",
+	"+EbpwjW+/ZC7dhvmFAJUCaPZVBk7/h6CnIsXyOpdqHs0gKBhvgokCqXFzuxmlGm+PfjYIaHqGuVESgSb",
+	"gubTDtax1bQgrLV9koJSztvZQ2mpA0rpXHNR/yGnua4bbbRRy+YpSUAyMPgb4YUzR7jZr591fytE2eJK",
+	"xrMS6e2JYriFFIyFwxVox8nFES3lNdHe1csvHNnsexfMiA63oSdLPYToDjyJLD/Xo3jMhZGbFBqt3THd",
+	"W7Bb0wkZ4xrameGMYmOLXh91/SGlQj+QrrrjjlIWM6E5TVT5yn1EdcuJFoALTlpdcPv82byTcte3abby",
+	"Ye0Uh/VBgJFHpvxXFi8nG0OASVWHyJDfk5QZs6S72/NWb+aoUQ7v5XmU0Vq5HrgX+ylzWS9TBnS2vKWz",
+	"0mLsiPqGGidauC/goGXyrgvjEKona9jhuu4XnhMuOWUDWG2bvJIprjjXqMwYPWKNSAc7QnuCT/k85O1v",
+	"oUuH6AJQLQOoYt65iNETdczw6DHOYBS3KtTJZr/p6Ix1vSdAz/OOBOwXdvpHRa2ZUp4IDYefHAOjf6Cu",
+	"Zma6RJmhxIYEcT8aYzSREZqiSpflwJcW3LLIuZHOj+2cX4gnHQmSAU4ivzBrbJOXuH7DOBM5HLI4tF7f",
+	"lOksFWb562FYeJ4sflSbv5ba3BMvym5e4/RLOBOanLzfUJ57uJt73PoVotEPe6LfQAf6xnVUudh9YuRA",
+	"zwfLFZHikTQtuhOPFOohFOoRz/8oeP6ezhJJ4wspT2k6ZA/C9ImZ61JLeZngbHNYgFN0tZQEB5bE1x1P",
+	"M7TLI+BtOrVTfgVC7haIiwNxkxrPfSTFgA8zY8kZc/2I6H8YRDeKkAvuiNci6dQsdUeG2ZcCOohnqHqI",
+	"mrYmFK8ubcyV4mIYLtSfH9H866D5x48fW9UYpEUzVEOW1nVTXEDcPY1YMdX0iip2mZWnKnsJ3Cg41kyk",
+	"jEYjHFi3mzTOV+Et5dnyYWVJyuMsIEDxiJEPpSnnWICMt+byKlOzyj4gCiKLRoUFAyJfIWj2l4xljUYg",
+	"f67KHsxPsAP49dDEtBE1kqlOZuvYybqIyJyjI5v9pqOyNusixhD9/hgh6sDWE2W4GZbLNZnyJDFxfmD3",
+	"2ex70OtvdWGECZ9UhGoiRcQIkCdGYyIHJjwSJk2oZiKakWEqp6sFkjzSu69B7+4ZoLMeKqeyyUSmmsVv",
+	"WMzpxWxib+k9hYKsmPByDDNe4hWsXHGULJ0xw/8ATFwWgw988SCfm+BqyYWZ+yvJwhuKWLgQ+GLu5Yoi",
+	"NoE1jVjKHi/NH0EWFtdrclA9ur4fXd/CJ2ol4+c8v7We4yjHM8ZIbq564pqLeI6nvEsycS3kVISls/ci",
+	"22Xqha9brAZB0Pi9TyEy9WKUSq2Te9+BSjhvCS9MtLCVLkpBvQsiJb+VuGBwdlLNLhPDI8s7eweSG/WI",
+	"eMOGSm83bceig3LCbUI1Sx++7rWFCDhu5ZAV4U7QTwmMBcVz7XMy8A16m/bwHF/tieKUDE6kbMIocEk4",
+	"2Sxlqh7sfEjYjcsVwTwpzz/aE9a5mic2mUhqwkSstiDzwVsyRpYJmWPMkGlF2Gca6WRm5HE6Zj1hReh7",
+	"hVg/CqMPYchvpTbBhv8koY9vJVGgLruVWXJtM9C8AB3F2Pr8nO9pzbKt2We9PdLjpATSoJd1OnvRv8Qy",
+	"QjkXBuAjZn6Av0lCxfC7XsBEzwxn//jv/zE/A/MjY6ZHMv6uF0yk0rUh2zCm+qz4zMKkobp7xmQ5GZFn",
+	"wlIlBdjxyOuLN6cV6L0wW2+dsyhLuZ613mOS7zJAunThHIz3lx6/imSEmhWdTBhN0RrwdZ3D4brR6gIy",
+	"hFeVf9eGT4piDvrUpg9iQE6OV91KDl2ztO+YoMkA31AFB/PCg8gmTIWXhiswc02FUR2RjTks8MxGERVC",
+	"auCANCYUc4nJJjUzIE6QIUfGOeVAWhSdbRmWR4lFShLLKBsDi7dmohpDW89FeXSqPcCptja6f8Y8nw+X",
+	"4ixPDXzAgaSVSS9zVax0MFy5uF/BWKzITGYpsalwnjwnSDU97veMkj1ya5YDUJ9tHnoeZAwEwewGz626",
+	"mYiOi5RbroEG9AT8TajNEgRGv9mfC8E8OtnGU67JVPEYg/rPE4N6lyOpB38i2+La33JPLIoARReEKyjh",
+	"gQTQO/8MGC5dxKux/SZy2BPccrtHW+Uc4g3JOqkl3F8mWQnzoUyK0p8rMel3Nll+xRDO2zD/WtMJf7C/",
+	"zT3kysuVHbtf/aPGgXfZePXdb8Jmu2rM6kJTrtsuhOuXAWkC6c01qWQgkSsG1lms4FLJY3okhXNIoWL6",
+	"0W+zFiIIK4OvlHL8jT76BQmiYNNLL0+rRBtAYYvkeCzFN5vHmDLF9OIERksRUMmz/xZs2hM+nO2bDSQl",
+	"NKZqeAtBtnVYmBlQllKazhQxQrtVEi6kBN9A7hp4kFL3+/gt1u21wGMYyNQKFEZ4IjRR0ngt/KdY/iys",
+	"eTV6otmt8egc+OrOgceQ1QeErJYx8fcNrHyMqHyMqPynj6hcS2muB17Dx5C/9Yb8rc1SD2q6qUvzgMIU",
+	"yhb5K94vyMqrhA4VGq8JFYTGY95kDGisZ/EOChfjGwpd09ZEztWlKfYFMtRlXtcLDIjqEoc/pBDbfC9D",
+	"jerXnQo5i8RkdrC8NxqCV/JjNM+Pk/6+hdrmHAuqEHjYm/38OD162eTgyHcGDgtbs8X3ZRSBODVYrOLN",
+	"AOR+yRKm2Zp0+PVb9wp3a16KdTUr3yWv6bO5OemBZr2EKm0uUiXCjio99wZ7L1XNEfiarbcIA6w7Gahy",
+	"zMZSszgkMcMRGJ8lUxLjqcUPMUesizaj84DHq4dZmhdsydvq3sFgV4CqoaDgA2n5h0lMNXs02z+a7f/s",
+	"9/vR/fA7uB+sdXHt/oeKlNATU5klMUkYvWEmjtZDry9FQXMQuyLUKHDDv2kccwAKTd6ncsJSzZkKulgk",
+	"MvTVk+LsTwalqnClnRebpsS+YZJnjEubztrBbRhMvC95MzeVNC9E1L/nAz/leCSvgBkERW1lFIm4FEt3",
+	"Vl5CNV5mGSK+MOPfu+HVldbma1xyFnN9fOMY2IrnEKWMgm5IddANdju7T1qdnVZn92LnoNvZ73YO/pbf",
+	"d6O6YKj/JdWajSdaYU8OExF+adXooPukcxsGDBZy6e5nNYeAx0F3pwMND/gEv7vX7rR3dvbaTwNDrC7p",
+	"EDcCW0+2n7UP2h33C49XrcJeQw1/s16t9ZhqU66/XnC9tPlmmJoS7mXycRKr0LRLURhakTKqJORGmCIk",
+	"NBfOQ9chAM0jo3bQcLA+KBfjUYECqIjfGkB7O+VCP9kP6q0lzDn8Nt9u726n7WRg6RwsV2SJNfUZQNQA",
+	"6B/nbysO53HzauBHXADCBFkOkP5DAtPm3StSawoQzA+W8Rhptcr+kkVVbiO+4h1K6GkZfFJG4AJ/Qh/7",
+	"Ft9fFwu+6h3GtQCX/RQGgn3Wl1GWKpkGXdhX7RK40b8FXLOxWh2ngtt81TRN6Sy4rXyuemJAz1x5fSXT",
+	"fl4XD97COF57cFIUKgA8bt/5TOymygtaDGVnWiuv+eOIamQ8MM6iWcoimcZYhZOJbAzfwwSWS5VFEWMx",
+	"kjTzxNDHIKyTvKKMev6o4tEr24jnBMElcigzjaNNDwzrTHBoZx+r6nMjLeR/empBGKB4cGnREzaJoohX",
+	"GN88MFM4Gaf2Q4yddAxZa3qEDtrS2+Wf3NLsPQ3CACe3JvVPDaSiyjYbSYaFO9gKK4YRoL0msjcdm8BR",
+	"ECrkVGB+xzVTpvuV2QrZPDr/6ZwctDs98dOT9m57LyQ/PW0fYBx4ETlqab6WU5raGNRiAXDwMrMRJDkN",
+	"8n3u9PMpE0M9Au64u4/tgPIHDQBAJbO+7SNhpUqPalNNxlJpsnuwT65mmqk2wVZvkLY3ZWkrohjmkAn+",
+	"S1ZpNkMTHrH/3/7djuS4vNLdg/JC9+Yt1CvgdwdZirk9LiJSBhA1ooBPm6gA1iR7gepNDXhEaaA7IRnT",
+	"aMQFa6WMxvDEFkADrcgnBXXNtqYwldX95oq3Ve9nNaq3octGYxML3z7sZ12ZnJ9LeIT9zewNrEfuz/UY",
+	"1KvENXvoSvrvHDJWIX01almlhfPtwA1BPk204hWon3mlvDvgn9VbF3XRwyEhcDpKfjx/95a4mrH2z4lE",
+	"0LWbxMuVtRWzjnCh1vJKphGLT5FFnDGVJXdSBSwkUUZBQIIsHwaWkeScJeju1WSKplfn9t3DcB0zylJY",
+	"miTEm6IkojmRdVFfu6ZFLv68G+ctwPPK3+njVemwDoqG5TWd3mtGEz1aemJlyLs72CTJMLQbaN91a/ym",
+	"LAYVxHaic3RMXuPlL1zyTdfI2WSqH4PEawCi+b1h2oJAfFomy9lvFPSlEVo/fvzLeRP1xhv3kV2Rv7AZ",
+	"OWfadL97erDzdAv44CS7SnhErtlMYbvPdlCFKPxUko6rX7BTlD6UfyQk9l/PzL+edfaebtU/QhOMEnJA",
+	"Oj7fPXgShMFx/PL8KAiDM/y76QCi9KaBVoQBa3x6zePm53pW+vyLIAze/eU9fvmo8buicZ5MMX8exYeN",
+	"L39ufHm2nOjBOs0uQgSZ+WITOpQVk+o0cKS1t8Lgc2soW/YherrP6PSNpa+2FEne5O8Od1LPbwzYx9/6",
+	"ngurqTdgRRTcfbZEEqxst8oFCyjlO3ol0/H6dgWL3lB5c0hl66kPwXmJmY9eY84mMff+27lhgil1x50U",
+	"RMwjUquSpcZ1rJHj7vt28VOsXUuwP+TA9mK1PKTB8vm7c+E7m17DpjU3QXi+jnekScKo0uSZ5/YxLWWt",
+	"yvN012g8ZPPtyfkFOX9PnnU6rSd732+1yYk2YS8xHwxYappYYk5w7taAmaw2JWIz2HpsKMHzMHHRRVOK",
+	"VbS7p7ulG/2sgWa6HefBoHdA8FIo9zIniBsHRPQBhKuIv14P+QrLu1iEFAiie1A0q/uXQFXfeSkSH7Ph",
+	"TOC3nso8ZIr9ktGkvapWX2eubLpgES9GDGuzXM3KfSrSLGEqhOpi0SinuBBnmlAulLGGcm0zB5TLWbjf",
+	"Cn9n4h9WsxNqR9eIH9a/12QgAdns+f7B01rWfV1Wi6ydYKEBIjco3Bb+0SYxzTpEVzS+elprg/GVC6Wp",
+	"iJpFv4LJ1em0daY2vKUbjaJH5MPZCSASS5mIbCk7jsaLAWf2xC0cYYZ2sPRYbaAgLiQsRH6EddNZnjEa",
+	"83vwel8/WoumI6/RqTAdQYcmolM6GPAIwnXBCxvJMcvDDkufU5qmEJUahEGc2qD/L6IX5Xnp9zG2obEp",
+	"dzW5DZRsOI3AKo+YYyzxs54dozU2/7wXrx1UoRP7nedP7sZCyusJ/X01wcw2ul6339QanJ0Hw2QAqPIr",
+	"O52LzvPuXqfb6fzNOkZXboxdd52i6S1TtXXtlT5ScrC+kb/yJKHbB+0O2fzrzs4hOeUi+0w+P3ty+WR/",
+	"a5kTtWZzEF5NMqQTcsKE7aHsss9HdIIPS/xooRc2B+V8KwdXLpTMfcZKKAbjACrWAcWV78C037qSMmEU",
+	"gyH9g5q7Q/cRJmIIh0+YAg5nU/UA+YBjY9//rk1s8vB/Q5l8kFm7J45pNMp/Hcsb5JSwUnAhmK6+xms8",
+	"oUr7n94A76eSSYZ13gYMYFeRPhfCtOIbbu44flfPcH6V8Q+qmdL+ra7NXsbYpu8smXG1vZad0PWPQBBU",
+	"6wh+X2EjYa5aHOxY3WI5x0PgenensvUS1jX5kd0NaKJfqNKvg+LXAfMOcozIbrtj2pf5fM0Tx5ZziPni",
+	"rat4k3uHy43Y2mvylS1hUbVVlMYXS7kbWyp8QfPjGZyzoOwrRLWqTVYAzgJX3FI+uYQvWrxSEynUnSIS",
+	"aBQxpRysAzb7cXT1Q8Tf8R9PPvx6svOWn6gTcXYQvTh5cjJ+1fnL7mQvfvHj8zbb67Sj3URcjV914r/+",
+	"mHjXgougu/MMQgErJ7l4dvHjwtmNW8pu/HtM4qtzvPJuGkzOHy/AlawYGB0U6R/ZpEP0VXWJmZaYwmc4",
+	"Cf7TNE2uawjefqufOjchVl5ZTbM0y+LsqyXvrQFZk8Nk4XWwm0L+faVRnzSZ7+ZLE8qb3Vk+PAsB0gJ2",
+	"qYRbAnRYk+K8yUtwakJdIOjrluesK7rRIb56VFoY5Gk5TjJ02Tj5wrxsnfwZsgvkSiawJwyySbx0zQX9",
+	"McteT1Bc7pS/t1BRgOC3BgmsAMicXwvoNA3wQTVnS8vj0Dzg/nYHKcMR+xWkgXx4mMfwlwQEbwmlPfng",
+	"K0PDg9y8S/ECv/AFgzDKvH5V06MPukXvuGj1GkQbgLnQOFSkgCyFRZ1vozMeY5RNdNAhSOJMaPeD0nRm",
+	"TWEzQlPWJn0rv+UWq76fwU607AmX9pXnfJmY8D4IB/38NSPhj7nwF7qz9gjk8I5nXrrQFV5iEuCct3Xx",
+	"bb/7qz4puOPbXw1RG7GvWSx0OSxH5y9OTkjCtGapCknMh1yrkGy0N0KycbkBSLHR2miTDxixBXk+NI0T",
+	"q4lFVDUFcZWlxYNONW5rQuFrsIr/+vtR62+09Wun9bx92fr07//aqN8oW4D0HPZsEM8UQgAJqPjrlSOe",
+	"P368CBr6N5aEGLQM9d+/O78g23TCt292tiH4Zxt/RZEJIYwnibMXKxtpPTHJHFwMZAM+ZHqUYH1PShRL",
+	"Bq2RVNgLpBRcZGrh4VqUSbJvk6MiHUzlKVUovSvs2WyvLi0E+k2X2rGF8+Viu6khhNn9LXDBxSholSAA",
+	"42lPmPYAdlDJeoA9ncGLB/Z+XIQpTeOyhrfhGUllwshYxixp90RPHKOzyoSwAQQWmMCh2vuc/Lf+lv2U",
+	"jZLriVqUXB9suP02+Z4pHlvjcGp1CEUSjiAHMID5FaxDptgLbGpGJlSPbBFP2RP5j3gSTOVp//udfdLP",
+	"o9tMk2tCCXZdMHNgne7YwcVk0JgQuLyWPNnvHJB+PS6un0OzfwRP+sTkwNh10bHdlHlTGSyBfuD4O3zd",
+	"Azguxn2QJvzaVryXaZ66S4lOKU8gF1olVI26FfTHE97uY2H9hl/6bQIsSQrw/UQMkd3gOPqDNvs/HF+Q",
+	"7VhGaru/5dxFdkU90d/rPCPvWTqmQL7IGYt5yiLdByrEtTLr95OMcYkhUbIImU1ZQrVrkYHV/5VMboAp",
+	"Epj9mrGJD7G82CTk8HugMmvCzCnFCBdRksUsDos2PH66Ur9N3jnsUGYppgKs19inJ5o7+5DNfom0/Fvf",
+	"JmkUpYe28KuzB7f+kYIwb3MLWwEBhbZ6tpXY35wAvczSxBI31d3eBnOqKUzflulw276ktmFs4dpxtO7o",
+	"/UkQBjcsNfbtoNPeaWNiDExDJxwYTrvT3kNpSY+QhG+3pyxJWniZtn+eXqu2y3wdMt1kOdFZKswBLwm+",
+	"giEYPYXWUcWHADqMxTIlu6/ZDGHTE/AbtqkPi4QBrMxbvG6Mq2ArxcGWzqbshssMgMoUUZonCUEBYWZu",
+	"qIt3YDN8C/r/n7kOBCbmVNnxJZoMTHWQcGEvL9chmfDoGlaPeAYLt+5ZZ9/tX/MYkBRKANiIsTEbX7HU",
+	"dCU2Ft2UKXA5ElMHBrGBjSd6hs7bfLkw3qzWfP71m6MXRLEoZRpKCPz48eLy6PSHd2cnF6/ffPcaQsf6",
+	"BhpCIkiVRkCpnijqWLfJC7wbtjABjUbMmp1xF/0x/dyiQ9aHY+u/gJ9bUHY8lUkfMhmPPly8Pv3PSwjC",
+	"u3xz9NfLox+O+1uH1kYA3+TKO2nqYjQM4kOwfOX0zA3I6f1JHHSDH5iG+dEQYNkHYN9up7MgWfvn6XVL",
+	"Md1UEcUE9v3dBt/lMXcYURe8b5m/MGIOlenOTmfnooP//a21N3hOd6Ldq8DGzpmQOQx/w6g3jHELBs/2",
+	"3v2493L386ud74fPbrKr5/qU7Qxfv/n1p6dP2LOLTD3P3r++Ofvp+EOA8W/B58tXx7+eZc/He09en769",
+	"1Bl7cvD89O3krx+fTF7MzjW//s+f/3Ly8eSAdoLbTytntiLc5qS1FsfixUJWWzH4B16/8n3zZkgslnz3",
+	"th+St+SKwYVoxA3CRV5np1TwPz+foDrnXqfTIHTipryaKUy74AezGZ+okE1YwxbMQoeqCASEKQoGEHPd",
+	"KnKiGkncKVdaESftmqwgFQKum/DvVOmQyIlRIJMZahxEj6RiJj8NSRcKZTK1ZT16Ah3lxPYzGElQG51b",
+	"oY+8oW8/dGhCObB00kCCRBKSvpfnhJqkYhqlIFPNECDAdSn3KvXIdJ5/1SaYCqWshwlW0ZicaCo1tYmv",
+	"UTXcWIBTkWClkKnYcCFz8xrKo5g9Wjihbw4AVVZeVrWrwaS/ZCydBaFjoUVqXoFzS6xTt+GihdoOYHmc",
+	"Q7HKepZrw3pKeYOrXeZqVudtODeoz65RS3vcoVGnduDJTqfTnrMo1yqrWE/MBhSDGVFJpJ9N0N9Op+OF",
+	"AO40xcI3xo6VkNXJAY5Tu4S/ApBvLqKDtxfD2Zufj6dvfz2avnl5NH3z6lnnzXDO+s3UpQ14eu6TmlOk",
+	"Uc+dp+Z+uhv/sXznrkeLOZ/z+52Y6E+hlxLqRSn8byWmfD2wRNl+pzPvjRxO29/T2L4W4Cs7y1+plpLE",
+	"9/aWv1dUcroNg4NVFndiE5nywKqDVb7jV9rzjR9I2Hyzx98/3X7yedQZo0bfMTmliRySTdTTfc6Ev1VZ",
+	"kx5tow2hZewL2zbqDdY6kaqBUb3BtEVjhnBOxLzqFL1mhA0GLNJFJVsX1ikHRTFbNGRqWdTHtS7+bqmz",
+	"HzatsUNcEEBInDEuzJU8ZCnmZ9P6JYlR3oUiruKaTGV6rbCGX4jC5+4+GckMGr1hpEWl+AXRUl6XykWM",
+	"GRWoVIVGErd6FgftvkNKVTXyJZld+tV6yXsmJwnGNORSvRmWKWYmxmtINTHqtD2Jln88/SaW+MIMRDup",
+	"qR4XGLs1U/p7Gc9WICWeCOtcnnu/7LaeTo9W+W/1yntFusNt2biu04zd1qjg/sJ8W6z2yLXy0aMdrEo+",
+	"PHDlBZrg3Z0V7mm1sxG+d7DK/W4ovQgv7z5f/nK10PNXJkU5rbHoBsar0uW3aqsqRev65MecWgMBsgnn",
+	"c0nOGaa2qXJygqMntlseXLwi0N+NNcKlNwzV9Z5AWRibeWFGmcvUg0mkeRYzMMuq0BqJ3IUtWVGdnOYi",
+	"vXqiX8816LuEbSuxL8mIaBJ5XT7+F5MRSskl86prGwBiH888YwShPG0ognlfoeGx08HtqsJM3sG9LtN8",
+	"SXJiP3s/qlKs+X5yzqkcVvDOIzBF5muNwjh1s5W6s2ymNMgUFKG25L5Eixkt5WeEtlL4XoeMucg00Agr",
+	"ybi6WJY9WQkIjGKWOx3m0gzOn7JJQiNr6pdJDMq7YMrY6gopgyZTkCN2O7uhK0Yc9gT0JUSN2hNVuvXG",
+	"yNh6KZvkgglSbFsL2VQqNh+CSuI9oSQRjOc5vXYNQprC+JqPkQ6yJMHcDxxXVNAi7DNXWrXzcv+G8vWE",
+	"3wjfrhRKVVg7ubXlnB1dHF+enrw5ubh8c3Ryenn08uXZ8fm5NTNWeuj3xNz3Tt4bF4RZHfZV1f4iR1T5",
+	"C2kiuHb95fSoB4hU84N6VhacStUtVpKddtenQbraaw2c4WSwALahu0j1emr30fD+7JJZSco6ypvBFMlY",
+	"efrbSlJVmeYtV+zOmVak7ydB9UOSiZi5QqoZTeqZYQ1aHvUT9Xoib4JT6GF4pWF3BRE9JNSmkXmebKw4",
+	"iLHqTomy/ZwZtj9tkgoLz7qVD/PyfrDUOKVTozMYna9YKDjZo4TR1Pxs6+iERW5mqdIO8ASpeZ6npL3W",
+	"rrYuUZt85HrUEzmdOv6PDydnx5c/HZ+dvDp5cXRx8u7tdzb6hmvTncSqtpVLpLiInFk2dwchRCepBM89",
+	"18u1S1JWLnHjrUrET5UKKpbTwIeQv3LqYWDY6UimipErtJKB+4hOTHeBL6l9lgn6QzRQvwi4YvqwWTXx",
+	"ySITMYtXJ33lXlePeukKeul5TVRzcSTFLb+TWmoDYhZIizYoRxna5eee5W28amE35YHcZvpg9VaHPpup",
+	"1DZgBQNonnY65P/+d7+9s9/ehYRygc4enVKhQOS0pe2sp7caydMTTn4qLYUrlaGHW/EYfaQ0Zb4iWlSX",
+	"hUBswpV9I7e65csFUY4qINEsJCfv8Xd0RGFaCc5rqtsxY5UrYrydT0hm2pQKKM/alHnUE0fVvqw5V2mT",
+	"9wYE3FZKQ9rs921FuLKY0Ck1TaJNKGxPGLlloI0AXetjamvr5DBhSrsdFDEkOZid4N4T+50d0twx1doe",
+	"IcE7ddJySiMXuSNYNRyLfaaRRr8fwMgUBbT6hGFlrhSoMk1vmyk6TnmRx77fk6D7CT21CPr1pU6sTNcr",
+	"+agrEfb1GU/KGSyN/pVyVgOipLlNh4tuLjKXic0Xf7StrM22srqR4x4upmrP7lVZt/3ifTl4blj5HRj5",
+	"F7EIFa4tpNlVDrua2SfPPFrOv0tRtQ15ck0xtqIxqLZ8hzeL7MbURYGZ+p/lNLstwxtNlyQ6I1c20g0C",
+	"I0qhsp9b0+m0BfEFrSxNmIhkjPykKpZGrqSHiYIqbaknFAAVQywpCCHWciVTUhR69O1IaLtOmcEstIvJ",
+	"MQMuNR1JDIlVPeErQcipQf8h/YJZfFdiDcZXRiv8se+12fJPJQ87MSY4ri0vr4tejlFCYEo9xNuO7ZNY",
+	"MoXuwJ4oTiiy8WooOGCunZHrcQ+wbdiy/YyIseailUkKlRVzej34o4QHIExjlnarhiwvZDQscoJ7Ajbd",
+	"+KtVS/08zbCCr3i2bYK9wgr98/Tdi7+8+3BxefH67Pj89bvTl+CYEGB5xaM39WXdlKpYizEjRtdOxGE0",
+	"GvXEIEtR6oBixFnKSCyzq4SpfJFdG4YKzmiqNGrpwusglMMrD5TefQ6IXopv6UPsEh4/HsiY6mjElOlA",
+	"kKMm/sO2lzev5SgAodA9kUuC5shzi4UyeIWfxxBNGz5eBPqyOA/1pd5R9MS8wF1yh7jdQ9gy/nTQ2Sum",
+	"9LrGNfp6UWJ9kASHMoSfllLQ2vclkuT36SiJfJPCKFDME0QyTVmk52n29SzBphRRj+6bn1pecvTcBX1B",
+	"GXT1Vh+lDHl4bSnVfjyUr30o35ZicGFVSFQFHoX8P46Q/wPgeUnEX0XUtQ1f3kr9QRlB94+jG5yCKHAx",
+	"SqXWCYu/EdUAvMFcOCufRwCLiDc9alALTPZFK88+bdYOfioZ43PpykWFLYxvQxmi1Gcc1ApUDhQT8VZe",
+	"0hBToIzwvjBWLbSxKcksz+/JF9UTJgml4n1zTUlsrF2bHImZtRU5fcXlqHWKyBW/n32YZ2UpCsktUJFs",
+	"dU9DTxhXgw/t/mG5ihIdM9zmJJXDlI4bvbF4DrNjm3D9p45rK2IYnRK2uscAlvDoMLiLw+Anm4RVbWVx",
+	"/0A2H9W3zVVfIdYErIPmvG12sAs+8X1IeTBJsUxbfNNEXYRocHYRKCJ2nYpzbX4Gbqp7hJ/0RFP8Cblr",
+	"+Mk6Qk14EWKygm/VdKQDIGD/b24oYTU6pZzM+ceITgG8+slDmMfYlHmxKT47FIzFLrQrREvOY1jKncNS",
+	"zrEAVTPJWkYiMZV8SQIcjimnvZVTwhoTwj7gzEtSwfIMJvwGGjGv+WRevhL81pyu5Gcr7e7sP91/tvdk",
+	"/+myBh7LV7OudKqdjr/C5flUD00+WqnKMJxQQw+FBblICJfHVKQ/XCoS3EeL1PUUJHweQJJxs0xkzJvO",
+	"H+O4Ypu8ZVP3h8lVt4IOVi71pJy7BF1tYtcac2u2CPUUt6YwLJSESlpb6Adv+NEYXiiA5eqJHCoYjbFv",
+	"piKDCeeC2INN60oCWBWf5nrr0Ah9fSPIhEb7q410o+Rg0A/dFxXUdkHluPDntMmZTJhJchgkdKi8ztCK",
+	"aVNTmpx5Squ6Q70LmNUU6ijed0IUGLr7fjsu1ye4ybaNlOKLCDQPM4yuKg15BdBWkoV21iYLGRq7oG8+",
+	"WANs9bdHa+PXtjb6F+sxOmBt0QGuUJbhGA2spiqAbo/ZXBnUrzOTp4MCR4AHhumVXf5FJ/F2U20RW/Iu",
+	"J2lfyNGw6OKbtK0N5fbzLUhU9xOPvum86yqYV0PE7dhr/t4sEWF7eKYaP2It30kC8jIw31IiI2KoCo3Q",
+	"ga8bbCziKEA+aCgaaTMFVIH6hfXbhK5wRagC42+I0teYpSyZ9YQLCoHsSjC5UKK0TFg5TAZ8+mNu6ofI",
+	"tBJ34Nmk93qiP7cpZ16O7W5tcXvCyCKVMIMiViGPdbDhOBjY6oxqKHZZmQkPDl5RLBnAtJAJXnQlRQEH",
+	"Uh+MrZsSjERJqTV3gRBnQn2kIP2Xx6fHF8eVWmy/2aoit/0uVCETR+9PyB50BjYmMS0l/i/hQyHTok/o",
+	"lYw5NuIhZtaQvL64eE+G/Mbg0BiiJ8aMCjw8W+Nv5qQ6ZQtcyc8wSZzKCb7TXrpG+GBRVJTHUKiOpSby",
+	"yDtSsuBEDw2AFdZyI5mrLwPeAXRa9IQ9tUajmLkmb2ZH+fW7twBZr2u6WFhcWTK0a3vp7vw6UuC5IkPs",
+	"urSqGAK8wgCr7L/8girrWeXMXcH5b9t6Zk/rFMnBt8p/zEmWmQPcwLtxIb+j7QLbXOkrpRa3ZYNdF+nx",
+	"hKV+ixYwbBtlE1IS8oB699iUWrchZv5YwuPE+AhNsVJDPWEp+IPmYwb9zk25j9W7ssDFGdMUvBOOA/bn",
+	"lZt6Mzt3APoapjL7sVWsZRdzT+RRzFu7TauE/qrAiMVxyLVLtv2b/RcwTnPVEqbZ/KoXcJn8sy0XvgiJ",
+	"yqDYKno2pNJkMpKChbV6GBxsQq7Yo7b5MvgJ58O31yD/DBqtTJEKY/LBe3aU/85jW0iTK5IJLOUZ5pk2",
+	"mO6GXcycUMgShRGtjMaYpbLf2W/2bsGu8ytXN+o3HXExxN0ewMJPqzLTeqZPbs7yymNW+pZ6t+uPYl7e",
+	"X/7eW6lfYTf/b1bhgvPBOyEHD7qSufC66A467cvViDJmtFW0LqpyU20Xyk4XtZNRNm7QLBp0CGJkRaPh",
+	"lFm7dWc26nUY12+0maYyz57e6eJx8jtYF+RXFN/nC+XN1o/9+d2KCqH2q96yb00y/jNcVyufzjXOhYvt",
+	"cOa9NrZOM1WEU2twGSuW3GDVAKM05r+Zq4bBbh7XKSPyflhKEcAUmLjIEbACKVfaXKTY95RApfrmMk0/",
+	"sN/V0OdKmv4TuUv/FPwMcHb+9bib8AP4YSWfSdbkXrXpbkqOWZFgtaFsTxn/opnGQHDVeIq8wHnEwqJV",
+	"ecFxDq1zsriMtihcP2/aAtkxXisVmxXj+rL0yaYx+Q2cf7tvzD5Trqw06wK5zMxqmYXuipGYjSWmd8uU",
+	"xAwHYfr3HGsdQqfMbN3+iGu1UWe7xLOm9kSDOXVzCefMA/m4qhlGDyFm+G42TgOsRjOno4Bo7uwJ88nc",
+	"3vku3zVE95jdaiz2aSt64hHn1mR0l5cc4ugid37tbjkXHv4SEEJYxE3npVQwUtmEMHMFlNsdpD0PIN3l",
+	"Ep3mEIT07cYY8YglTllsk/LKZbtogQPWSU8y0SpFMW36GNol2Jupv0WwmINBu56AYvUF1roiNNpS4I2q",
+	"OIj3p6x3hVYQDG2ZCHjPtmYyRs8y7oX1hrNezUFS26aI85BWgJwPTDSwoElWyExEpuG7OWhZwaZNmcRb",
+	"i8IQTWOrh3jrbZ9t25XJK33k1mzuryroY55oVOlmByRXTsVlHtHvVausdrwyY7y57mrvndekT6bDu2Qm",
+	"ec3BvnJe0kIpAlcUfyPSxDojRRft2lbQcMngcEPgO84eWZQDtK6xPI7aUEkvy4JwfWgUPNMgCQVZFpNy",
+	"hgYULDavFm02XaE0R0DNnXsw/O+k/hh8/GrqD4bKINBLUW13FuwenQgPkkHNqd8hgiI3nZQ8B8vsmI0l",
+	"skyY35LavTgIS/ZaOz8+GGemrT9W8YUItaW9I8xKAOs8g/69JewvRp9fyTRi8So1eTP15Svy/lljZ/8U",
+	"6iOiiouW1RKvA2BBPfJ2JVPodiZAHZgfjfLCVEhsVDxymzk+hws+MMoBegGV7edmkTaiwt7dnsjdER/w",
+	"6xg5IsrxVzaZydZ3cIzaaoRWEYSvEFM3oye8yFRM/IErrJkNeJhZdgxXdIZCeDbJm9GxlMt4KSkxS7XS",
+	"77dHQhYJO3lBTHPYLH4kFH9+QmHw1b9X84PzF9AHk+CI9CFr7A0C2csV5b7o11E0dPTu/5L0HpOk+Ye8",
+	"aG7j/4ym2X/KS+YSig2LW3zBmrq7zI2/uXBZ9bUGOtRvfkLkhAnVhdjCTGspXCmjPJyTWdbZJie6Jyps",
+	"1AYzgkWpSIXhyknmoQmkkamL1THteWwLWFsgQMnVGtRgK6q73md4ySbZz7nSyzRAq/atOrikCP+RMttz",
+	"fKn2aMGDRSzx0BJGLkrKgtkGMh1jn875rYm6TZiWl2HriaU9p1xRNmPBtKZqV9tj2FjR9Dy7GnM9F79W",
+	"M0suq8309apHQBfzO1gDvyS6P1aPuGcbJEzfNbUQh6zhlgHxj2WkliahYP9zzSPy+uLNqSP/WFZGAHs3",
+	"boC8nzpelDMWy8iVghwyp5H1hJkfLZtXGU804cJa/E1HYhcxAsdZMATcirGNKq6ZAraheuKFuUatc8sX",
+	"W+9lwqOZCZ9K6GdmC9VQRQY0hf/DdRmvjSuVntffR0D3RNHBW+mUo7cJvfhFM3Z0kxVLJmkmLH1w2Z4v",
+	"3704vzx+e/T96fHL74zzZo6j/iUcwFKxULPPenukx0mJGAS9rNPZi/4llpGeTRiBAfiImR/gb5JQMfyu",
+	"FzDRM8PZP/77f8zPKcJCTVgE1Oa7nmuT3Z7RceJGm6HbOLby/nbxvVL+d62LbZNImrIBS5mIWN4S05dJ",
+	"m8+1oVME/ttWBUUkQVw053JIuMA21krPTIsI7AZvUIALIDHoCUszgdG71lyeI7KRQsiA6WjE4obpoUQS",
+	"YKRdBA7oXyXyqtsnH85OFfbGKT4Z2ZTiga0sohhNoxHhImafDwkfw7WsfQXEnH5MNe32ewImNXjU1FPY",
+	"ZhC3VBqRDQF+pkO7NvMIdrNxaKDhPSEbmVB0wFoGWhuHwD0Fi8pv8fHQfwdX5CCAP+C+D8kVVayVpTxf",
+	"AXIzWxw+fwaSVIuKiCktU2WfNzWnfZiasYIkD/fvJccqaHEto8+mVEHGSxlfPWqKFLQgpuamtJWmIqYJ",
+	"kI6f1UpZfgZHivfIVSbipEJpjdAD3+ljYF8jCe0Ji0SMTLgQEFiOi+oTMRmTCY2u6XBVitYT9yNp5mKu",
+	"SNh+pjfUgKWM0Nv/9i/klUyJbftPuDDNjAGVJgmjCtbLSAPE26cnL47fnh+39WdN/m377uTJngY+XWf0",
+	"38Mw8qWcCmCMeFRljNxQdrXNqDliNNGjBYg4kaku6hs5VOAR1qZJMyGMMTT2SyCB6SRlNDI1qoAkwO1v",
+	"zD99bb5/L/uHJ/y6bwTdQEKVF6WpzpT5a2Uh165lzsm7bTsbsvskiiwGjLP1YYQV/e4FgUwg8FEi9ECR",
+	"+YLiemCSwwAD7POvrgsMFaoLqJgfw8ghjkNq+8BH621ISpiL247O7XY6XsXCSSoxExQoXaWGmNttUcD6",
+	"g2K2wzyFfkc3TMCrGIAJNg5XenrMqFCl2dVIZglUPicpU5qmem7A5qmd9cFX5F5XIv/6HATwofUlTz3P",
+	"8/U/uOTwMc1jxdMvczkrZDnKVr7t5r3Q1cXOM3OxYn2qVZg/IXFKjdmYqFGmY0w/kan9XS+4PxaxsOsL",
+	"xahhXmDWHEQ5c6O+DWJaLKcBdeBH49bSKR0MePRtEM7ybvH0bO2ONez5HLADc5rdxKHpZgAnbqprAcf0",
+	"0eJL3qico0vTRsAeBKl0LC1dLF8PXEF29ZT/kFzNtEmSxH/QvPbrHGUfRg6ZQByH+Eo/+3sg0wZB5wsK",
+	"rja7/XzCortdLgcoD91AVoX/11zDgwDs9MkMVAmI+GOpMlDstHfaHcA8C3Mw7LU77b0yMlZJmp+Hn8O+",
+	"XehP8gqU23nE3L3sv/jNybdc1dbZLNmW+weu5rhwwcJFO7bCYYH2ZYd65YBWgG5M9JRHzX6LL+CwKLU+",
+	"fPRVfCVfRVOn0zU4KyqtLrtEMZvMnn9vjpOiuYPqMjcFOao1Mg0xBQGavZkkIz4YoM11JKdEuwVjDFsR",
+	"Hp8yqvxacggNpaESr22GOtcf0oS+63OFWDCs3NLz22z/+ehq+UN39lzFy1It8786h6pX40YyBOynGnzW",
+	"xeSVkZyq3O0OBm2qCdAn5dWhuKLRNdmELxAVUSFYahz2tv2wiU3LlFfQEqo9zvAr5GrWE7E0HGvrC3A8",
+	"r8j+I7/7WvxuDpo9iNuVui10m0uZzmF3pVfv64uvI9KjE/6RM3ztFg5L2QPMgrprU6XwUxnRhMTshiVy",
+	"MjY1UWBsEAZZmgTdYKT1pLu9vbP7tN1pd9o73WedTgcpn/3Qb02dnrDRE4VI56KON1y8oF4d3PbZCiFG",
+	"0oVWu8yJyAQNepPYX1TDRB+8MspGv09lwpT3sglKq7/pjJP4Um5Ks1Y0nnA98yaxhoz6LBelIAUny9Zd",
+	"e9bXxnLO7k2OamfT1Iy40DyT+AnQKsE25rrhRZuUQwYJcO2rWc72pWAtzcdG1lZd87xEpcOKjhK6PEsX",
+	"V3eMwQ1+4xD05FARyzHZ3D14Qq64VlshUVqmXqAEhdywUej1/zEJ1oaRW/ez25dZ/1yQAKq2cngiypek",
+	"G9wdshpjCZqYhj5+dcK8Hw85giTvIbOduvMUOSeXSEF+OL44xLuGjKiQekpAAOGnTY7BBjcyBn0b5jEv",
+	"mMS0c6xFo7BEMZPd4kPEXOtmeEyyq4RH5JrNlFfde0aMacgt0L8RMDS4/XT7/wYA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
