@@ -95,7 +95,7 @@ var quotedLink = regexp.MustCompile(`https://auth\.example\.com/verify-email\?to
 func TestServeSendsAccountMailThroughSMTP(t *testing.T) {
 	sink := startSMTPSink(t)
 	base, stop := startServe(t, map[string]string{
-		"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+		"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4",
 		"AUTHLY_SMTP_URL": "smtp://" + sink.addr, "AUTHLY_MAIL_FROM": "Example <no-reply@example.com>",
 		"AUTHLY_PUBLIC_URL": "https://auth.example.com/",
@@ -127,7 +127,7 @@ func TestServeSendsAccountMailThroughSMTP(t *testing.T) {
 func TestServeWritesMailToTheMailDirectory(t *testing.T) {
 	dir := t.TempDir()
 	base, stop := startServe(t, map[string]string{
-		"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+		"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4", "AUTHLY_MAIL_DIR": dir,
 	})
 	defer func() { _ = stop() }()
@@ -153,7 +153,7 @@ func TestServeWritesMailToTheMailDirectory(t *testing.T) {
 // what to set.
 func TestServeWithoutAWayForMailRefusesToStart(t *testing.T) {
 	err := run(context.Background(), []string{"serve"}, envFrom(map[string]string{
-		"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+		"DATABASE_URL": testdb.URL(t), "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 		"AUTHLY_LISTEN_ADDR": "127.0.0.1:0",
 	}), nil, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "AUTHLY_SMTP_URL") || !strings.Contains(err.Error(), "AUTHLY_MAIL_DIR") {
@@ -165,7 +165,7 @@ func TestServeWithoutAWayForMailRefusesToStart(t *testing.T) {
 func seedUser(t *testing.T, url, username, email string) {
 	t.Helper()
 	if err := run(context.Background(), []string{"migrate", "up"}, envFrom(map[string]string{
-		"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+		"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 	}), nil, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestABootstrapAdminConflictStopsTheStart(t *testing.T) {
 			url := testdb.URL(t)
 			seedUser(t, url, "bob", "bob@example.com")
 			vars := map[string]string{
-				"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_BCRYPT_COST": "4",
+				"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK, "AUTHLY_BCRYPT_COST": "4",
 				"AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_MAIL_DIR": t.TempDir(),
 			}
 			if err := run(context.Background(), []string{"create-admin", "--username", "ops", "--email", "ops@example.com"},
@@ -249,7 +249,7 @@ func TestABootstrapAdminConflictStopsTheStart(t *testing.T) {
 func TestCreateAdminRefusesAConflictingAccount(t *testing.T) {
 	url := testdb.URL(t)
 	seedUser(t, url, "bob", "bob@example.com")
-	vars := map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB,
+	vars := map[string]string{"DATABASE_URL": url, "JWT_SECRET_KEY": secretA, "JWT_REFRESH_SECRET_KEY": secretB, "AUTHLY_KEY_ENCRYPTION_KEY": testKEK,
 		"AUTHLY_BCRYPT_COST": "4", "AUTHLY_ADMIN_PASSWORD": "an admin passphrase"}
 	createAdmin := func(username, email string) (string, error) {
 		var stdout bytes.Buffer

@@ -28,9 +28,10 @@ const (
 )
 
 // keysVars are the variables of a server on url with a bootstrap admin, and extra ones.
-func keysVars(url string, kv ...string) map[string]string {
+func keysVars(t *testing.T, url string, kv ...string) map[string]string {
 	vars := map[string]string{
 		"DATABASE_URL": url, "AUTHLY_LISTEN_ADDR": "127.0.0.1:0", "AUTHLY_BCRYPT_COST": "4",
+		"AUTHLY_MAIL_DIR":       t.TempDir(),
 		"AUTHLY_ADMIN_USERNAME": keysAdmin, "AUTHLY_ADMIN_EMAIL": "keysadmin@example.com", "AUTHLY_ADMIN_PASSWORD": keysPassword,
 	}
 	for i := 0; i < len(kv); i += 2 {
@@ -134,7 +135,7 @@ func header(t *testing.T, tok string) map[string]any {
 // but a KEK: tokens are ES256 with a kid, and verify offline against the served JWKS, with
 // pkg/verify and with golang-jwt on its own.
 func TestServeSignsES256ByDefaultAndPublishesTheJWKS(t *testing.T) {
-	base, stop := startServe(t, keysVars(testdb.URL(t), "AUTHLY_KEY_ENCRYPTION_KEY", testKEK, "AUTHLY_ISSUER", "https://auth.example.test"))
+	base, stop := startServe(t, keysVars(t, testdb.URL(t), "AUTHLY_KEY_ENCRYPTION_KEY", testKEK, "AUTHLY_ISSUER", "https://auth.example.test"))
 	defer func() {
 		if err := stop(); err != nil {
 			t.Error(err)
@@ -205,7 +206,7 @@ func TestServeSignsES256ByDefaultAndPublishesTheJWKS(t *testing.T) {
 // TestServeKeepsAnHS256DeploymentUnchanged: JWT_ALGORITHM=HS256 with the two secrets and no
 // KEK signs as before, with the configured issuer, and serves an empty JWKS.
 func TestServeKeepsAnHS256DeploymentUnchanged(t *testing.T) {
-	base, stop := startServe(t, keysVars(testdb.URL(t), "JWT_ALGORITHM", "HS256", "JWT_SECRET_KEY", secretA,
+	base, stop := startServe(t, keysVars(t, testdb.URL(t), "JWT_ALGORITHM", "HS256", "JWT_SECRET_KEY", secretA,
 		"JWT_REFRESH_SECRET_KEY", secretB, "AUTHLY_ISSUER", "https://legacy.example.test", "AUTHLY_JWKS_MAX_AGE", "90s"))
 	defer func() {
 		if err := stop(); err != nil {
@@ -236,7 +237,7 @@ func TestServeKeepsAnHS256DeploymentUnchanged(t *testing.T) {
 // with a published kid.
 func TestServeUnderHS256WithAKEKPublishesES256Keys(t *testing.T) {
 	dbURL := testdb.URL(t)
-	vars := keysVars(dbURL, "JWT_ALGORITHM", "HS256", "JWT_SECRET_KEY", secretA, "JWT_REFRESH_SECRET_KEY", secretB,
+	vars := keysVars(t, dbURL, "JWT_ALGORITHM", "HS256", "JWT_SECRET_KEY", secretA, "JWT_REFRESH_SECRET_KEY", secretB,
 		"AUTHLY_KEY_ENCRYPTION_KEY", testKEK)
 	base, stop := startServe(t, vars)
 	old, _ := tokensFrom(t, base)
@@ -321,7 +322,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // and accept each other's tokens; "authly keys rotate" is served by both within seconds;
 // "authly keys revoke KID" makes a token of that key fail with 401 on both within seconds.
 func TestTwoInstancesShareTheKeys(t *testing.T) {
-	vars := keysVars(testdb.URL(t), "AUTHLY_KEY_ENCRYPTION_KEY", testKEK, "AUTHLY_JWKS_MAX_AGE", "1s")
+	vars := keysVars(t, testdb.URL(t), "AUTHLY_KEY_ENCRYPTION_KEY", testKEK, "AUTHLY_JWKS_MAX_AGE", "1s")
 	baseA, stopA := startServe(t, vars)
 	defer func() { _ = stopA() }()
 	baseB, stopB := startServe(t, vars)

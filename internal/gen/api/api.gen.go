@@ -4631,6 +4631,7 @@ type ClientWithResponsesInterface interface {
 // GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
 type GetJWKSResponse200Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type GetJWKSResponse struct {
@@ -4797,14 +4798,36 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
+// ConfirmEmailChangeResponse204Headers the declared response headers of an HTTP 204 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse204Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// ConfirmEmailChangeResponse400Headers the declared response headers of an HTTP 400 response for ConfirmEmailChange
+type ConfirmEmailChangeResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 // ConfirmEmailChangeResponse413Headers the declared response headers of an HTTP 413 response for ConfirmEmailChange
 type ConfirmEmailChangeResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ConfirmEmailChangeResponse415Headers the declared response headers of an HTTP 415 response for ConfirmEmailChange
 type ConfirmEmailChangeResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ConfirmEmailChangeResponse429Headers the declared response headers of an HTTP 429 response for ConfirmEmailChange
@@ -4818,13 +4841,19 @@ type ConfirmEmailChangeResponse429Headers struct {
 
 // ConfirmEmailChangeResponse500Headers the declared response headers of an HTTP 500 response for ConfirmEmailChange
 type ConfirmEmailChangeResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ConfirmEmailChangeResponse503Headers the declared response headers of an HTTP 503 response for ConfirmEmailChange
 type ConfirmEmailChangeResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type ConfirmEmailChangeResponse struct {
@@ -4833,15 +4862,19 @@ type ConfirmEmailChangeResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *EmailChangeRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ConfirmEmailChangeResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConfirmEmailChangeResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *ConfirmEmailChangeResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -4860,12 +4893,12 @@ func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON400() *EmailChangeR
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -4875,12 +4908,12 @@ func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON429() *TooManyReque
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON500() *InternalError {
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r ConfirmEmailChangeResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -5036,19 +5069,36 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// RequestPasswordResetResponse202Headers the declared response headers of an HTTP 202 response for RequestPasswordReset
+type RequestPasswordResetResponse202Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 // RequestPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for RequestPasswordReset
 type RequestPasswordResetResponse400Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RequestPasswordResetResponse413Headers the declared response headers of an HTTP 413 response for RequestPasswordReset
 type RequestPasswordResetResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RequestPasswordResetResponse415Headers the declared response headers of an HTTP 415 response for RequestPasswordReset
 type RequestPasswordResetResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
@@ -5062,7 +5112,10 @@ type RequestPasswordResetResponse429Headers struct {
 
 // RequestPasswordResetResponse500Headers the declared response headers of an HTTP 500 response for RequestPasswordReset
 type RequestPasswordResetResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type RequestPasswordResetResponse struct {
@@ -5071,15 +5124,17 @@ type RequestPasswordResetResponse struct {
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *Accepted
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *LimitedBadRequest
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RequestPasswordResetResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RequestPasswordResetResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5098,17 +5153,17 @@ func (r RequestPasswordResetResponse) GetJSON202() *Accepted {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RequestPasswordResetResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON400() *LimitedBadRequest {
 	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r RequestPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r RequestPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5118,7 +5173,7 @@ func (r RequestPasswordResetResponse) GetApplicationproblemJSON429() *TooManyReq
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RequestPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
@@ -5151,14 +5206,36 @@ func (r RequestPasswordResetResponse) ContentType() string {
 	return ""
 }
 
+// ResetPasswordResponse204Headers the declared response headers of an HTTP 204 response for ResetPassword
+type ResetPasswordResponse204Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// ResetPasswordResponse400Headers the declared response headers of an HTTP 400 response for ResetPassword
+type ResetPasswordResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 // ResetPasswordResponse413Headers the declared response headers of an HTTP 413 response for ResetPassword
 type ResetPasswordResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResetPasswordResponse415Headers the declared response headers of an HTTP 415 response for ResetPassword
 type ResetPasswordResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResetPasswordResponse429Headers the declared response headers of an HTTP 429 response for ResetPassword
@@ -5172,13 +5249,19 @@ type ResetPasswordResponse429Headers struct {
 
 // ResetPasswordResponse500Headers the declared response headers of an HTTP 500 response for ResetPassword
 type ResetPasswordResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResetPasswordResponse503Headers the declared response headers of an HTTP 503 response for ResetPassword
 type ResetPasswordResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type ResetPasswordResponse struct {
@@ -5187,15 +5270,19 @@ type ResetPasswordResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *ResetRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ResetPasswordResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ResetPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *ResetPasswordResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -5214,12 +5301,12 @@ func (r ResetPasswordResponse) GetApplicationproblemJSON400() *ResetRejected {
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r ResetPasswordResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r ResetPasswordResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r ResetPasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r ResetPasswordResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5229,12 +5316,12 @@ func (r ResetPasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ResetPasswordResponse) GetApplicationproblemJSON500() *InternalError {
+func (r ResetPasswordResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ResetPasswordResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r ResetPasswordResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -5630,14 +5717,36 @@ func (r CreateTokenResponse) ContentType() string {
 	return ""
 }
 
+// VerifyEmailResponse204Headers the declared response headers of an HTTP 204 response for VerifyEmail
+type VerifyEmailResponse204Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// VerifyEmailResponse400Headers the declared response headers of an HTTP 400 response for VerifyEmail
+type VerifyEmailResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 // VerifyEmailResponse413Headers the declared response headers of an HTTP 413 response for VerifyEmail
 type VerifyEmailResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // VerifyEmailResponse415Headers the declared response headers of an HTTP 415 response for VerifyEmail
 type VerifyEmailResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // VerifyEmailResponse429Headers the declared response headers of an HTTP 429 response for VerifyEmail
@@ -5651,13 +5760,19 @@ type VerifyEmailResponse429Headers struct {
 
 // VerifyEmailResponse500Headers the declared response headers of an HTTP 500 response for VerifyEmail
 type VerifyEmailResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // VerifyEmailResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmail
 type VerifyEmailResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type VerifyEmailResponse struct {
@@ -5666,15 +5781,19 @@ type VerifyEmailResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *LinkRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *VerifyEmailResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyEmailResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *VerifyEmailResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -5693,12 +5812,12 @@ func (r VerifyEmailResponse) GetApplicationproblemJSON400() *LinkRejected {
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r VerifyEmailResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r VerifyEmailResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r VerifyEmailResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r VerifyEmailResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5708,12 +5827,12 @@ func (r VerifyEmailResponse) GetApplicationproblemJSON429() *TooManyRequests {
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r VerifyEmailResponse) GetApplicationproblemJSON500() *InternalError {
+func (r VerifyEmailResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r VerifyEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r VerifyEmailResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -5746,19 +5865,36 @@ func (r VerifyEmailResponse) ContentType() string {
 	return ""
 }
 
+// ResendVerificationResponse202Headers the declared response headers of an HTTP 202 response for ResendVerification
+type ResendVerificationResponse202Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 // ResendVerificationResponse400Headers the declared response headers of an HTTP 400 response for ResendVerification
 type ResendVerificationResponse400Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResendVerificationResponse413Headers the declared response headers of an HTTP 413 response for ResendVerification
 type ResendVerificationResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResendVerificationResponse415Headers the declared response headers of an HTTP 415 response for ResendVerification
 type ResendVerificationResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResendVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendVerification
@@ -5772,7 +5908,10 @@ type ResendVerificationResponse429Headers struct {
 
 // ResendVerificationResponse500Headers the declared response headers of an HTTP 500 response for ResendVerification
 type ResendVerificationResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 type ResendVerificationResponse struct {
@@ -5781,15 +5920,17 @@ type ResendVerificationResponse struct {
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *Accepted
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *LimitedBadRequest
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ResendVerificationResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResendVerificationResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5808,17 +5949,17 @@ func (r ResendVerificationResponse) GetJSON202() *Accepted {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r ResendVerificationResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r ResendVerificationResponse) GetApplicationproblemJSON400() *LimitedBadRequest {
 	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r ResendVerificationResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r ResendVerificationResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r ResendVerificationResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r ResendVerificationResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -5828,7 +5969,7 @@ func (r ResendVerificationResponse) GetApplicationproblemJSON429() *TooManyReque
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ResendVerificationResponse) GetApplicationproblemJSON500() *InternalError {
+func (r ResendVerificationResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
@@ -6231,6 +6372,11 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMyAccountResponse204Headers the declared response headers of an HTTP 204 response for DeleteMyAccount
+type DeleteMyAccountResponse204Headers struct {
+	XRequestID *string
+}
+
 // DeleteMyAccountResponse400Headers the declared response headers of an HTTP 400 response for DeleteMyAccount
 type DeleteMyAccountResponse400Headers struct {
 	XRequestID *string
@@ -6240,6 +6386,11 @@ type DeleteMyAccountResponse400Headers struct {
 type DeleteMyAccountResponse401Headers struct {
 	WWWAuthenticate *string
 	XRequestID      *string
+}
+
+// DeleteMyAccountResponse403Headers the declared response headers of an HTTP 403 response for DeleteMyAccount
+type DeleteMyAccountResponse403Headers struct {
+	XRequestID *string
 }
 
 // DeleteMyAccountResponse413Headers the declared response headers of an HTTP 413 response for DeleteMyAccount
@@ -6255,6 +6406,7 @@ type DeleteMyAccountResponse415Headers struct {
 // DeleteMyAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteMyAccount
 type DeleteMyAccountResponse429Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 // DeleteMyAccountResponse500Headers the declared response headers of an HTTP 500 response for DeleteMyAccount
@@ -6287,10 +6439,14 @@ type DeleteMyAccountResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteMyAccountResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *DeleteMyAccountResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteMyAccountResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteMyAccountResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *DeleteMyAccountResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -6594,6 +6750,11 @@ type DeleteUserResponse401Headers struct {
 	XRequestID      *string
 }
 
+// DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
+type DeleteUserResponse403Headers struct {
+	XRequestID *string
+}
+
 // DeleteUserResponse404Headers the declared response headers of an HTTP 404 response for DeleteUser
 type DeleteUserResponse404Headers struct {
 	XRequestID *string
@@ -6631,6 +6792,8 @@ type DeleteUserResponse struct {
 	Headers400 *DeleteUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteUserResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *DeleteUserResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -6828,6 +6991,7 @@ type UpdateUserResponse200Headers struct {
 // UpdateUserResponse202Headers the declared response headers of an HTTP 202 response for UpdateUser
 type UpdateUserResponse202Headers struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 // UpdateUserResponse400Headers the declared response headers of an HTTP 400 response for UpdateUser
@@ -6839,6 +7003,11 @@ type UpdateUserResponse400Headers struct {
 type UpdateUserResponse401Headers struct {
 	WWWAuthenticate *string
 	XRequestID      *string
+}
+
+// UpdateUserResponse403Headers the declared response headers of an HTTP 403 response for UpdateUser
+type UpdateUserResponse403Headers struct {
+	XRequestID *string
 }
 
 // UpdateUserResponse404Headers the declared response headers of an HTTP 404 response for UpdateUser
@@ -6859,6 +7028,7 @@ type UpdateUserResponse415Headers struct {
 // UpdateUserResponse429Headers the declared response headers of an HTTP 429 response for UpdateUser
 type UpdateUserResponse429Headers struct {
 	RetryAfter *int
+	XRequestID *string
 }
 
 // UpdateUserResponse500Headers the declared response headers of an HTTP 500 response for UpdateUser
@@ -6905,6 +7075,8 @@ type UpdateUserResponse struct {
 	Headers400 *UpdateUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateUserResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *UpdateUserResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -7411,11 +7583,19 @@ func (r VerifyUserResponse) ContentType() string {
 // ConfirmEmailChangePageResponse200Headers the declared response headers of an HTTP 200 response for ConfirmEmailChangePage
 type ConfirmEmailChangePageResponse200Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // ConfirmEmailChangePageResponse400Headers the declared response headers of an HTTP 400 response for ConfirmEmailChangePage
 type ConfirmEmailChangePageResponse400Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // ConfirmEmailChangePageResponse429Headers the declared response headers of an HTTP 429 response for ConfirmEmailChangePage
@@ -7429,13 +7609,19 @@ type ConfirmEmailChangePageResponse429Headers struct {
 
 // ConfirmEmailChangePageResponse500Headers the declared response headers of an HTTP 500 response for ConfirmEmailChangePage
 type ConfirmEmailChangePageResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ConfirmEmailChangePageResponse503Headers the declared response headers of an HTTP 503 response for ConfirmEmailChangePage
 type ConfirmEmailChangePageResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type ConfirmEmailChangePageResponse struct {
@@ -7446,9 +7632,9 @@ type ConfirmEmailChangePageResponse struct {
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ConfirmEmailChangePageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7472,12 +7658,12 @@ func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON429() *TooManyR
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON500() *InternalError {
+func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r ConfirmEmailChangePageResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -7513,21 +7699,35 @@ func (r ConfirmEmailChangePageResponse) ContentType() string {
 // SubmitConfirmEmailChangePageResponse200Headers the declared response headers of an HTTP 200 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse200Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // SubmitConfirmEmailChangePageResponse400Headers the declared response headers of an HTTP 400 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse400Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // SubmitConfirmEmailChangePageResponse413Headers the declared response headers of an HTTP 413 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitConfirmEmailChangePageResponse415Headers the declared response headers of an HTTP 415 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitConfirmEmailChangePageResponse429Headers the declared response headers of an HTTP 429 response for SubmitConfirmEmailChangePage
@@ -7541,13 +7741,19 @@ type SubmitConfirmEmailChangePageResponse429Headers struct {
 
 // SubmitConfirmEmailChangePageResponse500Headers the declared response headers of an HTTP 500 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitConfirmEmailChangePageResponse503Headers the declared response headers of an HTTP 503 response for SubmitConfirmEmailChangePage
 type SubmitConfirmEmailChangePageResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type SubmitConfirmEmailChangePageResponse struct {
@@ -7556,15 +7762,15 @@ type SubmitConfirmEmailChangePageResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *PageRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *SubmitConfirmEmailChangePageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7587,12 +7793,12 @@ func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON400() *Pa
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -7602,12 +7808,12 @@ func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON429() *To
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON500() *InternalError {
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r SubmitConfirmEmailChangePageResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -7988,11 +8194,19 @@ func (r GetOpenAPISpecResponse) ContentType() string {
 // ResetPasswordPageResponse200Headers the declared response headers of an HTTP 200 response for ResetPasswordPage
 type ResetPasswordPageResponse200Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // ResetPasswordPageResponse400Headers the declared response headers of an HTTP 400 response for ResetPasswordPage
 type ResetPasswordPageResponse400Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // ResetPasswordPageResponse429Headers the declared response headers of an HTTP 429 response for ResetPasswordPage
@@ -8006,13 +8220,19 @@ type ResetPasswordPageResponse429Headers struct {
 
 // ResetPasswordPageResponse500Headers the declared response headers of an HTTP 500 response for ResetPasswordPage
 type ResetPasswordPageResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // ResetPasswordPageResponse503Headers the declared response headers of an HTTP 503 response for ResetPasswordPage
 type ResetPasswordPageResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type ResetPasswordPageResponse struct {
@@ -8023,9 +8243,9 @@ type ResetPasswordPageResponse struct {
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ResetPasswordPageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -8049,12 +8269,12 @@ func (r ResetPasswordPageResponse) GetApplicationproblemJSON429() *TooManyReques
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ResetPasswordPageResponse) GetApplicationproblemJSON500() *InternalError {
+func (r ResetPasswordPageResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ResetPasswordPageResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r ResetPasswordPageResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -8090,21 +8310,35 @@ func (r ResetPasswordPageResponse) ContentType() string {
 // SubmitResetPasswordPageResponse200Headers the declared response headers of an HTTP 200 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse200Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // SubmitResetPasswordPageResponse400Headers the declared response headers of an HTTP 400 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse400Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // SubmitResetPasswordPageResponse413Headers the declared response headers of an HTTP 413 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitResetPasswordPageResponse415Headers the declared response headers of an HTTP 415 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitResetPasswordPageResponse429Headers the declared response headers of an HTTP 429 response for SubmitResetPasswordPage
@@ -8118,13 +8352,19 @@ type SubmitResetPasswordPageResponse429Headers struct {
 
 // SubmitResetPasswordPageResponse500Headers the declared response headers of an HTTP 500 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitResetPasswordPageResponse503Headers the declared response headers of an HTTP 503 response for SubmitResetPasswordPage
 type SubmitResetPasswordPageResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type SubmitResetPasswordPageResponse struct {
@@ -8133,15 +8373,15 @@ type SubmitResetPasswordPageResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *PageRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *SubmitResetPasswordPageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -8164,12 +8404,12 @@ func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON400() *PageRej
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -8179,12 +8419,12 @@ func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON429() *TooMany
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON500() *InternalError {
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r SubmitResetPasswordPageResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -8220,11 +8460,19 @@ func (r SubmitResetPasswordPageResponse) ContentType() string {
 // VerifyEmailPageResponse200Headers the declared response headers of an HTTP 200 response for VerifyEmailPage
 type VerifyEmailPageResponse200Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // VerifyEmailPageResponse400Headers the declared response headers of an HTTP 400 response for VerifyEmailPage
 type VerifyEmailPageResponse400Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // VerifyEmailPageResponse429Headers the declared response headers of an HTTP 429 response for VerifyEmailPage
@@ -8238,13 +8486,19 @@ type VerifyEmailPageResponse429Headers struct {
 
 // VerifyEmailPageResponse500Headers the declared response headers of an HTTP 500 response for VerifyEmailPage
 type VerifyEmailPageResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // VerifyEmailPageResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmailPage
 type VerifyEmailPageResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type VerifyEmailPageResponse struct {
@@ -8255,9 +8509,9 @@ type VerifyEmailPageResponse struct {
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *VerifyEmailPageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -8281,12 +8535,12 @@ func (r VerifyEmailPageResponse) GetApplicationproblemJSON429() *TooManyRequests
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r VerifyEmailPageResponse) GetApplicationproblemJSON500() *InternalError {
+func (r VerifyEmailPageResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r VerifyEmailPageResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r VerifyEmailPageResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -8322,21 +8576,35 @@ func (r VerifyEmailPageResponse) ContentType() string {
 // SubmitVerifyEmailPageResponse200Headers the declared response headers of an HTTP 200 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse200Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // SubmitVerifyEmailPageResponse400Headers the declared response headers of an HTTP 400 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse400Headers struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 
 // SubmitVerifyEmailPageResponse413Headers the declared response headers of an HTTP 413 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse413Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitVerifyEmailPageResponse415Headers the declared response headers of an HTTP 415 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse415Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitVerifyEmailPageResponse429Headers the declared response headers of an HTTP 429 response for SubmitVerifyEmailPage
@@ -8350,13 +8618,19 @@ type SubmitVerifyEmailPageResponse429Headers struct {
 
 // SubmitVerifyEmailPageResponse500Headers the declared response headers of an HTTP 500 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse500Headers struct {
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
 }
 
 // SubmitVerifyEmailPageResponse503Headers the declared response headers of an HTTP 503 response for SubmitVerifyEmailPage
 type SubmitVerifyEmailPageResponse503Headers struct {
-	RetryAfter *int
-	XRequestID *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
 }
 
 type SubmitVerifyEmailPageResponse struct {
@@ -8365,15 +8639,15 @@ type SubmitVerifyEmailPageResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *PageRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
+	ApplicationproblemJSON413 *LimitedPayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
+	ApplicationproblemJSON415 *LimitedUnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
+	ApplicationproblemJSON500 *LimitedInternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	ApplicationproblemJSON503 *LimitedUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *SubmitVerifyEmailPageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -8396,12 +8670,12 @@ func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON400() *PageRejec
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON413() *LimitedPayloadTooLarge {
 	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON415() *LimitedUnsupportedMediaType {
 	return r.ApplicationproblemJSON415
 }
 
@@ -8411,12 +8685,12 @@ func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON429() *TooManyRe
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON500() *InternalError {
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON500() *LimitedInternalError {
 	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r SubmitVerifyEmailPageResponse) GetApplicationproblemJSON503() *LimitedUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -9425,6 +9699,13 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	}
 
@@ -9601,14 +9882,14 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9622,14 +9903,14 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9638,8 +9919,91 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers ConfirmEmailChangeResponse204Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConfirmEmailChangeResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers ConfirmEmailChangeResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9650,6 +10014,27 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers ConfirmEmailChangeResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9698,6 +10083,27 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ConfirmEmailChangeResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9708,6 +10114,27 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ConfirmEmailChangeResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -9990,21 +10417,21 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 		response.JSON202 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest LimitedBadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10018,7 +10445,7 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10027,8 +10454,60 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RequestPasswordResetResponse202Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers RequestPasswordResetResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10039,6 +10518,27 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers RequestPasswordResetResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10049,6 +10549,27 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers RequestPasswordResetResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10097,6 +10618,27 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RequestPasswordResetResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10135,14 +10677,14 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10156,14 +10698,14 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10172,8 +10714,91 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers ResetPasswordResponse204Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers ResetPasswordResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers ResetPasswordResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10184,6 +10809,27 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers ResetPasswordResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10232,6 +10878,27 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ResetPasswordResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10242,6 +10909,27 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ResetPasswordResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11019,14 +11707,14 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11040,14 +11728,14 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11056,8 +11744,91 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers VerifyEmailResponse204Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyEmailResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers VerifyEmailResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11068,6 +11839,27 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers VerifyEmailResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11116,6 +11908,27 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers VerifyEmailResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11126,6 +11939,27 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyEmailResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11168,21 +12002,21 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.JSON202 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest LimitedBadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11196,7 +12030,7 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11205,8 +12039,60 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers ResendVerificationResponse202Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers ResendVerificationResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11217,6 +12103,27 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers ResendVerificationResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11227,6 +12134,27 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers ResendVerificationResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11275,6 +12203,27 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ResendVerificationResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11929,6 +12878,16 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteMyAccountResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers DeleteMyAccountResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11956,6 +12915,16 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteMyAccountResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers DeleteMyAccountResponse413Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11984,6 +12953,13 @@ func ParseDeleteMyAccountResponse(rsp *http.Response) (*DeleteMyAccountResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
@@ -12362,6 +13338,16 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers DeleteUserResponse404Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12669,6 +13655,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers UpdateUserResponse400Headers
@@ -12697,6 +13690,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateUserResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers UpdateUserResponse404Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12735,6 +13738,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
@@ -13284,14 +14294,14 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13312,6 +14322,34 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ConfirmEmailChangePageResponse400Headers
@@ -13321,6 +14359,34 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 				return nil, err
 			}
 			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 429:
@@ -13363,6 +14429,27 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ConfirmEmailChangePageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13373,6 +14460,27 @@ func ParseConfirmEmailChangePageResponse(rsp *http.Response) (*ConfirmEmailChang
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ConfirmEmailChangePageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13415,14 +14523,14 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13436,14 +14544,14 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13464,6 +14572,34 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers SubmitConfirmEmailChangePageResponse400Headers
@@ -13474,9 +14610,58 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers SubmitConfirmEmailChangePageResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13487,6 +14672,27 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers SubmitConfirmEmailChangePageResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13535,6 +14741,27 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers SubmitConfirmEmailChangePageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13545,6 +14772,27 @@ func ParseSubmitConfirmEmailChangePageResponse(rsp *http.Response) (*SubmitConfi
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SubmitConfirmEmailChangePageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13906,14 +15154,14 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13934,6 +15182,34 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ResetPasswordPageResponse400Headers
@@ -13943,6 +15219,34 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 				return nil, err
 			}
 			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 429:
@@ -13985,6 +15289,27 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ResetPasswordPageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13995,6 +15320,27 @@ func ParseResetPasswordPageResponse(rsp *http.Response) (*ResetPasswordPageRespo
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ResetPasswordPageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14037,14 +15383,14 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14058,14 +15404,14 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14086,6 +15432,34 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers SubmitResetPasswordPageResponse400Headers
@@ -14096,9 +15470,58 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers SubmitResetPasswordPageResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14109,6 +15532,27 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers SubmitResetPasswordPageResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14157,6 +15601,27 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers SubmitResetPasswordPageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14167,6 +15632,27 @@ func ParseSubmitResetPasswordPageResponse(rsp *http.Response) (*SubmitResetPassw
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SubmitResetPasswordPageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14216,14 +15702,14 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14244,6 +15730,34 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers VerifyEmailPageResponse400Headers
@@ -14253,6 +15767,34 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 				return nil, err
 			}
 			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 429:
@@ -14295,6 +15837,27 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers VerifyEmailPageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14305,6 +15868,27 @@ func ParseVerifyEmailPageResponse(rsp *http.Response) (*VerifyEmailPageResponse,
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyEmailPageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14347,14 +15931,14 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
+		var dest LimitedPayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
+		var dest LimitedUnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14368,14 +15952,14 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
+		var dest LimitedInternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest LimitedUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14396,6 +15980,34 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers SubmitVerifyEmailPageResponse400Headers
@@ -14406,9 +16018,58 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 			}
 			headers.ContentSecurityPolicy = &value
 		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 413:
 		var headers SubmitVerifyEmailPageResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14419,6 +16080,27 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers SubmitVerifyEmailPageResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14467,6 +16149,27 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers SubmitVerifyEmailPageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14477,6 +16180,27 @@ func ParseSubmitVerifyEmailPageResponse(rsp *http.Response) (*SubmitVerifyEmailP
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers SubmitVerifyEmailPageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -15479,6 +17203,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 
 type AccountLockedResponseHeaders struct {
 	RetryAfter *int
+	XRequestID *string
 }
 type AccountLockedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -15516,7 +17241,17 @@ type DocsDisabledApplicationProblemPlusJSONResponse struct {
 	Headers DocsDisabledResponseHeaders
 }
 
-type EmailChangeRejectedApplicationProblemPlusJSONResponse Problem
+type EmailChangeRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type EmailChangeRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers EmailChangeRejectedResponseHeaders
+}
 
 type ForbiddenResponseHeaders struct {
 	XRequestID *string
@@ -15622,7 +17357,17 @@ type LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Headers LimitedUnsupportedMediaTypeResponseHeaders
 }
 
-type LinkRejectedApplicationProblemPlusJSONResponse Problem
+type LinkRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type LinkRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers LinkRejectedResponseHeaders
+}
 
 type LoginThrottledResponseHeaders struct {
 	RateLimitLimit     *int
@@ -15648,6 +17393,10 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 
 type PageResponseHeaders struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 type PageTexthtmlResponse struct {
 	Body io.Reader
@@ -15658,6 +17407,10 @@ type PageTexthtmlResponse struct {
 
 type PageRejectedResponseHeaders struct {
 	ContentSecurityPolicy *string
+	RateLimitLimit        *int
+	RateLimitRemaining    *int
+	RateLimitReset        *int
+	XRequestID            *string
 }
 type PageRejectedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -15680,7 +17433,14 @@ type PayloadTooLargeApplicationProblemPlusJSONResponse struct {
 	Headers PayloadTooLargeResponseHeaders
 }
 
-type ReauthenticationRequiredApplicationProblemPlusJSONResponse Problem
+type ReauthenticationRequiredResponseHeaders struct {
+	XRequestID *string
+}
+type ReauthenticationRequiredApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ReauthenticationRequiredResponseHeaders
+}
 
 type RefreshRejectedResponseHeaders struct {
 	RateLimitLimit     *int
@@ -15706,7 +17466,17 @@ type RegistrationRejectedApplicationProblemPlusJSONResponse struct {
 	Headers RegistrationRejectedResponseHeaders
 }
 
-type ResetRejectedApplicationProblemPlusJSONResponse Problem
+type ResetRejectedResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+type ResetRejectedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ResetRejectedResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
 	RateLimitLimit     *int
@@ -15750,7 +17520,14 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Headers UnsupportedMediaTypeResponseHeaders
 }
 
-type UserChangeForbiddenApplicationProblemPlusJSONResponse Problem
+type UserChangeForbiddenResponseHeaders struct {
+	XRequestID *string
+}
+type UserChangeForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UserChangeForbiddenResponseHeaders
+}
 
 type UserDeleteRejectedResponseHeaders struct {
 	XRequestID *string
@@ -15779,6 +17556,7 @@ type GetJWKSResponseObject interface {
 
 type GetJWKS200ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type GetJWKS200ApplicationJwkSetPlusJSONResponse struct {
@@ -15795,6 +17573,9 @@ func (response GetJWKS200ApplicationJwkSetPlusJSONResponse) VisitGetJWKSResponse
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -15946,10 +17727,30 @@ type ConfirmEmailChangeResponseObject interface {
 	VisitConfirmEmailChangeResponse(w http.ResponseWriter) error
 }
 
+type ConfirmEmailChange204ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 type ConfirmEmailChange204Response struct {
+	Headers ConfirmEmailChange204ResponseHeaders
 }
 
 func (response ConfirmEmailChange204Response) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -15961,17 +17762,29 @@ type ConfirmEmailChange400ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmEmailChange400ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ConfirmEmailChange413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response ConfirmEmailChange413ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
@@ -15981,6 +17794,15 @@ func (response ConfirmEmailChange413ApplicationProblemPlusJSONResponse) VisitCon
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -15990,7 +17812,7 @@ func (response ConfirmEmailChange413ApplicationProblemPlusJSONResponse) VisitCon
 }
 
 type ConfirmEmailChange415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response ConfirmEmailChange415ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
@@ -16000,6 +17822,15 @@ func (response ConfirmEmailChange415ApplicationProblemPlusJSONResponse) VisitCon
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16040,7 +17871,7 @@ func (response ConfirmEmailChange429ApplicationProblemPlusJSONResponse) VisitCon
 }
 
 type ConfirmEmailChange500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ConfirmEmailChange500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
@@ -16050,6 +17881,15 @@ func (response ConfirmEmailChange500ApplicationProblemPlusJSONResponse) VisitCon
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16059,7 +17899,7 @@ func (response ConfirmEmailChange500ApplicationProblemPlusJSONResponse) VisitCon
 }
 
 type ConfirmEmailChange503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response ConfirmEmailChange503ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
@@ -16069,6 +17909,15 @@ func (response ConfirmEmailChange503ApplicationProblemPlusJSONResponse) VisitCon
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -16256,22 +18105,44 @@ type RequestPasswordResetResponseObject interface {
 	VisitRequestPasswordResetResponse(w http.ResponseWriter) error
 }
 
-type RequestPasswordReset202JSONResponse Accepted
+type RequestPasswordReset202ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+type RequestPasswordReset202JSONResponse struct {
+	Body    Accepted
+	Headers RequestPasswordReset202ResponseHeaders
+}
 
 func (response RequestPasswordReset202JSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	LimitedBadRequestApplicationProblemPlusJSONResponse
 }
 
 func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
@@ -16281,6 +18152,15 @@ func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16290,7 +18170,7 @@ func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitR
 }
 
 type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
@@ -16300,6 +18180,15 @@ func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16309,7 +18198,7 @@ func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitR
 }
 
 type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
@@ -16319,6 +18208,15 @@ func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16359,7 +18257,7 @@ func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitR
 }
 
 type RequestPasswordReset500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
@@ -16369,6 +18267,15 @@ func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16385,10 +18292,30 @@ type ResetPasswordResponseObject interface {
 	VisitResetPasswordResponse(w http.ResponseWriter) error
 }
 
+type ResetPassword204ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 type ResetPassword204Response struct {
+	Headers ResetPassword204ResponseHeaders
 }
 
 func (response ResetPassword204Response) VisitResetPasswordResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -16400,17 +18327,29 @@ type ResetPassword400ApplicationProblemPlusJSONResponse struct {
 func (response ResetPassword400ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ResetPassword413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
@@ -16420,6 +18359,15 @@ func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16429,7 +18377,7 @@ func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPas
 }
 
 type ResetPassword415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
@@ -16439,6 +18387,15 @@ func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16479,7 +18436,7 @@ func (response ResetPassword429ApplicationProblemPlusJSONResponse) VisitResetPas
 }
 
 type ResetPassword500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
@@ -16489,6 +18446,15 @@ func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -16498,7 +18464,7 @@ func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPas
 }
 
 type ResetPassword503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
@@ -16508,6 +18474,15 @@ func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -17056,10 +19031,30 @@ type VerifyEmailResponseObject interface {
 	VisitVerifyEmailResponse(w http.ResponseWriter) error
 }
 
+type VerifyEmail204ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
 type VerifyEmail204Response struct {
+	Headers VerifyEmail204ResponseHeaders
 }
 
 func (response VerifyEmail204Response) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -17071,17 +19066,29 @@ type VerifyEmail400ApplicationProblemPlusJSONResponse struct {
 func (response VerifyEmail400ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type VerifyEmail413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response VerifyEmail413ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
@@ -17091,6 +19098,15 @@ func (response VerifyEmail413ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17100,7 +19116,7 @@ func (response VerifyEmail413ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 }
 
 type VerifyEmail415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response VerifyEmail415ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
@@ -17110,6 +19126,15 @@ func (response VerifyEmail415ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17150,7 +19175,7 @@ func (response VerifyEmail429ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 }
 
 type VerifyEmail500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
@@ -17160,6 +19185,15 @@ func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17169,7 +19203,7 @@ func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 }
 
 type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
@@ -17179,6 +19213,15 @@ func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -17198,22 +19241,44 @@ type ResendVerificationResponseObject interface {
 	VisitResendVerificationResponse(w http.ResponseWriter) error
 }
 
-type ResendVerification202JSONResponse Accepted
+type ResendVerification202ResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+type ResendVerification202JSONResponse struct {
+	Body    Accepted
+	Headers ResendVerification202ResponseHeaders
+}
 
 func (response ResendVerification202JSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ResendVerification400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	LimitedBadRequestApplicationProblemPlusJSONResponse
 }
 
 func (response ResendVerification400ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
@@ -17223,6 +19288,15 @@ func (response ResendVerification400ApplicationProblemPlusJSONResponse) VisitRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17232,7 +19306,7 @@ func (response ResendVerification400ApplicationProblemPlusJSONResponse) VisitRes
 }
 
 type ResendVerification413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response ResendVerification413ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
@@ -17242,6 +19316,15 @@ func (response ResendVerification413ApplicationProblemPlusJSONResponse) VisitRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17251,7 +19334,7 @@ func (response ResendVerification413ApplicationProblemPlusJSONResponse) VisitRes
 }
 
 type ResendVerification415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response ResendVerification415ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
@@ -17261,6 +19344,15 @@ func (response ResendVerification415ApplicationProblemPlusJSONResponse) VisitRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17301,7 +19393,7 @@ func (response ResendVerification429ApplicationProblemPlusJSONResponse) VisitRes
 }
 
 type ResendVerification500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ResendVerification500ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
@@ -17311,6 +19403,15 @@ func (response ResendVerification500ApplicationProblemPlusJSONResponse) VisitRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -17784,10 +19885,18 @@ type DeleteMyAccountResponseObject interface {
 	VisitDeleteMyAccountResponse(w http.ResponseWriter) error
 }
 
+type DeleteMyAccount204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteMyAccount204Response struct {
+	Headers DeleteMyAccount204ResponseHeaders
 }
 
 func (response DeleteMyAccount204Response) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -17840,10 +19949,13 @@ type DeleteMyAccount403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteMyAccount403ApplicationProblemPlusJSONResponse) VisitDeleteMyAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -17900,6 +20012,9 @@ func (response DeleteMyAccount429ApplicationProblemPlusJSONResponse) VisitDelete
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
@@ -18242,10 +20357,13 @@ type DeleteUser403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -18487,6 +20605,7 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 
 type UpdateUser202ResponseHeaders struct {
 	CacheControl *string
+	XRequestID   *string
 }
 
 type UpdateUser202JSONResponse struct {
@@ -18503,6 +20622,9 @@ func (response UpdateUser202JSONResponse) VisitUpdateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -18557,10 +20679,13 @@ type UpdateUser403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -18636,6 +20761,9 @@ func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
@@ -19170,6 +21298,18 @@ func (response ConfirmEmailChangePage200TexthtmlResponse) VisitConfirmEmailChang
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -19193,6 +21333,18 @@ func (response ConfirmEmailChangePage400ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -19208,6 +21360,18 @@ func (response ConfirmEmailChangePage400TexthtmlResponse) VisitConfirmEmailChang
 	}
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(400)
 
@@ -19250,7 +21414,7 @@ func (response ConfirmEmailChangePage429ApplicationProblemPlusJSONResponse) Visi
 }
 
 type ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
@@ -19260,6 +21424,15 @@ func (response ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -19269,7 +21442,7 @@ func (response ConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) Visi
 }
 
 type ConfirmEmailChangePage503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response ConfirmEmailChangePage503ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
@@ -19279,6 +21452,15 @@ func (response ConfirmEmailChangePage503ApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -19309,6 +21491,18 @@ func (response SubmitConfirmEmailChangePage200TexthtmlResponse) VisitSubmitConfi
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -19332,6 +21526,18 @@ func (response SubmitConfirmEmailChangePage400ApplicationProblemPlusJSONResponse
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -19348,6 +21554,18 @@ func (response SubmitConfirmEmailChangePage400TexthtmlResponse) VisitSubmitConfi
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -19358,7 +21576,7 @@ func (response SubmitConfirmEmailChangePage400TexthtmlResponse) VisitSubmitConfi
 }
 
 type SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
@@ -19368,6 +21586,15 @@ func (response SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -19377,7 +21604,7 @@ func (response SubmitConfirmEmailChangePage413ApplicationProblemPlusJSONResponse
 }
 
 type SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
@@ -19387,6 +21614,15 @@ func (response SubmitConfirmEmailChangePage415ApplicationProblemPlusJSONResponse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -19427,7 +21663,7 @@ func (response SubmitConfirmEmailChangePage429ApplicationProblemPlusJSONResponse
 }
 
 type SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
@@ -19437,6 +21673,15 @@ func (response SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -19446,7 +21691,7 @@ func (response SubmitConfirmEmailChangePage500ApplicationProblemPlusJSONResponse
 }
 
 type SubmitConfirmEmailChangePage503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitConfirmEmailChangePage503ApplicationProblemPlusJSONResponse) VisitSubmitConfirmEmailChangePageResponse(w http.ResponseWriter) error {
@@ -19456,6 +21701,15 @@ func (response SubmitConfirmEmailChangePage503ApplicationProblemPlusJSONResponse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -19793,6 +22047,18 @@ func (response ResetPasswordPage200TexthtmlResponse) VisitResetPasswordPageRespo
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -19816,6 +22082,18 @@ func (response ResetPasswordPage400ApplicationProblemPlusJSONResponse) VisitRese
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -19831,6 +22109,18 @@ func (response ResetPasswordPage400TexthtmlResponse) VisitResetPasswordPageRespo
 	}
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(400)
 
@@ -19873,7 +22163,7 @@ func (response ResetPasswordPage429ApplicationProblemPlusJSONResponse) VisitRese
 }
 
 type ResetPasswordPage500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
@@ -19883,6 +22173,15 @@ func (response ResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitRese
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -19892,7 +22191,7 @@ func (response ResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitRese
 }
 
 type ResetPasswordPage503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response ResetPasswordPage503ApplicationProblemPlusJSONResponse) VisitResetPasswordPageResponse(w http.ResponseWriter) error {
@@ -19902,6 +22201,15 @@ func (response ResetPasswordPage503ApplicationProblemPlusJSONResponse) VisitRese
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -19932,6 +22240,18 @@ func (response SubmitResetPasswordPage200TexthtmlResponse) VisitSubmitResetPassw
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -19955,6 +22275,18 @@ func (response SubmitResetPasswordPage400ApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -19971,6 +22303,18 @@ func (response SubmitResetPasswordPage400TexthtmlResponse) VisitSubmitResetPassw
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -19981,7 +22325,7 @@ func (response SubmitResetPasswordPage400TexthtmlResponse) VisitSubmitResetPassw
 }
 
 type SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
@@ -19991,6 +22335,15 @@ func (response SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20000,7 +22353,7 @@ func (response SubmitResetPasswordPage413ApplicationProblemPlusJSONResponse) Vis
 }
 
 type SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
@@ -20010,6 +22363,15 @@ func (response SubmitResetPasswordPage415ApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20050,7 +22412,7 @@ func (response SubmitResetPasswordPage429ApplicationProblemPlusJSONResponse) Vis
 }
 
 type SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
@@ -20060,6 +22422,15 @@ func (response SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20069,7 +22440,7 @@ func (response SubmitResetPasswordPage500ApplicationProblemPlusJSONResponse) Vis
 }
 
 type SubmitResetPasswordPage503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitResetPasswordPage503ApplicationProblemPlusJSONResponse) VisitSubmitResetPasswordPageResponse(w http.ResponseWriter) error {
@@ -20079,6 +22450,15 @@ func (response SubmitResetPasswordPage503ApplicationProblemPlusJSONResponse) Vis
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -20109,6 +22489,18 @@ func (response VerifyEmailPage200TexthtmlResponse) VisitVerifyEmailPageResponse(
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -20132,6 +22524,18 @@ func (response VerifyEmailPage400ApplicationProblemPlusJSONResponse) VisitVerify
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -20147,6 +22551,18 @@ func (response VerifyEmailPage400TexthtmlResponse) VisitVerifyEmailPageResponse(
 	}
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(400)
 
@@ -20189,7 +22605,7 @@ func (response VerifyEmailPage429ApplicationProblemPlusJSONResponse) VisitVerify
 }
 
 type VerifyEmailPage500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response VerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
@@ -20199,6 +22615,15 @@ func (response VerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitVerify
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20208,7 +22633,7 @@ func (response VerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitVerify
 }
 
 type VerifyEmailPage503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response VerifyEmailPage503ApplicationProblemPlusJSONResponse) VisitVerifyEmailPageResponse(w http.ResponseWriter) error {
@@ -20218,6 +22643,15 @@ func (response VerifyEmailPage503ApplicationProblemPlusJSONResponse) VisitVerify
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -20248,6 +22682,18 @@ func (response SubmitVerifyEmailPage200TexthtmlResponse) VisitSubmitVerifyEmailP
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -20271,6 +22717,18 @@ func (response SubmitVerifyEmailPage400ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -20287,6 +22745,18 @@ func (response SubmitVerifyEmailPage400TexthtmlResponse) VisitSubmitVerifyEmailP
 	if response.Headers.ContentSecurityPolicy != nil {
 		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
 	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(400)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
@@ -20297,7 +22767,7 @@ func (response SubmitVerifyEmailPage400TexthtmlResponse) VisitSubmitVerifyEmailP
 }
 
 type SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse struct {
-	PayloadTooLargeApplicationProblemPlusJSONResponse
+	LimitedPayloadTooLargeApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
@@ -20307,6 +22777,15 @@ func (response SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20316,7 +22795,7 @@ func (response SubmitVerifyEmailPage413ApplicationProblemPlusJSONResponse) Visit
 }
 
 type SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse struct {
-	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+	LimitedUnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
@@ -20326,6 +22805,15 @@ func (response SubmitVerifyEmailPage415ApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20366,7 +22854,7 @@ func (response SubmitVerifyEmailPage429ApplicationProblemPlusJSONResponse) Visit
 }
 
 type SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse struct {
-	InternalErrorApplicationProblemPlusJSONResponse
+	LimitedInternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
@@ -20376,6 +22864,15 @@ func (response SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -20385,7 +22882,7 @@ func (response SubmitVerifyEmailPage500ApplicationProblemPlusJSONResponse) Visit
 }
 
 type SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse struct {
-	UnavailableApplicationProblemPlusJSONResponse
+	LimitedUnavailableApplicationProblemPlusJSONResponse
 }
 
 func (response SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse) VisitSubmitVerifyEmailPageResponse(w http.ResponseWriter) error {
@@ -20395,6 +22892,15 @@ func (response SubmitVerifyEmailPage503ApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -21515,247 +24021,249 @@ func (sh *strictHandler) SubmitVerifyEmailPage(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3ljj8Ktj+tkrSbpOibr5QlapPseVYGfmykhzPztArQt0giagJMA20aCalqn2a3ffYR5kn+dU5",
-	"ALrRF14k0Y6TUf6YsZpoNHBwcO6X34JIjidSMKFV0P0tGDEasxT/+Vaea5ky+GfMVJTyieZSBN3gjKmJ",
-	"FIopEtE0nXExJFpeM6GITEmmWEpiqimhKSOC3bCURDQasbgdhIGKRmxMYUr2mY4nCQu6gZAthR8KAz2b",
-	"wBOlUy6Gwe1tGLynQ/bi/H19ERcjRiZ0yNQGmciER7MuEVKPYDFjOiOJpDEsJ80Euco00SPGUyIFI1wk",
-	"XDCi9CxhZPNqRrhWZETVaCvsiYFMx4pMpNJEimRGtCR6xBVRLL1haUioiImQRHHN8DODlI4ZTD5u98Sc",
-	"/cVsQLNEt1QakQ0hBds4NF83T9SI7h48af3jv/9n45DA91s0gj2SDcWSwcYhuaKKtbKU5y/jR1tURAzg",
-	"puzzRvCdUc1O+Zhr/J9mKKbsl4wpTX7JpKZEDmA7RPPhSMPTlGpGEnjbQMKNjmQmNIsJHVIulO6SkZyS",
-	"MRWznrBDFEJ2wlIuY0KTRE4V2Tw5vnhF4pQONOkVqyMG7ciAsyRWAAXy+uLifS/YmgvWgzAYc8HH2Tjo",
-	"7uRb50KzIUvLez9jY8oFgKS2/9d20WQs0xwSiugR1XbTduEpwIMIOZ2DxR1vOZ1ly1Gs4SjOWSRFrEgm",
-	"NE+8FWwoMh3JhNnz4YrQG8oTepUwA/w5K9rfXb4ks9+TlwsRY0MRHodECgKXeUaoUFOWdhFNIpokLN1Q",
-	"RE4F6f+1ZWdsnbzsk+mICcI1rHgHLtKT/Z5ImNYsVSGJ+ZBrFZJ+ux+S/mUf7mq/1Tc3jJJBytQIr6vU",
-	"I5ZOuWJtcoyfx9sL3zZ3sicSOVSEXklzywsEpWnKGSDh/Ku5P9iJdunzK9Z5Gu+xg2dBGEworBBA8F9/",
-	"P2r9jbZ+7bSety9bn37bCZ/s3/5r8zVjOp0dDTRL55+rlmRKuSZXbGBwTSPpXOX0mvH748ePR5keMaF5",
-	"RDVrPsMrRlOgwCM4KDFkZPPs1Qvy5OlBh/zf/+5tdUn/ezMiZTQZf9cLaKZHyawX2PPzIaqY0D0hpJsU",
-	"ib45sXmzhISlqUy/6wVc3NCEx5f4Uj49N7PCSfcE4jxXZEwToIMsDgn7POEp/CNlN/Ia/iFTIFHU8Jnp",
-	"SJKICiDJiRRDlpJEDgkX80/8rutsOO5bQBIgwdoySuBRFzC8+QikYC3NgU3AGEdggSYlLAZ0vm6TI+Rl",
-	"ZMr1CPAYEF/RmcKRMALAwgWw6oRpBjhTbGnvl93W0+nRKv8FYcBhWb9kLJ0FYSDoGGbAhZUAVkfxc6YU",
-	"l2IerVDmZ0srBqkck/4Pxxdkm0749s3ONhyX2h6zbTtQ9cubOGCdwR59GrV24t2r1n70hLWeDZ7TVudq",
-	"J9qN99j+4KDjVj+helQs3k54yeMgDABVAWGCrk4z5u8IMIrqoBtkGY6s7/CDYum87cHycW/lVXeuDqL9",
-	"eAfW2qGt/atnrPU82qOt3cGT+Cl7Rp9f7cxZNUz40CXfwstWFIPxRxEy5VMZXcN0INoJzQTyGjqZJEAm",
-	"uBTbk1ReJWz87z8rKUq3A96I4RPUzHSZmKnCIGaa8gSAIaVhmAOLvnLIhTpERLVvAa6aF5GRO56pqc4U",
-	"ELbnYaC5Tpid7Q3MZvmGKnaJBL17lVBxHdz6UPnXlA2CbvD/bReC67b5VW2/NzszsKmcolv4NJViSCZU",
-	"qalMYxUSqs0ugLRQRfpRlqZM6Es3pB+SEb1hbk/eTnvCbpBs9ssg62+1CTIFQoErkD7+0UIW0SfKsARD",
-	"pTyJ2xs0b6d29LbHcXCz9uzfSv1BgWhw9+PHFbhdcAFC6A1Oo7LxmKazoBuc2Kdu/0EY3NAka8KcfAIf",
-	"d8o44oaUsKOzV2DHK5le8ThmYg5W3Ib55zJxw1I+4Cwur/hD/nyFNXuTzFn1iCrQMsgVY4K4wfdf/1rw",
-	"GvUgg6mEW0E1dDpPE7w9ZHWP+luA/CCu0zhOmVI9wc1Oc/DNmPZeLEDVPySKMdI/+nDx+vQ/L8+O/+PD",
-	"ydnx5U/HZyevTl4cXZy8e9vfqmO6E4ZbuWKyENvLaowvTbdK0v1KkxRvVCaycvmKk8Do2zDwhd6lb+cC",
-	"N57k9zS2Tx5ErZ3IYuW0KvLaxwYFcCQyMZB3VND9+28Bal2WJyF7CoMxU4oOYfJxpgDfyR4IsAcdkCRT",
-	"GqHoc/vJR/xOgfjf09hR9C9I0Mtby4VGwGRgTorgXhGI7TL2PeDIXspIveRIYh/GYoXUlwOZibh+XEpm",
-	"acTI1BIbHFUmMvsFrN9KTV7Zeb4gpI2yBeYUhVJqfuFfvntxfnn89uj70+OX3w1oolh/fdA+BiH5xYiK",
-	"ITtjP7NI3wfouAgUty81tVJ6wSGQvBuihxDHIWTMqJiOeMIa2IU/VeXs8CdU0ZOU0XhGUjbkSrOUzbtz",
-	"+EbpwjW+/ZC7dhvmFAJUCaPZVBk7/h6CnIsXyOpdqHs0gKBhvgokCqXFzuxmlGm+PfjYIaHqGuVESgSb",
-	"gubTDtax1bQgrLV9koJSztvZQ2mpA0rpXHNR/yGnua4bbbRRy+YpSUAyMPgb4YUzR7jZr591fytE2eJK",
-	"xrMS6e2JYriFFIyFwxVox8nFES3lNdHe1csvHNnsexfMiA63oSdLPYToDjyJLD/Xo3jMhZGbFBqt3THd",
-	"W7Bb0wkZ4xrameGMYmOLXh91/SGlQj+QrrrjjlIWM6E5TVT5yn1EdcuJFoALTlpdcPv82byTcte3abby",
-	"Ye0Uh/VBgJFHpvxXFi8nG0OASVWHyJDfk5QZs6S72/NWb+aoUQ7v5XmU0Vq5HrgX+ylzWS9TBnS2vKWz",
-	"0mLsiPqGGidauC/goGXyrgvjEKona9jhuu4XnhMuOWUDWG2bvJIprjjXqMwYPWKNSAc7QnuCT/k85O1v",
-	"oUuH6AJQLQOoYt65iNETdczw6DHOYBS3KtTJZr/p6Ix1vSdAz/OOBOwXdvpHRa2ZUp4IDYefHAOjf6Cu",
-	"Zma6RJmhxIYEcT8aYzSREZqiSpflwJcW3LLIuZHOj+2cX4gnHQmSAU4ivzBrbJOXuH7DOBM5HLI4tF7f",
-	"lOksFWb562FYeJ4sflSbv5ba3BMvym5e4/RLOBOanLzfUJ57uJt73PoVotEPe6LfQAf6xnVUudh9YuRA",
-	"zwfLFZHikTQtuhOPFOohFOoRz/8oeP6ezhJJ4wspT2k6ZA/C9ImZ61JLeZngbHNYgFN0tZQEB5bE1x1P",
-	"M7TLI+BtOrVTfgVC7haIiwNxkxrPfSTFgA8zY8kZc/2I6H8YRDeKkAvuiNci6dQsdUeG2ZcCOohnqHqI",
-	"mrYmFK8ubcyV4mIYLtSfH9H866D5x48fW9UYpEUzVEOW1nVTXEDcPY1YMdX0iip2mZWnKnsJ3Cg41kyk",
-	"jEYjHFi3mzTOV+Et5dnyYWVJyuMsIEDxiJEPpSnnWICMt+byKlOzyj4gCiKLRoUFAyJfIWj2l4xljUYg",
-	"f67KHsxPsAP49dDEtBE1kqlOZuvYybqIyJyjI5v9pqOyNusixhD9/hgh6sDWE2W4GZbLNZnyJDFxfmD3",
-	"2ex70OtvdWGECZ9UhGoiRcQIkCdGYyIHJjwSJk2oZiKakWEqp6sFkjzSu69B7+4ZoLMeKqeyyUSmmsVv",
-	"WMzpxWxib+k9hYKsmPByDDNe4hWsXHGULJ0xw/8ATFwWgw988SCfm+BqyYWZ+yvJwhuKWLgQ+GLu5Yoi",
-	"NoE1jVjKHi/NH0EWFtdrclA9ur4fXd/CJ2ol4+c8v7We4yjHM8ZIbq564pqLeI6nvEsycS3kVISls/ci",
-	"22Xqha9brAZB0Pi9TyEy9WKUSq2Te9+BSjhvCS9MtLCVLkpBvQsiJb+VuGBwdlLNLhPDI8s7eweSG/WI",
-	"eMOGSm83bceig3LCbUI1Sx++7rWFCDhu5ZAV4U7QTwmMBcVz7XMy8A16m/bwHF/tieKUDE6kbMIocEk4",
-	"2Sxlqh7sfEjYjcsVwTwpzz/aE9a5mic2mUhqwkSstiDzwVsyRpYJmWPMkGlF2Gca6WRm5HE6Zj1hReh7",
-	"hVg/CqMPYchvpTbBhv8koY9vJVGgLruVWXJtM9C8AB3F2Pr8nO9pzbKt2We9PdLjpATSoJd1OnvRv8Qy",
-	"QjkXBuAjZn6Av0lCxfC7XsBEzwxn//jv/zE/A/MjY6ZHMv6uF0yk0rUh2zCm+qz4zMKkobp7xmQ5GZFn",
-	"wlIlBdjxyOuLN6cV6L0wW2+dsyhLuZ613mOS7zJAunThHIz3lx6/imSEmhWdTBhN0RrwdZ3D4brR6gIy",
-	"hFeVf9eGT4piDvrUpg9iQE6OV91KDl2ztO+YoMkA31AFB/PCg8gmTIWXhiswc02FUR2RjTks8MxGERVC",
-	"auCANCYUc4nJJjUzIE6QIUfGOeVAWhSdbRmWR4lFShLLKBsDi7dmohpDW89FeXSqPcCptja6f8Y8nw+X",
-	"4ixPDXzAgaSVSS9zVax0MFy5uF/BWKzITGYpsalwnjwnSDU97veMkj1ya5YDUJ9tHnoeZAwEwewGz626",
-	"mYiOi5RbroEG9AT8TajNEgRGv9mfC8E8OtnGU67JVPEYg/rPE4N6lyOpB38i2+La33JPLIoARReEKyjh",
-	"gQTQO/8MGC5dxKux/SZy2BPccrtHW+Uc4g3JOqkl3F8mWQnzoUyK0p8rMel3Nll+xRDO2zD/WtMJf7C/",
-	"zT3kysuVHbtf/aPGgXfZePXdb8Jmu2rM6kJTrtsuhOuXAWkC6c01qWQgkSsG1lms4FLJY3okhXNIoWL6",
-	"0W+zFiIIK4OvlHL8jT76BQmiYNNLL0+rRBtAYYvkeCzFN5vHmDLF9OIERksRUMmz/xZs2hM+nO2bDSQl",
-	"NKZqeAtBtnVYmBlQllKazhQxQrtVEi6kBN9A7hp4kFL3+/gt1u21wGMYyNQKFEZ4IjRR0ngt/KdY/iys",
-	"eTV6otmt8egc+OrOgceQ1QeErJYx8fcNrHyMqHyMqPynj6hcS2muB17Dx5C/9Yb8rc1SD2q6qUvzgMIU",
-	"yhb5K94vyMqrhA4VGq8JFYTGY95kDGisZ/EOChfjGwpd09ZEztWlKfYFMtRlXtcLDIjqEoc/pBDbfC9D",
-	"jerXnQo5i8RkdrC8NxqCV/JjNM+Pk/6+hdrmHAuqEHjYm/38OD162eTgyHcGDgtbs8X3ZRSBODVYrOLN",
-	"AOR+yRKm2Zp0+PVb9wp3a16KdTUr3yWv6bO5OemBZr2EKm0uUiXCjio99wZ7L1XNEfiarbcIA6w7Gahy",
-	"zMZSszgkMcMRGJ8lUxLjqcUPMUesizaj84DHq4dZmhdsydvq3sFgV4CqoaDgA2n5h0lMNXs02z+a7f/s",
-	"9/vR/fA7uB+sdXHt/oeKlNATU5klMUkYvWEmjtZDry9FQXMQuyLUKHDDv2kccwAKTd6ncsJSzZkKulgk",
-	"MvTVk+LsTwalqnClnRebpsS+YZJnjEubztrBbRhMvC95MzeVNC9E1L/nAz/leCSvgBkERW1lFIm4FEt3",
-	"Vl5CNV5mGSK+MOPfu+HVldbma1xyFnN9fOMY2IrnEKWMgm5IddANdju7T1qdnVZn92LnoNvZ73YO/pbf",
-	"d6O6YKj/JdWajSdaYU8OExF+adXooPukcxsGDBZy6e5nNYeAx0F3pwMND/gEv7vX7rR3dvbaTwNDrC7p",
-	"EDcCW0+2n7UP2h33C49XrcJeQw1/s16t9ZhqU66/XnC9tPlmmJoS7mXycRKr0LRLURhakTKqJORGmCIk",
-	"NBfOQ9chAM0jo3bQcLA+KBfjUYECqIjfGkB7O+VCP9kP6q0lzDn8Nt9u726n7WRg6RwsV2SJNfUZQNQA",
-	"6B/nbysO53HzauBHXADCBFkOkP5DAtPm3StSawoQzA+W8Rhptcr+kkVVbiO+4h1K6GkZfFJG4AJ/Qh/7",
-	"Ft9fFwu+6h3GtQCX/RQGgn3Wl1GWKpkGXdhX7RK40b8FXLOxWh2ngtt81TRN6Sy4rXyuemJAz1x5fSXT",
-	"fl4XD97COF57cFIUKgA8bt/5TOymygtaDGVnWiuv+eOIamQ8MM6iWcoimcZYhZOJbAzfwwSWS5VFEWMx",
-	"kjTzxNDHIKyTvKKMev6o4tEr24jnBMElcigzjaNNDwzrTHBoZx+r6nMjLeR/empBGKB4cGnREzaJoohX",
-	"GN88MFM4Gaf2Q4yddAxZa3qEDtrS2+Wf3NLsPQ3CACe3JvVPDaSiyjYbSYaFO9gKK4YRoL0msjcdm8BR",
-	"ECrkVGB+xzVTpvuV2QrZPDr/6ZwctDs98dOT9m57LyQ/PW0fYBx4ETlqab6WU5raGNRiAXDwMrMRJDkN",
-	"8n3u9PMpE0M9Au64u4/tgPIHDQBAJbO+7SNhpUqPalNNxlJpsnuwT65mmqk2wVZvkLY3ZWkrohjmkAn+",
-	"S1ZpNkMTHrH/3/7djuS4vNLdg/JC9+Yt1CvgdwdZirk9LiJSBhA1ooBPm6gA1iR7gepNDXhEaaA7IRnT",
-	"aMQFa6WMxvDEFkADrcgnBXXNtqYwldX95oq3Ve9nNaq3octGYxML3z7sZ12ZnJ9LeIT9zewNrEfuz/UY",
-	"1KvENXvoSvrvHDJWIX01almlhfPtwA1BPk204hWon3mlvDvgn9VbF3XRwyEhcDpKfjx/95a4mrH2z4lE",
-	"0LWbxMuVtRWzjnCh1vJKphGLT5FFnDGVJXdSBSwkUUZBQIIsHwaWkeScJeju1WSKplfn9t3DcB0zylJY",
-	"miTEm6IkojmRdVFfu6ZFLv68G+ctwPPK3+njVemwDoqG5TWd3mtGEz1aemJlyLs72CTJMLQbaN91a/ym",
-	"LAYVxHaic3RMXuPlL1zyTdfI2WSqH4PEawCi+b1h2oJAfFomy9lvFPSlEVo/fvzLeRP1xhv3kV2Rv7AZ",
-	"OWfadL97erDzdAv44CS7SnhErtlMYbvPdlCFKPxUko6rX7BTlD6UfyQk9l/PzL+edfaebtU/QhOMEnJA",
-	"Oj7fPXgShMFx/PL8KAiDM/y76QCi9KaBVoQBa3x6zePm53pW+vyLIAze/eU9fvmo8buicZ5MMX8exYeN",
-	"L39ufHm2nOjBOs0uQgSZ+WITOpQVk+o0cKS1t8Lgc2soW/YherrP6PSNpa+2FEne5O8Od1LPbwzYx9/6",
-	"ngurqTdgRRTcfbZEEqxst8oFCyjlO3ol0/H6dgWL3lB5c0hl66kPwXmJmY9eY84mMff+27lhgil1x50U",
-	"RMwjUquSpcZ1rJHj7vt28VOsXUuwP+TA9mK1PKTB8vm7c+E7m17DpjU3QXi+jnekScKo0uSZ5/YxLWWt",
-	"yvN012g8ZPPtyfkFOX9PnnU6rSd732+1yYk2YS8xHwxYappYYk5w7taAmaw2JWIz2HpsKMHzMHHRRVOK",
-	"VbS7p7ulG/2sgWa6HefBoHdA8FIo9zIniBsHRPQBhKuIv14P+QrLu1iEFAiie1A0q/uXQFXfeSkSH7Ph",
-	"TOC3nso8ZIr9ktGkvapWX2eubLpgES9GDGuzXM3KfSrSLGEqhOpi0SinuBBnmlAulLGGcm0zB5TLWbjf",
-	"Cn9n4h9WsxNqR9eIH9a/12QgAdns+f7B01rWfV1Wi6ydYKEBIjco3Bb+0SYxzTpEVzS+elprg/GVC6Wp",
-	"iJpFv4LJ1em0daY2vKUbjaJH5MPZCSASS5mIbCk7jsaLAWf2xC0cYYZ2sPRYbaAgLiQsRH6EddNZnjEa",
-	"83vwel8/WoumI6/RqTAdQYcmolM6GPAIwnXBCxvJMcvDDkufU5qmEJUahEGc2qD/L6IX5Xnp9zG2obEp",
-	"dzW5DZRsOI3AKo+YYyzxs54dozU2/7wXrx1UoRP7nedP7sZCyusJ/X01wcw2ul6339QanJ0Hw2QAqPIr",
-	"O52LzvPuXqfb6fzNOkZXboxdd52i6S1TtXXtlT5ScrC+kb/yJKHbB+0O2fzrzs4hOeUi+0w+P3ty+WR/",
-	"a5kTtWZzEF5NMqQTcsKE7aHsss9HdIIPS/xooRc2B+V8KwdXLpTMfcZKKAbjACrWAcWV78C037qSMmEU",
-	"gyH9g5q7Q/cRJmIIh0+YAg5nU/UA+YBjY9//rk1s8vB/Q5l8kFm7J45pNMp/Hcsb5JSwUnAhmK6+xms8",
-	"oUr7n94A76eSSYZ13gYMYFeRPhfCtOIbbu44flfPcH6V8Q+qmdL+ra7NXsbYpu8smXG1vZad0PWPQBBU",
-	"6wh+X2EjYa5aHOxY3WI5x0PgenensvUS1jX5kd0NaKJfqNKvg+LXAfMOcozIbrtj2pf5fM0Tx5ZziPni",
-	"rat4k3uHy43Y2mvylS1hUbVVlMYXS7kbWyp8QfPjGZyzoOwrRLWqTVYAzgJX3FI+uYQvWrxSEynUnSIS",
-	"aBQxpRysAzb7cXT1Q8Tf8R9PPvx6svOWn6gTcXYQvTh5cjJ+1fnL7mQvfvHj8zbb67Sj3URcjV914r/+",
-	"mHjXgougu/MMQgErJ7l4dvHjwtmNW8pu/HtM4qtzvPJuGkzOHy/AlawYGB0U6R/ZpEP0VXWJmZaYwmc4",
-	"Cf7TNE2uawjefqufOjchVl5ZTbM0y+LsqyXvrQFZk8Nk4XWwm0L+faVRnzSZ7+ZLE8qb3Vk+PAsB0gJ2",
-	"qYRbAnRYk+K8yUtwakJdIOjrluesK7rRIb56VFoY5Gk5TjJ02Tj5wrxsnfwZsgvkSiawJwyySbx0zQX9",
-	"McteT1Bc7pS/t1BRgOC3BgmsAMicXwvoNA3wQTVnS8vj0Dzg/nYHKcMR+xWkgXx4mMfwlwQEbwmlPfng",
-	"K0PDg9y8S/ECv/AFgzDKvH5V06MPukXvuGj1GkQbgLnQOFSkgCyFRZ1vozMeY5RNdNAhSOJMaPeD0nRm",
-	"TWEzQlPWJn0rv+UWq76fwU607AmX9pXnfJmY8D4IB/38NSPhj7nwF7qz9gjk8I5nXrrQFV5iEuCct3Xx",
-	"bb/7qz4puOPbXw1RG7GvWSx0OSxH5y9OTkjCtGapCknMh1yrkGy0N0KycbkBSLHR2miTDxixBXk+NI0T",
-	"q4lFVDUFcZWlxYNONW5rQuFrsIr/+vtR62+09Wun9bx92fr07//aqN8oW4D0HPZsEM8UQgAJqPjrlSOe",
-	"P368CBr6N5aEGLQM9d+/O78g23TCt292tiH4Zxt/RZEJIYwnibMXKxtpPTHJHFwMZAM+ZHqUYH1PShRL",
-	"Bq2RVNgLpBRcZGrh4VqUSbJvk6MiHUzlKVUovSvs2WyvLi0E+k2X2rGF8+Viu6khhNn9LXDBxSholSAA",
-	"42lPmPYAdlDJeoA9ncGLB/Z+XIQpTeOyhrfhGUllwshYxixp90RPHKOzyoSwAQQWmMCh2vuc/Lf+lv2U",
-	"jZLriVqUXB9suP02+Z4pHlvjcGp1CEUSjiAHMID5FaxDptgLbGpGJlSPbBFP2RP5j3gSTOVp//udfdLP",
-	"o9tMk2tCCXZdMHNgne7YwcVk0JgQuLyWPNnvHJB+PS6un0OzfwRP+sTkwNh10bHdlHlTGSyBfuD4O3zd",
-	"Azguxn2QJvzaVryXaZ66S4lOKU8gF1olVI26FfTHE97uY2H9hl/6bQIsSQrw/UQMkd3gOPqDNvs/HF+Q",
-	"7VhGaru/5dxFdkU90d/rPCPvWTqmQL7IGYt5yiLdByrEtTLr95OMcYkhUbIImU1ZQrVrkYHV/5VMboAp",
-	"Epj9mrGJD7G82CTk8HugMmvCzCnFCBdRksUsDos2PH66Ur9N3jnsUGYppgKs19inJ5o7+5DNfom0/Fvf",
-	"JmkUpYe28KuzB7f+kYIwb3MLWwEBhbZ6tpXY35wAvczSxBI31d3eBnOqKUzflulw276ktmFs4dpxtO7o",
-	"/UkQBjcsNfbtoNPeaWNiDExDJxwYTrvT3kNpSY+QhG+3pyxJWniZtn+eXqu2y3wdMt1kOdFZKswBLwm+",
-	"giEYPYXWUcWHADqMxTIlu6/ZDGHTE/AbtqkPi4QBrMxbvG6Mq2ArxcGWzqbshssMgMoUUZonCUEBYWZu",
-	"qIt3YDN8C/r/n7kOBCbmVNnxJZoMTHWQcGEvL9chmfDoGlaPeAYLt+5ZZ9/tX/MYkBRKANiIsTEbX7HU",
-	"dCU2Ft2UKXA5ElMHBrGBjSd6hs7bfLkw3qzWfP71m6MXRLEoZRpKCPz48eLy6PSHd2cnF6/ffPcaQsf6",
-	"BhpCIkiVRkCpnijqWLfJC7wbtjABjUbMmp1xF/0x/dyiQ9aHY+u/gJ9bUHY8lUkfMhmPPly8Pv3PSwjC",
-	"u3xz9NfLox+O+1uH1kYA3+TKO2nqYjQM4kOwfOX0zA3I6f1JHHSDH5iG+dEQYNkHYN9up7MgWfvn6XVL",
-	"Md1UEcUE9v3dBt/lMXcYURe8b5m/MGIOlenOTmfnooP//a21N3hOd6Ldq8DGzpmQOQx/w6g3jHELBs/2",
-	"3v2493L386ud74fPbrKr5/qU7Qxfv/n1p6dP2LOLTD3P3r++Ofvp+EOA8W/B58tXx7+eZc/He09en769",
-	"1Bl7cvD89O3krx+fTF7MzjW//s+f/3Ly8eSAdoLbTytntiLc5qS1FsfixUJWWzH4B16/8n3zZkgslnz3",
-	"th+St+SKwYVoxA3CRV5np1TwPz+foDrnXqfTIHTipryaKUy74AezGZ+okE1YwxbMQoeqCASEKQoGEHPd",
-	"KnKiGkncKVdaESftmqwgFQKum/DvVOmQyIlRIJMZahxEj6RiJj8NSRcKZTK1ZT16Ah3lxPYzGElQG51b",
-	"oY+8oW8/dGhCObB00kCCRBKSvpfnhJqkYhqlIFPNECDAdSn3KvXIdJ5/1SaYCqWshwlW0ZicaCo1tYmv",
-	"UTXcWIBTkWClkKnYcCFz8xrKo5g9Wjihbw4AVVZeVrWrwaS/ZCydBaFjoUVqXoFzS6xTt+GihdoOYHmc",
-	"Q7HKepZrw3pKeYOrXeZqVudtODeoz65RS3vcoVGnduDJTqfTnrMo1yqrWE/MBhSDGVFJpJ9N0N9Op+OF",
-	"AO40xcI3xo6VkNXJAY5Tu4S/ApBvLqKDtxfD2Zufj6dvfz2avnl5NH3z6lnnzXDO+s3UpQ14eu6TmlOk",
-	"Uc+dp+Z+uhv/sXznrkeLOZ/z+52Y6E+hlxLqRSn8byWmfD2wRNl+pzPvjRxO29/T2L4W4Cs7y1+plpLE",
-	"9/aWv1dUcroNg4NVFndiE5nywKqDVb7jV9rzjR9I2Hyzx98/3X7yedQZo0bfMTmliRySTdTTfc6Ev1VZ",
-	"kx5tow2hZewL2zbqDdY6kaqBUb3BtEVjhnBOxLzqFL1mhA0GLNJFJVsX1ikHRTFbNGRqWdTHtS7+bqmz",
-	"HzatsUNcEEBInDEuzJU8ZCnmZ9P6JYlR3oUiruKaTGV6rbCGX4jC5+4+GckMGr1hpEWl+AXRUl6XykWM",
-	"GRWoVIVGErd6FgftvkNKVTXyJZld+tV6yXsmJwnGNORSvRmWKWYmxmtINTHqtD2Jln88/SaW+MIMRDup",
-	"qR4XGLs1U/p7Gc9WICWeCOtcnnu/7LaeTo9W+W/1yntFusNt2biu04zd1qjg/sJ8W6z2yLXy0aMdrEo+",
-	"PHDlBZrg3Z0V7mm1sxG+d7DK/W4ovQgv7z5f/nK10PNXJkU5rbHoBsar0uW3aqsqRev65MecWgMBsgnn",
-	"c0nOGaa2qXJygqMntlseXLwi0N+NNcKlNwzV9Z5AWRibeWFGmcvUg0mkeRYzMMuq0BqJ3IUtWVGdnOYi",
-	"vXqiX8816LuEbSuxL8mIaBJ5XT7+F5MRSskl86prGwBiH888YwShPG0ognlfoeGx08HtqsJM3sG9LtN8",
-	"SXJiP3s/qlKs+X5yzqkcVvDOIzBF5muNwjh1s5W6s2ymNMgUFKG25L5Eixkt5WeEtlL4XoeMucg00Agr",
-	"ybi6WJY9WQkIjGKWOx3m0gzOn7JJQiNr6pdJDMq7YMrY6gopgyZTkCN2O7uhK0Yc9gT0JUSN2hNVuvXG",
-	"yNh6KZvkgglSbFsL2VQqNh+CSuI9oSQRjOc5vXYNQprC+JqPkQ6yJMHcDxxXVNAi7DNXWrXzcv+G8vWE",
-	"3wjfrhRKVVg7ubXlnB1dHF+enrw5ubh8c3Ryenn08uXZ8fm5NTNWeuj3xNz3Tt4bF4RZHfZV1f4iR1T5",
-	"C2kiuHb95fSoB4hU84N6VhacStUtVpKddtenQbraaw2c4WSwALahu0j1emr30fD+7JJZSco6ypvBFMlY",
-	"efrbSlJVmeYtV+zOmVak7ydB9UOSiZi5QqoZTeqZYQ1aHvUT9Xoib4JT6GF4pWF3BRE9JNSmkXmebKw4",
-	"iLHqTomy/ZwZtj9tkgoLz7qVD/PyfrDUOKVTozMYna9YKDjZo4TR1Pxs6+iERW5mqdIO8ASpeZ6npL3W",
-	"rrYuUZt85HrUEzmdOv6PDydnx5c/HZ+dvDp5cXRx8u7tdzb6hmvTncSqtpVLpLiInFk2dwchRCepBM89",
-	"18u1S1JWLnHjrUrET5UKKpbTwIeQv3LqYWDY6UimipErtJKB+4hOTHeBL6l9lgn6QzRQvwi4YvqwWTXx",
-	"ySITMYtXJ33lXlePeukKeul5TVRzcSTFLb+TWmoDYhZIizYoRxna5eee5W28amE35YHcZvpg9VaHPpup",
-	"1DZgBQNonnY65P/+d7+9s9/ehYRygc4enVKhQOS0pe2sp7caydMTTn4qLYUrlaGHW/EYfaQ0Zb4iWlSX",
-	"hUBswpV9I7e65csFUY4qINEsJCfv8Xd0RGFaCc5rqtsxY5UrYrydT0hm2pQKKM/alHnUE0fVvqw5V2mT",
-	"9wYE3FZKQ9rs921FuLKY0Ck1TaJNKGxPGLlloI0AXetjamvr5DBhSrsdFDEkOZid4N4T+50d0twx1doe",
-	"IcE7ddJySiMXuSNYNRyLfaaRRr8fwMgUBbT6hGFlrhSoMk1vmyk6TnmRx77fk6D7CT21CPr1pU6sTNcr",
-	"+agrEfb1GU/KGSyN/pVyVgOipLlNh4tuLjKXic0Xf7StrM22srqR4x4upmrP7lVZt/3ifTl4blj5HRj5",
-	"F7EIFa4tpNlVDrua2SfPPFrOv0tRtQ15ck0xtqIxqLZ8hzeL7MbURYGZ+p/lNLstwxtNlyQ6I1c20g0C",
-	"I0qhsp9b0+m0BfEFrSxNmIhkjPykKpZGrqSHiYIqbaknFAAVQywpCCHWciVTUhR69O1IaLtOmcEstIvJ",
-	"MQMuNR1JDIlVPeErQcipQf8h/YJZfFdiDcZXRiv8se+12fJPJQ87MSY4ri0vr4tejlFCYEo9xNuO7ZNY",
-	"MoXuwJ4oTiiy8WooOGCunZHrcQ+wbdiy/YyIseailUkKlRVzej34o4QHIExjlnarhiwvZDQscoJ7Ajbd",
-	"+KtVS/08zbCCr3i2bYK9wgr98/Tdi7+8+3BxefH67Pj89bvTl+CYEGB5xaM39WXdlKpYizEjRtdOxGE0",
-	"GvXEIEtR6oBixFnKSCyzq4SpfJFdG4YKzmiqNGrpwusglMMrD5TefQ6IXopv6UPsEh4/HsiY6mjElOlA",
-	"kKMm/sO2lzev5SgAodA9kUuC5shzi4UyeIWfxxBNGz5eBPqyOA/1pd5R9MS8wF1yh7jdQ9gy/nTQ2Sum",
-	"9LrGNfp6UWJ9kASHMoSfllLQ2vclkuT36SiJfJPCKFDME0QyTVmk52n29SzBphRRj+6bn1pecvTcBX1B",
-	"GXT1Vh+lDHl4bSnVfjyUr30o35ZicGFVSFQFHoX8P46Q/wPgeUnEX0XUtQ1f3kr9QRlB94+jG5yCKHAx",
-	"SqXWCYu/EdUAvMFcOCufRwCLiDc9alALTPZFK88+bdYOfioZ43PpykWFLYxvQxmi1Gcc1ApUDhQT8VZe",
-	"0hBToIzwvjBWLbSxKcksz+/JF9UTJgml4n1zTUlsrF2bHImZtRU5fcXlqHWKyBW/n32YZ2UpCsktUJFs",
-	"dU9DTxhXgw/t/mG5ihIdM9zmJJXDlI4bvbF4DrNjm3D9p45rK2IYnRK2uscAlvDoMLiLw+Anm4RVbWVx",
-	"/0A2H9W3zVVfIdYErIPmvG12sAs+8X1IeTBJsUxbfNNEXYRocHYRKCJ2nYpzbX4Gbqp7hJ/0RFP8Cblr",
-	"+Mk6Qk14EWKygm/VdKQDIGD/b24oYTU6pZzM+ceITgG8+slDmMfYlHmxKT47FIzFLrQrREvOY1jKncNS",
-	"zrEAVTPJWkYiMZV8SQIcjimnvZVTwhoTwj7gzEtSwfIMJvwGGjGv+WRevhL81pyu5Gcr7e7sP91/tvdk",
-	"/+myBh7LV7OudKqdjr/C5flUD00+WqnKMJxQQw+FBblICJfHVKQ/XCoS3EeL1PUUJHweQJJxs0xkzJvO",
-	"H+O4Ypu8ZVP3h8lVt4IOVi71pJy7BF1tYtcac2u2CPUUt6YwLJSESlpb6Adv+NEYXiiA5eqJHCoYjbFv",
-	"piKDCeeC2INN60oCWBWf5nrr0Ah9fSPIhEb7q410o+Rg0A/dFxXUdkHluPDntMmZTJhJchgkdKi8ztCK",
-	"aVNTmpx5Squ6Q70LmNUU6ijed0IUGLr7fjsu1ye4ybaNlOKLCDQPM4yuKg15BdBWkoV21iYLGRq7oG8+",
-	"WANs9bdHa+PXtjb6F+sxOmBt0QGuUJbhGA2spiqAbo/ZXBnUrzOTp4MCR4AHhumVXf5FJ/F2U20RW/Iu",
-	"J2lfyNGw6OKbtK0N5fbzLUhU9xOPvum86yqYV0PE7dhr/t4sEWF7eKYaP2It30kC8jIw31IiI2KoCo3Q",
-	"ga8bbCziKEA+aCgaaTMFVIH6hfXbhK5wRagC42+I0teYpSyZ9YQLCoHsSjC5UKK0TFg5TAZ8+mNu6ofI",
-	"tBJ34Nmk93qiP7cpZ16O7W5tcXvCyCKVMIMiViGPdbDhOBjY6oxqKHZZmQkPDl5RLBnAtJAJXnQlRQEH",
-	"Uh+MrZsSjERJqTV3gRBnQn2kIP2Xx6fHF8eVWmy/2aoit/0uVCETR+9PyB50BjYmMS0l/i/hQyHTok/o",
-	"lYw5NuIhZtaQvL64eE+G/Mbg0BiiJ8aMCjw8W+Nv5qQ6ZQtcyc8wSZzKCb7TXrpG+GBRVJTHUKiOpSby",
-	"yDtSsuBEDw2AFdZyI5mrLwPeAXRa9IQ9tUajmLkmb2ZH+fW7twBZr2u6WFhcWTK0a3vp7vw6UuC5IkPs",
-	"urSqGAK8wgCr7L/8girrWeXMXcH5b9t6Zk/rFMnBt8p/zEmWmQPcwLtxIb+j7QLbXOkrpRa3ZYNdF+nx",
-	"hKV+ixYwbBtlE1IS8oB699iUWrchZv5YwuPE+AhNsVJDPWEp+IPmYwb9zk25j9W7ssDFGdMUvBOOA/bn",
-	"lZt6Mzt3APoapjL7sVWsZRdzT+RRzFu7TauE/qrAiMVxyLVLtv2b/RcwTnPVEqbZ/KoXcJn8sy0XvgiJ",
-	"yqDYKno2pNJkMpKChbV6GBxsQq7Yo7b5MvgJ58O31yD/DBqtTJEKY/LBe3aU/85jW0iTK5IJLOUZ5pk2",
-	"mO6GXcycUMgShRGtjMaYpbLf2W/2bsGu8ytXN+o3HXExxN0ewMJPqzLTeqZPbs7yymNW+pZ6t+uPYl7e",
-	"X/7eW6lfYTf/b1bhgvPBOyEHD7qSufC66A467cvViDJmtFW0LqpyU20Xyk4XtZNRNm7QLBp0CGJkRaPh",
-	"lFm7dWc26nUY12+0maYyz57e6eJx8jtYF+RXFN/nC+XN1o/9+d2KCqH2q96yb00y/jNcVyufzjXOhYvt",
-	"cOa9NrZOM1WEU2twGSuW3GDVAKM05r+Zq4bBbh7XKSPyflhKEcAUmLjIEbACKVfaXKTY95RApfrmMk0/",
-	"sN/V0OdKmv4TuUv/FPwMcHb+9bib8AP4YSWfSdbkXrXpbkqOWZFgtaFsTxn/opnGQHDVeIq8wHnEwqJV",
-	"ecFxDq1zsriMtihcP2/aAtkxXisVmxXj+rL0yaYx+Q2cf7tvzD5Trqw06wK5zMxqmYXuipGYjSWmd8uU",
-	"xAwHYfr3HGsdQqfMbN3+iGu1UWe7xLOm9kSDOXVzCefMA/m4qhlGDyFm+G42TgOsRjOno4Bo7uwJ88nc",
-	"3vku3zVE95jdaiz2aSt64hHn1mR0l5cc4ugid37tbjkXHv4SEEJYxE3npVQwUtmEMHMFlNsdpD0PIN3l",
-	"Ep3mEIT07cYY8YglTllsk/LKZbtogQPWSU8y0SpFMW36GNol2Jupv0WwmINBu56AYvUF1roiNNpS4I2q",
-	"OIj3p6x3hVYQDG2ZCHjPtmYyRs8y7oX1hrNezUFS26aI85BWgJwPTDSwoElWyExEpuG7OWhZwaZNmcRb",
-	"i8IQTWOrh3jrbZ9t25XJK33k1mzuryroY55oVOlmByRXTsVlHtHvVausdrwyY7y57mrvndekT6bDu2Qm",
-	"ec3BvnJe0kIpAlcUfyPSxDojRRft2lbQcMngcEPgO84eWZQDtK6xPI7aUEkvy4JwfWgUPNMgCQVZFpNy",
-	"hgYULDavFm02XaE0R0DNnXsw/O+k/hh8/GrqD4bKINBLUW13FuwenQgPkkHNqd8hgiI3nZQ8B8vsmI0l",
-	"skyY35LavTgIS/ZaOz8+GGemrT9W8YUItaW9I8xKAOs8g/69JewvRp9fyTRi8So1eTP15Svy/lljZ/8U",
-	"6iOiiouW1RKvA2BBPfJ2JVPodiZAHZgfjfLCVEhsVDxymzk+hws+MMoBegGV7edmkTaiwt7dnsjdER/w",
-	"6xg5IsrxVzaZydZ3cIzaaoRWEYSvEFM3oye8yFRM/IErrJkNeJhZdgxXdIZCeDbJm9GxlMt4KSkxS7XS",
-	"77dHQhYJO3lBTHPYLH4kFH9+QmHw1b9X84PzF9AHk+CI9CFr7A0C2csV5b7o11E0dPTu/5L0HpOk+Ye8",
-	"aG7j/4ym2X/KS+YSig2LW3zBmrq7zI2/uXBZ9bUGOtRvfkLkhAnVhdjCTGspXCmjPJyTWdbZJie6Jyps",
-	"1AYzgkWpSIXhyknmoQmkkamL1THteWwLWFsgQMnVGtRgK6q73md4ySbZz7nSyzRAq/atOrikCP+RMttz",
-	"fKn2aMGDRSzx0BJGLkrKgtkGMh1jn875rYm6TZiWl2HriaU9p1xRNmPBtKZqV9tj2FjR9Dy7GnM9F79W",
-	"M0suq8309apHQBfzO1gDvyS6P1aPuGcbJEzfNbUQh6zhlgHxj2WkliahYP9zzSPy+uLNqSP/WFZGAHs3",
-	"boC8nzpelDMWy8iVghwyp5H1hJkfLZtXGU804cJa/E1HYhcxAsdZMATcirGNKq6ZAraheuKFuUatc8sX",
-	"W+9lwqOZCZ9K6GdmC9VQRQY0hf/DdRmvjSuVntffR0D3RNHBW+mUo7cJvfhFM3Z0kxVLJmkmLH1w2Z4v",
-	"3704vzx+e/T96fHL74zzZo6j/iUcwFKxULPPenukx0mJGAS9rNPZi/4llpGeTRiBAfiImR/gb5JQMfyu",
-	"FzDRM8PZP/77f8zPKcJCTVgE1Oa7nmuT3Z7RceJGm6HbOLby/nbxvVL+d62LbZNImrIBS5mIWN4S05dJ",
-	"m8+1oVME/ttWBUUkQVw053JIuMA21krPTIsI7AZvUIALIDHoCUszgdG71lyeI7KRQsiA6WjE4obpoUQS",
-	"YKRdBA7oXyXyqtsnH85OFfbGKT4Z2ZTiga0sohhNoxHhImafDwkfw7WsfQXEnH5MNe32ewImNXjU1FPY",
-	"ZhC3VBqRDQF+pkO7NvMIdrNxaKDhPSEbmVB0wFoGWhuHwD0Fi8pv8fHQfwdX5CCAP+C+D8kVVayVpTxf",
-	"AXIzWxw+fwaSVIuKiCktU2WfNzWnfZiasYIkD/fvJccqaHEto8+mVEHGSxlfPWqKFLQgpuamtJWmIqYJ",
-	"kI6f1UpZfgZHivfIVSbipEJpjdAD3+ljYF8jCe0Ji0SMTLgQEFiOi+oTMRmTCY2u6XBVitYT9yNp5mKu",
-	"SNh+pjfUgKWM0Nv/9i/klUyJbftPuDDNjAGVJgmjCtbLSAPE26cnL47fnh+39WdN/m377uTJngY+XWf0",
-	"38Mw8qWcCmCMeFRljNxQdrXNqDliNNGjBYg4kaku6hs5VOAR1qZJMyGMMTT2SyCB6SRlNDI1qoAkwO1v",
-	"zD99bb5/L/uHJ/y6bwTdQEKVF6WpzpT5a2Uh165lzsm7bTsbsvskiiwGjLP1YYQV/e4FgUwg8FEi9ECR",
-	"+YLiemCSwwAD7POvrgsMFaoLqJgfw8ghjkNq+8BH621ISpiL247O7XY6XsXCSSoxExQoXaWGmNttUcD6",
-	"g2K2wzyFfkc3TMCrGIAJNg5XenrMqFCl2dVIZglUPicpU5qmem7A5qmd9cFX5F5XIv/6HATwofUlTz3P",
-	"8/U/uOTwMc1jxdMvczkrZDnKVr7t5r3Q1cXOM3OxYn2qVZg/IXFKjdmYqFGmY0w/kan9XS+4PxaxsOsL",
-	"xahhXmDWHEQ5c6O+DWJaLKcBdeBH49bSKR0MePRtEM7ybvH0bO2ONez5HLADc5rdxKHpZgAnbqprAcf0",
-	"0eJL3qico0vTRsAeBKl0LC1dLF8PXEF29ZT/kFzNtEmSxH/QvPbrHGUfRg6ZQByH+Eo/+3sg0wZB5wsK",
-	"rja7/XzCortdLgcoD91AVoX/11zDgwDs9MkMVAmI+GOpMlDstHfaHcA8C3Mw7LU77b0yMlZJmp+Hn8O+",
-	"XehP8gqU23nE3L3sv/jNybdc1dbZLNmW+weu5rhwwcJFO7bCYYH2ZYd65YBWgG5M9JRHzX6LL+CwKLU+",
-	"fPRVfCVfRVOn0zU4KyqtLrtEMZvMnn9vjpOiuYPqMjcFOao1Mg0xBQGavZkkIz4YoM11JKdEuwVjDFsR",
-	"Hp8yqvxacggNpaESr22GOtcf0oS+63OFWDCs3NLz22z/+ehq+UN39lzFy1It8786h6pX40YyBOynGnzW",
-	"xeSVkZyq3O0OBm2qCdAn5dWhuKLRNdmELxAVUSFYahz2tv2wiU3LlFfQEqo9zvAr5GrWE7E0HGvrC3A8",
-	"r8j+I7/7WvxuDpo9iNuVui10m0uZzmF3pVfv64uvI9KjE/6RM3ztFg5L2QPMgrprU6XwUxnRhMTshiVy",
-	"MjY1UWBsEAZZmgTdYKT1pLu9vbP7tN1pd9o73WedTgcpn/3Qb02dnrDRE4VI56KON1y8oF4d3PbZCiFG",
-	"0oVWu8yJyAQNepPYX1TDRB+8MspGv09lwpT3sglKq7/pjJP4Um5Ks1Y0nnA98yaxhoz6LBelIAUny9Zd",
-	"e9bXxnLO7k2OamfT1Iy40DyT+AnQKsE25rrhRZuUQwYJcO2rWc72pWAtzcdG1lZd87xEpcOKjhK6PEsX",
-	"V3eMwQ1+4xD05FARyzHZ3D14Qq64VlshUVqmXqAEhdywUej1/zEJ1oaRW/ez25dZ/1yQAKq2cngiypek",
-	"G9wdshpjCZqYhj5+dcK8Hw85giTvIbOduvMUOSeXSEF+OL44xLuGjKiQekpAAOGnTY7BBjcyBn0b5jEv",
-	"mMS0c6xFo7BEMZPd4kPEXOtmeEyyq4RH5JrNlFfde0aMacgt0L8RMDS4/XT7/wYA",
+	"7L35cuO2ljD+Khj+psr2fJQsb73Ilaqf43annetePtudvnOvMhZEQhJiClAIsNVKylXzNDPvMY8yT/LV",
+	"OQBIkKIW2+olifLHvW0KBIGDg7MvvweRHI2lYEKroP17MGQ0Zin+84280jJl8M+YqSjlY82lCNrBJVNj",
+	"KRRTJKJpOuViQLS8ZUIRmZJMsZTEVFNCU0YE+8hSEtFoyOJmEAYqGrIRhSnZJzoaJyxoB0I2FH4oDPR0",
+	"DE+UTrkYBHd3YfCODtjp1bvZRVwPGRnTAVNbZCwTHk3bREg9hMWM6JQkksawnDQTpJdpooeMp0QKRrhI",
+	"uGBE6WnCyHZvSrhWZEjVcCfsiL5MR4qMpdJEimRKtCR6yBVRLP3I0pBQERMhieKa4Wf6KR0xmHzU7Ig5",
+	"+4tZn2aJbqg0IltCCrZ1bL5unqgh3T960vjf//yvrWMC32/QCPZIthRL+lvHpEcVa2Qpz1/GjzaoiBjA",
+	"TdnnteC7pJpd8BHX+D/1UEzZrxlTmvyaSU2J7MN2iOaDoYanKdWMJPC2gYQbHclMaBYTOqBcKN0mQzkh",
+	"IyqmHWGHKITsmKVcxoQmiZwosn1+dv2SxCnta9IpVkcM2pE+Z0msAArk1fX1u06wMxesR2Ew4oKPslHQ",
+	"3su3zoVmA5aW937JRpQLAMnM/l/ZRZORTHNIKKKHVNtN24WnAA8i5GQOFre85bSWLUexmqO4YpEUsSKZ",
+	"0DzxVrClyGQoE2bPhytCP1Ke0F7CDPDnrOhwf/mSzH7PXyxEjC1FeBwSKQhc5imhQk1Y2kY0iWiSsHRL",
+	"ETkRpPv3hp2xcf6iSyZDJgjXsOI9uEhPDjsiYVqzVIUk5gOuVUi6zW5IujdduKvdRtfcMEr6KVNDvK5S",
+	"D1k64Yo1yRl+Hm8vfNvcyY5I5EAR2pPmlhcIStOUM0DC+VfzsL8X7dPnPdZ6Gh+wo2dBGIwprBBA8B//",
+	"PGn8gzZ+azWeN28aP/++Fz45vPvX+mvGdDo96WuWzj9XLcmEck16rG9wTSPpXOX06vH7w4cPJ5keMqF5",
+	"RDWrP8MeoylQ4CEclBgwsn358pQ8eXrUIv/z3wc7bdL93oxIGU1G33UCmulhMu0E9vx8iComdEcI6SZF",
+	"om9ObN4sIWFpKtPvOgEXH2nC4xt8KZ+em1nhpDsCcZ4rMqIJ0EEWh4R9GvMU/pGyj/IW/iFTIFHU8JnJ",
+	"UJKICiDJiRQDlpJEDggX80/8vuusOe47QBIgwdoySuBR1zC8/gikYA3NgU3AGEdg2YjyhMWAzrdNcoK8",
+	"jEy4HgIeA+IrOlU4EkYAWLgAVp0wzQBnii0d/LrfeDo5WeW/IAw4LOvXjKXTIAwEHcEMuLASwGZR/Iop",
+	"xaWYRyuU+dnSin4qR6T7w9k12aVjvvtxbxeOS+2O2K4dqLrlTRyxVv+APo0ae/F+r3EYPWGNZ/3ntNHq",
+	"7UX78QE77B+13OrHVA+LxdsJb3gchAGgKiBM0NZpxvwdAUZRHbSDLMORszt8r1g6b3uwfNxbedWt3lF0",
+	"GO/BWlu0cdh7xhrPowPa2O8/iZ+yZ/R5b2/OqmHCxy75Dl62ohiMP4mQKV/I6BamA9FOaCaQ19DxOAEy",
+	"waXYHaeyl7DR//lFSVG6HfBGDJ+gZqabxEwVBjHTlCcADCkNw+xb9JUDLtQxIqp9C3DVvIiM3PFMTXWm",
+	"gLA9DwPNdcLsbK9hNss3VLFLJOjtXkLFbXDnQ+VfU9YP2sH/t1sIrrvmV7X7zuzMwKZyim7hk1SKARlT",
+	"pSYyjVVIqDa7ANJCFelGWZoyoW/ckG5IhvQjc3vydtoRdoNku1sGWXenSZApEApcgXTxjwayiC5RhiUY",
+	"KuVJ3N6geTu1o3c9jnMXBj7jXf6mY/oIJYs0b6R+r0CmuD/e4NLd9rkA6fUjTqOy0Yim06AdnNunDnBB",
+	"GHykSVaHcvkEPtKVkcsNKaFV66BAq5cy7fE4ZmIOOt2F+ecy8ZGlvM9ZXF7x+/z5Cmv2Jpmz6iFVoJ6Q",
+	"HmOCuMEPX/9aLgQqUAbFCbcSbuiUpTp4e1juHnV34NaAnE/jOGVKdQQ3O83BN2Xae7EAVfeYKMZI9+T9",
+	"9auLf7+5PPu/788vz25+Ors8f3l+enJ9/vZNd2f2ijgpupFrNAuRvaz/+GJ4o6QWrDRJ8UZlIivQrzgJ",
+	"jH7cpf2exvbJo8i8k3WsgFdFXvvYoACORO4HgpIK2v/8PUB1zTIz5GthMGJK0QFMPsoU4Ds5AMn3qAUi",
+	"aEojlJnufvYRv1Ug/vc0dqzgM3KC8tZyaRMwGbiaIrhXBGKzjH2POLIXMlIvOJLYx/FmIfVNX2Yinj0u",
+	"JbM0YmRiiQ2OKhOZwwLWb6QmL+08nxHSRksDO4xC8Ta/8C/enl7dnL05+f7i7MV3fZoo1l0ftM9Auj4d",
+	"UjFgl+wXFumHAB0XgXL6jaZWvC84BJJ3Q/QQ4jiEjBgVkyFPWA278KeqnB3+hLp9kjIaT0nKBlxplrJ5",
+	"dw7fKF242rcfc9fuwpxCgA5iVKIqY8ffQxCQ8QJZhQ2VlhoQ1MxXgUSh7diZ3YwyzbcHHzsmVN2igEmJ",
+	"YBNQmZrBOraaFoR1Zp+koJTzdvZYWuqAUjrXXEd4zGmu60YbNdayeUoSkAwM/kZ44cwRbndnz7q7E6Js",
+	"0ZPxtER6O6IYbiEFY+FwBRqAcnFES3lLtHf18gtHtrveBduIDnMoYyFbPoYJ9T0JNcfzk3jEhZEjFVr/",
+	"Hdo+WNBdE8YaKyUa7AFnY2PUXx+3+SGlQj+Szzj0j1IWM6E5TVSZBH1AvdWJWnA3nPS+gBr5s3kn5chZ",
+	"3Wzlw9orDuu9AGuZTPlvLF5ORgcAk6pOlaH8Q1Jm7LuO1s1bvZljhpJ6L8/jFNZc+Mi92E8Z4nWTMuA7",
+	"5S1dlhZjR8xuqHaihfsCiaLM7nRhZUN1bQ07XNf9wnPCJaesD6ttkpcyxRXnGqYZo4esFulgR2iY8TmB",
+	"h7zdHfSNEV0AqmEAVcw7FzE6YhYzPP6EMxhFtgp1st2tOzrjpugI0Hu9IwFDkJ1+w33qKeW50HD4yRkI",
+	"Po/UXc1MNyhDldiQIO5HY9UnMkKbXumyHPnSk1sWuTLaypmd8zPxpBNBMsBJ5BdmjU3yAtdvGGciBwMW",
+	"h9Z9njKdpcIsfz0MC8+TxRszwpcyI3TEadlfbrynCWdCk/N3W8rzs7dz12W3QjS6YUd0a+hA1/jgKhe7",
+	"S4xc7DmzuSJSbEjTojuxoVCPoVAbPP+j4Pk7Ok0kja+lvKDpgD0K08dmrhst5U2Cs81hAU7x11ISHFgS",
+	"X/c8zdAuj4Db7sJO+QUIuVsgLg7ETWpCICIp+nyQGcvWiOsNov9hEN0oQi5KJl6LpDNjuTwxzL4UGUM8",
+	"w91j1LQ1oXh1aSOuFBeDcKH+vEHzL4PmHz58aFSDuRbNUI39WtdNcZGFDzRixVTTHlXsJitPVfaauFFw",
+	"rJlIGY2GOHDWblI7X4W3lGfLh5UlKY+zgADFI0bel6acYwEy3qubXqamlX1AOEkWDQsLBoQQQ/TxrxnL",
+	"ao1A/lyVPZifYAfw67EJDiRqKFOdTNexk3URkTlHR7a7dUdlbfhFsCYAyYTaOrB1RBluhuVyTSY8SUzA",
+	"JNh9trse9Lo7bRhh4lAVoZpIETEC5InRmMi+iTOFSROqmYimZJDKyWoRORt69yXo3deIdMqpnMrGY5lq",
+	"Fr9mMafX07G9pQ8UCrJiwpsRzHiDV7ByxVGydMYM/wMwcVkMPvLFg3xugqsl12buLyQLbyli4ULgi7nX",
+	"L4rYGNY0ZCnbXJo/giwsbtfkoNqEAmxCAYRP1ErGz3l+fD0ncADPGEPiueqIWy7iOZEDbZKJWyEnIiyd",
+	"vZciIFMvD8BiNQiCG4pQSxEg5Pl6mEqtkwfThEqceOmemDB0K22VosUXRNJ+KwHn4Pylmt0kRmYo7+wt",
+	"SLLUY2o1Gyq9Xbcdl2vmhP2EapY+ft1rC5lw3NtdXoQ7Qb8tMFpUV7TP2cFX6m3au/f4akcUp2RwImVj",
+	"RjUcGuVJljI1G0V/TNhHl4SECXiev7gjrLM5z5gzIfqEiVjtQEqNt2SMPBQyx5gB04qwTzTSydToJ3TE",
+	"OsKqFA+K3d8I548hR2+kNsGof5HQ2DeSKDAfuJVZ9mVTG72AJcXY+vy+7+iMpV+zT3p3qEdJCaRBJ2u1",
+	"DqJ/iWWEcj8MwEfM/AB/k4SKwXedgImOGc7+9z//y/wMwgAZMT2U8XedANKpZ4bswpjqs+IzC7PRZt1V",
+	"Jn3OiIBjliopwK5JXl2/vqhA79RsvXHFoizletp4h9njywDp8tBL9+uvLD8AQB6uUXwRaRm1bToeM5qi",
+	"hejLBgyE675a15B+v6pOtLY7pSgWeJjY3FwM0srvVruSoFqvATpBwJRX2FIFF/dCxsg2TAUDYCo1hIRy",
+	"NCcgK3dY4JkSIyqE1CAF0JhQTNQn29TMgDhBBhyFhwkH8qrodMewfUosUpJYRtmICe1MhzNMfUMs1kUs",
+	"Ns7mRzib18b/L5nnC+VSXOa5x484kLQy6U1uoigdDFcuP0AwFisylVlKbK6tJ9cLUs2//ZrR4yduzbJP",
+	"oMiKKXSRJyMAUTS7wXOrbiaioyKnn2uggx0BfxNq05BB4NvuzoVgTRbDo04fQ1nXZAfcBHj/dQK873Mk",
+	"s5HVyP+59rfcEYvCq9G/58reeCCBO5J/BrwCLpzcOFYSOegIbsWGjdlvDg2AzMDUUv/PkxmJyZcmH/LP",
+	"lQX5lf0BXzA++i7Mv1Z3wu/tb3MPufJyZcfuV/+oceB9Nl5995twiKwaEL7QT+K2C7kwZUCaLBVzTSrp",
+	"jqTHwPWBdaYqSZMbUjiHFCqmN07RtRBBWBl8pVRQxCj2n5EgCja58ZIgS7QBtL5IjkZSfLNJ0ylTTC/O",
+	"lrYUATVF+2/BJh3hw9m+WUNSQuP3gLcQZDvHhb0GZSmlociYEdo3VKKWSlxLCY43+1Q9TlP+Ok7BdbsE",
+	"ES37MrUClhEmCU2UNC5B/ykWrQxnXIYdUe8z3HjevrjnbRMf/4j4+DImft0o7k349iZ8+y8fvv31Cypu",
+	"4ovXHV+8NgM4mC1MUbBHVMFRtjRr8X5BVl4mdKDQI0CoIDQe8TrjSG3xnLdQbh7fUBj3Yf0OXN2YSosg",
+	"Q93kRRXBoKpucPhjqmDOd93MUP1ZT03OIrFyBrgzag3jKzmH6ufHSb9ulcw5x4IqFR72djc/To9e1nmN",
+	"8p2BF8gWzPIdREWU2wwsvpiLCG7IC5YwzdZkGFm/ybQIBsircK9mOr3hM0aC3Eb3SFtpQpU2t7ESA0uV",
+	"nksGvJeqNh58zVbMhQE22AFIe8xGUrM4JDHDERhBKVMS46nFj7HxrIvAo0eGx6sHhpsXbLXz6t7BClqA",
+	"av3o/n4cU802vpCNL+TPfr83Pp2v4NOxJtu1O3UqokZHTGSWxCRh9CMzke4een0uCpqD2PUfQKkd/k3j",
+	"mANQaPIulWOWas5U0MYyv6Gv4xRnf94v1fUs7bzYNCX2DZPuZ+IE6LQZ3IXB2PuSN3NdN4tCzv1nPvDn",
+	"HI9kD5hBUFTHR5GIS7F0Z+UlVCOZliHiqRn/zg2vrnRmvtolZzHXZx8dA1vxHKKUUVAwqQ7awX5r/0mj",
+	"tddo7V/vHbVbh+3W0T/y+270H0zGuaFas9FYK2zHZHI2bqwuHrSftO7CgMFCbtz9rGb58Dho77Wg1w0f",
+	"43cPmq3m3t5B82lgiNUNHeBGYOvJ7rPmUbPlfuHxqg04ZlDD36zXZiOm2nRqme21Udp8PUxN944y+TiP",
+	"VWg6ZSmMV0kZVRKyl0zZJJpL+KFrDoM2lmEzqDlYH5SL8ahAAdTm7wygvZ1yoZ8cBrNdhcw5/D7f+O9u",
+	"p21iY+kcLFdkibUXGkDMANA/zt9XHM7j+tXAj7gAhAmyHCD9xwSmzRsXpdaeIJgfgeQx0mqDlSWLqtxG",
+	"fMU7lNDTMvi4jMAF/oQ+9i2+vy5bY9U7jGsBLvtzGAj2Sd9EWapkGrRhXzOXwI3+PeCajdTqOBXc5aum",
+	"aUqnwV3lc9UTA3rmOqsomXbzSp7wFkaZ24OTolAB4HHz3mdiN1Ve0GIoO/tcec0fhlQj44FxFs1SFsk0",
+	"xrrBTGQj+B6mmN2oLIoYi5GkmSeGPgbhLMkrGmHkjypuwbKheU5kYSIHMtM42rQ/sh4Jh3b2sao+N9JC",
+	"/qenFoQBigc3Fj1hkyiKeK1NzAMzhZNxZn6IsYmaIWt1j9DrXXq7/JNbmr2nQRjg5NYu/3MNqaiyzVqS",
+	"YeEOBseKdQVor4m5TkcmpBeECjkRmIF1y5RpfGi2QrZPrn66IkfNVkf89KS53zwIyU9Pm0eYpVDE9Fqa",
+	"r+WEpjY6uFgAHLzMbFhOToP8QAb66YKJgR4Cd9w/xE5w+YMaAKCSObvtE2GlSo9qU01GUmmyf3RIelPN",
+	"VJNgl09IrJ2wtBFRjB3JBP81q/QZowmP2P9v/25GclRe6f5ReaEH8xbqlRy9hyzF3B4XESkDiBmigE/r",
+	"qABWUTxF9WYGeERpoDshGdFoyAVrpIzG8MSWbAStyCcFs5rtjMJUVvfra3RXXajVUOmaPkm1bYh8I7Of",
+	"F2my8m7gEba2tDdwNqdirtthtq5lvZuvpP/OIWMV0jdDLau0cL4xuSZyqo5WvOQsifPanvfAP6u3Lmqg",
+	"ikNC4HSU/Hj19g1xVa7tn2OJoGvWiZcraytmHeFCreWlTCMWXyCLuGQqS+6lClhIooyCgARZPgwsI8k5",
+	"S9A+mJEp6l6d23IVY6DMKEthaZIQb4qSiOZE1kUtTesWufjzbpy3AM+1f6+PV6XDWVDULK/u9F4xmujh",
+	"0hMrQ97dwTpJhqHdQPv+X+N8ZTGoILYJqaNj8hYvf+HXr7tGziZT/RiURgAgmt9rpi0IxM/LZDn7jYK+",
+	"1ELrxw9/u6qj3njjPrAe+RubkiumTePTp0d7T3eAD46zXsIjcsumCjs9N4MqROGnknRc/YKdovSh/CMh",
+	"sf96Zv71rHXwdGf2IzTBUCMHpLOr/aMnQRicxS+uToIwuMS/6w4gSj/W0IowYLVPb3lc/1xPS58/DcLg",
+	"7d/e4ZdPar8raufJFPPnUXxQ+/Kn2peny4kerNPsIkSQmS/WoUNZMalOA0c681YYfGoMZMM+RHf5JZ28",
+	"tvTVFk/K+7ve407q+T1hu/hb13Nh1bWFrYiC+8+WSIKV7Va5YAGlfEcvZTpa365g0Vsq7wusbAeIAXhA",
+	"MS/X68lcJ+Y+fDsfmWBK3XMnBRHziNSqZKl2HWvkuIe+XfwCq20TbA3ct224LQ+psXx+dS58b9NrWLfm",
+	"OgjP1/FONEkYVZo889w+ppu4VXme7huNh2y/Ob+6JlfvyLNWq/Hk4PudJjnXJnYm5v0+S03/YsxYz90a",
+	"MJPVpkRsBluPDSV4HibYvGijs4p293S/dKOf1dBMt+M8ovQeCF6Kj1/mBHHjgIg+gnAVQe3rIV9heReL",
+	"kAJB9ACKZnX/Eqhmd15Kb8AUQxNNrycyj7tiv2Y0aa6q1c8yVzZZsIjTIcPqSb1pubNOmiVMhVAPMRrm",
+	"FBeCVRPKhTLWUK5tOoZyiSAPW+FXJv5hNeVj5uhq8cP69+oMJCCbPT88ejpTE2JWVousnWChASI3KNwV",
+	"/tE6Mc06RFc0vnpaa43xlQulqYjqRb+Cyc3SaetMrXlL1xpFT8j7y3NAJJYyEdnimxyNF33O7IlbOMIM",
+	"zWDpsdpoQ1xIWIj8COu6s7xkNOYP4PW+frQWTUfeolNhMoSeckSntN/nEcT8ghc2kiOWxy6WPqc0TSG0",
+	"NQiDOLWZA59FL8qT/R9ibENjU+5qchso2XBqgVUeMcdY4qeSO0ZrbP55G3Y7qEInDlvPn9yPhZTXE/r7",
+	"qoPZlRGp1u03tQZn58EwaQSq/Mpe67r1vH3Qarda/7CO0eCItfoH9GnU2Iv3e43D6Am4OZ/TRqu3F+3H",
+	"B+ywf9QKal2naHoDE1tlXQelj5QcrK/lbzxJ6O5Rs0W2/763d0wuuMg+kU/Pntw8OdxZ5kSdsTkIr2og",
+	"0gk5ZsK2z3cp/UM6xoclfrTQC5uDcr6VgysXSuY+YyUUg3EAFeuA4sp3YNpv9aRMGBXBXfmg5u7QfYSJ",
+	"GGLqE6aAw9n8R0A+4NisL1PWttlRHv5vKZNUMm12xBmNhvmvI/kROSWsFFwIpi+78RqPqdL+p7fA+6lk",
+	"kmElxj4D2FWkz4UwrfiGrS90dti9PMP5VcY/qGZK+7d6ZvYyxtZ9Z8mMq+217ISe/QgEQTVO4PcVNhLm",
+	"qsXRntUtlnM8BK53dypbL2FdnR/Z3YA6+oUq/Too/ixg3kKiEtlvtkzDRZ+veeLYcg4xX7x1tYhy73C5",
+	"dWRzTb6yJSxqZhWl8cVS7seWCl/Q/HgG5ywo+wpRrWqSFYCzwBW3lE8u4YsWr9RYCnWviAQaRUwpB+uA",
+	"TX8c9n6I+Fv+4/n738733vBzdS4uj6LT8yfno5etv+2PD+LTH5832UGrGe0nojd62Yr//mPiXQsugvbe",
+	"MwgFrJzk4tnFjwtnN24pu/HvMRNwluOVd1Njcv5wDa5kxcDooEj3xGYuoq+qTcy0xJTlw0nwn6bt/ayG",
+	"4O23+qkrE2LlFb41S7Mszr5a8t4akNU5TBZeB7sp5N89jfqkKSdgvjSmvN6d5cOzECAtYJdKuCVAhzNS",
+	"nDd5CU51qAsEfd3ynHVF1zrEV49KC4M8t8dJhi6lJ1+Yl/KTP0N2gVzJBPaEQTaOl665oD9m2esJisud",
+	"8g8WKgoQ/F4jgRUAmfNrAZ26AT6o5mxpeRyaB9zf7yFlOGK/gjSQDw/zGP6SgOAtobQnH3xlaHiQm3cp",
+	"TvELnzEIo8zrVzU9+qBb9I6LVp+BaA0wFxqHihSQpbCY5dvojMcYZRMddAySOBPa/aA0nVpT2JTQlDVJ",
+	"18pvucWq66fBEy07wuWO5YljJia8C8JBN3/NSPgjLvyF7q09Ajm855mXLnSFl5gsOudtXXzb7/+qTwru",
+	"+fYXQ9Ra7KsXC10Oy8nV6fk5SZjWLFUhifmAaxWSreZWSLZutgApthpbTfIeI7Ygz4emcWI1sYiquiCu",
+	"srR41KrGbY0pfA1W8R//PGn8gzZ+azWeN28aP/+ff63Vb5Qtj3sFezaIZ6opgARU/PXSEc8fP1wHNR1n",
+	"S0IMWoa6795eXZNdOua7H/d2IfhnF39FkQkhjCeJsxcrG2o9NskcXPRlDT5kephg5VVKFEv6jaFU2L2o",
+	"FFxkCgziWpTJ1G+SkyIdTOUpVSi9K+wyb68uLQT6bZfasYPz5WK7KcyEJQIa4IKLUdAqQQDG044wDU3s",
+	"oJL1ALvQgxcP7P24CFPvx6Ue78IzksqEkZGMWdLsiI44Q2eVCWEDCCwwgUM/hjn5b90d+ykbJdcRM1Fy",
+	"XbDhdpvke6Z4bI3DqdUhFEk4ghzAAOZXsA6ZijGwqSkZUz205VVlR+Q/4kkwldcOOGwdkm4e3Wba8hNK",
+	"sE+MmQMr6ccOLiaDxoTA5d0eyGHriHRn4+K6OTS7J/CkS0wOjF0XHdlNmTeVwRIx6Aj8Hb7uARwX4z5I",
+	"E35re1LINM//pUSnlCeQUK0SqobtCvrjCe92sfVFzS/dJgGWJAX4fiKGyG5wHP1B290fzq7Jbiwjtdvd",
+	"ce4iu6KO6B60npF3LB1RIF/kksU8ZZHuAhXiWpn1+5nKuMSQKFmEzKYsodo19cH+HEomH4EpEpj9lrGx",
+	"D7G8gicUAvBAZdaEmVOKES6iJItZHBaNw/x0pW6TvHXYocxSTG1erxVZR9T3IiPb3RJp+beuTdIo6hft",
+	"4Fenj25WJgVh3uYWNi8DCm31bCuxvz4HepmliSVuqr27C+ZU0zqiKdPBrn1J7cLYwrXjaN3Ju/MgDD6y",
+	"1Ni3g1Zzr4mJMTANHXNgOM1W8wClJT1EEr7bnLAkaeBl2v1lcquaLvN1wHSd5URnqTAHvCT4CoZg9BRa",
+	"RxUfAOgwFssUlL9lU4RNR8BvkMIxCYuEAayZXLxujKuEa5xIWTqbso9cZgBUBmIYTxKCAsLU3FAX78Cm",
+	"+BaLwcRiwGlrnSg7vkSTgan2Ey7s5eU6JGMe3cLqEc9g4dY96+y73VseA5JCHQEbMTZiox5LTR91Y9FN",
+	"mQKXIzHFZBAb2Gisp+i8zZcL481qzedfvT45JYpFKdNQh+DHD9c3Jxc/vL08v371+rtXEDrWNdAQEkGq",
+	"NAJKdURRYbxJTvFu2OoGNBoya3bGXXRH9FODDlgXjq17Cj83oCh+KpMuZDKevL9+dfHvNxCEd/P65O83",
+	"Jz+cdXeOrY0AvsmVd9LUxWgYxIdg+crpmRuQ0/vzOGgHPzAN86MhwLIPwL79VmtBsvYvk9uGYrqurIoJ",
+	"7PunDb7LY+4woi541zB/YcQcKtOtvdbedQv/+0fjoP+c7kX7vcDGzpmQOQx/w6g3jHEL+s8O3v548GL/",
+	"08u97wfPPma95/qC7Q1evf7tp6dP2LPrTD3P3r36ePnT2fsA49+CTzcvz367zJ6PDp68unhzozP25Oj5",
+	"xZvx3z88GZ9OrzS//fdf/nb+4fyItoK7n1fObEW4zUlrLY7Fi4WsNkvxD3z2ynfNmyGxWPLdm25I3pAe",
+	"gwtRixuEi7xYT6kdRX4+QXXOg1arVuh8VNJqUbGFaRc1YaDgUyOyDYvfgc/TgSoiCGGKgnPEXDeKZKpa",
+	"2njBlVbEickmnUiFcElM3HiqdEjk2GieyRRVFaKHUjGT2IY0D6U5mdqiIh2BHnZi23QMJeibzh/RRabS",
+	"tR86NjEgWLipL0GUCUnXS5BCFVQxjeKTqS0JEOC6lLSVevQ9T9xqEsyhUtY1BauozWo0daKaxFfFaq46",
+	"wKnIzFLIjWyckbmyNcVZzB4tnNCpB4Aqaz2rGuRg0l8zlk6D0PHeIqevQNYlZq27cNFCbbPDPECiWOVs",
+	"emzNekoJh6tRgWo66F04NxrQrlFLe9yh0cP24Mleq9WcsyjXBa9YT8z6FKMgUbukn0y04F6r5cUO7tUF",
+	"0dcGnZWQ1QkQjsW7TMECkK+vo6M314Pp61/OJm9+O5m8fnEyef3yWev1YM76zdSlDXgK8pMZb0qtgjxP",
+	"P/75fozLMqz7Hi0mi85v42PCRoVeSuEXkdE3EnPFHlkg7bDVmvdGDqfd72lsXwvwlb3lr1QLWeJ7B8vf",
+	"K+pI3YXB0SqLO7cZUHlE1tEq3/Hr/PlWEyRsvr3knz/f/ezzqEtGjaJkklETOSDbqOD7nAl/q7ImPdxF",
+	"40PDGCZ2bbgcrHUsVQ2jeo35jsZ+4byPec0ressI6/dZpIu6wi4eVPaL0sJoAdWyqFZsYwPapaad2IvJ",
+	"DnHRAyFxVrww1w6RpZifTTefJEZBGUrIilsykemtwgqCIUqt+4dkKDPo4YghGpWqGURLeVuqMzFiVKA2",
+	"FhoR3ipoHMwCLVIqx5EvyezSr51M3jE5TjAYIlcHzLBMMTMxXkOqidHD7Uk0/OPp1rHEUzMQDaymdl1g",
+	"DN5M6e9lPF2BlHiyr/OVHvy633g6OVnlv9Xr/hV5Endlq7xOM3Y3QwUPFybqYq1JrpWPHs1NgeoHklMP",
+	"ffJKV/Du3gp0y/bNr/bwwtePVn69tiwmzLH/fPkc1SLcqxJq++2H0et84RWyndNlezXBQlgilNY2oEoh",
+	"0T6pNhheQ6xtVv9c8nyJ+YOqnAHiaK9tGgpEqsimcGONIO4NQ5tIR6DegP38MG3PpUPCJNI8ixnYvlVo",
+	"LXGOuJVM1U6mdeF0HdGdTejouqx4q90sSTupUw9c0YPPJk+VMnjm1UE3AMR2xnlaDkJ5UlOu9KEC1oa4",
+	"3a0q+BUXdUb++8MRl1Vlwgs5qOCdR2CK9OIZCuNU80bqzrKe0iDDUITaZhESzZK0lAQT2pruBy0y4iLT",
+	"QCOs1OeKj1lWbqVFsDxaTn6cS344f8rGCY2sP0UmMUvRcGsMooVERpMJyFz7rf3QlY0OOwJak6L1wRPr",
+	"2rP94bFpWDbOhTik2LZqtakpbT4ENd87QkkiGM8Tp+0ahDQtDDQfIR1kSYIJNjiuKFNG2CeutGrmjRkM",
+	"5esIzynhVgr1QKwzwhrMLk+uz24uzl+fX9+8Pjm/uDl58eLy7OrK2nK134lhS3XE3PfO3xk/j1kdtpfW",
+	"/iKHVPkLqSO4dv3lHLRHiJ/zI6dWFjJLJURWkjP316dtuwJ3NZzhvL8AtqG7SJWidRtx9mHirKWeFSPB",
+	"X1KYLUmkJ3nLpyI7MM/HXEkCLfOH5QaDK6YV6fpZed2QZCJmrrJvRpPZVMUa6wH1M0c7Im91Vej3SP5g",
+	"dwXDOSbU5jV6oRVYAhOTJ5xybvKOFMNu0XUSdBHqYWXpvN4kLDVO6cToosaWUCwUoj6ihNHU/GwLO4VF",
+	"snCp9BPwT6l5njinvU7YtlBWk3zgetgROU0/+7/vzy/Pbn46uzx/eX56cn3+9s13NhyMa9Nzx5pMKgRH",
+	"cRE5c3/un0SIjlMJoSRcL7dakLLRAjfeqISgVTmGYjm/eAyrKOfCBkb0GMpUMdJD6yv4M+nY9Mz4nFaN",
+	"MvN7jGXDL22vmD6uV+N8FsJEPNNkZsMmVmYT5Q5/G3vHI+0dVzMqgAsCKyjivcwdNpptgRZiI+qUofN+",
+	"4mje2HAmZq48kNs0PSy97K7adiq1jTbD6LenrRb5n/8+bO4dNvehGoRAh6tOqVCgyti6lDZMoxqG1xFO",
+	"Li8thSuVYXiK4jEGONCU+QaOojT0mHLTwgDfyC3f+XJBRaAK2BkLyfk7/B2dwZgThvOa0pTMWMaLBA3n",
+	"l5WZNnU+yrPWpQ12xEm1U3XOgZvknQEBt2UOkY/5nawRriwmdEJN730Tx94RRh7ua6OYzXR2toWxcpgw",
+	"pc3XlRcAloPZKYQdcdjaI/U9pK39H6ozuK56JKWRC7sTrBpLyT7RSKPvHWBkKnpaPdWwfVfHV5k24PXc",
+	"D6e8zhNXHsj8/Gy8mfSX9eU9rcwDK8nkKzHB9RnlyulntT7OckoSoqS5TceLbi4y4rEt9rCx2X19DW4V",
+	"a1+Oixu2vh62fok0u8phVzMn5mmDy/l3KSS+Jsm1LkBe1EbEl+/wdpGanLoQTlO8t5wju2N4o+mTRqek",
+	"Z8NUITipFOf+qTGZTBoQ49PI0oSJSMbIT6oifOTq8ZgQxtKWOkIBUDE+moIQYi2iMiVFlVbfPok+kZQZ",
+	"zEJ7qxwx4FKTocR4dtURvsKInBp0RdItmMV3JdZg/NW0wh+7XqM9/1Ty0C9j2uXa8vJZ0csxSggOm83P",
+	"sGO7JJag6vcBvMUJRTbYFAUHTJQ1OhDuAbYNW7afETEWTLUySaHeY0K+B3+U8ACEaczSdtVA6sV7h0VC",
+	"f0fApmt/tSq8n2QdVvAVz7ZJsFtgoatfvD3929v31zfXry7Prl69vXgBDi8BFn08elMc2k2pirUY83R0",
+	"60QcRqNhR/SzFKWOPuVJljISy6yXMJUvsm1jyLlG4RAtGsLrIZbDK89y2H8OiF6KMetC/CAePx7IiOpo",
+	"yJRpH5KjJv6DmXB981qOAgm/ZR2RS4LmyHPrjjJ4hZ/H+Gqb+1FE6bM4j9On3lF0xLyoe3KPoPtj2DL+",
+	"dNQ6KKb0+kbWxlugxPooCQ5lCD+nrKC170okyW+yUxL5xoUBpZgniGSaskjPs4LMpvjW5Xd7dN/81PAq",
+	"G8xd0GeUQVfv01MqbwGvLaXam0P50ofybSkG11aFRFVgI+T/cYT8HwDPSyL+KqKu7db0Rur3ygi6fxzd",
+	"4AJEgethKrVOWPyNqAYQZcCFs/J5BLCIOtXDGrXApE418tTxeu3gp5LjIpeuXGTmwhhTlCH8TD1UK1A5",
+	"ALFyJ69HivmLRnhfGC8a2pinZJon5+WL6giTQVbx6rqOQjbetUlOxNTaipy+4hJMW0VElNehoBvmKZWK",
+	"QmYalBNc3SvTEcYt40O7e1wugUZHDLc5TuUgpaNaLz+ew/TMVkv4U8eWFnHETgnbeFceTt3F7cYKsy5S",
+	"+5PNNq327Hl4MKlPFnYNWVwh3gssqfimvel5AJjvm8wDuopl2irDJvIpROO8iwITsevrnls+puD+fEAI",
+	"WEfUxYCR+4aArSPcixdhXiv47E3rTQDCEKbihmtUI8TKWet/jAgxwKufPITZxIfNiw/zRQfBWOzCK0O0",
+	"em1CwzahYZ8xNOwKqxLWk/dl7ATriyxJbsYx5ZTmcrpvbbLve5x5SZpvnp2K30Dj+C0fz8tFhd/qU1H9",
+	"TNT9vcOnh88Onhw+XdbVaflq1pUqu9fyV7g8V/axiaUrlZ6HE6pprLMgzxThskkz/cOlmcJ9tEg9m16K",
+	"zwOoPFEvPxqzufPzOQmiSd6wifvDFDCxQiGWs/YkwvsEPm5jKzNza3YI9QwCdaGQKDWWrAGhHxTkR/l4",
+	"ISZWAkrkQMFojD81ZXpMSCXEtGxbFyXAqvg01zvHRkDuGqEvNFaFmZFulOz3u6H7ooKCX2h0KfyETXIp",
+	"E2aSsvoJHUCylLDNZxTTptEAufSMIeoeRZBgVlO9qXjfCZzgQOn6PRpd8/g6nwlSis8i/D3O4L6q5OhV",
+	"xVxJbtxbm9xoaGx9thleJ7Ay2ZKgGyv2l48iLS7Gxt6xtqgTVz3RcIwaVlMVQHdHbK4M6hcfy1P9gSPA",
+	"A8P0yqEkPQblp+CvZl3BKVsHNSdpn8mBtejimzTTLeX28y1IVA8Tj77pmhpVMK+GiLsxS5i2vWLqJaIX",
+	"MIKp2o9Yj0qSgLzMsTSUl3htAl9DI3Tg6wYbi/gckA9qKgnbbB1VoH7hVTEhUVwRqsCpEKL0NWIpS6Yd",
+	"4YKNIBsczFOUKC0TVg6/gliRETe1oWRaiWfxfB0HHdGd26k5r9F5v17pHWFkkUr4ShEDk8fQ2DAvDJh2",
+	"BkgUu6zMhAcHryiW9GFaqPJRtKpGAQfSj4wPhRKMcEqpNQ2CEGdCyKQg3RdnF2fXZ5UCnb/bilF33TaU",
+	"phQn787JAbSLN+ZDLSX+L+EDIdOieXRPxhy7sxEza0heXV+/IwP+0eDQCKJyRowKPDxb+HXqpDplqx7K",
+	"TzBJnMoxvtNcukb4YFFpmsdQvZSlJqLNO1Ky4ESPDYAVFvgkmasdBl4ndIZ1hD21WgOiuSavpyf59Xuw",
+	"ADlb7HqxsLiyZGjX9sLd+XWUN+GKDGwrPo+qf25ZBhiOgXjZuf4Z9d7LCuK4ViYri1APlZ0eJTTZI79A",
+	"mvKtMjFzkmUOA9f4fqzM75W+wMBX+kqpeXrZ6tdGoj5mqd/8CzwJRmOFfJk828M9Nk08bPyjP5bwODEO",
+	"bFMG25BgWAr+oPmIyUzbelCr9/uC2zeiKbiDHBvtzqtH+Hp65QD0Jext9mOrmNyu557IRlZcu2GshP6q",
+	"wIjFQfIzl2z3d/sv4L7mqiVMs/mlfuAy+WdbrvYTEpVBGW90JUmlyXgoBQtnigBxMCy5MsLaJnPhJ1yA",
+	"ib0G+WfQ8mUq8xi7Ed6zk/x3HtsSzRz6EGGR6DBPA8O8VeyP6SRLligMt2Y0xhSqw9ZhvTsRdp1fuVnP",
+	"QN0RF0Pc7QEs/HlVjjybhpbbxLzCy5WO2F+QZ6/LRn24/L03Ur+ESvrfrtYG54N3QvYfdSVzCXjRHXQq",
+	"nCsiaGxxq6huVOX23jY0NCiq8qOAXaOe1CgiBL9vcy3LrN36j2uVQ0w6MSpRXQMBT3l1wWL5HZzVBlbU",
+	"AeZL9vUmlMP5ffA2kvGf5rpa+XSuhS9cbMwz7zWxKaepT59aq81IseQjlv8wmmf+m7lqGInpcZ0yIh+G",
+	"pfwVzM+KiwQWK5Bypc1Fin13C/RAqa9N9wP7qtZCV/P6L+Rz/VPwM8DZ+dfjfsIP4IeVfMZZnY/W5mIq",
+	"OWJF9t+Wst3K/ItmWs7BVeMp8gLnVgtdeKKfLnhsPZzFZbSVMLt5OzBI3fKadNmULdfxq0u2jd2w75zk",
+	"XWM7mnBlpVkXOWdmVsvMfD1GYjaSWHtApiRmOAiQh8wx+SF0yszW7Y+4Jk6zbJd4JtmOqLHJbi/hnHnk",
+	"JFcz1tVjCGi/n6HUAKvWVuooINpMO8J8Mjeavs13LdjE7lZjNWhb8hmPODdJo8+95FVHP7tzjrfLhRrg",
+	"LwExm0VQf14TCcPoTXw9V0C53UHa8wDSXa7hbA5BSN/4jCGmWAObxTZjtFyrkBY4YD39JBONUijUto+h",
+	"bYJd/7o7BCuNGLTrCGiDUmCtqyalLQXeqoqDeH/KeldoBcHQ1jCB92zTP2M5LeNeONvK3Cu0Sma2KeI8",
+	"hhgg5wMTDSxo1xUyExGkLk9NGcRyeO+WItsyiXcWxX2alomPcfmblrqu359Xw8yt2dxfVdDHPAuu0icV",
+	"SK6ciJs83aSY7LTaS9H1hMznuq/ReF77V5kO7pM257Wd/MJJcwulCFxR/I1IE+sMzV20a1vexVUqgBsC",
+	"33H2yKIGqvWv5YHrhkp6KUCE62Oj4JnWeyjIspiU04dkYqvDeQ2cXXVIR0DNnfsDSHMFIn8xvQkDdfC0",
+	"SjF195YIN96HRwmv5tTvEb+R21xKLodlBtDaInkmyHBJpXMchAXOrYMAH4wyZXpocGHi45Z2JTIrAazz",
+	"PAEPFs0/G2F/KdOIxatUMM/U569f/meN3P1T6J2IKvbmEi3xOgAWzMb9rmRD3c0E6BHzY2FOTY3UWo0l",
+	"N7bjc7jgfaNVoPtQ2RajFmkjKuzd7Yjcj/Eev45xK6Ic/WXTzmzVEsfhrSppNUj4CjHVYDrCi4vFFC24",
+	"wprZcIup5eNwRacovWfjvD8qS7mMl5ISs1QrNn97JGSRlJSXxDWHzeINofjzEwqDr/69mp8asIA+mFRU",
+	"pA9ZbdcpyMmvWAWKTlBFj2Hv/i9JLjLptH/Ii+Y2/le06f4lL5lL/TYsbvEFq+sbNjdw59rViphpzUb9",
+	"tlpEjplQbYhszLSWwhXoyoNJmWWdTXKuO6LCRm0oJZiiikQcrpxkHpoIHJm6IB/T+M12JbdlL5RcrfUZ",
+	"Njm8732Gl2zpiDlXepkGaNW+VQeXFOE/boR+jj3V/lZ4zIgzHpLCyEUJYjAbVOfCRtLzW+C16/AuLzXY",
+	"EUt7G7rCg8YQai3ern7NoLZq71XWG3E9F9tWs24uqz/25SqkvJTp6B5Gxc+J/JsMmc/QXg7TjE0t0AGr",
+	"uYHAJmIZqaXJMhQLWfKIvLp+feEYBZZVEiAIGE9DLKNsxFzKwiWLZeRKoQ6Y0906wsyPxtNexhNNuLBO",
+	"BdNO3wWlwBkXrAO3YsyvimumgMGojjg1V6xxZTlo451MeDQ1EVoJ/cRsoSaqSJ+m8H+4LuMYcm0V8l4d",
+	"CG/ozc/GhqgonXJ0aGGgQB4WYDxxxZJJmglLO1xW6ou3p1c3Z29Ovr84e/Gd8Q/NiQV4AQewVIDU7JPe",
+	"HepRUiIUQSdrtQ6if4llpKdjRmAAPmLmB/ibJFQMvusETHTMcPa///lf5ucUYaHGLAJK9F0HFifomDen",
+	"dJS40WboLo6tvL9bfK+Up17ta1wrvKasz1ImIpa3Zfal1/pzrekqg/+2VXERSRAXzbkcEy4SLuAcp6ad",
+	"zJBHFjUJF0B+0NmWZgIDhK1FPkdkI6+QPtPRkMU100OJMMBIuwgc0O0lstfukveXFwp7jhWfjGzqc99W",
+	"i1GMptGQcBGzT8eEj+BaznyFyJR0Y6ppu9sRMKnBo7qG+DbTuaHSiGwJcGUd27WZR7CbrWMDDe8J2cqE",
+	"on3WMNDaOgbOKlhUfouPBv47uCIHAfwB931MelSxRpbyfAXI6WxzhPwZyFwNKiKmtEyVfb7e7v0ryvxw",
+	"/15wrAIYz2Qe2tQvyMwp46tHTZGCFsTU3JSm0lTENAHS8YtaKRvR4EjxHullIk4qlNYIRPCdLsYO1pLQ",
+	"jrBIxMiYCwGx67ioLhHjERnT6JYOVqVoHfEwkmYu5oqE7Rf6kRqwlBF699/+hbyUKQH/qVCMcGEa6gMq",
+	"jRNGFayXkRqINy/OT8/eXJ019SdN/m33/uTJngY+XWeA4eMw8oWcCGCMeFRljNxSdrX1qDlkNNHDBYgI",
+	"IlFRs8qhAo8YMtNMCGM2jf2yVhEVJGU0MnXHgCTA7a/Nk31lvv8gS4knGLtvBO1AQjUapanOlPlrZQHY",
+	"rmXOybttO2uz+ySKLAaM0/VhhJUAHwSBTCDwUSL0QJH5guJ6YJLDAGP486+uCwwVqguomB/D0CGOQ2r7",
+	"wEfrXch7mIvbjs7tt1pexc5xKjFjFShdpS6c221RwP29Mo15FMRZwccEvIoxnm1C89LrI0aFKs2uhjJL",
+	"oPI/SZnSNNVzY0Iv7KyPviIPuhL51+cggA+tz3nqeT6y/8Elh4+ZJCuefpnLWSHLUbbybTfvha4ufJ5B",
+	"jB0bUq3C/AmJU2oMzEQNMx1jhotM7e96wf2xiIVdjygGJvMCs+YgyqUb9W0Q02I5NagDPxoHmE5pv8+j",
+	"b4NwlneLp2drjKxhz1eAHZh77SYOTTcPOHFTBQw4po8Wn/NG5RxdmjYa9iBIpRN06WL5euAKsqun/Iek",
+	"N9UmDxP/QfPax3OUfRg5YAJxHEI4/Sz1vkxrBJ3PKLjaLPyrMYvud7kcoDx0A1kV/l9zDQ8CsOgnU1Al",
+	"IKiQpcpAsdXca7YA8yzMwejXbDUPyshYJWl+vYAc9s1Cf5I9UG7nEXP3sv/iNyffcjWzznrJttxrdDUX",
+	"h4tHLtoRFq4NtD071CvHzAJ0Y6InPKr3cHwG10apTerGq/FVvBp1PZLX4NaoNMltE8Vs9nz+vTnujPre",
+	"y8scGuRkpgVyiDkPemL95jHv99ECO5QTot2CMfatiMdPGVV+BTyEhtJ0qlwb5bmekzpkXp/TxIJh5WbA",
+	"32bj4I1T5k/bA3cVf0y1IcbqvGy2FjuSKGBU1YC2NmbSDOVE5a58MH1TTYB2Ka8oRo9Gt2QbvkBURIVg",
+	"qQkCsE3NTbxbprwSnVNIrcSvkN60I2JpeNvOZ+CNXjuKDWf8OpxxDtI9ii+WupS060u1zmGMpVcf6t+f",
+	"RauNY3/DQ76lVh9LGQnMgvpwXZX0CxnRhMTsI0vkeGRKucDYIAyyNAnawVDrcXt3d2//abPVbDX32s9a",
+	"rRbSSPuh3+u6p2HzNApx1kUNc7iUwWxldNu7LoQITRfY7fI2IhOy6E1if1E1E733Skgbm0EqE6a8l01I",
+	"3OybzuCJL+XmOWuZ4wnXU28SaxyZneW6FPjgJOJZd6H137FcBvAmR1W2bmpGXGCgyVcFaJVgG3Nd86JN",
+	"CSL9BPh7b5oLCFKwhuYjI7GrtnleouBhRdMJXXqoi+o7w4AJv8EMeoeoiOWIbO8fPSE9rtVOSJSWqRd8",
+	"QcmQwnkXPbVMXrhh+dal7fZl1j8XJICqjRyeiPIlOQh3h2zIWJfGpkmWX5kx73FFTiA3fcBs9/s8s89J",
+	"MFKQH86uj/GuIZMq5KMSEEBMapIzsOsNjZPAho7MC1AxLVJnIlxYopjJrfEhYq51PTzGWS/hEbllU+VV",
+	"Np8SY25yC/RvBAwN7n6++38DAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
