@@ -155,7 +155,7 @@ func TestTheCleanupJobCountsEveryTableItDeletesFrom(t *testing.T) {
 	}
 	// A week and more on, everything above has expired or lapsed: the admin's session and
 	// cleo's, with their tokens (cleo's first pair, rotated away, included), and the failed
-	// login of the name with no account.
+	// login of the name with no account, and cleo's verification link.
 	d.clock.Advance(8 * 24 * time.Hour)
 
 	jobCtx, stop := context.WithCancel(ctx)
@@ -165,6 +165,7 @@ func TestTheCleanupJobCountsEveryTableItDeletesFrom(t *testing.T) {
 	const want = `
 # HELP authly_cleanup_deleted_rows_total Rows deleted by the cleanup, by table.
 # TYPE authly_cleanup_deleted_rows_total counter
+authly_cleanup_deleted_rows_total{table="account_tokens"} 1
 authly_cleanup_deleted_rows_total{table="login_failures"} 1
 authly_cleanup_deleted_rows_total{table="sessions"} 2
 authly_cleanup_deleted_rows_total{table="tokens"} 6
